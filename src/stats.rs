@@ -1,0 +1,3 @@
+//! Counters (per worker, summed on read) and the `stats` replies.
+//!
+//! Must not do I/O.
