@@ -123,7 +123,10 @@ mod tests {
         let c = Clock::new();
         let now = c.now();
         assert_eq!(c.deadline(10), now + 10);
-        assert_eq!(c.deadline(REALTIME_MAXDELTA), now + REALTIME_MAXDELTA as u32);
+        assert_eq!(
+            c.deadline(REALTIME_MAXDELTA),
+            now + REALTIME_MAXDELTA as u32
+        );
         let abs = c.unix_now() as i64 + 100;
         assert_eq!(c.deadline(abs), now + 100);
         // an absolute time in the past is expired

@@ -57,7 +57,10 @@ impl<'a> Keys<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request<'a> {
     /// `get`/`gets` (`with_cas` for gets).
-    Get { keys: Keys<'a>, with_cas: bool },
+    Get {
+        keys: Keys<'a>,
+        with_cas: bool,
+    },
     /// `gat`/`gats <exptime> <key>*`.
     Gat {
         exptime: i64,
@@ -83,7 +86,10 @@ pub enum Request<'a> {
         key: &'a [u8],
         noreply: bool,
     },
-    Delete { key: &'a [u8], noreply: bool },
+    Delete {
+        key: &'a [u8],
+        noreply: bool,
+    },
     /// `incr`/`decr`.
     Arith {
         key: &'a [u8],
@@ -97,19 +103,34 @@ pub enum Request<'a> {
         noreply: bool,
     },
     /// `flush_all [delay] [noreply]`; delay 0 when absent.
-    FlushAll { delay: i64, noreply: bool },
+    FlushAll {
+        delay: i64,
+        noreply: bool,
+    },
     Version,
-    Verbosity { level: u32, noreply: bool },
+    Verbosity {
+        level: u32,
+        noreply: bool,
+    },
     Quit,
     /// `shutdown [graceful]`.
-    Shutdown { graceful: bool },
-    CacheMemlimit { megabytes: u64, noreply: bool },
+    Shutdown {
+        graceful: bool,
+    },
+    CacheMemlimit {
+        megabytes: u64,
+        noreply: bool,
+    },
     /// `stats [args…]`: `args` is the rest of the line, trimmed.
-    Stats { args: &'a [u8] },
+    Stats {
+        args: &'a [u8],
+    },
     /// A complete request that is wrong: answer exactly `reply` (e.g.
     /// `b"ERROR"`, `b"CLIENT_ERROR bad command line format"`), without the
     /// trailing CRLF.
-    Invalid { reply: &'static [u8] },
+    Invalid {
+        reply: &'static [u8],
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,19 +1,135 @@
 //! Listeners, workers, per-connection buffers and state, backpressure and
 //! limits (-c, -R, idle timeout).
 //!
+//! One accept thread owns the listeners and hands each accepted socket to a
+//! worker over a channel, waking it with a `mio::Waker`. Each worker owns its
+//! connections and its own `mio::Poll`: it reads, calls `protocol::parse` and
+//! `command::execute`, and writes, so a request never crosses a thread. UDP
+//! sockets are read by every worker directly. A clock thread ticks the coarse
+//! clock and the cache's expirer.
+//!
 //! Must not interpret bytes beyond calling `protocol::parse` and
 //! `command::execute`.
 
-use std::io;
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::io::AsRawFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, Sender};
+use log::{debug, error, info, trace, warn};
+use mio::event::Source;
+use mio::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use slab::Slab;
+
+use crate::clock::Clock;
+use crate::command::{self, Context, Flow, ServerControl};
 use crate::config::Config;
+use crate::protocol::{self, Limits, ParseError};
+use crate::stats::{bump, Stats, WorkerStats};
+use crate::storage::{Cache, CacheConfig};
+
+/// A reply buffer past this many bytes stops the connection from executing
+/// more requests (and a multi-get pauses) until the client reads.
+const OUT_LIMIT: usize = 256 * 1024;
+/// Each read asks the kernel for at least this much.
+const READ_CHUNK: usize = 16 * 1024;
+/// Buffers that grew past this (a large value) are given back once empty.
+const KEEP_BUF: usize = 64 * 1024;
+/// memcached's UDP reply payload per datagram.
+const UDP_PAYLOAD: usize = 1400;
+/// How long the accept thread pauses when out of file descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+const WAKER: Token = Token(usize::MAX);
+const UDP_BASE: usize = usize::MAX - 1024;
+
+/// Shards per worker thread: enough that two workers rarely meet on a lock.
+const SHARDS_PER_THREAD: usize = 16;
+
+/// State shared by every thread of one server.
+struct Shared {
+    config: Config,
+    cache: Cache,
+    clock: Arc<Clock>,
+    stats: Stats,
+    limits: Limits,
+    stopping: AtomicBool,
+    curr_conns: AtomicUsize,
+    /// fd → (peer, listener) for `stats conns`.
+    conns: Mutex<BTreeMap<i32, (String, String)>>,
+    wakers: Mutex<Vec<Arc<Waker>>>,
+    stopped: (Mutex<bool>, Condvar),
+}
+
+impl Shared {
+    fn request_stop(&self) {
+        if self.stopping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        info!("shutting down");
+        for w in self.wakers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = w.wake();
+        }
+        let (lock, cvar) = &self.stopped;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cvar.notify_all();
+    }
+}
+
+impl ServerControl for Shared {
+    fn curr_connections(&self) -> u64 {
+        self.curr_conns.load(Ordering::Relaxed) as u64
+    }
+
+    fn write_conns(&self, out: &mut Vec<u8>) {
+        let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        for (fd, (peer, listen)) in conns.iter() {
+            out.extend_from_slice(format!("STAT {}:addr {}\r\n", fd, peer).as_bytes());
+            out.extend_from_slice(format!("STAT {}:listen_addr {}\r\n", fd, listen).as_bytes());
+            out.extend_from_slice(format!("STAT {}:state conn_parse_cmd\r\n", fd).as_bytes());
+        }
+    }
+
+    fn shutdown(&self) {
+        self.request_stop();
+    }
+
+    fn set_verbosity(&self, level: u32) {
+        let filter = match level {
+            0 => log::LevelFilter::Warn,
+            1 => log::LevelFilter::Info,
+            2 => log::LevelFilter::Debug,
+            _ => log::LevelFilter::Trace,
+        };
+        log::set_max_level(filter);
+    }
+}
 
 /// A running server: its bound addresses and a way to stop it.
-#[derive(Debug)]
 pub struct ServerHandle {
     tcp: Vec<SocketAddr>,
     udp: Vec<SocketAddr>,
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    unix_path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("tcp", &self.tcp)
+            .field("udp", &self.udp)
+            .finish()
+    }
 }
 
 impl ServerHandle {
@@ -30,17 +146,909 @@ impl ServerHandle {
     /// Asks every thread to stop, finishing replies in flight; returns once
     /// they have.
     pub fn shutdown(self) {
-        todo!()
+        self.shared.request_stop();
+        self.wait();
     }
 
-    /// Blocks until the server stops (a `shutdown` command or a signal).
-    pub fn wait(self) {
-        todo!()
+    /// A closure that stops the server from another thread (signal handling).
+    pub fn stopper(&self) -> impl Fn() + Send + Sync + 'static {
+        let shared = Arc::clone(&self.shared);
+        move || shared.request_stop()
     }
+
+    /// Blocks until the server stops (a `shutdown` command, [`Self::stopper`]
+    /// or [`Self::shutdown`]), then joins its threads.
+    pub fn wait(mut self) {
+        {
+            let (lock, cvar) = &self.shared.stopped;
+            let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
+            while !*stopped {
+                stopped = cvar.wait(stopped).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Some(p) = self.unix_path.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Turns one `-l` entry into socket addresses: `ip`, `ip:port`, `[v6]:port`,
+/// `host`, `host:port`.
+fn resolve_listen(spec: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    if let Ok(ip) = spec.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    if let Ok(sa) = spec.parse::<SocketAddr>() {
+        return Ok(vec![sa]);
+    }
+    let trimmed = spec.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = trimmed.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    if let Some((host, p)) = spec.rsplit_once(':') {
+        if let Ok(p) = p.parse::<u16>() {
+            return Ok((host, p).to_socket_addrs()?.collect());
+        }
+    }
+    Ok((spec, port).to_socket_addrs()?.collect())
+}
+
+fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+    let l = std::net::TcpListener::bind(addr)?;
+    // std listens with its own backlog; listen() again sets memcached's -b.
+    // SAFETY: plain syscall on a socket we own.
+    unsafe {
+        libc::listen(l.as_raw_fd(), backlog);
+    }
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+enum Listener {
+    Tcp(TcpListener, String),
+    Unix(UnixListener, String),
 }
 
 /// Binds every listener in `config` and starts the threads.
 pub fn start(config: Config) -> io::Result<ServerHandle> {
-    let _ = config;
-    todo!()
+    let threads = config.threads.max(1);
+    let clock = Arc::new(Clock::new());
+    let shards = (threads * SHARDS_PER_THREAD).next_power_of_two();
+    let cache = Cache::new(
+        CacheConfig {
+            memory_limit: config.memory_limit,
+            evict: !config.no_evict,
+            shards,
+            item_size_max: config.item_size_max,
+        },
+        Arc::clone(&clock),
+    );
+    let overhead = if config.use_cas { 59 } else { 51 };
+    let limits = Limits {
+        max_key_plus_value: config.item_size_max.saturating_sub(overhead),
+    };
+
+    let mut listeners = Vec::new();
+    let mut tcp_addrs = Vec::new();
+    let mut udp_sockets = Vec::new();
+    let mut udp_addrs = Vec::new();
+    let mut unix_path = None;
+    if let Some(path) = &config.unix_socket {
+        if path.exists() {
+            // A stale socket from an earlier run; memcached removes it too.
+            let _ = std::fs::remove_file(path);
+        }
+        let l = std::os::unix::net::UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(config.unix_mask))?;
+        l.set_nonblocking(true)?;
+        let name = format!("unix:{}", path.display());
+        listeners.push(Listener::Unix(UnixListener::from_std(l), name));
+        unix_path = Some(path.clone());
+    } else {
+        for spec in &config.listen {
+            for addr in resolve_listen(spec, config.port)? {
+                let l = bind_tcp(addr, config.backlog)?;
+                let bound = l.local_addr()?;
+                tcp_addrs.push(bound);
+                let name = if bound.is_ipv4() {
+                    format!("tcp:{}", bound)
+                } else {
+                    format!("tcp6:{}", bound)
+                };
+                listeners.push(Listener::Tcp(TcpListener::from_std(l), name));
+                if config.udp_port != 0 {
+                    let udp_addr = SocketAddr::new(addr.ip(), config.udp_port);
+                    let u = std::net::UdpSocket::bind(udp_addr)?;
+                    u.set_nonblocking(true)?;
+                    udp_addrs.push(u.local_addr()?);
+                    udp_sockets.push(u);
+                }
+            }
+        }
+    }
+    if listeners.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no address to listen on",
+        ));
+    }
+
+    let shared = Arc::new(Shared {
+        stats: Stats::new(threads),
+        config,
+        cache,
+        clock,
+        limits,
+        stopping: AtomicBool::new(false),
+        curr_conns: AtomicUsize::new(0),
+        conns: Mutex::new(BTreeMap::new()),
+        wakers: Mutex::new(Vec::new()),
+        stopped: (Mutex::new(false), Condvar::new()),
+    });
+
+    let mut handles = Vec::new();
+    let mut worker_txs = Vec::new();
+    for id in 0..threads {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut udp = Vec::new();
+        for (i, u) in udp_sockets.iter().enumerate() {
+            let mut s = UdpSocket::from_std(u.try_clone()?);
+            poll.registry()
+                .register(&mut s, Token(UDP_BASE + i), Interest::READABLE)?;
+            udp.push(s);
+        }
+        shared
+            .wakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::clone(&waker));
+        worker_txs.push((tx, waker));
+        let worker = Worker {
+            id,
+            poll,
+            rx,
+            shared: Arc::clone(&shared),
+            conns: Slab::new(),
+            ready: Vec::new(),
+            udp,
+        };
+        handles.push(
+            thread::Builder::new()
+                .name(format!("worker-{}", id))
+                .spawn(move || worker.run())?,
+        );
+    }
+
+    let accept_poll = Poll::new()?;
+    let accept_waker = Arc::new(Waker::new(accept_poll.registry(), WAKER)?);
+    shared
+        .wakers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(accept_waker);
+    for (i, l) in listeners.iter_mut().enumerate() {
+        match l {
+            Listener::Tcp(l, _) => {
+                accept_poll
+                    .registry()
+                    .register(l, Token(i), Interest::READABLE)?
+            }
+            Listener::Unix(l, _) => {
+                accept_poll
+                    .registry()
+                    .register(l, Token(i), Interest::READABLE)?
+            }
+        }
+    }
+    let acceptor = Acceptor {
+        poll: accept_poll,
+        listeners,
+        workers: worker_txs,
+        next: 0,
+        shared: Arc::clone(&shared),
+    };
+    handles.push(
+        thread::Builder::new()
+            .name("accept".into())
+            .spawn(move || acceptor.run())?,
+    );
+
+    let clock_shared = Arc::clone(&shared);
+    handles.push(
+        thread::Builder::new()
+            .name("clock".into())
+            .spawn(move || clock_loop(clock_shared))?,
+    );
+
+    info!(
+        "listening on {:?}{}",
+        tcp_addrs,
+        unix_path
+            .as_ref()
+            .map(|p| format!(" unix:{}", p.display()))
+            .unwrap_or_default()
+    );
+    Ok(ServerHandle {
+        tcp: tcp_addrs,
+        udp: udp_addrs,
+        shared,
+        threads: handles,
+        unix_path,
+    })
+}
+
+/// Ticks the coarse clock and lets the expirer sweep a slice of the cache,
+/// ten times a second.
+fn clock_loop(shared: Arc<Shared>) {
+    while !shared.stopping.load(Ordering::Relaxed) {
+        {
+            let (lock, cvar) = &shared.stopped;
+            let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+            if *guard {
+                break;
+            }
+            let _ = cvar.wait_timeout(guard, Duration::from_millis(100));
+        }
+        shared.clock.tick();
+        if catch_unwind(AssertUnwindSafe(|| shared.cache.tick())).is_err() {
+            error!("expirer panicked; it will retry on the next tick");
+        }
+    }
+}
+
+/// A connected client socket.
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn fd(&self) -> i32 {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+impl Source for Stream {
+    fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.register(r, t, i),
+            Stream::Unix(s) => s.register(r, t, i),
+        }
+    }
+
+    fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.reregister(r, t, i),
+            Stream::Unix(s) => s.reregister(r, t, i),
+        }
+    }
+
+    fn deregister(&mut self, r: &Registry) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.deregister(r),
+            Stream::Unix(s) => s.deregister(r),
+        }
+    }
+}
+
+struct Acceptor {
+    poll: Poll,
+    listeners: Vec<Listener>,
+    workers: Vec<(Sender<Stream>, Arc<Waker>)>,
+    next: usize,
+    shared: Arc<Shared>,
+}
+
+impl Acceptor {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(64);
+        // Listeners to retry after running out of file descriptors: mio is
+        // edge-triggered, so a backlog left behind raises no new event.
+        let mut retry = false;
+        loop {
+            let timeout = if retry { Some(ACCEPT_BACKOFF) } else { None };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    error!("accept poll failed: {}", e);
+                }
+                continue;
+            }
+            if self.shared.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let mut ready: Vec<usize> = events
+                .iter()
+                .map(|e| e.token().0)
+                .filter(|&t| t < self.listeners.len())
+                .collect();
+            if retry {
+                ready = (0..self.listeners.len()).collect();
+                retry = false;
+            }
+            for i in ready {
+                if !self.accept_all(i) {
+                    retry = true;
+                }
+            }
+        }
+    }
+
+    /// Accepts until the backlog is empty; false when it had to stop early
+    /// (out of descriptors) and should be retried after a pause.
+    fn accept_all(&mut self, i: usize) -> bool {
+        loop {
+            let accepted = match &self.listeners[i] {
+                Listener::Tcp(l, name) => l.accept().map(|(s, peer)| {
+                    let _ = s.set_nodelay(true);
+                    let peer = if peer.is_ipv4() {
+                        format!("tcp:{}", peer)
+                    } else {
+                        format!("tcp6:{}", peer)
+                    };
+                    (Stream::Tcp(s), peer, name.clone())
+                }),
+                Listener::Unix(l, name) => l
+                    .accept()
+                    .map(|(s, _)| (Stream::Unix(s), name.clone(), name.clone())),
+            };
+            match accepted {
+                Ok((stream, peer, listen)) => self.hand_over(stream, peer, listen),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => match e.raw_os_error() {
+                    Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS)
+                    | Some(libc::ENOMEM) => {
+                        warn!("accept: {}; pausing new connections briefly", e);
+                        return false;
+                    }
+                    _ => {
+                        debug!("accept: {}", e);
+                        continue;
+                    }
+                },
+            }
+        }
+    }
+
+    fn hand_over(&mut self, mut stream: Stream, peer: String, listen: String) {
+        let stats = &self.shared.stats.acceptor;
+        let max = self.shared.config.max_connections;
+        if self.shared.curr_conns.load(Ordering::SeqCst) >= max {
+            // memcached's answer when over -c: a last word, then close.
+            let _ = stream.write(b"ERROR Too many open connections\r\n");
+            bump(&stats.rejected_connections, 1);
+            debug!("rejected {}: too many open connections", peer);
+            return;
+        }
+        self.shared.curr_conns.fetch_add(1, Ordering::SeqCst);
+        bump(&stats.total_connections, 1);
+        self.shared
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(stream.fd(), (peer.clone(), listen));
+        trace!("new connection {} from {}", stream.fd(), peer);
+        let n = self.workers.len();
+        let (tx, waker) = &self.workers[self.next % n];
+        self.next = self.next.wrapping_add(1);
+        if tx.send(stream).is_ok() {
+            let _ = waker.wake();
+        }
+    }
+}
+
+/// One client connection, owned by one worker.
+struct Conn {
+    stream: Stream,
+    fd: i32,
+    /// Bytes received; `rbuf[rpos..rend]` is not yet parsed.
+    rbuf: Vec<u8>,
+    rpos: usize,
+    rend: usize,
+    /// Replies; `wbuf[wpos..]` is not yet written.
+    wbuf: Vec<u8>,
+    wpos: usize,
+    /// Bytes of a too-large value still to throw away.
+    swallow: usize,
+    /// Keys already answered of the multi-get at `rbuf[rpos..]`.
+    resume: usize,
+    /// The socket may have unread bytes (edge-triggered readiness).
+    readable: bool,
+    /// Close once the replies are written.
+    closing: bool,
+    /// In the worker's ready list (yielded with work left).
+    queued: bool,
+    last_active: u32,
+}
+
+enum Status {
+    Keep,
+    Yield,
+    Close,
+}
+
+enum Progress {
+    /// Requests were executed; replies may be waiting.
+    Some,
+    NeedInput,
+    Budget,
+    Close,
+}
+
+struct Worker {
+    id: usize,
+    poll: Poll,
+    rx: Receiver<Stream>,
+    shared: Arc<Shared>,
+    conns: Slab<Conn>,
+    ready: Vec<usize>,
+    udp: Vec<UdpSocket>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(256);
+        let mut last_idle_check = Instant::now();
+        loop {
+            let timeout = if self.ready.is_empty() {
+                Duration::from_secs(1)
+            } else {
+                Duration::ZERO
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    error!("worker {} poll failed: {}", self.id, e);
+                }
+                continue;
+            }
+            if self.shared.stopping.load(Ordering::SeqCst) {
+                self.close_all();
+                return;
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKER => self.take_new_conns(),
+                    Token(t) if t >= UDP_BASE => self.serve_udp(t - UDP_BASE),
+                    Token(k) => {
+                        if let Some(c) = self.conns.get_mut(k) {
+                            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                                c.readable = true;
+                            }
+                        }
+                        self.run_conn(k);
+                    }
+                }
+            }
+            let ready = std::mem::take(&mut self.ready);
+            for k in ready {
+                if let Some(c) = self.conns.get_mut(k) {
+                    c.queued = false;
+                    self.run_conn(k);
+                }
+            }
+            if self.shared.config.idle_timeout > 0
+                && last_idle_check.elapsed() >= Duration::from_secs(1)
+            {
+                last_idle_check = Instant::now();
+                self.close_idle();
+            }
+        }
+    }
+
+    fn take_new_conns(&mut self) {
+        while let Ok(stream) = self.rx.try_recv() {
+            let fd = stream.fd();
+            let entry = self.conns.vacant_entry();
+            let key = entry.key();
+            let mut conn = Conn {
+                stream,
+                fd,
+                rbuf: Vec::new(),
+                rpos: 0,
+                rend: 0,
+                wbuf: Vec::new(),
+                wpos: 0,
+                swallow: 0,
+                resume: 0,
+                readable: true,
+                closing: false,
+                queued: false,
+                last_active: self.shared.clock.now(),
+            };
+            if let Err(e) = self.poll.registry().register(
+                &mut conn.stream,
+                Token(key),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                warn!("cannot register connection: {}", e);
+                self.forget(fd);
+                continue;
+            }
+            entry.insert(conn);
+            // Data may have arrived before registration.
+            self.run_conn(key);
+        }
+    }
+
+    fn forget(&self, fd: i32) {
+        self.shared
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&fd);
+        self.shared.curr_conns.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn close(&mut self, key: usize) {
+        if self.conns.contains(key) {
+            let mut c = self.conns.remove(key);
+            let _ = c.stream.deregister(self.poll.registry());
+            trace!("connection {} closed", c.fd);
+            self.forget(c.fd);
+        }
+    }
+
+    fn close_all(&mut self) {
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            if let Some(c) = self.conns.get_mut(k) {
+                // Finish replies in flight, best effort, without blocking.
+                let _ = flush(c, self.shared.stats.worker(self.id));
+            }
+            self.close(k);
+        }
+    }
+
+    fn close_idle(&mut self) {
+        let now = self.shared.clock.now();
+        let limit = self.shared.config.idle_timeout;
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| u64::from(now.saturating_sub(c.last_active)) > limit)
+            .map(|(k, _)| k)
+            .collect();
+        for k in idle {
+            debug!("closing idle connection");
+            self.close(k);
+        }
+    }
+
+    fn run_conn(&mut self, key: usize) {
+        let shared = &*self.shared;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let worker = shared.stats.worker(self.id);
+        let ctx = Context {
+            config: &shared.config,
+            cache: &shared.cache,
+            clock: &shared.clock,
+            stats: &shared.stats,
+            worker,
+            server: shared,
+        };
+        let status = match catch_unwind(AssertUnwindSafe(|| drive(conn, &ctx, &shared.limits))) {
+            Ok(s) => s,
+            Err(_) => {
+                error!("panic while serving connection {}; closing it", conn.fd);
+                bump(&worker.worker_panics, 1);
+                Status::Close
+            }
+        };
+        match status {
+            Status::Keep => {}
+            Status::Yield => {
+                bump(&worker.conn_yields, 1);
+                if !conn.queued {
+                    conn.queued = true;
+                    self.ready.push(key);
+                }
+            }
+            Status::Close => self.close(key),
+        }
+    }
+
+    fn serve_udp(&mut self, i: usize) {
+        let shared = &*self.shared;
+        let worker = shared.stats.worker(self.id);
+        let ctx = Context {
+            config: &shared.config,
+            cache: &shared.cache,
+            clock: &shared.clock,
+            stats: &shared.stats,
+            worker,
+            server: shared,
+        };
+        let mut buf = vec![0u8; 65536];
+        let mut out = Vec::new();
+        loop {
+            let (n, peer) = match self.udp[i].recv_from(&mut buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    debug!("udp recv: {}", e);
+                    return;
+                }
+            };
+            if n < 8 {
+                continue;
+            }
+            bump(&worker.bytes_read, n as u64);
+            let (hdr, payload) = buf[..n].split_at(8);
+            let req_id = [hdr[0], hdr[1]];
+            out.clear();
+            if hdr[4] != 0 || hdr[5] != 1 {
+                out.extend_from_slice(b"SERVER_ERROR multi-packet request not supported\r\n");
+            } else {
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    udp_execute(&ctx, payload, &shared.limits, &mut out)
+                }));
+                if r.is_err() {
+                    error!("panic while serving a UDP request");
+                    bump(&worker.worker_panics, 1);
+                    continue;
+                }
+            }
+            if out.is_empty() {
+                continue;
+            }
+            let total = out.len().div_ceil(UDP_PAYLOAD);
+            if total > u16::MAX as usize {
+                continue;
+            }
+            let mut dgram = Vec::with_capacity(UDP_PAYLOAD + 8);
+            for (seq, chunk) in out.chunks(UDP_PAYLOAD).enumerate() {
+                dgram.clear();
+                dgram.extend_from_slice(&req_id);
+                dgram.extend_from_slice(&(seq as u16).to_be_bytes());
+                dgram.extend_from_slice(&(total as u16).to_be_bytes());
+                dgram.extend_from_slice(&[0, 0]);
+                dgram.extend_from_slice(chunk);
+                match self.udp[i].send_to(&dgram, peer) {
+                    Ok(w) => bump(&worker.bytes_written, w as u64),
+                    Err(e) => {
+                        debug!("udp send: {}", e);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs every whole request of one datagram.
+fn udp_execute(ctx: &Context<'_>, mut payload: &[u8], limits: &Limits, out: &mut Vec<u8>) {
+    while !payload.is_empty() {
+        match protocol::parse(payload, limits) {
+            Ok((req, consumed)) => {
+                let mut resume = 0;
+                while let Flow::Paused(i) = command::execute(ctx, &req, resume, out, usize::MAX) {
+                    resume = i;
+                }
+                payload = &payload[consumed.min(payload.len())..];
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Writes pending replies until done or the socket is full. Err on a dead
+/// socket.
+fn flush(c: &mut Conn, stats: &WorkerStats) -> io::Result<()> {
+    while c.wpos < c.wbuf.len() {
+        match c.stream.write(&c.wbuf[c.wpos..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                c.wpos += n;
+                bump(&stats.bytes_written, n as u64);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    c.wbuf.clear();
+    c.wpos = 0;
+    if c.wbuf.capacity() > KEEP_BUF {
+        c.wbuf = Vec::new();
+    }
+    Ok(())
+}
+
+/// Serves one connection as far as it can go without blocking: write what is
+/// pending, execute what is buffered (up to -R requests), read more.
+fn drive(c: &mut Conn, ctx: &Context<'_>, limits: &Limits) -> Status {
+    let mut budget = ctx.config.reqs_per_event.max(1);
+    loop {
+        if flush(c, ctx.worker).is_err() {
+            return Status::Close;
+        }
+        let pending = c.wbuf.len() - c.wpos;
+        if c.closing {
+            return if pending == 0 {
+                Status::Close
+            } else {
+                Status::Keep
+            };
+        }
+        if pending >= OUT_LIMIT {
+            // Backpressure: nothing more is executed (or read) until the
+            // client takes its replies; a writable event resumes us.
+            return Status::Keep;
+        }
+        match process(c, ctx, limits, &mut budget) {
+            Progress::Some => continue,
+            Progress::Budget => return Status::Yield,
+            Progress::Close => {
+                c.closing = true;
+                continue;
+            }
+            Progress::NeedInput => {}
+        }
+        if !c.readable {
+            release_idle_buffer(c);
+            return Status::Keep;
+        }
+        match read_more(c, ctx) {
+            Ok(0) => return Status::Close,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                c.readable = false;
+                release_idle_buffer(c);
+                return Status::Keep;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Status::Close,
+        }
+    }
+}
+
+fn release_idle_buffer(c: &mut Conn) {
+    if c.rpos == c.rend && c.rbuf.len() > KEEP_BUF {
+        c.rbuf = Vec::new();
+        c.rpos = 0;
+        c.rend = 0;
+    }
+}
+
+fn read_more(c: &mut Conn, ctx: &Context<'_>) -> io::Result<usize> {
+    if c.rpos > 0 {
+        c.rbuf.copy_within(c.rpos..c.rend, 0);
+        c.rend -= c.rpos;
+        c.rpos = 0;
+    }
+    if c.rbuf.len() - c.rend < READ_CHUNK {
+        let want = (c.rend + READ_CHUNK).max(c.rbuf.len() * 2);
+        c.rbuf.resize(want, 0);
+    }
+    let n = c.stream.read(&mut c.rbuf[c.rend..])?;
+    c.rend += n;
+    if n > 0 {
+        bump(&ctx.worker.bytes_read, n as u64);
+        c.last_active = ctx.clock.now();
+    }
+    Ok(n)
+}
+
+/// Parses and executes buffered requests.
+fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize) -> Progress {
+    let mut did = false;
+    loop {
+        if c.swallow > 0 {
+            let n = c.swallow.min(c.rend - c.rpos);
+            c.rpos += n;
+            c.swallow -= n;
+            if c.swallow > 0 {
+                return if did {
+                    Progress::Some
+                } else {
+                    Progress::NeedInput
+                };
+            }
+        }
+        if c.rpos == c.rend {
+            return if did {
+                Progress::Some
+            } else {
+                Progress::NeedInput
+            };
+        }
+        if c.wbuf.len() - c.wpos >= OUT_LIMIT {
+            return Progress::Some;
+        }
+        if *budget == 0 {
+            return Progress::Budget;
+        }
+        let input = &c.rbuf[c.rpos..c.rend];
+        let (req, consumed) = match protocol::parse(input, limits) {
+            Ok(r) => r,
+            Err(ParseError::Incomplete) => {
+                return if did {
+                    Progress::Some
+                } else {
+                    Progress::NeedInput
+                };
+            }
+            Err(ParseError::LineTooLong) => {
+                debug!("connection {}: command line too long, closing", c.fd);
+                return Progress::Close;
+            }
+        };
+        *budget -= 1;
+        did = true;
+        if log::log_enabled!(log::Level::Debug) {
+            let line_end = input
+                .iter()
+                .position(|&b| b == b'\n')
+                .unwrap_or(input.len());
+            debug!(
+                "<{} {}",
+                c.fd,
+                String::from_utf8_lossy(&input[..line_end]).trim_end()
+            );
+        }
+        let flow = command::execute(ctx, &req, c.resume, &mut c.wbuf, OUT_LIMIT);
+        match flow {
+            Flow::Paused(i) => {
+                c.resume = i;
+                return Progress::Some;
+            }
+            Flow::Done | Flow::Close => {
+                c.resume = 0;
+                let avail = c.rend - c.rpos;
+                if consumed > avail {
+                    c.swallow = consumed - avail;
+                    c.rpos = c.rend;
+                } else {
+                    c.rpos += consumed;
+                }
+                if flow == Flow::Close {
+                    return Progress::Close;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_specs_resolve() {
+        let v4 = resolve_listen("127.0.0.1", 11211).unwrap();
+        assert_eq!(v4, vec!["127.0.0.1:11211".parse().unwrap()]);
+        let v4p = resolve_listen("127.0.0.1:5000", 11211).unwrap();
+        assert_eq!(v4p, vec!["127.0.0.1:5000".parse().unwrap()]);
+        let v6 = resolve_listen("::1", 11211).unwrap();
+        assert_eq!(v6, vec!["[::1]:11211".parse().unwrap()]);
+        let v6p = resolve_listen("[::1]:6000", 11211).unwrap();
+        assert_eq!(v6p, vec!["[::1]:6000".parse().unwrap()]);
+        let host = resolve_listen("localhost", 7000).unwrap();
+        assert!(host.iter().all(|a| a.port() == 7000) && !host.is_empty());
+    }
 }
