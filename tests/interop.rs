@@ -1,0 +1,1012 @@
+//! Interop: the clients and tools operators already use, pointed at ferrocache.
+//!
+//! Every check runs twice: once against the built `ferrocache` binary and once
+//! against Debian's real `memcached` started with the same flags. The
+//! memcached run proves the tool invocation and the expectations are right;
+//! the ferrocache run proves we are indistinguishable. A few extra tests start
+//! memcached with a deviating flag and show the checks notice.
+//!
+//! Tools come from Debian packages (`memcached`, `libmemcached-tools`,
+//! `python3-pymemcache`). Where one is missing the test prints a loud
+//! `SKIPPED` line and passes, unless `CI` is set: then it fails, because CI
+//! must run them all.
+//!
+//! Run only the memcached half with `cargo test --release --test interop against_memcached`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const MEMCACHED: &str = "/usr/bin/memcached";
+const MEMCACHED_TOOL: &str = "/usr/share/memcached/scripts/memcached-tool";
+const PERL: &str = "/usr/bin/perl";
+/// Debian's python: the one with pymemcache. A `python3` earlier on PATH may
+/// be another installation without it.
+const PYTHON: &str = "/usr/bin/python3";
+const PYMEMCACHE_SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/interop/pymemcache_roundtrip.py"
+);
+
+/// The flags every server here gets; the expectations below follow from them.
+const COMMON_FLAGS: [&str; 8] = ["-U", "0", "-t", "2", "-m", "64", "-l", "127.0.0.1"];
+const MAXBYTES: u64 = 64 * 1024 * 1024;
+const STARTUP: Duration = Duration::from_secs(5);
+const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
+
+// ---------------------------------------------------------------------------
+// Which server, and which tools are here
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    Ferrocache,
+    Memcached,
+}
+
+impl Target {
+    fn program(self) -> &'static str {
+        match self {
+            Target::Ferrocache => env!("CARGO_BIN_EXE_ferrocache"),
+            Target::Memcached => MEMCACHED,
+        }
+    }
+
+    /// False (after saying so) when the reference server is not installed.
+    fn available(self) -> bool {
+        match self {
+            Target::Ferrocache => true,
+            Target::Memcached => require("memcached", Path::new(MEMCACHED).exists(), "memcached"),
+        }
+    }
+}
+
+/// Whether a test may go on. A missing tool skips loudly, or fails under CI.
+fn require(tool: &str, present: bool, package: &str) -> bool {
+    if present {
+        return true;
+    }
+    let msg = format!("{tool} not installed (apt-get install {package})");
+    if std::env::var_os("CI").is_some() {
+        panic!("{msg}; CI is set, so interop tests must not be skipped");
+    }
+    // Straight to the process's stderr: the test harness captures `eprintln!`
+    // of passing tests, and a skip must be seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED: {msg} ***\n*** the interop test for {tool} did not run ***\n"
+    );
+    false
+}
+
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
+        .unwrap_or(false)
+}
+
+fn have_libmemcached_tool(name: &str) -> bool {
+    require(name, on_path(name), "libmemcached-tools")
+}
+
+fn have_pymemcache() -> bool {
+    let present = Path::new(PYTHON).exists()
+        && Command::new(PYTHON)
+            .args(["-c", "import pymemcache"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+    require("pymemcache", present, "python3-pymemcache")
+}
+
+fn have_memcached_tool() -> bool {
+    let present = Path::new(MEMCACHED_TOOL).exists() && Path::new(PERL).exists();
+    require("memcached-tool", present, "memcached")
+}
+
+// ---------------------------------------------------------------------------
+// Servers
+// ---------------------------------------------------------------------------
+
+/// A port nobody was listening on a moment ago, never handed out twice by
+/// this process (tests run in parallel).
+fn free_port() -> u16 {
+    static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind 127.0.0.1:0")
+            .port();
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
+}
+
+/// Collects a child's output on a thread so the child never blocks on a full pipe.
+fn drain(mut from: impl Read + Send + 'static) -> (Arc<Mutex<Vec<u8>>>, thread::JoinHandle<()>) {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&buf);
+    let handle = thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match from.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => sink
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&chunk[..n]),
+            }
+        }
+    });
+    (buf, handle)
+}
+
+fn snapshot(buf: &Arc<Mutex<Vec<u8>>>) -> String {
+    String::from_utf8_lossy(&buf.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+}
+
+/// A spawned server process; killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    target: Target,
+}
+
+impl Server {
+    fn start(target: Target) -> Server {
+        Server::start_with(target, &[])
+    }
+
+    /// Spawns `target` with `-u root -p PORT` + COMMON_FLAGS + `extra` and
+    /// waits (bounded) until it accepts TCP connections. A server that exits
+    /// first, for instance because another process took the port, is retried
+    /// on a new port.
+    fn start_with(target: Target, extra: &[&str]) -> Server {
+        let mut failures = Vec::new();
+        for _attempt in 0..3 {
+            let port = free_port();
+            let port_arg = port.to_string();
+            // -u is needed when running as root, like memcached; it is ignored otherwise.
+            let mut args = vec!["-u", "root", "-p", port_arg.as_str()];
+            args.extend_from_slice(&COMMON_FLAGS);
+            args.extend_from_slice(extra);
+            let mut child = Command::new(target.program())
+                .args(&args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn {} {args:?}: {e}", target.program()));
+            let (stderr, reader) = drain(child.stderr.take().expect("piped stderr"));
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let deadline = Instant::now() + STARTUP;
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let _ = reader.join(); // all of stderr, up to EOF
+                    failures.push(format!(
+                        "{} {args:?} exited with {status} before accepting connections; stderr:\n{}",
+                        target.program(),
+                        snapshot(&stderr)
+                    ));
+                    break;
+                }
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                    return Server {
+                        child,
+                        port,
+                        target,
+                    };
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let _ = reader.join();
+                    panic!(
+                        "{} {args:?} did not accept connections within {STARTUP:?}; stderr:\n{}",
+                        target.program(),
+                        snapshot(&stderr)
+                    );
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!(
+            "could not start {target:?} in 3 attempts:\n{}",
+            failures.join("\n")
+        );
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Several servers as a libmemcached `--servers=` list.
+fn server_list(servers: &[Server]) -> String {
+    servers
+        .iter()
+        .map(Server::addr)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+// ---------------------------------------------------------------------------
+// A minimal text-protocol client, to set up and inspect state without the
+// tool under test.
+// ---------------------------------------------------------------------------
+
+struct Raw {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Raw {
+    fn connect(server: &Server) -> Raw {
+        let stream = TcpStream::connect(server.addr())
+            .unwrap_or_else(|e| panic!("connect {:?} at {}: {e}", server.target, server.addr()));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        let writer = stream.try_clone().expect("clone stream");
+        Raw {
+            reader: BufReader::new(stream),
+            writer,
+        }
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("read reply line");
+        line
+    }
+
+    fn set(&mut self, key: &str, flags: u32, value: &[u8]) {
+        let mut req = format!("set {key} {flags} 0 {}\r\n", value.len()).into_bytes();
+        req.extend_from_slice(value);
+        req.extend_from_slice(b"\r\n");
+        self.writer.write_all(&req).expect("send set");
+        assert_eq!(self.line(), "STORED\r\n", "set {key}");
+    }
+
+    /// `Some((flags, value))` or `None` on a miss.
+    fn get(&mut self, key: &str) -> Option<(u32, Vec<u8>)> {
+        self.writer
+            .write_all(format!("get {key}\r\n").as_bytes())
+            .expect("send get");
+        let header = self.line();
+        if header == "END\r\n" {
+            return None;
+        }
+        let parts: Vec<&str> = header.split_whitespace().collect();
+        assert!(
+            parts.len() == 4 && parts[0] == "VALUE" && parts[1] == key,
+            "get {key}: unexpected header {header:?}"
+        );
+        let flags = parts[2].parse().expect("flags");
+        let len: usize = parts[3].parse().expect("length");
+        let mut data = vec![0u8; len + 2];
+        self.reader.read_exact(&mut data).expect("read value");
+        assert_eq!(&data[len..], b"\r\n", "value terminator");
+        data.truncate(len);
+        assert_eq!(self.line(), "END\r\n", "get {key}: end marker");
+        Some((flags, data))
+    }
+
+    fn version(&mut self) -> String {
+        self.writer.write_all(b"version\r\n").expect("send version");
+        let line = self.line();
+        line.strip_prefix("VERSION ")
+            .unwrap_or_else(|| panic!("version reply {line:?}"))
+            .trim_end()
+            .to_string()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Running tools
+// ---------------------------------------------------------------------------
+
+struct Run {
+    what: String,
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl Run {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    /// Everything the tool said, for failure messages.
+    fn transcript(&self) -> String {
+        format!(
+            "$ {}\nexit: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.what,
+            self.status,
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    fn assert_success(&self) -> &Run {
+        assert!(self.status.success(), "tool failed:\n{}", self.transcript());
+        self
+    }
+}
+
+/// Runs a tool with no stdin and a clean libmemcached environment, killing it
+/// after TOOL_TIMEOUT.
+fn run(program: &str, args: &[String]) -> Run {
+    let what = format!("{program} {}", args.join(" "));
+    let mut child = Command::new(program)
+        .args(args)
+        .env_remove("MEMCACHED_SERVERS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    let (stdout, out_reader) = drain(child.stdout.take().expect("piped stdout"));
+    let (stderr, err_reader) = drain(child.stderr.take().expect("piped stderr"));
+    let deadline = Instant::now() + TOOL_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{what} did not finish within {TOOL_TIMEOUT:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    snapshot(&stdout),
+                    snapshot(&stderr)
+                );
+            }
+            Ok(None) => thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("wait for {what}: {e}"),
+        }
+    };
+    let _ = out_reader.join();
+    let _ = err_reader.join();
+    let take = |buf: Arc<Mutex<Vec<u8>>>| {
+        std::mem::take(&mut *buf.lock().unwrap_or_else(|e| e.into_inner()))
+    };
+    Run {
+        what,
+        status,
+        stdout: take(stdout),
+        stderr: take(stderr),
+    }
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// A scratch directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ferrocache-interop-{tag}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Deterministic bytes that exercise binary safety: every byte value, and the
+/// protocol's own terminators inside the data.
+fn payload(len: usize, seed: u8) -> Vec<u8> {
+    let mut v: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect();
+    let marker = b"\r\nEND\r\nVALUE x 0 1\r\n\0";
+    if len > 2 * marker.len() {
+        v[len / 2..len / 2 + marker.len()].copy_from_slice(marker);
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------
+// memccapable -a
+// ---------------------------------------------------------------------------
+
+/// What memccapable said: `[pass]`, `[skip]` and `[FAIL]` markers (failure
+/// details go to stderr, so both streams are counted) and its summary line.
+#[derive(Debug)]
+struct CapableReport {
+    passed: usize,
+    skipped: usize,
+    failed: usize,
+    all_passed_line: bool,
+    failed_summary: Option<String>,
+}
+
+fn parse_memccapable(run: &Run) -> CapableReport {
+    let all = format!("{}\n{}", run.stdout(), run.stderr());
+    CapableReport {
+        passed: all.matches("[pass]").count(),
+        skipped: all.matches("[skip]").count(),
+        failed: all.matches("[FAIL]").count(),
+        all_passed_line: all.lines().any(|l| l.trim() == "All tests passed"),
+        failed_summary: all
+            .lines()
+            .find(|l| l.contains(" tests failed"))
+            .map(|l| l.trim().to_string()),
+    }
+}
+
+fn run_memccapable(server: &Server) -> Run {
+    let port = server.port.to_string();
+    // -a: ASCII protocol only; -t 5: per-operation timeout, so a hang fails.
+    run(
+        "memccapable",
+        &args(&["-h", "127.0.0.1", "-p", &port, "-a", "-t", "5"]),
+    )
+}
+
+fn check_memccapable(target: Target) {
+    if !target.available() || !have_libmemcached_tool("memccapable") {
+        return;
+    }
+    let server = Server::start(target);
+    let run = run_memccapable(&server);
+    let report = parse_memccapable(&run);
+    let _ = writeln!(
+        std::io::stderr(),
+        "memccapable -a against {target:?}: {report:?}"
+    );
+    if report.skipped > 0 {
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: memccapable skipped {} test(s) itself",
+            report.skipped
+        );
+    }
+    assert_eq!(
+        report.failed,
+        0,
+        "memccapable reported failures:\n{}",
+        run.transcript()
+    );
+    assert_eq!(
+        report.failed_summary,
+        None,
+        "memccapable summary:\n{}",
+        run.transcript()
+    );
+    assert!(
+        report.all_passed_line,
+        "no 'All tests passed':\n{}",
+        run.transcript()
+    );
+    assert!(
+        report.passed > 0,
+        "no test passed at all:\n{}",
+        run.transcript()
+    );
+    run.assert_success();
+}
+
+// ---------------------------------------------------------------------------
+// pymemcache
+// ---------------------------------------------------------------------------
+
+fn run_pymemcache_script(servers: &[Server]) -> Run {
+    let mut argv = vec![PYMEMCACHE_SCRIPT.to_string()];
+    argv.extend(servers.iter().map(Server::addr));
+    run(PYTHON, &argv)
+}
+
+fn check_pymemcache(target: Target) {
+    if !target.available() || !have_pymemcache() {
+        return;
+    }
+    let servers = [
+        Server::start(target),
+        Server::start(target),
+        Server::start(target),
+    ];
+    let run = run_pymemcache_script(&servers);
+    run.assert_success();
+    assert!(
+        run.stdout().contains("all pymemcache checks passed"),
+        "script did not finish:\n{}",
+        run.transcript()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// memcstat, memccp / memccat / memcrm
+// ---------------------------------------------------------------------------
+
+/// One `Server:` section of memcstat's output: the server and its stats.
+type StatSection = (String, BTreeMap<String, String>);
+
+/// memcstat's output: per server (`Server: HOST (PORT)`), its `name: value` lines.
+fn parse_memcstat(out: &str) -> Vec<StatSection> {
+    let mut sections: Vec<StatSection> = Vec::new();
+    for line in out.lines() {
+        if let Some(server) = line.strip_prefix("Server: ") {
+            sections.push((server.trim().to_string(), BTreeMap::new()));
+        } else if let (Some((name, value)), Some(last)) =
+            (line.split_once(": "), sections.last_mut())
+        {
+            last.1
+                .insert(name.trim().to_string(), value.trim().to_string());
+        }
+    }
+    sections
+}
+
+fn memcstat(servers: &str) -> (Run, Vec<StatSection>) {
+    let run = run("memcstat", &[format!("--servers={servers}")]);
+    run.assert_success();
+    let parsed = parse_memcstat(&run.stdout());
+    (run, parsed)
+}
+
+/// Stats every memcached reports and tools read.
+const GENERAL_STATS: [&str; 16] = [
+    "pid",
+    "uptime",
+    "time",
+    "version",
+    "curr_connections",
+    "total_connections",
+    "cmd_get",
+    "cmd_set",
+    "get_hits",
+    "get_misses",
+    "curr_items",
+    "total_items",
+    "bytes",
+    "limit_maxbytes",
+    "threads",
+    "evictions",
+];
+
+/// Puts the server in a known state: 5 items, 2 hits, 1 miss. Returns its version.
+fn known_state(server: &Server) -> String {
+    let mut raw = Raw::connect(server);
+    for i in 0..5 {
+        raw.set(&format!("stat:{i}"), 0, format!("value {i}").as_bytes());
+    }
+    assert!(raw.get("stat:0").is_some());
+    assert!(raw.get("stat:4").is_some());
+    assert!(raw.get("stat:none").is_none());
+    raw.version()
+}
+
+fn assert_known_stats(stats: &BTreeMap<String, String>, version: &str, transcript: &str) {
+    for name in GENERAL_STATS {
+        assert!(
+            stats.contains_key(name),
+            "stat {name} missing:\n{transcript}"
+        );
+    }
+    let expect = [
+        ("curr_items", "5".to_string()),
+        ("total_items", "5".to_string()),
+        ("cmd_set", "5".to_string()),
+        ("get_hits", "2".to_string()),
+        ("get_misses", "1".to_string()),
+        ("limit_maxbytes", MAXBYTES.to_string()),
+        ("threads", "2".to_string()),
+        ("version", version.to_string()),
+    ];
+    for (name, want) in expect {
+        assert_eq!(stats.get(name), Some(&want), "stat {name}:\n{transcript}");
+    }
+}
+
+fn check_memcstat(target: Target) {
+    if !target.available() || !have_libmemcached_tool("memcstat") {
+        return;
+    }
+    let server = Server::start(target);
+    let version = known_state(&server);
+    let (run, sections) = memcstat(&server.addr());
+    let transcript = run.transcript();
+    assert_eq!(sections.len(), 1, "one server section:\n{transcript}");
+    assert_eq!(
+        sections[0].0,
+        format!("127.0.0.1 ({})", server.port),
+        "server header:\n{transcript}"
+    );
+    assert_known_stats(&sections[0].1, &version, &transcript);
+}
+
+fn check_memccp_memccat_memcrm(target: Target) {
+    if !target.available()
+        || !have_libmemcached_tool("memccp")
+        || !have_libmemcached_tool("memccat")
+        || !have_libmemcached_tool("memcrm")
+    {
+        return;
+    }
+    let server = Server::start(target);
+    let servers = format!("--servers={}", server.addr());
+    let dir = TempDir::new("memccp");
+    let file = dir.path("payload.bin");
+    let data = payload(200_000, 7);
+    std::fs::write(&file, &data).expect("write payload");
+    let file_arg = file.to_string_lossy().into_owned();
+    let key = "payload.bin"; // memccp keys a file by its basename
+
+    run(
+        "memccp",
+        &[
+            servers.clone(),
+            "--flags=4242".into(),
+            "--expire=0".into(),
+            file_arg,
+        ],
+    )
+    .assert_success();
+    // What the server holds, seen without the tools.
+    let mut raw = Raw::connect(&server);
+    assert_eq!(
+        raw.get(key),
+        Some((4242, data.clone())),
+        "item stored by memccp"
+    );
+
+    // memccat --flags prints the flags on a line, then the value and a newline.
+    let cat = run("memccat", &[servers.clone(), "--flags".into(), key.into()]);
+    cat.assert_success();
+    let mut want = b"4242\n".to_vec();
+    want.extend_from_slice(&data);
+    want.push(b'\n');
+    assert!(
+        cat.stdout == want,
+        "memccat --flags output differs:\n{}",
+        cat.stderr()
+    );
+
+    let out = dir.path("copy.bin");
+    run(
+        "memccat",
+        &[
+            servers.clone(),
+            format!("--file={}", out.display()),
+            key.into(),
+        ],
+    )
+    .assert_success();
+    assert!(
+        std::fs::read(&out).expect("read copy") == data,
+        "memccat --file copy differs"
+    );
+
+    run("memcrm", &[servers.clone(), key.into()]).assert_success();
+    assert_eq!(raw.get(key), None, "item after memcrm");
+    let cat = run("memccat", &[servers.clone(), key.into()]);
+    assert!(
+        !cat.status.success(),
+        "memccat of a removed key succeeded:\n{}",
+        cat.transcript()
+    );
+    let rm = run("memcrm", &[servers, key.into()]);
+    assert!(
+        !rm.status.success(),
+        "memcrm of a missing key succeeded:\n{}",
+        rm.transcript()
+    );
+}
+
+fn check_memccp_over_three_servers(target: Target) {
+    if !target.available()
+        || !have_libmemcached_tool("memccp")
+        || !have_libmemcached_tool("memccat")
+        || !have_libmemcached_tool("memcrm")
+        || !have_libmemcached_tool("memcstat")
+    {
+        return;
+    }
+    let servers = [
+        Server::start(target),
+        Server::start(target),
+        Server::start(target),
+    ];
+    let list = server_list(&servers);
+    let dir = TempDir::new("memccp3");
+    let mut keys = Vec::new();
+    let mut files = Vec::new();
+    let mut contents = Vec::new();
+    for i in 1..=12u8 {
+        let key = format!("file{i:02}.bin");
+        let data = payload(usize::from(i) * 1500, i);
+        std::fs::write(dir.path(&key), &data).expect("write file");
+        files.push(dir.path(&key).to_string_lossy().into_owned());
+        keys.push(key);
+        contents.push(data);
+    }
+    let mut cp = vec![format!("--servers={list}")];
+    cp.extend(files);
+    run("memccp", &cp).assert_success();
+
+    // libmemcached's default distribution is a hash of the key modulo the
+    // number of servers, so the spread is fixed by these names (2/6/4 with
+    // memcached), whatever the ports; every server got some.
+    let (stat, sections) = memcstat(&list);
+    assert_eq!(
+        sections.len(),
+        3,
+        "three server sections:\n{}",
+        stat.transcript()
+    );
+    let mut total = 0;
+    for (server, stats) in &sections {
+        let items: u64 = stats
+            .get("curr_items")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("curr_items of {server}:\n{}", stat.transcript()));
+        assert!(
+            items > 0,
+            "no file landed on {server}:\n{}",
+            stat.transcript()
+        );
+        total += items;
+    }
+    assert_eq!(total, 12, "items over all servers:\n{}", stat.transcript());
+
+    // memccat prints each value followed by a newline, in argument order.
+    let mut cat_args = vec![format!("--servers={list}")];
+    cat_args.extend(keys.iter().cloned());
+    let cat = run("memccat", &cat_args);
+    cat.assert_success();
+    let mut want = Vec::new();
+    for data in &contents {
+        want.extend_from_slice(data);
+        want.push(b'\n');
+    }
+    assert!(
+        cat.stdout == want,
+        "memccat of 12 files differs:\n{}",
+        cat.stderr()
+    );
+
+    let mut rm_args = vec![format!("--servers={list}")];
+    rm_args.extend(keys.iter().cloned());
+    run("memcrm", &rm_args).assert_success();
+    let (stat, sections) = memcstat(&list);
+    for (server, stats) in &sections {
+        assert_eq!(
+            stats.get("curr_items").map(String::as_str),
+            Some("0"),
+            "{server} after memcrm:\n{}",
+            stat.transcript()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// memcached-tool (perl)
+// ---------------------------------------------------------------------------
+
+/// memcached-tool's tables: a `#HOST:PORT Field Value` header, then one
+/// right-aligned `name value` row per stat.
+fn parse_memcached_tool(run: &Run, server: &Server) -> BTreeMap<String, String> {
+    let out = run.stdout();
+    let mut lines = out.lines();
+    let header = lines.next().unwrap_or_default();
+    let words: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(
+        words,
+        [format!("#{}", server.addr()).as_str(), "Field", "Value"],
+        "memcached-tool header:\n{}",
+        run.transcript()
+    );
+    lines
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            Some((
+                parts.next()?.to_string(),
+                parts.collect::<Vec<_>>().join(" "),
+            ))
+        })
+        .collect()
+}
+
+fn check_memcached_tool_stats(target: Target) {
+    if !target.available() || !have_memcached_tool() {
+        return;
+    }
+    let server = Server::start(target);
+    let version = known_state(&server);
+    let run = run(MEMCACHED_TOOL, &[server.addr(), "stats".into()]);
+    run.assert_success();
+    let stats = parse_memcached_tool(&run, &server);
+    assert_known_stats(&stats, &version, &run.transcript());
+}
+
+fn check_memcached_tool_settings(target: Target) {
+    if !target.available() || !have_memcached_tool() {
+        return;
+    }
+    let server = Server::start(target);
+    let run = run(MEMCACHED_TOOL, &[server.addr(), "settings".into()]);
+    run.assert_success();
+    let settings = parse_memcached_tool(&run, &server);
+    // Each follows from a flag given (-m 64 -t 2 -p PORT -U 0) or a default.
+    let expect = [
+        ("maxbytes", MAXBYTES.to_string()),
+        ("maxconns", "1024".to_string()),
+        ("tcpport", server.port.to_string()),
+        ("udpport", "0".to_string()),
+        ("num_threads", "2".to_string()),
+        ("item_size_max", "1048576".to_string()),
+        ("cas_enabled", "yes".to_string()),
+        ("evictions", "on".to_string()),
+        ("flush_enabled", "yes".to_string()),
+    ];
+    for (name, want) in expect {
+        assert_eq!(
+            settings.get(name),
+            Some(&want),
+            "setting {name}:\n{}",
+            run.transcript()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The tests: the same checks against each server
+// ---------------------------------------------------------------------------
+
+macro_rules! interop_tests {
+    ($target:expr) => {
+        /// `memccapable -a`: libmemcached's ASCII protocol conformance suite.
+        #[test]
+        fn memccapable_ascii_all_pass() {
+            check_memccapable($target);
+        }
+
+        /// pymemcache Client and HashClient round-trips (tests/interop/pymemcache_roundtrip.py).
+        #[test]
+        fn pymemcache_round_trips() {
+            check_pymemcache($target);
+        }
+
+        /// `memcstat` prints the server's stats, with the values it should have.
+        #[test]
+        fn memcstat_reports_stats() {
+            check_memcstat($target);
+        }
+
+        /// `memccp` / `memccat` / `memcrm` round-trip a binary file with flags.
+        #[test]
+        fn memccp_memccat_memcrm_round_trip_a_file() {
+            check_memccp_memccat_memcrm($target);
+        }
+
+        /// The same tools spread files over three servers and read them back.
+        #[test]
+        fn memccp_spreads_files_over_three_servers() {
+            check_memccp_over_three_servers($target);
+        }
+
+        /// `memcached-tool HOST:PORT stats`.
+        #[test]
+        fn memcached_tool_stats() {
+            check_memcached_tool_stats($target);
+        }
+
+        /// `memcached-tool HOST:PORT settings`.
+        #[test]
+        fn memcached_tool_settings() {
+            check_memcached_tool_settings($target);
+        }
+    };
+}
+
+mod against_ferrocache {
+    use super::*;
+    interop_tests!(Target::Ferrocache);
+}
+
+/// The reference run, plus controls showing the checks catch a server that
+/// behaves differently.
+mod against_memcached {
+    use super::*;
+    interop_tests!(Target::Memcached);
+
+    /// memcached -F refuses flush_all; memccapable must report that, and our
+    /// parsing must see it.
+    #[test]
+    fn control_memccapable_catches_flush_disabled() {
+        if !Target::Memcached.available() || !have_libmemcached_tool("memccapable") {
+            return;
+        }
+        let server = Server::start_with(Target::Memcached, &["-F"]);
+        let run = run_memccapable(&server);
+        let report = parse_memccapable(&run);
+        assert!(
+            report.failed > 0,
+            "no [FAIL] seen: {report:?}\n{}",
+            run.transcript()
+        );
+        assert!(
+            report.failed_summary.is_some(),
+            "{report:?}\n{}",
+            run.transcript()
+        );
+        assert!(!report.all_passed_line, "{report:?}\n{}", run.transcript());
+        assert!(
+            !run.status.success(),
+            "exit status 0:\n{}",
+            run.transcript()
+        );
+    }
+
+    /// A first server with a 4 MiB item limit and -t 4 is not the server the
+    /// script expects; it must say so and exit non-zero.
+    #[test]
+    fn control_pymemcache_catches_different_limits() {
+        if !Target::Memcached.available() || !have_pymemcache() {
+            return;
+        }
+        let servers = [
+            Server::start_with(Target::Memcached, &["-I", "4m", "-t", "4"]),
+            Server::start(Target::Memcached),
+            Server::start(Target::Memcached),
+        ];
+        let run = run_pymemcache_script(&servers);
+        assert!(
+            !run.status.success(),
+            "script passed:\n{}",
+            run.transcript()
+        );
+        let out = run.stdout();
+        for expected in [
+            "MISMATCH: set over the 1 MiB item limit",
+            "MISMATCH: stats threads",
+        ] {
+            assert!(
+                out.contains(expected),
+                "{expected:?} not reported:\n{}",
+                run.transcript()
+            );
+        }
+    }
+}
