@@ -350,6 +350,47 @@ const FLAG_IDS: &[&str] = &[
     "enable-ssl",
 ];
 
+/// memcached's long options in the order of its `getopt_long` table, the
+/// order glibc lists them in when a prefix is ambiguous.
+const GETOPT_ORDER: &[&str] = &[
+    "unix-mask",
+    "enable-shutdown",
+    "enable-ssl",
+    "port",
+    "unix-socket",
+    "udp-port",
+    "memory-limit",
+    "disable-evictions",
+    "conn-limit",
+    "lock-memory",
+    "help",
+    "license",
+    "version",
+    "enable-coredumps",
+    "verbose",
+    "daemon",
+    "listen",
+    "user",
+    "pidfile",
+    "slab-growth-factor",
+    "slab-min-size",
+    "threads",
+    "enable-largepages",
+    "max-reqs-per-event",
+    "disable-cas",
+    "listen-backlog",
+    "protocol",
+    "max-item-size",
+    "enable-sasl",
+    "disable-flush-all",
+    "disable-dumping",
+    "disable-watch",
+    "auth-file",
+    "memory-file",
+    "extended",
+    "napi-ids",
+];
+
 /// The clap definition, shared by the parser and (later) the man page.
 ///
 /// Every option takes memcached's short and long names; help and version
@@ -773,10 +814,8 @@ fn clap_error(argv0: &str, argv: &[OsString], e: &clap::Error) -> ConfigError {
                     .find(|a| a.strip_prefix("--").and_then(|a| a.split('=').next()) == Some(name))
                     .map(|a| a.into_owned())
                     .unwrap_or_else(|| invalid.clone());
-                let cmd = command();
-                let candidates: Vec<String> = cmd
-                    .get_arguments()
-                    .filter_map(|a| a.get_long())
+                let candidates: Vec<String> = GETOPT_ORDER
+                    .iter()
                     .filter(|l| !name.is_empty() && l.starts_with(name))
                     .map(|l| format!("'--{l}'"))
                     .collect();
@@ -981,8 +1020,9 @@ impl Parser {
     /// Applies one option, as memcached's `getopt` loop does.
     fn apply(&mut self, id: &str, value: Option<OsString>) -> Result<(), ConfigError> {
         let raw = value.unwrap_or_default();
-        // memcached skips leading blanks of every option's value.
-        let text_owned = raw.to_string_lossy().trim_start().to_string();
+        // Taken as given: memcached 1.6.18 does not trim values (atoi skips
+        // leading blanks by itself; `-B ' ascii'` is refused).
+        let text_owned = raw.to_string_lossy().into_owned();
         let text = text_owned.as_str();
         let path = || PathBuf::from(text);
         match id {
@@ -1453,14 +1493,13 @@ fn check_slab_sizes(list: &str, chunk_size: u64, chunk_max: u64) -> Result<(), C
         return usage("slab_sizes: no sizes given".into());
     }
     let mut last = 0u64;
-    let mut size = 0u64;
+    let mut size;
     let mut count = 0;
     for part in list.split('-').filter(|p| !p.is_empty()) {
         // memcached reports the last good size when a part is not a number.
+        // memcached's safe_strtoul leaves 0 behind when it fails.
         let parsed = safe_strtoul(part);
-        if let Some(n) = parsed {
-            size = u64::from(n);
-        }
+        size = parsed.map_or(0, u64::from);
         if parsed.is_none() || size < chunk_size || size > chunk_max {
             return usage(format!("slab size {size} is out of valid range"));
         }
@@ -1931,6 +1970,15 @@ mod tests {
             ),
             (&["-o", "slab_sizes=10-20"], use_("slab size 10 is out of valid range")),
             (&["-o", "slab_sizes=x"], use_("slab size 0 is out of valid range")),
+            (&["-o", "slab_sizes=100-x"], use_("slab size 0 is out of valid range")),
+            (
+                &["-B", " ascii"],
+                use_("Invalid value for binding protocol:  ascii\n -- should be one of auto, binary, or ascii"),
+            ),
+            (
+                &["--ver"],
+                inv("memcached: option '--ver' is ambiguous; possibilities: '--version' '--verbose'\nIllegal argument \"?\""),
+            ),
             (&["-o", "slab_sizes=100-600000"], use_("slab size 600000 is out of valid range")),
             (
                 &["-o", "slab_sizes=200-100"],
