@@ -19,6 +19,7 @@
 pub mod clock;
 pub mod command;
 pub mod config;
+pub mod process;
 pub mod protocol;
 pub mod server;
 pub mod stats;
