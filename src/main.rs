@@ -1,3 +1,113 @@
+//! The `ferrocache` binary: memcached's command line in, a running server
+//! out. Only the start-up order lives here (it matters: limits before
+//! dropping root, fork before any thread, pid file once listening).
+
+use std::process::exit;
+
+use ferrocache::config::{Config, ConfigError};
+use ferrocache::process;
+
+fn fail(code: i32, msg: impl std::fmt::Display) -> ! {
+    eprintln!("{}", msg);
+    exit(code);
+}
+
 fn main() {
-    println!("ferrocache");
+    let config = match Config::from_args(std::env::args_os()) {
+        Ok(c) => c,
+        Err(ConfigError::Exit(text)) => {
+            print!("{}", text);
+            exit(0);
+        }
+        Err(e) => fail(e.exit_code(), e),
+    };
+    for w in &config.warnings {
+        eprintln!("{}", w);
+    }
+    if let Err(e) = process::init_logging(config.verbosity) {
+        fail(e.exit_code(), e);
+    }
+    for opt in &config.ignored_options {
+        log::info!(
+            "-o {}: accepted for compatibility, no effect in ferrocache",
+            opt
+        );
+    }
+    if config.binding_protocol == "binary" {
+        log::warn!("-B binary: the binary protocol is not served yet; clients must use ASCII");
+    }
+    if config.large_pages {
+        if let Err(e) = process::check_large_pages() {
+            fail(1, e);
+        }
+    }
+    if config.enable_coredumps {
+        if let Err(e) = process::enable_core_dumps() {
+            fail(e.exit_code(), e);
+        }
+    }
+    match process::raise_fd_limit(config.max_connections) {
+        Ok(l) if l.is_short() => log::warn!("open file limit is lower than -c needs: {:?}", l),
+        Ok(_) => {}
+        Err(e) => fail(e.exit_code(), e),
+    }
+    match process::check_root(&config) {
+        Ok(Some(user)) => {
+            if let Err(e) = process::drop_privileges(&user) {
+                fail(e.exit_code(), e);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => fail(e.exit_code(), e),
+    }
+    if config.daemonize {
+        if let Err(e) = process::daemonize(config.enable_coredumps, config.verbosity > 0) {
+            fail(1, e);
+        }
+    }
+    if config.lock_memory {
+        if let Err(e) = process::lock_memory() {
+            log::warn!("{}", e);
+        }
+    }
+    if let Err(e) = process::block_signals() {
+        fail(e.exit_code(), e);
+    }
+    let handle = match ferrocache::server::start(config.clone()) {
+        Ok(h) => h,
+        Err(e) => fail(process::EX_OSERR, format!("failed to listen: {}", e)),
+    };
+    if let Some(p) = &config.pid_file {
+        if let Err(e) = process::write_pid_file(p) {
+            log::error!("{}", e);
+        }
+    }
+    let stop = handle.stopper();
+    let verbose = config.verbosity > 0;
+    // The signal thread outlives nothing: exit() below ends it.
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || match process::wait_for_signal() {
+            Ok(sig) => {
+                if sig == libc::SIGUSR1 {
+                    eprintln!("Gracefully stopping");
+                } else if verbose {
+                    eprintln!("Exiting normally");
+                }
+                stop();
+            }
+            Err(e) => {
+                eprintln!("{}", e);
+                stop();
+            }
+        });
+    handle.wait();
+    if config.daemonize {
+        if let Some(p) = &config.pid_file {
+            if let Err(e) = process::remove_pid_file(p) {
+                log::warn!("{}", e);
+            }
+        }
+    }
+    exit(0);
 }

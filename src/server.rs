@@ -175,25 +175,18 @@ impl ServerHandle {
     }
 }
 
-/// Turns one `-l` entry into socket addresses: `ip`, `ip:port`, `[v6]:port`,
-/// `host`, `host:port`.
-fn resolve_listen(spec: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
-    if let Ok(ip) = spec.parse::<IpAddr>() {
+/// Resolves one `-l` entry (already split by `config`) with its port. `*`
+/// binds the IPv6 wildcard, which on Linux also takes IPv4.
+fn resolve_listen(host: Option<&str>, port: u16) -> io::Result<Vec<SocketAddr>> {
+    let Some(host) = host else {
+        return Ok(vec![SocketAddr::new(IpAddr::from([0u16; 8]), port)]);
+    };
+    if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    if let Ok(sa) = spec.parse::<SocketAddr>() {
-        return Ok(vec![sa]);
-    }
-    let trimmed = spec.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = trimmed.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    if let Some((host, p)) = spec.rsplit_once(':') {
-        if let Ok(p) = p.parse::<u16>() {
-            return Ok((host, p).to_socket_addrs()?.collect());
-        }
-    }
-    Ok((spec, port).to_socket_addrs()?.collect())
+    let mut addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+    addrs.dedup();
+    Ok(addrs)
 }
 
 fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
@@ -248,8 +241,21 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         listeners.push(Listener::Unix(UnixListener::from_std(l), name));
         unix_path = Some(path.clone());
     } else {
-        for spec in &config.listen {
-            for addr in resolve_listen(spec, config.port)? {
+        let entries = config
+            .listen_addrs()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        for entry in entries {
+            for addr in resolve_listen(entry.host.as_deref(), entry.port.unwrap_or(config.port))? {
+                if config.udp_port != 0 {
+                    let udp_port = entry.port.unwrap_or(config.udp_port);
+                    let u = std::net::UdpSocket::bind(SocketAddr::new(addr.ip(), udp_port))?;
+                    u.set_nonblocking(true)?;
+                    udp_addrs.push(u.local_addr()?);
+                    udp_sockets.push(u);
+                }
+                if !config.tcp_enabled {
+                    continue;
+                }
                 let l = bind_tcp(addr, config.backlog)?;
                 let bound = l.local_addr()?;
                 tcp_addrs.push(bound);
@@ -259,17 +265,10 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
                     format!("tcp6:{}", bound)
                 };
                 listeners.push(Listener::Tcp(TcpListener::from_std(l), name));
-                if config.udp_port != 0 {
-                    let udp_addr = SocketAddr::new(addr.ip(), config.udp_port);
-                    let u = std::net::UdpSocket::bind(udp_addr)?;
-                    u.set_nonblocking(true)?;
-                    udp_addrs.push(u.local_addr()?);
-                    udp_sockets.push(u);
-                }
             }
         }
     }
-    if listeners.is_empty() {
+    if listeners.is_empty() && udp_sockets.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "no address to listen on",
@@ -1040,15 +1039,13 @@ mod tests {
 
     #[test]
     fn listen_specs_resolve() {
-        let v4 = resolve_listen("127.0.0.1", 11211).unwrap();
+        let v4 = resolve_listen(Some("127.0.0.1"), 11211).unwrap();
         assert_eq!(v4, vec!["127.0.0.1:11211".parse().unwrap()]);
-        let v4p = resolve_listen("127.0.0.1:5000", 11211).unwrap();
-        assert_eq!(v4p, vec!["127.0.0.1:5000".parse().unwrap()]);
-        let v6 = resolve_listen("::1", 11211).unwrap();
+        let v6 = resolve_listen(Some("::1"), 11211).unwrap();
         assert_eq!(v6, vec!["[::1]:11211".parse().unwrap()]);
-        let v6p = resolve_listen("[::1]:6000", 11211).unwrap();
-        assert_eq!(v6p, vec!["[::1]:6000".parse().unwrap()]);
-        let host = resolve_listen("localhost", 7000).unwrap();
+        let any = resolve_listen(None, 6000).unwrap();
+        assert_eq!(any, vec!["[::]:6000".parse().unwrap()]);
+        let host = resolve_listen(Some("localhost"), 7000).unwrap();
         assert!(host.iter().all(|a| a.port() == 7000) && !host.is_empty());
     }
 }
