@@ -29,7 +29,7 @@
 mod num;
 mod scan;
 
-use num::{safe_strtol, safe_strtoul, safe_strtoull, Decimal};
+use num::{safe_strtol, safe_strtoul, safe_strtoull, Backwards};
 
 /// Longest key memcached accepts.
 pub const MAX_KEY_LEN: usize = 250;
@@ -373,20 +373,10 @@ enum KeysCheck {
 /// command if any key is longer than [`MAX_KEY_LEN`].
 #[inline]
 fn check_keys(raw: &[u8]) -> KeysCheck {
-    let mut run = 0usize;
-    let mut any = false;
-    for &b in raw {
-        if b == b' ' {
-            run = 0;
-        } else {
-            run += 1;
-            any = true;
-            if run > MAX_KEY_LEN {
-                return KeysCheck::TooLong;
-            }
-        }
-    }
-    if any {
+    // A slice no longer than the limit cannot hold a key over it.
+    if raw.len() > MAX_KEY_LEN && scan::has_run_longer_than(raw, MAX_KEY_LEN) {
+        KeysCheck::TooLong
+    } else if raw.iter().any(|&b| b != b' ') {
         KeysCheck::Ok
     } else {
         KeysCheck::Empty
@@ -708,26 +698,20 @@ pub fn encode(resp: &Response<'_>, out: &mut Vec<u8>) {
             data,
             cas,
         } => {
-            let flags = Decimal::new(u64::from(flags));
-            let len = Decimal::new(data.len() as u64);
-            let cas = cas.map(Decimal::new);
-            let cas = cas.as_ref().map_or(&[][..], Decimal::as_bytes);
-            let cas_sep: &[u8] = if cas.is_empty() { b"" } else { b" " };
-            let parts: [&[u8]; 10] = [
-                b"VALUE ",
-                key,
-                b" ",
-                flags.as_bytes(),
-                b" ",
-                len.as_bytes(),
-                cas_sep,
-                cas,
-                b"\r\n",
-                data,
-            ];
-            line(out, &parts);
+            let tail = value_header_tail(flags, data.len(), cas);
+            let tail = tail.as_bytes();
+            out.reserve(VALUE.len() + key.len() + tail.len() + data.len() + 2);
+            out.extend_from_slice(VALUE);
+            out.extend_from_slice(key);
+            out.extend_from_slice(tail);
+            out.extend_from_slice(data);
+            out.extend_from_slice(b"\r\n");
         }
-        Response::Number(n) => line(out, &[Decimal::new(n).as_bytes()]),
+        Response::Number(n) => {
+            let mut line = Backwards::<22>::new();
+            line.push(b"\r\n").push_u64(n);
+            out.extend_from_slice(line.as_bytes());
+        }
         Response::Version(v) => line(out, &[b"VERSION ", v.as_bytes()]),
         Response::Stat(name, value) => {
             line(out, &[b"STAT ", name.as_bytes(), b" ", value.as_bytes()])
@@ -745,28 +729,41 @@ pub fn encode_value_header(
     cas: Option<u64>,
     out: &mut Vec<u8>,
 ) {
-    let flags = Decimal::new(u64::from(flags));
-    let len = Decimal::new(len as u64);
-    let fixed: [&[u8]; 6] = [b"VALUE ", key, b" ", flags.as_bytes(), b" ", len.as_bytes()];
-    match cas.map(Decimal::new) {
-        Some(cas) => concat(out, &fixed, &[b" ", cas.as_bytes(), b"\r\n"]),
-        None => concat(out, &fixed, &[b"\r\n"]),
+    let tail = value_header_tail(flags, len, cas);
+    let tail = tail.as_bytes();
+    out.reserve(VALUE.len() + key.len() + tail.len());
+    out.extend_from_slice(VALUE);
+    out.extend_from_slice(key);
+    out.extend_from_slice(tail);
+}
+
+const VALUE: &[u8] = b"VALUE ";
+
+/// ` <flags> <len>[ <cas>]\r\n`, formatted in place: at most
+/// 1 + 10 + 1 + 20 + 1 + 20 + 2 bytes.
+#[inline]
+fn value_header_tail(flags: u32, len: usize, cas: Option<u64>) -> Backwards<55> {
+    let mut tail = Backwards::<55>::new();
+    tail.push(b"\r\n");
+    if let Some(cas) = cas {
+        tail.push_u64(cas).push(b" ");
     }
+    tail.push_u64(len as u64)
+        .push(b" ")
+        .push_u64(u64::from(flags))
+        .push(b" ");
+    tail
 }
 
 /// Appends `parts` and a CRLF, growing `out` at most once.
 #[inline]
 fn line(out: &mut Vec<u8>, parts: &[&[u8]]) {
-    concat(out, parts, &[b"\r\n"]);
-}
-
-#[inline]
-fn concat(out: &mut Vec<u8>, a: &[&[u8]], b: &[&[u8]]) {
-    let len: usize = a.iter().chain(b).map(|p| p.len()).sum();
-    out.reserve(len);
-    for p in a.iter().chain(b) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    out.reserve(len + 2);
+    for p in parts {
         out.extend_from_slice(p);
     }
+    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]

@@ -110,37 +110,56 @@ const DIGIT_PAIRS: &[u8; 200] = b"\
 6061626364656667686970717273747576777879\
 8081828384858687888990919293949596979899";
 
-/// The decimal digits of a `u64`, on the stack.
-pub(crate) struct Decimal {
-    buf: [u8; 20],
-    start: usize,
+/// A small stack buffer filled from its end, so that a reply line's numbers
+/// are formatted in place, right to left, with no intermediate copies.
+/// `N` must cover everything pushed (the callers' sizes are fixed).
+pub(crate) struct Backwards<const N: usize> {
+    buf: [u8; N],
+    pos: usize,
 }
 
-impl Decimal {
+impl<const N: usize> Backwards<N> {
     #[inline]
-    pub(crate) fn new(mut n: u64) -> Decimal {
-        let mut buf = [0u8; 20];
-        let mut i = buf.len();
+    pub(crate) fn new() -> Self {
+        Backwards {
+            buf: [0; N],
+            pos: N,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn push(&mut self, s: &[u8]) -> &mut Self {
+        let start = self.pos - s.len();
+        self.buf[start..self.pos].copy_from_slice(s);
+        self.pos = start;
+        self
+    }
+
+    /// Pushes the decimal digits of `n`, two at a time.
+    #[inline]
+    pub(crate) fn push_u64(&mut self, mut n: u64) -> &mut Self {
+        let mut i = self.pos;
         while n >= 100 {
             let pair = (n % 100) as usize * 2;
             n /= 100;
             i -= 2;
-            buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+            self.buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
         }
         if n >= 10 {
             let pair = n as usize * 2;
             i -= 2;
-            buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+            self.buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
         } else {
             i -= 1;
-            buf[i] = b'0' + n as u8;
+            self.buf[i] = b'0' + n as u8;
         }
-        Decimal { buf, start: i }
+        self.pos = i;
+        self
     }
 
     #[inline]
     pub(crate) fn as_bytes(&self) -> &[u8] {
-        &self.buf[self.start..]
+        &self.buf[self.pos..]
     }
 }
 
@@ -238,7 +257,7 @@ mod tests {
     }
 
     #[test]
-    fn decimal_matches_std_formatting() {
+    fn digits_match_std_formatting() {
         let mut samples = vec![0u64, 1, 9, 10, 11, 99, 100, 101, 999, 1000, u64::MAX];
         let mut p = 1u64;
         while let Some(next) = p.checked_mul(10) {
@@ -246,7 +265,24 @@ mod tests {
             p = next;
         }
         for n in samples {
-            assert_eq!(Decimal::new(n).as_bytes(), n.to_string().as_bytes());
+            let mut b = Backwards::<20>::new();
+            b.push_u64(n);
+            assert_eq!(b.as_bytes(), n.to_string().as_bytes());
         }
+    }
+
+    #[test]
+    fn backwards_builds_right_to_left() {
+        let mut b = Backwards::<32>::new();
+        b.push(b"\r\n")
+            .push_u64(42)
+            .push(b" ")
+            .push_u64(0)
+            .push(b"x");
+        assert_eq!(b.as_bytes(), b"x0 42\r\n");
+        // Filled to the brim.
+        let mut full = Backwards::<22>::new();
+        full.push(b"\r\n").push_u64(u64::MAX);
+        assert_eq!(full.as_bytes(), b"18446744073709551615\r\n");
     }
 }
