@@ -124,7 +124,6 @@ pub fn execute(
             reply(noreply, &resp, out)
         }
         Request::TooLarge { mode, key, noreply } => {
-            bump(&w.cmd_set, 1);
             bump(&w.store_too_large, 1);
             // memcached drops the old value so a failed set never leaves stale
             // data behind; the other modes keep it.
@@ -189,11 +188,28 @@ pub fn execute(
             };
             reply(noreply, &resp, out)
         }
-        Request::FlushAll { delay, noreply } => {
-            if ctx.config.disable_flush {
-                return reply(false, &Response::ClientError("flush_all not allowed"), out);
-            }
+        Request::FlushAll {
+            delay,
+            noreply,
+            bad_delay,
+        } => {
+            // memcached counts the command and checks -F before it reads
+            // the delay.
             bump(&w.cmd_flush, 1);
+            if ctx.config.disable_flush {
+                return reply(
+                    noreply,
+                    &Response::ClientError("flush_all not allowed"),
+                    out,
+                );
+            }
+            if bad_delay {
+                return reply(
+                    noreply,
+                    &Response::ClientError("invalid exptime argument"),
+                    out,
+                );
+            }
             if delay > 0 {
                 ctx.cache.flush_all(Some(ctx.clock.deadline(delay)));
             } else {
@@ -207,22 +223,24 @@ pub fn execute(
             reply(noreply, &Response::Ok, out)
         }
         Request::Quit => Flow::Close,
-        Request::Shutdown { .. } => {
+        Request::Shutdown { bad_mode, .. } => {
             if !ctx.config.enable_shutdown {
-                out.extend_from_slice(b"ERROR: shutdown not enabled\r\n");
-                return Flow::Done;
+                return reply(false, &Response::Line(b"ERROR: shutdown not enabled"), out);
+            }
+            if bad_mode {
+                return reply(false, &Response::ClientError("invalid shutdown mode"), out);
             }
             ctx.server.shutdown();
             Flow::Close
         }
         Request::CacheMemlimit { megabytes, noreply } => {
             if megabytes < 8 {
-                if !noreply {
-                    out.extend_from_slice(
-                        b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n",
-                    );
-                }
-                return Flow::Done;
+                let line = b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m";
+                return reply(noreply, &Response::Line(line), out);
+            }
+            if megabytes > 1_000_000_000 {
+                let line = b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes";
+                return reply(noreply, &Response::Line(line), out);
             }
             let bytes = megabytes.saturating_mul(1024 * 1024);
             ctx.cache
@@ -233,10 +251,15 @@ pub fn execute(
             stats_command(ctx, args, out);
             Flow::Done
         }
-        Request::Invalid { reply: text } => {
-            out.extend_from_slice(text);
-            out.extend_from_slice(b"\r\n");
-            Flow::Done
+        Request::Invalid {
+            reply: text,
+            noreply,
+        } => {
+            if text == b"CLIENT_ERROR bad data chunk" {
+                // memcached has counted the set by the time it sees the data.
+                bump(&w.cmd_set, 1);
+            }
+            reply(noreply, &Response::Line(text), out)
         }
     }
 }
@@ -346,6 +369,14 @@ fn stats_command(ctx: &Context<'_>, args: &[u8], out: &mut Vec<u8>) {
                 _ => out.extend_from_slice(b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"),
             }
             return;
+        }
+        Some(b"cachedump") => {
+            // memcached's debugging dump; ferrocache lists nothing (its
+            // classes are reporting groups, not slabs).
+            if words.count() < 2 {
+                out.extend_from_slice(b"CLIENT_ERROR bad command line\r\n");
+                return;
+            }
         }
         Some(_) => {
             out.extend_from_slice(b"ERROR\r\n");
