@@ -57,6 +57,7 @@ macro_rules! both {
 }
 
 /// Like [`both!`] for a transcript table: `table!(name, &["-F"], TABLE)`.
+#[allow(unused_macros)]
 macro_rules! table {
     ($test:ident, $args:expr, $table:expr) => {
         fn $test(server: &$crate::common::Server) {
@@ -173,9 +174,15 @@ impl Server {
                     last_error = format!("memcached {args:?} exited with {status}: {err}");
                     break;
                 }
+                // Ready once it answers a request (so the probe connection
+                // is fully accounted for in its stats before the test runs).
                 let ready = match &unix {
-                    Some(path) => UnixStream::connect(path).is_ok(),
-                    None => TcpStream::connect(("127.0.0.1", port)).is_ok(),
+                    Some(path) => UnixStream::connect(path).is_ok_and(|s| {
+                        s.set_read_timeout(Some(READ_TIMEOUT)).is_ok() && probe_version(s)
+                    }),
+                    None => TcpStream::connect(("127.0.0.1", port)).is_ok_and(|s| {
+                        s.set_read_timeout(Some(READ_TIMEOUT)).is_ok() && probe_version(s)
+                    }),
                 };
                 if ready {
                     return Server {
@@ -273,6 +280,13 @@ impl Drop for Server {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// Whether a server answers `version` on this fresh connection.
+fn probe_version<S: Read + Write>(mut s: S) -> bool {
+    let mut buf = [0u8; 64];
+    s.write_all(b"version\r\n").is_ok()
+        && matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"VERSION "))
 }
 
 /// The value following `flag` in `args` (`-U 1234` → `1234`).
