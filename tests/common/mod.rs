@@ -37,6 +37,7 @@ const SENTINEL: (&[u8], &[u8]) = (b"get transcript:sentinel\r\n", b"END\r\n");
 /// reference memcached, both started with the same memcached-style flags:
 /// `both!(name, &["-m", "8"]);` expects `fn name(server: &Server)` and makes
 /// `name::ferrocache` and `name::memcached` tests.
+#[allow(unused_macros)]
 macro_rules! both {
     ($test:ident, $args:expr) => {
         mod $test {
