@@ -181,6 +181,24 @@ fn large_value_5mib(server: &Server) {
 }
 both!(large_value_5mib, &["-I", "8m"]);
 
+/// -I raises the limit: 1.5 MiB fits under -I 2m, 2 MiB of data does not.
+fn item_size_flag(server: &Server) {
+    let mut c = server.connect();
+    for (len, reply) in [
+        (1536 * 1024, "STORED\r\n"),
+        (2048 * 1024, "SERVER_ERROR object too large for cache\r\n"),
+    ] {
+        let value = patterned(len);
+        let mut req = format!("set big 1 0 {len}\r\n").into_bytes();
+        req.extend_from_slice(&value);
+        req.extend_from_slice(b"\r\n");
+        c.roundtrip(&req, reply);
+    }
+    // the refused set dropped the 1.5 MiB value
+    c.roundtrip("get big\r\n", "END\r\n");
+}
+both!(item_size_flag, &["-I", "2m"]);
+
 /// Eight clients at once, each checking its own keys, and all sharing one
 /// counter that must count every increment.
 fn concurrent_clients(server: &Server) {

@@ -506,6 +506,32 @@ const BAD_DATA_CHUNK: Table = &[
 ];
 table!(bad_data_chunk, &[], BAD_DATA_CHUNK);
 
+/// noreply is the last token of a command that has it: then it silences
+/// that command's errors too, but not the ERROR for a malformed line.
+const NOREPLY_EDGES: Table = &[
+    // the value of the argument is bad, and the error is silenced
+    (b"incr k noreply\r\n", b""),
+    (b"touch k noreply\r\n", b""),
+    (b"flush_all noreply noreply\r\n", b""),
+    (b"cache_memlimit abc noreply\r\n", b""),
+    (b"verbosity noreply\r\n", b""),
+    // too many tokens: ERROR, and the data line is then junk too
+    (b"set k 0 0 1 2 noreply\r\nx\r\n", b"ERROR\r\nERROR\r\n"),
+    // commands without noreply: it is a key or an argument like any other
+    (
+        b"gat noreply k\r\n",
+        b"CLIENT_ERROR invalid exptime argument\r\n",
+    ),
+    (b"bogus noreply\r\n", b"ERROR\r\n"),
+    (b"stats noreply\r\n", b"ERROR\r\n"),
+    (b"delete noreply\r\n", b"NOT_FOUND\r\n"),
+    (b"set noreply 0 0 1\r\nx\r\n", b"STORED\r\n"),
+    (b"get noreply\r\n", b"VALUE noreply 0 1\r\nx\r\nEND\r\n"),
+    (b"delete noreply noreply\r\n", b""),
+    (b"get noreply\r\n", b"END\r\n"),
+];
+table!(noreply_edges, &[], NOREPLY_EDGES);
+
 /// Items over -I are refused with SERVER_ERROR, their data swallowed (even
 /// when it looks like commands); a refused `set` drops the old value, the
 /// other storage commands keep it.
