@@ -5,6 +5,9 @@
 //! ceiling. Must not know wire formats or sockets: callers pass keys, values
 //! and deadlines (in [`crate::clock`] seconds) and get outcome enums back.
 
+mod index;
+mod item;
+
 use std::sync::Arc;
 
 use crate::clock::{Clock, Secs};
