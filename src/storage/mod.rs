@@ -36,6 +36,8 @@ const SWEEP_REMOVALS: usize = 256;
 const AGE_WALK: usize = 10_000;
 /// Evictions per shard per round when `set_memory_limit` shrinks the cache.
 const SHRINK_BATCH: usize = 64;
+/// See [`CacheConfig::shards`].
+const MAX_SHARDS: usize = 4096;
 /// Rounds of "evict in other shards, retry" before a write gives up.
 const MAX_ATTEMPTS: usize = 4;
 
@@ -47,7 +49,8 @@ pub struct CacheConfig {
     /// Evict least recently used items when full; `false` (`-M`) makes a
     /// write that does not fit fail with [`StoreOutcome::NoMemory`].
     pub evict: bool,
-    /// Number of shards, a power of two.
+    /// Number of shards, a power of two (rounded up to one, capped at
+    /// 4096: each shard carries ~4 KB of fixed counters).
     pub shards: usize,
     /// Largest item (key + value + overhead) accepted, `-I`.
     pub item_size_max: usize,
@@ -67,14 +70,21 @@ pub enum StoreOp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreOutcome {
     Stored,
-    /// add on an existing key, replace/append/prepend on a missing one.
+    /// add on an existing key, replace/append/prepend on a missing one; and,
+    /// as memcached 1.6 answers, an append/prepend whose result would be too
+    /// large or does not fit in memory (the old value stays).
     NotStored,
     /// cas with a stale unique.
     Exists,
     /// cas on a missing key.
     NotFound,
+    /// key + value + [`ITEM_SIZE_OVERHEAD`] exceeds `-I` (or the key is over
+    /// 255 bytes). A `set` that is too large removes the old value, as
+    /// memcached's does.
     TooLarge,
-    /// Does not fit and eviction is off (or nothing is left to evict).
+    /// Does not fit and eviction is off (or nothing is left to evict, or the
+    /// item alone is larger than the memory limit). A `set` that fails so
+    /// removes the old value (memcached does the same); replace and cas keep it.
     NoMemory,
 }
 
@@ -229,9 +239,9 @@ impl fmt::Debug for Cache {
 }
 
 impl Cache {
-    /// `config.shards` is rounded up to a power of two (at least 1).
+    /// `config.shards` is rounded up to a power of two (1 to 4096).
     pub fn new(config: CacheConfig, clock: Arc<Clock>) -> Cache {
-        let n = config.shards.max(1).next_power_of_two();
+        let n = config.shards.clamp(1, MAX_SHARDS).next_power_of_two();
         let hasher = RandomState::new();
         let shards = (0..n)
             .map(|_| PaddedShard(Mutex::new(Shard::new(hasher.clone()))))
@@ -276,7 +286,9 @@ impl Cache {
     }
 
     /// Looks `key` up; on a hit calls `f` with the item while its shard is
-    /// locked, marks it fetched and bumps it in the LRU.
+    /// locked, marks it fetched and bumps it in the LRU. `f` must not call
+    /// back into the cache (the shard lock is held). An expired or flushed
+    /// item is removed and reported as such. Allocates nothing.
     #[inline]
     pub fn get<R>(&self, key: &[u8], f: impl FnOnce(ItemRef<'_>) -> R) -> (Lookup, Option<R>) {
         self.read(key, None, f)
@@ -678,6 +690,27 @@ mod tests {
         assert_eq!(get(&c, "e").as_deref(), Some(&b""[..]));
         let st = c.stats();
         assert_eq!((st.curr_items, st.total_items), (1, 3));
+        c.check();
+    }
+
+    #[test]
+    fn shard_count_is_a_power_of_two() {
+        for (asked, got) in [(0, 1), (1, 1), (3, 4), (16, 16), (1 << 20, MAX_SHARDS)] {
+            let (c, _) = cache_with(MB, asked, true);
+            assert_eq!(c.shards.len(), got, "shards = {asked}");
+        }
+    }
+
+    #[test]
+    fn a_panic_under_the_lock_does_not_wedge_the_shard() {
+        let (c, _) = cache_with(MB, 1, true);
+        set(&c, "k", b"v");
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c.get(b"k", |_| panic!("a reader's closure failed"))
+        }));
+        assert!(r.is_err());
+        assert_eq!(get(&c, "k").as_deref(), Some(&b"v"[..]));
+        assert_eq!(set(&c, "k2", b"w"), StoreOutcome::Stored);
         c.check();
     }
 
