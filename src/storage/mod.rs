@@ -119,14 +119,23 @@ pub struct ItemRef<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CacheStats {
     pub limit_maxbytes: u64,
-    /// Accounted bytes in use (everything counted against the limit).
+    /// Accounted bytes in use (everything counted against the limit: item
+    /// blocks as malloc sizes them, slab arena and index capacity).
     pub bytes: u64,
+    /// Items held, including dead ones not yet met by an access or the sweep.
     pub curr_items: u64,
+    /// Successful stores (incl. an incr/decr that rewrote a longer item).
     pub total_items: u64,
+    /// Live items removed from an LRU tail to make room.
     pub evictions: u64,
+    /// Expired or flushed items removed: on access, at an LRU tail, or by
+    /// the sweep.
     pub reclaimed: u64,
+    /// Reclaimed items that had expired (not flushed) without being read.
     pub expired_unfetched: u64,
+    /// Evicted items never read.
     pub evicted_unfetched: u64,
+    /// Evicted items that had been read at least twice.
     pub evicted_active: u64,
     /// Items removed by the background expirer.
     pub crawler_reclaimed: u64,
