@@ -1686,6 +1686,11 @@ fn parse_config_line(line: &str) -> Result<(&'static str, Vec<Option<String>>), 
             .unwrap_or_default();
         return Err(if word.starts_with('#') {
             "a comment must be on a line of its own".to_string()
+        } else if word == "logfile" {
+            // Debian's /etc/memcached.conf has this line for its wrapper.
+            "'logfile' is not an option (Debian's memcached wrapper reads it); \
+             ferrocache logs to stderr, which systemd sends to the journal"
+                .to_string()
         } else {
             format!(
                 "'{word}' is not an option; write one option per line as on the \
@@ -2471,6 +2476,11 @@ mod tests {
             ("-B foo", "Invalid value for binding protocol: foo", 64),
             ("-m 64 -c 5", "more than one option on this line", 1),
             ("memory-limit 64", "'memory-limit' is not an option", 1),
+            (
+                "logfile /var/log/memcached.log",
+                "ferrocache logs to stderr",
+                1,
+            ),
             ("-m 64 # MB", "a comment must be on a line of its own", 1),
             ("-h", "has no place in a config file", 1),
             ("-V", "has no place in a config file", 1),
