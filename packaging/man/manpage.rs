@@ -48,9 +48,7 @@ fn render(w: &mut dyn Write) -> std::io::Result<()> {
         .map(|h| h.to_string())
         .unwrap_or_default();
     // The -o list is rendered as its own section below, verbatim.
-    let man = Man::new(cmd.after_help(""))
-        .date(env!("CARGO_PKG_VERSION"))
-        .manual("ferrocache manual");
+    let man = Man::new(cmd.after_help("")).manual("ferrocache manual");
     man.render_title(w)?;
     man.render_name_section(w)?;
     man.render_synopsis_section(w)?;
