@@ -13,10 +13,16 @@
 //! memcached's wording and exit status. Where memcached would go on with a
 //! nonsensical value (a negative port or memory limit) we refuse instead;
 //! those places say so.
+//!
+//! `--config-file FILE` (ours; memcached has no such flag) reads options
+//! from a file in `/etc/memcached.conf`'s format, one per line, before the
+//! command line's; an option the command line gives replaces the file's
+//! (for `-o`, item by item). A bad line is refused naming file and line.
 
-use std::ffi::OsString;
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
@@ -288,8 +294,21 @@ impl Config {
         let matches = command()
             .try_get_matches_from(&argv)
             .map_err(|e| clap_error(&argv0, &argv, &e))?;
+        let cli = occurrences(&matches);
         let mut parser = Parser::default();
-        for (_, id, value) in occurrences(&matches) {
+        // Given more than once, the last one counts, as for other options.
+        if let Some(path) = matches
+            .get_raw("config-file")
+            .and_then(|mut v| v.next_back())
+        {
+            let path = Path::new(path);
+            for line in read_config_file(path)? {
+                if let Some(value) = line.after_command_line(&cli) {
+                    parser.apply_from_file(path, &line, value)?;
+                }
+            }
+        }
+        for (_, id, value) in cli {
             parser.apply(id, value)?;
         }
         parser.finish()
@@ -506,15 +525,20 @@ pub fn command() -> Command {
             'M',
             "Refuse writes when memory is full instead of evicting".to_string(),
         ))
-        .arg(value(
-            "conn-limit",
-            'c',
-            "NUM",
-            format!(
-                "Most simultaneous connections [default: {}]",
-                d.max_connections
-            ),
-        ))
+        .arg(
+            value(
+                "conn-limit",
+                'c',
+                "NUM",
+                format!(
+                    "Most simultaneous connections [default: {}]",
+                    d.max_connections
+                ),
+            )
+            // In memcached's table `--c`, `--co` and `--con` can only mean
+            // this; --config-file would make them ambiguous to clap.
+            .aliases(["c", "co", "con"]),
+        )
         .arg(flag(
             "lock-memory",
             'k',
@@ -688,6 +712,18 @@ pub fn command() -> Command {
                 .help("Number of NAPI ids, at most -t; not used [default: 0]")
                 .num_args(1)
                 .allow_hyphen_values(true)
+                .action(ArgAction::Append),
+        )
+        .arg(
+            Arg::new("config-file")
+                .long("config-file")
+                .value_name("FILE")
+                .help(
+                    "Read options from FILE first, one per line as on the command line\n\
+                     (e.g. -m 64); # starts a comment. Options given on the command\n\
+                     line win over the file's [default: none]",
+                )
+                .num_args(1)
                 .action(ArgAction::Append),
         )
         .arg(
@@ -1536,6 +1572,175 @@ fn usage() -> String {
     text
 }
 
+// ------------------------------------------------------------ --config-file
+
+/// One option line of a config file such as `/etc/ferrocache.conf`.
+#[derive(Debug, Clone, PartialEq)]
+struct FileOption {
+    /// 1-based, for messages.
+    line: usize,
+    /// The line as written, trimmed, for messages.
+    text: String,
+    /// clap id of the option.
+    id: &'static str,
+    /// One value per occurrence (`-vv` is two `None`s).
+    values: Vec<Option<String>>,
+}
+
+impl FileOption {
+    /// `file:line: "text"`, the prefix of every message about this line.
+    fn place(&self, path: &Path) -> String {
+        format!("{}:{}: \"{}\"", path.display(), self.line, self.text)
+    }
+
+    /// What is left of this line once the command line has had its say:
+    /// nothing when the command line gives the same option, and for `-o`
+    /// the items whose names the command line's `-o`s do not give. (A flag
+    /// set in the file cannot be unset on the command line, as no flag has
+    /// a negation; comment it out instead.)
+    fn after_command_line(
+        &self,
+        cli: &[(usize, &'static str, Option<OsString>)],
+    ) -> Option<Vec<Option<String>>> {
+        if self.id != "extended" {
+            return (!cli.iter().any(|o| o.1 == self.id)).then(|| self.values.clone());
+        }
+        let named: HashSet<String> = cli
+            .iter()
+            .filter(|o| o.1 == "extended")
+            .filter_map(|o| o.2.as_deref().map(OsStr::to_string_lossy))
+            .flat_map(|v| {
+                v.split(',')
+                    .map(|item| subopt_name(item).to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let kept: Vec<Option<String>> = self
+            .values
+            .iter()
+            .flatten()
+            .filter_map(|v| {
+                let items: Vec<&str> = v
+                    .split(',')
+                    .filter(|item| !named.contains(subopt_name(item)))
+                    .collect();
+                (!items.is_empty()).then(|| Some(items.join(",")))
+            })
+            .collect();
+        (!kept.is_empty()).then_some(kept)
+    }
+}
+
+/// `name` of an `-o` item `name=value`.
+fn subopt_name(item: &str) -> &str {
+    item.split_once('=').map_or(item, |(name, _)| name)
+}
+
+/// Reads a config file in `/etc/memcached.conf`'s format: one option per
+/// line written as on the command line (`-m 64`, `--port=11211`, `-vv`);
+/// blank lines and lines starting with `#` are skipped. Values are single
+/// words (no quoting), so a line is split at blanks. Every option is checked
+/// here as clap sees it; values are checked later, in order, by the parser.
+fn read_config_file(path: &Path) -> Result<Vec<FileOption>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::Invalid(format!("cannot read config file {}: {e}", path.display()))
+    })?;
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (id, values) = parse_config_line(line).map_err(|msg| {
+            ConfigError::Invalid(format!("{}:{}: \"{line}\": {msg}", path.display(), i + 1))
+        })?;
+        out.push(FileOption {
+            line: i + 1,
+            text: line.to_string(),
+            id,
+            values,
+        });
+    }
+    Ok(out)
+}
+
+/// One config file line → its option's id and values, or why not.
+fn parse_config_line(line: &str) -> Result<(&'static str, Vec<Option<String>>), String> {
+    let mut argv: Vec<OsString> = vec!["ferrocache".into()];
+    argv.extend(line.split_whitespace().map(OsString::from));
+    let argv = normalize_verbose(argv);
+    let matches = command().try_get_matches_from(&argv).map_err(|e| {
+        // getopt's sentence without memcached's `Illegal argument "?"`.
+        let err = clap_error("ferrocache", &argv, &e);
+        let first = err.message().lines().next().unwrap_or_default();
+        first.trim_start_matches("ferrocache: ").to_string()
+    })?;
+    if matches.get_raw("config-file").is_some() {
+        return Err("--config-file cannot be used inside a config file".into());
+    }
+    let occ = occurrences(&matches);
+    if let Some((_, _, word)) = occ.iter().find(|o| o.1 == "args") {
+        let word = word
+            .as_deref()
+            .map(OsStr::to_string_lossy)
+            .unwrap_or_default();
+        return Err(if word.starts_with('#') {
+            "a comment must be on a line of its own".to_string()
+        } else if word == "logfile" {
+            // Debian's /etc/memcached.conf has this line for its wrapper.
+            "'logfile' is not an option (Debian's memcached wrapper reads it); \
+             ferrocache logs to stderr, which systemd sends to the journal"
+                .to_string()
+        } else {
+            format!(
+                "'{word}' is not an option; write one option per line as on the \
+                 command line, e.g. -m 64"
+            )
+        });
+    }
+    let Some(&(_, id, _)) = occ.first() else {
+        return Err("no option on this line".into());
+    };
+    if occ.iter().any(|o| o.1 != id) {
+        return Err("more than one option on this line; write one per line".into());
+    }
+    if matches!(id, "help" | "version" | "license") {
+        return Err("this option prints and exits; it has no place in a config file".into());
+    }
+    let values = occ
+        .into_iter()
+        .map(|o| o.2.map(|v| v.to_string_lossy().into_owned()))
+        .collect();
+    Ok((id, values))
+}
+
+impl Parser {
+    /// [`Parser::apply`] for a config file line: errors and notes name the
+    /// file and line; an error keeps its kind (and so its exit status).
+    fn apply_from_file(
+        &mut self,
+        path: &Path,
+        line: &FileOption,
+        values: Vec<Option<String>>,
+    ) -> Result<(), ConfigError> {
+        for value in values {
+            let before = self.warnings.len();
+            self.apply(line.id, value.map(OsString::from))
+                .map_err(|e| {
+                    let msg = format!("{}: {}", line.place(path), e.message());
+                    match e {
+                        ConfigError::Usage(_) => ConfigError::Usage(msg),
+                        ConfigError::Invalid(_) | ConfigError::Exit(_) => ConfigError::Invalid(msg),
+                    }
+                })?;
+            for w in &mut self.warnings[before..] {
+                *w = format!("{}: {w}", line.place(path));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2154,5 +2359,182 @@ mod tests {
         assert_eq!(safe_strtoul("5"), Some(5));
         assert_eq!(safe_strtoul("-1"), None);
         assert_eq!(safe_strtoul("5x"), None);
+    }
+
+    /// A config file in the temp directory, removed when dropped.
+    struct TempConf(PathBuf);
+
+    impl TempConf {
+        fn new(name: &str, text: &str) -> TempConf {
+            let path = std::env::temp_dir().join(format!(
+                "ferrocache-config-test-{}-{name}.conf",
+                std::process::id()
+            ));
+            std::fs::write(&path, text).unwrap();
+            TempConf(path)
+        }
+
+        fn arg(&self) -> String {
+            self.0.display().to_string()
+        }
+    }
+
+    impl Drop for TempConf {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn config_file_is_read_like_memcached_conf() {
+        let conf = TempConf::new(
+            "format",
+            "# ferrocache settings\n\
+             \n\
+             -m 128\n\
+             \t  # an indented comment\n\
+             --port=12000\r\n\
+             -l 127.0.0.2\n\
+             \t-c   77  \n\
+             -u ferrocache\n\
+             -vv\n\
+             -o idle_timeout=5,modern\n\
+             -M\n",
+        );
+        let got = parse(&["--config-file", &conf.arg()]).unwrap();
+        let want = Config {
+            memory_limit: 128 << 20,
+            port: 12000,
+            listen: vec!["127.0.0.2".into()],
+            max_connections: 77,
+            user: Some("ferrocache".into()),
+            verbosity: 2,
+            idle_timeout: 5,
+            ignored_options: vec!["modern".into()],
+            no_evict: true,
+            ..Config::default()
+        };
+        assert_eq!(got, want);
+        // `=` and a prefix of the long name work as on the command line.
+        assert_eq!(
+            parse(&[&format!("--config-file={}", conf.arg())]),
+            Ok(want.clone())
+        );
+        assert_eq!(parse(&["--conf", &conf.arg()]), Ok(want));
+    }
+
+    #[test]
+    fn command_line_wins_over_config_file() {
+        let conf = TempConf::new(
+            "precedence",
+            "-m 128\n-p 12000\n-l 10.0.0.1\n-v\n-t 2\n-o idle_timeout=5,modern\n",
+        );
+        let got = parse(&[
+            "-p",
+            "13000",
+            "--config-file",
+            &conf.arg(),
+            "-l",
+            "127.0.0.1,::1",
+            "-o",
+            "idle_timeout=9",
+            "-vv",
+        ])
+        .unwrap();
+        assert_eq!(got.port, 13000, "-p from the command line, wherever it is");
+        assert_eq!(
+            got.listen,
+            vec!["127.0.0.1", "::1"],
+            "the file's -l is dropped"
+        );
+        assert_eq!(got.memory_limit, 128 << 20, "-m from the file");
+        assert_eq!(got.threads, 2, "-t from the file");
+        assert_eq!(got.verbosity, 2, "-v counted from the command line only");
+        assert_eq!(got.idle_timeout, 9);
+        assert_eq!(
+            got.ignored_options,
+            vec!["modern"],
+            "the file's other -o items stay"
+        );
+        // The packaged default: the service's port moved on the command line.
+        let conf = TempConf::new("port", "-p 11211\n-U 0\n");
+        let got = parse(&["--config-file", &conf.arg(), "-p", "0"]).unwrap();
+        assert!(!got.tcp_enabled);
+        // Given twice, the last file counts.
+        let other = TempConf::new("other", "-m 256\n");
+        let got = parse(&["--config-file", &conf.arg(), "--config-file", &other.arg()]).unwrap();
+        assert_eq!((got.port, got.memory_limit), (11211, 256 << 20));
+    }
+
+    #[test]
+    fn bad_config_lines_name_file_and_line() {
+        let cases: &[(&str, &str, i32)] = &[
+            ("-z", "invalid option -- 'z'", 1),
+            ("--bogus=1", "unrecognized option '--bogus=1'", 1),
+            ("-p", "option requires an argument -- 'p'", 1),
+            ("-c 0", "Maximum connections must be greater than 0", 1),
+            ("-B foo", "Invalid value for binding protocol: foo", 64),
+            ("-m 64 -c 5", "more than one option on this line", 1),
+            ("memory-limit 64", "'memory-limit' is not an option", 1),
+            (
+                "logfile /var/log/memcached.log",
+                "ferrocache logs to stderr",
+                1,
+            ),
+            ("-m 64 # MB", "a comment must be on a line of its own", 1),
+            ("-h", "has no place in a config file", 1),
+            ("-V", "has no place in a config file", 1),
+            (
+                "--config-file /etc/x",
+                "cannot be used inside a config file",
+                1,
+            ),
+            ("--", "no option on this line", 1),
+        ];
+        for &(line, reason, code) in cases {
+            let conf = TempConf::new("bad", &format!("# comment\n\n-m 64\n  {line}  \n-c 5\n"));
+            let err = parse(&["--config-file", &conf.arg()]).unwrap_err();
+            let want = format!("{}:4: \"{line}\": ", conf.arg());
+            assert!(
+                err.message().starts_with(&want) && err.message().contains(reason),
+                "line {line:?}: got {:?}",
+                err.message()
+            );
+            assert_eq!(err.exit_code(), code, "line {line:?}");
+        }
+        let missing = std::env::temp_dir().join("ferrocache-config-test-no-such.conf");
+        let err = parse(&["--config-file", &missing.display().to_string()]).unwrap_err();
+        assert!(
+            err.message()
+                .starts_with(&format!("cannot read config file {}: ", missing.display())),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), 1);
+    }
+
+    #[test]
+    fn config_file_notes_name_file_and_line() {
+        let conf = TempConf::new("notes", "\n-m 64k\n");
+        let got = parse(&["--config-file", &conf.arg()]).unwrap();
+        assert_eq!(got.memory_limit, 64 << 20);
+        assert_eq!(got.warnings.len(), 1);
+        let want = format!("{}:2: \"-m 64k\": note: -m '64k'", conf.arg());
+        assert!(got.warnings[0].starts_with(&want), "{:?}", got.warnings);
+    }
+
+    #[test]
+    fn config_file_keeps_memcached_long_prefixes() {
+        for argv in [
+            &["--c", "7"][..],
+            &["--co=7"],
+            &["--con", "7"],
+            &["--conn=7"],
+        ] {
+            assert_eq!(parse(argv).map(|c| c.max_connections), Ok(7), "{argv:?}");
+        }
+        let Err(ConfigError::Exit(help)) = parse(&["-h"]) else {
+            panic!("-h should exit");
+        };
+        assert!(help.contains("--config-file <FILE>"), "{help}");
     }
 }
