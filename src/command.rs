@@ -310,21 +310,19 @@ fn retrieve(
             None => ctx.cache.get(key, write).0,
             Some(deadline) => ctx.cache.get_and_touch(key, deadline, write).0,
         };
-        bump(&w.cmd_get, 1);
+        // memcached counts gat/gats as touches, not gets.
         if touch.is_some() {
             bump(&w.cmd_touch, 1);
-        }
-        match lookup {
-            Lookup::Hit => {
-                if touch.is_some() {
-                    bump(&w.touch_hits, 1);
-                }
-                bump(&w.get_hits, 1);
+            match lookup {
+                Lookup::Hit => bump(&w.touch_hits, 1),
+                _ => bump(&w.touch_misses, 1),
             }
+            continue;
+        }
+        bump(&w.cmd_get, 1);
+        match lookup {
+            Lookup::Hit => bump(&w.get_hits, 1),
             miss => {
-                if touch.is_some() {
-                    bump(&w.touch_misses, 1);
-                }
                 bump(&w.get_misses, 1);
                 match miss {
                     Lookup::Expired => bump(&w.get_expired, 1),
