@@ -607,7 +607,7 @@ fn render_markdown(machine: &str, cfg: &RunCfg, outcomes: &[Outcome]) -> String 
     let mut s = String::new();
     s.push_str(&format!(
         "### Load (`cargo bench --bench load`)\n\n{machine}.\n\nBoth servers `-m 1024 -t 2 -U 0`, \
-         {} alternating rounds each of {:.0} s warm-up + {:.0} s measured, generator in the same \
+         {} alternating rounds each of {} s warm-up + {} s measured, generator in the same \
          machine ({} threads, mio, closed loop). Figures are medians over the rounds; ops/s also \
          shows the lowest and highest round. CPU µs/req is the process's user+system time \
          (/proc/PID/stat) over the measured window divided by the requests completed in it; CPU % is that time over the wall time (100% = one \
@@ -667,158 +667,172 @@ fn render_markdown(machine: &str, cfg: &RunCfg, outcomes: &[Outcome]) -> String 
     s
 }
 
-/// Which figure of a [`Summary`] a chart panel shows.
+/// Which figure of a [`Summary`] a chart cell shows.
 type Metric = fn(&Summary) -> f64;
 
-/// A hand-written SVG: per workload, ops/s (left) and p99 latency (right)
-/// as bars for both servers, with the ratio above each pair.
+/// A hand-written SVG of small multiples: one column per workload, a row for
+/// ops/s and a row for p99 latency, each cell with its own scale (the
+/// workloads differ by an order of magnitude), both servers' bars side by
+/// side and the ratio ferrocache / memcached under them.
 fn render_svg(machine: &str, outcomes: &[Outcome]) -> String {
-    const W: f64 = 860.0;
-    const H: f64 = 400.0;
-    const PANEL_W: f64 = 380.0;
-    const PLOT_TOP: f64 = 90.0;
-    const PLOT_H: f64 = 230.0;
+    const CELL_W: f64 = 250.0;
+    const CELL_H: f64 = 190.0;
+    const LEFT: f64 = 10.0;
+    const TOP: f64 = 90.0;
+    const PLOT_H: f64 = 120.0;
+    const BAR_W: f64 = 56.0;
     let colour = |k: Kind| match k {
         Kind::Memcached => "#8c8c8c",
         Kind::Ferrocache => "#d9622b",
     };
+    let cols = outcomes.len().max(1) as f64;
+    let w = LEFT + cols * CELL_W + 10.0;
+    let h = TOP + 2.0 * CELL_H + 30.0;
     let mut s = String::new();
     s.push_str(&format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{}\" y=\"24\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\">ferrocache vs memcached — load benchmark (medians)</text>\n\
-         <text x=\"{}\" y=\"42\" text-anchor=\"middle\" fill=\"#555\">{}</text>\n",
-        W / 2.0,
-        W / 2.0,
+         <text x=\"{0}\" y=\"22\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\">ferrocache vs memcached: load benchmark (medians of alternating rounds)</text>\n\
+         <text x=\"{0}\" y=\"40\" text-anchor=\"middle\" fill=\"#555\" font-size=\"11\">{1}</text>\n",
+        w / 2.0,
         xml_escape(machine)
     ));
-    // Legend.
     for (i, k) in Kind::BOTH.iter().enumerate() {
-        let x = W / 2.0 - 110.0 + i as f64 * 120.0;
+        let x = w / 2.0 - 100.0 + i as f64 * 110.0;
         s.push_str(&format!(
-            "<rect x=\"{x}\" y=\"52\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{}\" y=\"62\">{}</text>\n",
+            "<rect x=\"{x}\" y=\"50\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{}\" y=\"60\">{}</text>\n",
             colour(*k),
             x + 16.0,
             k.name()
         ));
     }
-    let panels: [(&str, Metric); 2] = [
-        ("throughput, ops/s (higher is better)", |x| x.ops),
-        ("p99 latency, µs (lower is better)", |x| x.p99_us),
+    let rows: [(&str, Metric, bool); 2] = [
+        ("Throughput, ops/s", |x| x.ops, true),
+        ("p99 latency, µs", |x| x.p99_us, false),
     ];
-    for (pi, (title, metric)) in panels.iter().enumerate() {
-        let x0 = 50.0 + pi as f64 * (PANEL_W + 50.0);
-        let max = outcomes
-            .iter()
-            .flat_map(|o| {
-                o.per_server
-                    .iter()
-                    .filter_map(|(_, s, _)| s.as_ref().map(metric))
-            })
-            .filter(|v| v.is_finite())
-            .fold(0.0, f64::max);
-        let max = nice_ceiling(max);
+    for (ri, (label, metric, higher_better)) in rows.iter().enumerate() {
+        let y0 = TOP + ri as f64 * CELL_H;
         s.push_str(&format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-weight=\"bold\">{title}</text>\n",
-            x0 + PANEL_W / 2.0,
-            PLOT_TOP - 8.0
+            "<text x=\"10\" y=\"{:.1}\" font-weight=\"bold\">{label} ({})</text>\n",
+            y0 - 8.0,
+            if *higher_better {
+                "higher is better"
+            } else {
+                "lower is better"
+            }
         ));
-        // Axis and grid.
-        for g in 0..=4 {
-            let v = max * g as f64 / 4.0;
-            let y = PLOT_TOP + PLOT_H - PLOT_H * g as f64 / 4.0;
+        for (ci, o) in outcomes.iter().enumerate() {
+            let x0 = LEFT + ci as f64 * CELL_W;
+            let plot_top = y0 + 20.0;
+            let base = plot_top + PLOT_H;
+            let values: Vec<Option<f64>> = Kind::BOTH
+                .iter()
+                .map(|k| find(o, *k).map(|x| metric(&x)).filter(|v| v.is_finite()))
+                .collect();
+            let max = nice_ceiling(values.iter().flatten().fold(0.0, |a, &b| f64::max(a, b)));
             s.push_str(&format!(
-                "<line x1=\"{x0}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"#e0e0e0\"/>\
-                 <text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#555\" font-size=\"10\">{}</text>\n",
-                x0 + PANEL_W,
-                x0 - 4.0,
-                y + 3.0,
-                short(v)
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-weight=\"bold\">{}</text>\n",
+                x0 + CELL_W / 2.0,
+                y0 + 10.0,
+                o.workload.name
             ));
-        }
-        let groups = outcomes.len().max(1) as f64;
-        let group_w = PANEL_W / groups;
-        let bar_w = (group_w * 0.3).min(50.0);
-        for (gi, o) in outcomes.iter().enumerate() {
-            let gx = x0 + group_w * gi as f64 + group_w / 2.0;
-            for (bi, k) in Kind::BOTH.iter().enumerate() {
-                let bx = gx - bar_w - 2.0 + bi as f64 * (bar_w + 4.0);
-                match find(o, *k).map(|x| metric(&x)).filter(|v| v.is_finite()) {
+            for g in 0..=4 {
+                let v = max * g as f64 / 4.0;
+                let y = base - PLOT_H * g as f64 / 4.0;
+                s.push_str(&format!(
+                    "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{}\"/>\
+                     <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#555\" font-size=\"10\">{}</text>\n",
+                    x0 + 40.0,
+                    x0 + CELL_W - 20.0,
+                    if g == 0 { "#333" } else { "#e3e3e3" },
+                    x0 + 37.0,
+                    y + 3.0,
+                    short(v)
+                ));
+            }
+            let mid = x0 + 40.0 + (CELL_W - 60.0) / 2.0;
+            for (bi, (k, v)) in Kind::BOTH.iter().zip(&values).enumerate() {
+                let bx = mid - BAR_W - 4.0 + bi as f64 * (BAR_W + 8.0);
+                match v {
                     Some(v) => {
-                        let h = if max > 0.0 { PLOT_H * v / max } else { 0.0 };
-                        let y = PLOT_TOP + PLOT_H - h;
+                        let bh = PLOT_H * v / max;
                         s.push_str(&format!(
-                            "<rect x=\"{bx:.1}\" y=\"{y:.1}\" width=\"{bar_w:.1}\" height=\"{h:.1}\" fill=\"{}\"><title>{} {}: {}</title></rect>\
-                             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{}</text>\n",
+                            "<rect x=\"{bx:.1}\" y=\"{:.1}\" width=\"{BAR_W}\" height=\"{bh:.1}\" fill=\"{}\"><title>{} {}: {}</title></rect>\
+                             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"11\">{}</text>\n",
+                            base - bh,
                             colour(*k),
                             k.name(),
                             o.workload.name,
-                            short(v),
-                            bx + bar_w / 2.0,
-                            y - 3.0,
-                            short(v)
+                            short(*v),
+                            bx + BAR_W / 2.0,
+                            base - bh - 4.0,
+                            short(*v)
                         ));
                     }
                     None => s.push_str(&format!(
-                        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\" fill=\"#b00\">n/a</text>\n",
-                        bx + bar_w / 2.0,
-                        PLOT_TOP + PLOT_H - 4.0
+                        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"11\" fill=\"#b00\">not measured</text>\n",
+                        bx + BAR_W / 2.0,
+                        base - 6.0
                     )),
                 }
             }
-            let ratio = match (find(o, Kind::Memcached), find(o, Kind::Ferrocache)) {
-                (Some(m), Some(f)) => format!("×{:.2}", metric(&f) / metric(&m)),
-                _ => String::new(),
-            };
-            s.push_str(&format!(
-                "<text x=\"{gx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\
-                 <text x=\"{gx:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#555\" font-size=\"11\">{ratio}</text>\n",
-                PLOT_TOP + PLOT_H + 16.0,
-                o.workload.name,
-                PLOT_TOP + PLOT_H + 30.0
-            ));
+            if let (Some(m), Some(f)) = (values[0], values[1]) {
+                s.push_str(&format!(
+                    "<text x=\"{mid:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#333\">ferrocache / memcached = {:.2}</text>\n",
+                    base + 18.0,
+                    f / m
+                ));
+            }
         }
-        s.push_str(&format!(
-            "<line x1=\"{x0}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#333\"/>\n",
-            PLOT_TOP + PLOT_H,
-            x0 + PANEL_W,
-            PLOT_TOP + PLOT_H
-        ));
     }
     s.push_str(&format!(
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#555\" font-size=\"11\">×ratio = ferrocache / memcached. small: p99 is per batch of 16 pipelined requests; multiget: ops are 10-key gets.</text>\n",
-        W / 2.0,
-        H - 12.0
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#555\" font-size=\"11\">small: 16 requests pipelined per connection, latency per batch of 16. multiget: an op is a 10-key get.</text>\n",
+        w / 2.0,
+        h - 12.0
     ));
     s.push_str("</svg>\n");
     s
 }
 
-/// 1, 2, 2.5 or 5 times a power of ten, at least `v`.
+/// 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 or 10 times a power of ten, at least `v`
+/// (so that quarters of it are round-ish).
 fn nice_ceiling(v: f64) -> f64 {
     if v <= 0.0 || !v.is_finite() {
         return 1.0;
     }
     let p = 10f64.powf(v.log10().floor());
-    for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
-        if m * p >= v {
+    for m in [1.0, 1.2, 1.6, 2.0, 2.4, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0] {
+        if m * p >= v * 1.08 {
             return m * p;
         }
     }
-    10.0 * p
+    12.0 * p
 }
 
-/// 1234 → "1.2k", 2_500_000 → "2.5M", 87.3 → "87".
+/// Three significant digits: 37_500 → "37.5k", 595_549 → "596k",
+/// 1_234_567 → "1.23M", 830 → "830", 3.25 → "3.25".
 fn short(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{:.2}M", v / 1e6)
-    } else if v >= 1e4 {
-        format!("{:.0}k", v / 1e3)
+    let (x, suffix) = if v >= 1e6 {
+        (v / 1e6, "M")
     } else if v >= 1e3 {
-        format!("{:.1}k", v / 1e3)
+        (v / 1e3, "k")
     } else {
-        format!("{v:.0}")
-    }
+        (v, "")
+    };
+    let digits = if x >= 100.0 {
+        0
+    } else if x >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let t = format!("{x:.digits$}");
+    let t = if t.contains('.') {
+        t.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        t
+    };
+    format!("{t}{suffix}")
 }
 
 fn xml_escape(s: &str) -> String {
