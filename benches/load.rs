@@ -14,7 +14,8 @@
 //! Environment: `FC_BENCH_ROUNDS` (rounds per server, default 5),
 //! `FC_BENCH_SECS` (measured seconds per round, default 4),
 //! `FC_BENCH_WARMUP` (unmeasured seconds before each, default 1),
-//! `FC_BENCH_THREADS` (generator threads, default 2), `FC_BENCH_SERVERS`
+//! `FC_BENCH_THREADS` (generator threads, default 2), `FC_BENCH_VERBOSE`
+//! (print more latency quantiles per round), `FC_BENCH_SERVERS`
 //! (`memcached`, `ferrocache` or both), `FC_MEMCACHED` / `FC_FERROCACHE`
 //! (binaries).
 
@@ -96,6 +97,8 @@ struct ThreadTotals {
     misses: u64,
     errors: u64,
     closed: u64,
+    /// Batches completed per connection.
+    per_conn: Vec<u64>,
 }
 
 /// One round against one server.
@@ -128,6 +131,8 @@ struct Conn {
     keys_asked: u64,
     values: u64,
     dead: bool,
+    /// Batches completed in the measured window (fairness across connections).
+    done: u64,
 }
 
 impl Conn {
@@ -147,6 +152,7 @@ impl Conn {
             keys_asked: 0,
             values: 0,
             dead: false,
+            done: 0,
         })
     }
 
@@ -274,6 +280,7 @@ fn drive(
         misses: 0,
         errors: 0,
         closed: 0,
+        per_conn: Vec::new(),
     };
     if let Some(wait) = start.checked_duration_since(Instant::now()) {
         std::thread::sleep(wait);
@@ -314,6 +321,7 @@ fn drive(
                         let ns = done.duration_since(c.batch_start).as_nanos() as u64;
                         t.hist.saturating_record(ns.max(1));
                         t.requests += w.depth as u64;
+                        c.done += 1;
                         t.hits += c.values;
                         t.misses += c.keys_asked.saturating_sub(c.values);
                     }
@@ -327,6 +335,7 @@ fn drive(
             }
         }
     }
+    t.per_conn = conns.iter().map(|c| c.done).collect();
     Ok(t)
 }
 
@@ -369,8 +378,10 @@ fn round(server: &Server, w: &Workload, round_no: u64, cfg: &RunCfg) -> io::Resu
     let mut hist: Histogram<u64> = Histogram::new_with_bounds(1, 60_000_000_000, 3)
         .map_err(|e| io::Error::other(e.to_string()))?;
     let (mut requests, mut hits, mut misses, mut errors, mut closed) = (0, 0, 0, 0, 0);
+    let mut per_conn: Vec<f64> = Vec::new();
     for r in results {
         let t = r?;
+        per_conn.extend(t.per_conn.iter().map(|&n| n as f64));
         hist.add(&t.hist)
             .map_err(|e| io::Error::other(e.to_string()))?;
         requests += t.requests;
@@ -385,6 +396,25 @@ fn round(server: &Server, w: &Workload, round_no: u64, cfg: &RunCfg) -> io::Resu
         )));
     }
     let us = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    if std::env::var_os("FC_BENCH_VERBOSE").is_some() {
+        let qs = [0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.999];
+        let line: Vec<String> = qs
+            .iter()
+            .map(|&q| format!("p{}={:.0}µs", q * 100.0, us(q)))
+            .collect();
+        println!(
+            "      latency quantiles: {}  mean={:.0}µs max={:.0}µs",
+            line.join(" "),
+            hist.mean() / 1000.0,
+            hist.max() as f64 / 1000.0
+        );
+        println!(
+            "      batches per connection: min {:.0}, median {:.0}, max {:.0}",
+            per_conn.iter().copied().fold(f64::INFINITY, f64::min),
+            median(&per_conn),
+            per_conn.iter().copied().fold(0.0, f64::max)
+        );
+    }
     Ok(Round {
         ops: requests as f64 / cfg.measure.as_secs_f64(),
         p50_us: us(0.50),
