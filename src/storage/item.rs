@@ -313,7 +313,15 @@ mod tests {
             let usable = unsafe { libc::malloc_usable_size(b.as_ptr() as *mut libc::c_void) };
             let charge = malloc_charge(n);
             if (n + 8 + 15) & !15 < MMAP_THRESHOLD {
-                assert_eq!(charge, usable + 8, "heap chunk for malloc({n})");
+                // glibc hands out a free chunk up to 16 bytes larger than
+                // asked rather than split off a remainder smaller than its
+                // 32-byte minimum, so with a used heap the chunk may exceed
+                // the formula by one such sliver (seen under parallel tests).
+                let chunk = usable + 8;
+                assert!(
+                    charge <= chunk && chunk <= charge + 16,
+                    "heap chunk for malloc({n}): charge {charge}, chunk {chunk}"
+                );
             } else {
                 // mmapped (usable + 16, page-rounded) or, after the dynamic
                 // threshold moved, a heap chunk (usable + 8): never under.
