@@ -70,6 +70,7 @@ fn main() {
             log::warn!("{}", e);
         }
     }
+    process::pin_malloc_thresholds();
     if let Err(e) = process::block_signals() {
         fail(e.exit_code(), e);
     }

