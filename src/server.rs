@@ -71,6 +71,18 @@ struct Shared {
 }
 
 impl Shared {
+    /// What a command executed by the worker owning `worker` may touch.
+    fn context<'a>(&'a self, worker: &'a WorkerStats) -> Context<'a> {
+        Context {
+            config: &self.config,
+            cache: &self.cache,
+            clock: &self.clock,
+            stats: &self.stats,
+            worker,
+            server: self,
+        }
+    }
+
     fn request_stop(&self) {
         if self.stopping.swap(true, Ordering::SeqCst) {
             return;
@@ -741,14 +753,7 @@ impl Worker {
             return;
         };
         let worker = shared.stats.worker(self.id);
-        let ctx = Context {
-            config: &shared.config,
-            cache: &shared.cache,
-            clock: &shared.clock,
-            stats: &shared.stats,
-            worker,
-            server: shared,
-        };
+        let ctx = shared.context(worker);
         let status = match catch_unwind(AssertUnwindSafe(|| drive(conn, &ctx, &shared.limits))) {
             Ok(s) => s,
             Err(_) => {
@@ -773,14 +778,7 @@ impl Worker {
     fn serve_udp(&mut self, i: usize) {
         let shared = &*self.shared;
         let worker = shared.stats.worker(self.id);
-        let ctx = Context {
-            config: &shared.config,
-            cache: &shared.cache,
-            clock: &shared.clock,
-            stats: &shared.stats,
-            worker,
-            server: shared,
-        };
+        let ctx = shared.context(worker);
         let mut buf = vec![0u8; 65536];
         let mut out = Vec::new();
         loop {
