@@ -326,6 +326,11 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
             shared: Arc::clone(&shared),
             conns: Slab::new(),
             ready: Vec::new(),
+            udp_buf: if udp.is_empty() {
+                Vec::new()
+            } else {
+                vec![0u8; 65536]
+            },
             udp,
         };
         handles.push(
@@ -616,6 +621,9 @@ struct Worker {
     conns: Slab<Conn>,
     ready: Vec<usize>,
     udp: Vec<UdpSocket>,
+    /// One datagram's worth of receive space, kept for the worker's life
+    /// (empty when UDP is off).
+    udp_buf: Vec<u8>,
 }
 
 impl Worker {
@@ -779,10 +787,9 @@ impl Worker {
         let shared = &*self.shared;
         let worker = shared.stats.worker(self.id);
         let ctx = shared.context(worker);
-        let mut buf = vec![0u8; 65536];
         let mut out = Vec::new();
         loop {
-            let (n, peer) = match self.udp[i].recv_from(&mut buf) {
+            let (n, peer) = match self.udp[i].recv_from(&mut self.udp_buf) {
                 Ok(r) => r,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -795,7 +802,7 @@ impl Worker {
                 continue;
             }
             bump(&worker.bytes_read, n as u64);
-            let (hdr, payload) = buf[..n].split_at(8);
+            let (hdr, payload) = self.udp_buf[..n].split_at(8);
             let req_id = [hdr[0], hdr[1]];
             out.clear();
             if hdr[4] != 0 || hdr[5] != 1 {
