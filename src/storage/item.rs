@@ -24,9 +24,19 @@ pub(super) const MAX_TOTAL_LEN: usize = LEN_MASK as usize;
 /// Keys are at most 250 bytes in memcached; the length lives in 8 bits.
 pub(super) const MAX_KEY_LEN: usize = u8::MAX as usize;
 
-/// The key length takes the low 8 bits of the cas word; 56 bits of unique
-/// last 2^56 writes (over 200 years at 10 million writes a second).
-const CAS_SHIFT: u32 = 8;
+/// The key length takes the low 8 bits of the cas word and the meta
+/// command bits the next 3; 53 bits of unique last 2^53 writes (over 28
+/// years at 10 million writes a second).
+const CAS_SHIFT: u32 = 11;
+/// Largest cas unique an item holds; an explicit one (meta `E`) is masked.
+pub(super) const CAS_MASK: u64 = (1 << (64 - CAS_SHIFT)) - 1;
+/// Marked stale by a meta invalidation (`md I`, `ms I`): readers see `X`.
+const STALE: u64 = 1 << 8;
+/// A meta reader has been handed the recache token (`W`); others see `Z`.
+const WIN_SENT: u64 = 1 << 9;
+/// Stored with a base64 (binary) key: meta replies echo the key encoded.
+const BINARY_KEY: u64 = 1 << 10;
+const META_BITS: u64 = STALE | WIN_SENT | BINARY_KEY;
 
 /// The size of one slab slot holding an item: the item header as far as
 /// memory is concerned. `slab`'s entry type is private; this mirror has the
@@ -46,7 +56,7 @@ enum SlabEntryMirror {
 /// the header stays at 40 bytes.
 pub(super) struct Item {
     ptr: NonNull<u8>,
-    /// cas unique << 8 | key length.
+    /// cas unique << 11 | meta bits << 8 | key length.
     cas_klen: u64,
     /// Key + value length, with the FETCHED and ACTIVE bits on top.
     len: u32,
@@ -105,7 +115,7 @@ impl Item {
         let ptr = NonNull::from(Box::leak(block)).cast::<u8>();
         Item {
             ptr,
-            cas_klen: (cas << CAS_SHIFT) | klen as u64,
+            cas_klen: ((cas & CAS_MASK) << CAS_SHIFT) | klen as u64,
             len,
             flags,
             deadline,
@@ -154,8 +164,45 @@ impl Item {
         self.cas_klen >> CAS_SHIFT
     }
 
+    /// Sets the unique (masked to 53 bits), keeping the key length and the
+    /// meta bits.
     pub(super) fn set_cas(&mut self, cas: u64) {
-        self.cas_klen = (cas << CAS_SHIFT) | self.klen() as u64;
+        self.cas_klen = ((cas & CAS_MASK) << CAS_SHIFT) | (self.cas_klen & (META_BITS | 0xff));
+    }
+
+    #[inline]
+    pub(super) fn stale(&self) -> bool {
+        self.cas_klen & STALE != 0
+    }
+
+    #[inline]
+    pub(super) fn win_sent(&self) -> bool {
+        self.cas_klen & WIN_SENT != 0
+    }
+
+    #[inline]
+    pub(super) fn binary_key(&self) -> bool {
+        self.cas_klen & BINARY_KEY != 0
+    }
+
+    pub(super) fn set_stale(&mut self, on: bool) {
+        self.set_bit(STALE, on);
+    }
+
+    pub(super) fn set_win_sent(&mut self, on: bool) {
+        self.set_bit(WIN_SENT, on);
+    }
+
+    pub(super) fn set_binary_key(&mut self, on: bool) {
+        self.set_bit(BINARY_KEY, on);
+    }
+
+    fn set_bit(&mut self, bit: u64, on: bool) {
+        if on {
+            self.cas_klen |= bit;
+        } else {
+            self.cas_klen &= !bit;
+        }
     }
 
     #[inline]
@@ -279,12 +326,26 @@ mod tests {
 
     #[test]
     fn fields_round_trip() {
-        let mut it = item(b"key", b"value", (1 << 56) - 1);
+        let mut it = item(b"key", b"value", CAS_MASK);
         assert_eq!(it.key(), b"key");
         assert_eq!(it.value(), b"value");
-        assert_eq!(it.cas(), (1 << 56) - 1);
+        assert_eq!(it.cas(), CAS_MASK);
+        assert!(!it.stale() && !it.win_sent() && !it.binary_key());
+        it.set_stale(true);
+        it.set_binary_key(true);
         it.set_cas(42);
         assert_eq!((it.cas(), it.key()), (42, &b"key"[..]));
+        assert!(it.stale() && !it.win_sent() && it.binary_key());
+        it.set_win_sent(true);
+        it.set_stale(false);
+        assert!(!it.stale() && it.win_sent() && it.binary_key());
+        assert_eq!((it.cas(), it.key()), (42, &b"key"[..]));
+        it.set_cas(u64::MAX);
+        assert_eq!(
+            it.cas(),
+            CAS_MASK,
+            "an explicit unique is masked to 53 bits"
+        );
         assert!(!it.fetched() && !it.active());
         it.mark_fetched();
         assert!(it.fetched() && !it.active());

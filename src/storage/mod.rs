@@ -106,6 +106,130 @@ pub enum ArithOutcome {
     NoMemory,
 }
 
+/// What the meta commands add to a write (all off for the classic ones).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOpts {
+    /// Append/prepend only if the item's unique is this (else `Exists`).
+    pub compare: Option<u64>,
+    /// With [`StoreOp::Cas`]: a unique *older* than the item's still stores,
+    /// but marks the item stale, keeping its deadline and win token.
+    pub invalidate: bool,
+    /// The new item's cas unique, instead of the next one (meta `E`).
+    /// Kept to 53 bits.
+    pub cas: Option<u64>,
+    /// The key came base64-encoded; meta replies echo it encoded.
+    pub binary_key: bool,
+    /// The new item starts with its recache token handed out (`mg N`).
+    pub win: bool,
+}
+
+/// What the meta arithmetic command adds to incr/decr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArithOpts {
+    /// Only if the item's unique is this (0 means no check, as memcached).
+    pub compare: Option<u64>,
+    /// A new deadline on success.
+    pub touch: Option<Secs>,
+    /// The new cas unique, instead of the next one.
+    pub cas: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaArithOutcome {
+    /// The new value, the item's new unique and its deadline.
+    Done {
+        value: u64,
+        cas: u64,
+        deadline: Secs,
+    },
+    NotFound,
+    /// The compare unique did not match.
+    Exists,
+    NonNumeric,
+    NoMemory,
+}
+
+/// What a meta delete does to a live item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteAction {
+    Remove,
+    /// `md I`: mark stale with a new unique, hand the win token out again,
+    /// optionally with a new deadline.
+    Invalidate {
+        deadline: Option<Secs>,
+        cas: Option<u64>,
+    },
+    /// `md x`: keep the item, with an empty value, client flags 0 and a new
+    /// unique.
+    ClearValue {
+        cas: Option<u64>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Done,
+    NotFound,
+    /// The compare unique did not match.
+    Exists,
+}
+
+/// A live item as a meta command sees it, while its shard is locked: what
+/// it holds, its access history before this command, and the meta marks.
+pub struct MetaView<'a> {
+    item: &'a mut item::Item,
+}
+
+impl MetaView<'_> {
+    pub fn key(&self) -> &[u8] {
+        self.item.key()
+    }
+    pub fn value(&self) -> &[u8] {
+        self.item.value()
+    }
+    pub fn flags(&self) -> u32 {
+        self.item.flags
+    }
+    pub fn cas(&self) -> u64 {
+        self.item.cas()
+    }
+    /// Clock second it expires at; 0 = never.
+    pub fn deadline(&self) -> Secs {
+        self.item.deadline
+    }
+    pub fn set_deadline(&mut self, deadline: Secs) {
+        self.item.deadline = deadline;
+    }
+    /// Clock second of its last write or read.
+    pub fn last_access(&self) -> Secs {
+        self.item.atime
+    }
+    pub fn fetched(&self) -> bool {
+        self.item.fetched()
+    }
+    pub fn stale(&self) -> bool {
+        self.item.stale()
+    }
+    pub fn win_sent(&self) -> bool {
+        self.item.win_sent()
+    }
+    /// Hands the recache token out: later readers see `Z`.
+    pub fn set_win_sent(&mut self) {
+        self.item.set_win_sent(true);
+    }
+    pub fn binary_key(&self) -> bool {
+        self.item.binary_key()
+    }
+    /// The size class (from 1) it counts in, as `stats items` shows.
+    pub fn class_id(&self) -> u32 {
+        item::class_of(self.item.class_size()) as u32 + 1
+    }
+    /// Its size as `stats sizes` counts it: header, key and value.
+    pub fn size(&self) -> usize {
+        self.item.requested()
+    }
+}
+
 /// A stored item as a reader sees it, valid while the shard is locked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ItemRef<'a> {
@@ -320,25 +444,17 @@ impl Cache {
         touch: Option<Secs>,
         f: impl FnOnce(ItemRef<'_>) -> R,
     ) -> (Lookup, Option<R>) {
-        if key.len() > MAX_KEY_LEN {
-            return (Lookup::Miss, None);
-        }
-        let (s, hash) = self.locate(key);
-        let ctx = self.ctx();
-        let mut shard = self.lock(s);
-        match shard.read(hash, key, touch, &ctx) {
-            Ok(id) => {
-                let it = shard.item(id);
-                let r = f(ItemRef {
-                    key: it.key(),
-                    flags: it.flags,
-                    data: it.value(),
-                    cas: it.cas(),
-                });
-                (Lookup::Hit, Some(r))
+        self.meta_read(key, true, |item| {
+            if let Some(deadline) = touch {
+                item.set_deadline(deadline);
             }
-            Err(why) => (why, None),
-        }
+            f(ItemRef {
+                key: item.key(),
+                flags: item.flags(),
+                data: item.value(),
+                cas: item.cas(),
+            })
+        })
     }
 
     /// Sets a new deadline; false when the key is absent. Keeps the cas
@@ -361,6 +477,21 @@ impl Cache {
         deadline: Secs,
         data: &[u8],
     ) -> StoreOutcome {
+        let opts = WriteOpts::default();
+        self.store_with(op, key, flags, deadline, data, &opts).0
+    }
+
+    /// [`Cache::store`] with the meta command options; also returns the
+    /// stored item's cas unique (0 when nothing was stored).
+    pub fn store_with(
+        &self,
+        op: StoreOp,
+        key: &[u8],
+        flags: u32,
+        deadline: Secs,
+        data: &[u8],
+        opts: &WriteOpts,
+    ) -> (StoreOutcome, u64) {
         let total = key.len() + data.len();
         if key.len() > MAX_KEY_LEN
             || total > MAX_TOTAL_LEN
@@ -369,7 +500,7 @@ impl Cache {
             if op == StoreOp::Set {
                 self.delete(key);
             }
-            return StoreOutcome::TooLarge;
+            return (StoreOutcome::TooLarge, 0);
         }
         let (s, hash) = self.locate(key);
         // the block is built before taking the lock (append/prepend need the
@@ -380,7 +511,7 @@ impl Cache {
         };
         self.with_retries(s, |shard, ctx, credit, last| {
             shard.store(
-                ctx, hash, op, key, flags, deadline, data, &mut block, credit, last,
+                ctx, hash, op, key, flags, deadline, data, &mut block, opts, credit, last,
             )
         })
     }
@@ -458,13 +589,71 @@ impl Cache {
     /// `"99 "`), a longer one replaces the item (same flags and deadline).
     /// Every change takes a new cas unique.
     pub fn incr_decr(&self, key: &[u8], delta: u64, incr: bool) -> ArithOutcome {
+        match self.meta_incr_decr(key, delta, incr, &ArithOpts::default()) {
+            MetaArithOutcome::Done { value, .. } => ArithOutcome::Value(value),
+            MetaArithOutcome::NotFound | MetaArithOutcome::Exists => ArithOutcome::NotFound,
+            MetaArithOutcome::NonNumeric => ArithOutcome::NonNumeric,
+            MetaArithOutcome::NoMemory => ArithOutcome::NoMemory,
+        }
+    }
+
+    /// [`Cache::incr_decr`] with the meta arithmetic options; reports the
+    /// item's new unique and deadline too.
+    pub fn meta_incr_decr(
+        &self,
+        key: &[u8],
+        delta: u64,
+        incr: bool,
+        opts: &ArithOpts,
+    ) -> MetaArithOutcome {
         if key.len() > MAX_KEY_LEN {
-            return ArithOutcome::NotFound;
+            return MetaArithOutcome::NotFound;
         }
         let (s, hash) = self.locate(key);
         self.with_retries(s, |shard, ctx, credit, last| {
-            shard.incr_decr(ctx, hash, key, delta, incr, credit, last)
+            shard.incr_decr(ctx, hash, key, delta, incr, opts, credit, last)
         })
+    }
+
+    /// Looks `key` up for a meta command: calls `f` with the live item while
+    /// its shard is locked, before the read is recorded (so `f` sees the
+    /// previous access time and fetched mark), then, when `bump`, records it
+    /// and bumps the item in the LRU. `f` must not call back into the cache.
+    #[inline]
+    pub fn meta_read<R>(
+        &self,
+        key: &[u8],
+        bump: bool,
+        f: impl FnOnce(&mut MetaView<'_>) -> R,
+    ) -> (Lookup, Option<R>) {
+        if key.len() > MAX_KEY_LEN {
+            return (Lookup::Miss, None);
+        }
+        let (s, hash) = self.locate(key);
+        let ctx = self.ctx();
+        let mut shard = self.lock(s);
+        match shard.meta_read(hash, key, &ctx, bump, |item| f(&mut MetaView { item })) {
+            Ok(r) => (Lookup::Hit, Some(r)),
+            Err(why) => (why, None),
+        }
+    }
+
+    /// Meta delete: removes the item, or marks it stale, or empties it
+    /// (see [`DeleteAction`]), if it is live and `compare` (when given)
+    /// matches its unique.
+    pub fn meta_delete(
+        &self,
+        key: &[u8],
+        compare: Option<u64>,
+        action: DeleteAction,
+    ) -> DeleteOutcome {
+        if key.len() > MAX_KEY_LEN {
+            return DeleteOutcome::NotFound;
+        }
+        let (s, hash) = self.locate(key);
+        let ctx = self.ctx();
+        let outcome = self.lock(s).meta_delete(hash, key, &ctx, compare, action);
+        outcome
     }
 
     /// Invalidates every item now (`None`, or a deadline not in the future)

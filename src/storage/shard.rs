@@ -14,7 +14,10 @@ use slab::Slab;
 
 use super::index::Index;
 use super::item::{self, class_of, malloc_charge, Item, CLASSES, ENTRY_SIZE, NIL};
-use super::{ArithOutcome, Lookup, StoreOp, StoreOutcome, ITEM_SIZE_OVERHEAD};
+use super::{
+    ArithOpts, DeleteAction, DeleteOutcome, Lookup, MetaArithOutcome, StoreOp, StoreOutcome,
+    WriteOpts, ITEM_SIZE_OVERHEAD,
+};
 use crate::clock::{is_expired, Secs};
 
 /// The memory ceiling and what is charged against it, shared by all shards.
@@ -219,10 +222,6 @@ impl Shard {
         &self.classes
     }
 
-    pub(super) fn item(&self, id: u32) -> &Item {
-        &self.items[id as usize]
-    }
-
     fn hash(&self, key: &[u8]) -> u32 {
         self.hasher.hash_one(key) as u32
     }
@@ -407,32 +406,6 @@ impl Shard {
 
     // ---- reads ----
 
-    /// A read (and for gat/touch a new deadline): marks the item fetched,
-    /// moves it to the LRU head and returns its id.
-    #[inline]
-    pub(super) fn read(
-        &mut self,
-        hash: u32,
-        key: &[u8],
-        touch: Option<Secs>,
-        ctx: &Ctx,
-    ) -> Result<u32, Lookup> {
-        match self.find_live(hash, key, ctx) {
-            Found::Live(id) => {
-                let it = &mut self.items[id as usize];
-                it.mark_fetched();
-                it.atime = ctx.now;
-                if let Some(deadline) = touch {
-                    it.deadline = deadline;
-                }
-                self.lru_bump(id);
-                Ok(id)
-            }
-            Found::Gone(why) => Err(why),
-            Found::Absent => Err(Lookup::Miss),
-        }
-    }
-
     // ---- writes ----
 
     /// Bytes the slab and index would grow by to take one more item.
@@ -563,26 +536,42 @@ impl Shard {
         deadline: Secs,
         data: &[u8],
         block: &mut Option<Box<[u8]>>,
+        opts: &WriteOpts,
         credit: &mut usize,
         last: bool,
-    ) -> Attempt<StoreOutcome> {
+    ) -> Attempt<(StoreOutcome, u64)> {
+        let done = |outcome| Attempt::Done((outcome, 0));
         let old = match self.find_live(hash, key, ctx) {
             Found::Live(id) => Some(id),
             Found::Gone(_) | Found::Absent => None,
         };
+        // a cas write whose unique is older than the item's, allowed by
+        // `invalidate`: stored, but stale, keeping the old deadline and win
+        let mut stale_write = false;
         match (op, old) {
             (StoreOp::Add, Some(id)) => {
                 // memcached bumps the item an add ran into
                 self.items[id as usize].atime = ctx.now;
                 self.lru_bump(id);
-                return Attempt::Done(StoreOutcome::NotStored);
+                return done(StoreOutcome::NotStored);
             }
             (StoreOp::Replace | StoreOp::Append | StoreOp::Prepend, None) => {
-                return Attempt::Done(StoreOutcome::NotStored)
+                return done(StoreOutcome::NotStored)
             }
-            (StoreOp::Cas(_), None) => return Attempt::Done(StoreOutcome::NotFound),
+            (StoreOp::Cas(_), None) => return done(StoreOutcome::NotFound),
             (StoreOp::Cas(unique), Some(id)) if self.items[id as usize].cas() != unique => {
-                return Attempt::Done(StoreOutcome::Exists)
+                if opts.invalidate && unique < self.items[id as usize].cas() {
+                    stale_write = true;
+                } else {
+                    return done(StoreOutcome::Exists);
+                }
+            }
+            (StoreOp::Append | StoreOp::Prepend, Some(id))
+                if opts
+                    .compare
+                    .is_some_and(|c| c != self.items[id as usize].cas()) =>
+            {
+                return done(StoreOutcome::Exists)
             }
             _ => {}
         }
@@ -591,17 +580,22 @@ impl Shard {
                 let it = &self.items[id as usize];
                 (it.total_len() + data.len(), it.flags, it.deadline)
             }
+            (_, Some(id)) if stale_write => (
+                key.len() + data.len(),
+                flags,
+                self.items[id as usize].deadline,
+            ),
             _ => (key.len() + data.len(), flags, deadline),
         };
         if total + ITEM_SIZE_OVERHEAD > ctx.item_size_max || total > item::MAX_TOTAL_LEN {
             // only append/prepend get here (the caller checked the rest):
             // memcached answers NOT_STORED when the joined item is too large
-            return Attempt::Done(StoreOutcome::NotStored);
+            return done(StoreOutcome::NotStored);
         }
         let charge = malloc_charge(total);
         let class_size = charge + ENTRY_SIZE;
         if charge > ctx.budget.limit() {
-            return Attempt::Done(self.no_memory(op, old, class_size, ctx));
+            return done(self.no_memory(op, old, class_size, ctx));
         }
         let reserved = match old {
             Some(id) => {
@@ -612,10 +606,8 @@ impl Shard {
         };
         match reserved {
             Reserve::Ok => {}
-            Reserve::NoMemory => return Attempt::Done(self.no_memory(op, old, class_size, ctx)),
-            Reserve::Short(_) if last => {
-                return Attempt::Done(self.no_memory(op, old, class_size, ctx))
-            }
+            Reserve::NoMemory => return done(self.no_memory(op, old, class_size, ctx)),
+            Reserve::Short(_) if last => return done(self.no_memory(op, old, class_size, ctx)),
             Reserve::Short(missing) => return Attempt::Short(missing),
         }
         let bytes = match (op, old) {
@@ -629,12 +621,19 @@ impl Shard {
             }
             _ => block.take().unwrap_or_else(|| item::block(&[key, data])),
         };
-        let it = Item::from_block(bytes, key.len(), flags, deadline, ctx.now, ctx.next_cas());
+        let cas = opts.cas.unwrap_or_else(|| ctx.next_cas());
+        let mut it = Item::from_block(bytes, key.len(), flags, deadline, ctx.now, cas);
+        let old_item = old.map(|id| &self.items[id as usize]);
+        let appended = matches!(op, StoreOp::Append | StoreOp::Prepend);
+        it.set_binary_key(opts.binary_key || (appended && old_item.is_some_and(Item::binary_key)));
+        it.set_stale(stale_write);
+        it.set_win_sent(opts.win || (stale_write && old_item.is_some_and(Item::win_sent)));
+        let cas = it.cas();
         match old {
             Some(id) => self.replace(id, it, credit, ctx.budget),
             None => self.insert(hash, it, credit, ctx.budget),
         }
-        Attempt::Done(StoreOutcome::Stored)
+        Attempt::Done((StoreOutcome::Stored, cas))
     }
 
     /// One attempt at incr/decr (see [`super::Cache::incr_decr`]).
@@ -646,15 +645,25 @@ impl Shard {
         key: &[u8],
         delta: u64,
         incr: bool,
+        opts: &ArithOpts,
         credit: &mut usize,
         last: bool,
-    ) -> Attempt<ArithOutcome> {
+    ) -> Attempt<MetaArithOutcome> {
         let Found::Live(id) = self.find_live(hash, key, ctx) else {
-            return Attempt::Done(ArithOutcome::NotFound);
+            return Attempt::Done(MetaArithOutcome::NotFound);
         };
-        let Some(value) = parse_counter(self.items[id as usize].value()) else {
-            return Attempt::Done(ArithOutcome::NonNumeric);
+        let current = &self.items[id as usize];
+        // memcached's order: an empty value, then the cas, then the digits
+        if current.value().is_empty() {
+            return Attempt::Done(MetaArithOutcome::NonNumeric);
+        }
+        if opts.compare.is_some_and(|c| c != 0 && c != current.cas()) {
+            return Attempt::Done(MetaArithOutcome::Exists);
+        }
+        let Some(value) = parse_counter(current.value()) else {
+            return Attempt::Done(MetaArithOutcome::NonNumeric);
         };
+        let cas = opts.cas.unwrap_or_else(|| ctx.next_cas());
         let new = if incr {
             value.wrapping_add(delta)
         } else {
@@ -668,10 +677,18 @@ impl Shard {
             let v = it.value_mut();
             v[..digits.len()].copy_from_slice(digits);
             v[digits.len()..].fill(b' ');
-            it.set_cas(ctx.next_cas());
+            it.set_cas(cas);
             it.atime = ctx.now;
+            if let Some(deadline) = opts.touch {
+                it.deadline = deadline;
+            }
+            let done = MetaArithOutcome::Done {
+                value: new,
+                cas: it.cas(),
+                deadline: it.deadline,
+            };
             self.lru_bump(id);
-            return Attempt::Done(ArithOutcome::Value(new));
+            return Attempt::Done(done);
         }
         // the number grew longer than the old value: a new item
         let charge = malloc_charge(key.len() + digits.len());
@@ -681,21 +698,103 @@ impl Shard {
             Reserve::Short(missing) if !last => return Attempt::Short(missing),
             Reserve::Short(_) | Reserve::NoMemory => {
                 self.classes[class_of(charge + ENTRY_SIZE)].outofmemory += 1;
-                return Attempt::Done(ArithOutcome::NoMemory);
+                return Attempt::Done(MetaArithOutcome::NoMemory);
             }
         }
         let old = &self.items[id as usize];
-        let (flags, deadline) = (old.flags, old.deadline);
-        let it = Item::from_block(
+        let deadline = opts.touch.unwrap_or(old.deadline);
+        let mut it = Item::from_block(
             item::block(&[key, digits]),
             key.len(),
-            flags,
+            old.flags,
             deadline,
             ctx.now,
-            ctx.next_cas(),
+            cas,
         );
+        it.set_binary_key(old.binary_key());
+        let done = MetaArithOutcome::Done {
+            value: new,
+            cas: it.cas(),
+            deadline,
+        };
         self.replace(id, it, credit, ctx.budget);
-        Attempt::Done(ArithOutcome::Value(new))
+        Attempt::Done(done)
+    }
+
+    /// A meta read: calls `f` with the live item before it is marked fetched
+    /// and bumped (so `f` sees the previous access), then, when `bump`,
+    /// marks and bumps it.
+    #[inline]
+    pub(super) fn meta_read<R>(
+        &mut self,
+        hash: u32,
+        key: &[u8],
+        ctx: &Ctx,
+        bump: bool,
+        f: impl FnOnce(&mut Item) -> R,
+    ) -> Result<R, Lookup> {
+        let id = match self.find_live(hash, key, ctx) {
+            Found::Live(id) => id,
+            Found::Gone(why) => return Err(why),
+            Found::Absent => return Err(Lookup::Miss),
+        };
+        let it = &mut self.items[id as usize];
+        let r = f(it);
+        if bump {
+            it.mark_fetched();
+            it.atime = ctx.now;
+            self.lru_bump(id);
+        }
+        Ok(r)
+    }
+
+    /// A meta delete (see [`super::Cache::meta_delete`]).
+    pub(super) fn meta_delete(
+        &mut self,
+        hash: u32,
+        key: &[u8],
+        ctx: &Ctx,
+        compare: Option<u64>,
+        action: DeleteAction,
+    ) -> DeleteOutcome {
+        let Some((pos, id)) = self.find(hash, key) else {
+            return DeleteOutcome::NotFound;
+        };
+        if let Some(why) = ctx.death(&self.items[id as usize]) {
+            self.reclaim(pos, id, why, false, ctx);
+            return DeleteOutcome::NotFound;
+        }
+        if compare.is_some_and(|c| c != self.items[id as usize].cas()) {
+            return DeleteOutcome::Exists;
+        }
+        match action {
+            DeleteAction::Remove => drop(self.remove_at(pos, id, ctx.budget)),
+            DeleteAction::Invalidate { deadline, cas } => {
+                let it = &mut self.items[id as usize];
+                it.set_cas(cas.unwrap_or_else(|| ctx.next_cas()));
+                it.set_stale(true);
+                it.set_win_sent(false);
+                if let Some(deadline) = deadline {
+                    it.deadline = deadline;
+                }
+            }
+            DeleteAction::ClearValue { cas } => {
+                // shrinking never needs memory: the replace credits the difference
+                let old = &self.items[id as usize];
+                let cas = cas.unwrap_or_else(|| ctx.next_cas());
+                let mut it = Item::from_block(
+                    item::block(&[key]),
+                    key.len(),
+                    0,
+                    old.deadline,
+                    ctx.now,
+                    cas,
+                );
+                it.set_binary_key(old.binary_key());
+                self.replace(id, it, &mut 0, ctx.budget);
+            }
+        }
+        DeleteOutcome::Done
     }
 
     // ---- background ----
