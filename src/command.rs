@@ -4,6 +4,8 @@
 //! Must not touch a socket: what it needs from the server (connection counts,
 //! shutting down) comes through the [`ServerControl`] trait.
 
+mod meta;
+
 use std::fmt::Display;
 use std::io::Write;
 
@@ -99,27 +101,14 @@ pub fn execute(
             };
             let deadline = ctx.clock.deadline(exptime);
             let outcome = ctx.cache.store(op, key, flags, deadline, data);
-            if mode == StoreMode::Cas {
-                match outcome {
-                    StoreOutcome::Stored => bump(&w.cas_hits, 1),
-                    StoreOutcome::Exists => bump(&w.cas_badval, 1),
-                    StoreOutcome::NotFound => bump(&w.cas_misses, 1),
-                    _ => {}
-                }
-            }
+            count_write(w, mode == StoreMode::Cas, outcome);
             let resp = match outcome {
                 StoreOutcome::Stored => Response::Stored,
                 StoreOutcome::NotStored => Response::NotStored,
                 StoreOutcome::Exists => Response::Exists,
                 StoreOutcome::NotFound => Response::NotFound,
-                StoreOutcome::TooLarge => {
-                    bump(&w.store_too_large, 1);
-                    Response::ServerError("object too large for cache")
-                }
-                StoreOutcome::NoMemory => {
-                    bump(&w.store_no_memory, 1);
-                    Response::ServerError("out of memory storing object")
-                }
+                StoreOutcome::TooLarge => TOO_LARGE,
+                StoreOutcome::NoMemory => NO_MEMORY,
             };
             reply(noreply, &resp, out)
         }
@@ -130,11 +119,7 @@ pub fn execute(
             if mode == StoreMode::Set {
                 ctx.cache.delete(key);
             }
-            reply(
-                noreply,
-                &Response::ServerError("object too large for cache"),
-                out,
-            )
+            reply(noreply, &TOO_LARGE, out)
         }
         Request::Delete { key, noreply } => {
             let resp = if ctx.cache.delete(key) {
@@ -251,6 +236,13 @@ pub fn execute(
             stats_command(ctx, args, out);
             Flow::Done
         }
+        Request::MetaGet(ref m) => meta::get(ctx, m, out),
+        Request::MetaSet(ref m) => meta::set(ctx, m, out),
+        Request::MetaTooLarge { key, base64 } => meta::too_large(ctx, key, base64, out),
+        Request::MetaDelete(ref m) => meta::delete(ctx, m, out),
+        Request::MetaArith(ref m) => meta::arith(ctx, m, out),
+        Request::MetaNoop => reply(false, &Response::Line(b"MN"), out),
+        Request::MetaDebug { key, base64 } => meta::debug(ctx, key, base64, out),
         Request::Invalid {
             reply: text,
             noreply,
@@ -261,6 +253,22 @@ pub fn execute(
             }
             reply(noreply, &Response::Line(text), out)
         }
+    }
+}
+
+const TOO_LARGE: Response<'static> = Response::ServerError("object too large for cache");
+const NO_MEMORY: Response<'static> = Response::ServerError("out of memory storing object");
+
+/// Counts a write's outcome: `cas_*` for a cas write, `store_*` for one
+/// refused for size or memory.
+fn count_write(w: &WorkerStats, cas: bool, outcome: StoreOutcome) {
+    match outcome {
+        StoreOutcome::Stored if cas => bump(&w.cas_hits, 1),
+        StoreOutcome::Exists if cas => bump(&w.cas_badval, 1),
+        StoreOutcome::NotFound if cas => bump(&w.cas_misses, 1),
+        StoreOutcome::TooLarge => bump(&w.store_too_large, 1),
+        StoreOutcome::NoMemory => bump(&w.store_no_memory, 1),
+        _ => {}
     }
 }
 

@@ -26,9 +26,12 @@
 //!   data block not followed by `\r\n` is a bad data chunk: exactly `bytes + 2`
 //!   bytes after the line are consumed. A too-large value is swallowed.
 
+pub mod base64;
+pub mod meta;
 mod num;
 mod scan;
 
+pub use meta::{Meta, MetaFlags};
 use num::{safe_strtol, safe_strtoul, safe_strtoull, Backwards};
 
 /// Longest key memcached accepts.
@@ -186,6 +189,28 @@ pub enum Request<'a> {
     Stats {
         args: &'a [u8],
     },
+    /// `mg <key> <flags>*`.
+    MetaGet(Meta<'a>),
+    /// `ms <key> <datalen> <flags>*` with its data.
+    MetaSet(Meta<'a>),
+    /// An `ms` whose value is larger than [`Limits`] allows: the data was
+    /// (or will be) swallowed. Answer `SERVER_ERROR object too large for
+    /// cache` and remove the key, as memcached does.
+    MetaTooLarge {
+        key: &'a [u8],
+        base64: bool,
+    },
+    /// `md <key> <flags>*`.
+    MetaDelete(Meta<'a>),
+    /// `ma <key> <flags>*`.
+    MetaArith(Meta<'a>),
+    /// `mn`: answer `MN`.
+    MetaNoop,
+    /// `me <key> [b]`.
+    MetaDebug {
+        key: &'a [u8],
+        base64: bool,
+    },
     /// A complete request that is wrong: answer exactly `reply` (e.g.
     /// `b"ERROR"`, `b"CLIENT_ERROR bad command line format"`), without the
     /// trailing CRLF — or nothing at all when `noreply` is set, as memcached
@@ -267,6 +292,12 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<(Request<'a>, usize),
         b"verbosity" => verbosity(rest),
         b"cache_memlimit" => cache_memlimit(rest),
         b"shutdown" => shutdown(rest),
+        b"mg" => meta::keyed(meta::Kind::Get, rest),
+        b"ms" => return meta::set(rest, buf, consumed, limits),
+        b"md" => meta::keyed(meta::Kind::Delete, rest),
+        b"ma" => meta::keyed(meta::Kind::Arith, rest),
+        b"mn" => Request::MetaNoop,
+        b"me" => meta::debug(rest),
         _ => unknown(cmd, rest),
     };
     Ok((req, consumed))
@@ -1536,8 +1567,8 @@ mod tests {
             (b"\0version\r\n", err(ERROR), 10),
             (b"x\r\n", err(ERROR), 3),
             (b"foo\r\n", err(ERROR), 5),
-            (b"mn\r\n", err(ERROR), 4),
-            (b"mg a v\r\n", err(ERROR), 8),
+            (b"mz\r\n", err(ERROR), 4),
+            (b"mq a v\r\n", err(ERROR), 8),
             (b"watch\r\n", err(ERROR), 7),
             (b"slabs reassign 1 2\r\n", err(ERROR), 20),
             (b"lru_crawler metadump all\r\n", err(ERROR), 26),

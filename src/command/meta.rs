@@ -1,0 +1,485 @@
+//! The meta commands against the cache: `HD`/`VA`/`EN`/`NS`/`EX`/`NF`
+//! replies carrying the flags the client asked back, in the order it sent
+//! them, as memcached 1.6 answers.
+
+use super::{count_write, reply, Context, Flow, NO_MEMORY, TOO_LARGE};
+use crate::clock::Secs;
+use crate::protocol::{base64, Meta, Response};
+use crate::stats::bump;
+use crate::storage::{
+    ArithOpts, DeleteAction, DeleteOutcome, Lookup, MetaArithOutcome, MetaView, StoreOp,
+    StoreOutcome, WriteOpts,
+};
+
+/// `mg`.
+pub(super) fn get(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
+    let w = ctx.worker;
+    let f = &m.flags;
+    let mut buf = [0u8; base64::MAX_DECODED];
+    let key = m.lookup_key(&mut buf);
+    let now = ctx.clock.now();
+    let touch = f.ttl.map(|t| ctx.clock.deadline(i64::from(t)));
+    let recache = f.recache.map(|t| ctx.clock.deadline(i64::from(t)));
+    let use_cas = ctx.config.use_cas;
+    let bump_item = !f.no_update;
+    let mut write = |item: &mut MetaView<'_>, created: bool| {
+        hit_reply(m, item, created, now, touch, recache, use_cas, out);
+    };
+    let (mut lookup, mut done) = ctx.cache.meta_read(key, bump_item, |it| write(it, false));
+    if done.is_none() {
+        if let Some(ttl) = f.vivify {
+            // a stub item whose recache token this client wins (`W`);
+            // losing the race to another creator is an ordinary hit
+            let opts = WriteOpts {
+                win: true,
+                binary_key: f.base64,
+                cas: f.new_cas,
+                ..WriteOpts::default()
+            };
+            let deadline = ctx.clock.deadline(i64::from(ttl));
+            let (stored, _) = ctx
+                .cache
+                .store_with(StoreOp::Add, key, 0, deadline, b"", &opts);
+            let created = stored == StoreOutcome::Stored;
+            if created || stored == StoreOutcome::NotStored {
+                (lookup, done) = ctx.cache.meta_read(key, bump_item, |it| write(it, created));
+            }
+        }
+    }
+    // memcached counts a hit with T as a touch, anything else as a get
+    match (lookup, touch.is_some()) {
+        (Lookup::Hit, true) => {
+            bump(&w.cmd_touch, 1);
+            bump(&w.touch_hits, 1);
+        }
+        (Lookup::Hit, false) => {
+            bump(&w.cmd_get, 1);
+            bump(&w.get_hits, 1);
+        }
+        (miss, _) => {
+            bump(&w.cmd_get, 1);
+            bump(&w.get_misses, 1);
+            match miss {
+                Lookup::Expired => bump(&w.get_expired, 1),
+                Lookup::Flushed => bump(&w.get_flushed, 1),
+                _ => {}
+            }
+        }
+    }
+    if done.is_none() && !f.quiet {
+        out.extend_from_slice(b"EN");
+        echo(m, key, f.base64, out);
+        out.extend_from_slice(b"\r\n");
+    }
+    Flow::Done
+}
+
+/// The `VA`/`HD` reply of an `mg` hit, acting on `T`, `N` and `R` where
+/// they stand among the flags (memcached's order: `t` before `T` shows the
+/// old TTL), then the `Z` / `X` / `W` marks.
+#[allow(clippy::too_many_arguments)]
+fn hit_reply(
+    m: &Meta<'_>,
+    item: &mut MetaView<'_>,
+    created: bool,
+    now: Secs,
+    touch: Option<Secs>,
+    recache: Option<Secs>,
+    use_cas: bool,
+    out: &mut Vec<u8>,
+) {
+    let mut won = false;
+    // memcached gives a created item its N deadline only when it reaches
+    // the N flag: a `t` before it shows -1
+    let vivified = created.then(|| {
+        let deadline = item.deadline();
+        item.set_deadline(0);
+        deadline
+    });
+    if m.flags.value {
+        out.extend_from_slice(b"VA ");
+        push_u64(out, item.value().len() as u64);
+    } else {
+        out.extend_from_slice(b"HD");
+    }
+    for tok in m.flag_tokens() {
+        match tok[0] {
+            b'T' => {
+                if let Some(deadline) = touch {
+                    item.set_deadline(deadline);
+                }
+            }
+            b'N' => {
+                if let Some(deadline) = vivified {
+                    item.set_deadline(deadline);
+                    won = true;
+                }
+            }
+            b'R' => {
+                let deadline = item.deadline();
+                won |= !item.win_sent()
+                    && !created
+                    && deadline != 0
+                    && recache.is_some_and(|r| deadline < r);
+            }
+            b's' => push_flag_u64(out, b's', item.value().len() as u64),
+            b't' => push_ttl(out, item.deadline(), now),
+            b'c' => push_flag_u64(out, b'c', if use_cas { item.cas() } else { 0 }),
+            b'f' => push_flag_u64(out, b'f', u64::from(item.flags())),
+            b'l' => push_flag_u64(out, b'l', u64::from(now.wrapping_sub(item.last_access()))),
+            b'h' => push_flag_u64(out, b'h', u64::from(item.fetched())),
+            b'O' => push_token(out, tok),
+            b'k' => push_key(out, item.key(), item.binary_key()),
+            _ => {}
+        }
+    }
+    // a created item carries its win from birth; memcached shows only W
+    if item.win_sent() && !created {
+        out.extend_from_slice(b" Z");
+    }
+    if item.stale() {
+        out.extend_from_slice(b" X");
+        won |= !item.win_sent();
+    }
+    if won {
+        out.extend_from_slice(b" W");
+        item.set_win_sent();
+    }
+    out.extend_from_slice(b"\r\n");
+    if m.flags.value {
+        out.extend_from_slice(item.value());
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// `ms`.
+pub(super) fn set(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
+    let w = ctx.worker;
+    let f = &m.flags;
+    let mut buf = [0u8; base64::MAX_DECODED];
+    let key = m.lookup_key(&mut buf);
+    bump(&w.cmd_set, 1);
+    // as memcached: a compare unique turns set and replace into cas; add
+    // ignores it; append and prepend check it themselves
+    let op = match (f.mode, f.compare_cas) {
+        (Some(b'E'), _) => StoreOp::Add,
+        (Some(b'A'), _) => StoreOp::Append,
+        (Some(b'P'), _) => StoreOp::Prepend,
+        (_, Some(unique)) => StoreOp::Cas(unique),
+        (Some(b'R'), None) => StoreOp::Replace,
+        _ => StoreOp::Set,
+    };
+    let opts = WriteOpts {
+        compare: f.compare_cas,
+        invalidate: f.invalidate,
+        cas: f.new_cas,
+        binary_key: f.base64,
+        win: false,
+    };
+    let deadline = ctx.clock.deadline(i64::from(f.ttl.unwrap_or(0)));
+    let (outcome, cas) = ctx
+        .cache
+        .store_with(op, key, f.client_flags, deadline, m.data, &opts);
+    count_write(w, matches!(op, StoreOp::Cas(_)), outcome);
+    let code: &[u8] = match outcome {
+        StoreOutcome::Stored if f.quiet => return Flow::Done,
+        StoreOutcome::Stored => b"HD",
+        StoreOutcome::NotStored => b"NS",
+        StoreOutcome::Exists => b"EX",
+        StoreOutcome::NotFound => b"NF",
+        StoreOutcome::TooLarge => return reply(false, &TOO_LARGE, out),
+        StoreOutcome::NoMemory => return reply(false, &NO_MEMORY, out),
+    };
+    out.extend_from_slice(code);
+    let cas = if ctx.config.use_cas { cas } else { 0 };
+    for tok in m.flag_tokens() {
+        match tok[0] {
+            b'c' => push_flag_u64(out, b'c', cas),
+            b'O' => push_token(out, tok),
+            b'k' => push_key(out, key, f.base64),
+            _ => {}
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    Flow::Done
+}
+
+/// An `ms` too large for `-I`: memcached drops the old value too.
+pub(super) fn too_large(
+    ctx: &Context<'_>,
+    key: &[u8],
+    base64_key: bool,
+    out: &mut Vec<u8>,
+) -> Flow {
+    let mut buf = [0u8; base64::MAX_DECODED];
+    let key = if base64_key {
+        let n = base64::decode(key, &mut buf).unwrap_or(0);
+        &buf[..n]
+    } else {
+        key
+    };
+    bump(&ctx.worker.cmd_set, 1);
+    bump(&ctx.worker.store_too_large, 1);
+    ctx.cache.delete(key);
+    reply(
+        false,
+        &Response::ServerError("object too large for cache"),
+        out,
+    )
+}
+
+/// `md`.
+pub(super) fn delete(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
+    let w = ctx.worker;
+    let f = &m.flags;
+    let mut buf = [0u8; base64::MAX_DECODED];
+    let key = m.lookup_key(&mut buf);
+    let action = if f.invalidate {
+        DeleteAction::Invalidate {
+            deadline: f.ttl.map(|t| ctx.clock.deadline(i64::from(t))),
+            cas: f.new_cas,
+        }
+    } else if f.remove_value {
+        DeleteAction::ClearValue { cas: f.new_cas }
+    } else {
+        DeleteAction::Remove
+    };
+    let code: &[u8] = match ctx.cache.meta_delete(key, f.compare_cas, action) {
+        DeleteOutcome::Done => {
+            bump(&w.delete_hits, 1);
+            if f.quiet {
+                return Flow::Done;
+            }
+            b"HD"
+        }
+        DeleteOutcome::NotFound => {
+            bump(&w.delete_misses, 1);
+            b"NF"
+        }
+        DeleteOutcome::Exists => b"EX",
+    };
+    out.extend_from_slice(code);
+    echo(m, key, f.base64, out);
+    out.extend_from_slice(b"\r\n");
+    Flow::Done
+}
+
+/// `ma`.
+pub(super) fn arith(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
+    let w = ctx.worker;
+    let f = &m.flags;
+    let mut buf = [0u8; base64::MAX_DECODED];
+    let key = m.lookup_key(&mut buf);
+    let incr = !matches!(f.mode, Some(b'D' | b'-'));
+    let opts = ArithOpts {
+        compare: f.compare_cas,
+        touch: f.ttl.map(|t| ctx.clock.deadline(i64::from(t))),
+        cas: f.new_cas,
+    };
+    let mut outcome = ctx.cache.meta_incr_decr(key, f.delta, incr, &opts);
+    let mut created = false;
+    if let (MetaArithOutcome::NotFound, Some(ttl)) = (outcome, f.vivify) {
+        // a miss with N creates the item holding J (the delta is not applied)
+        let mut digits = Vec::with_capacity(20);
+        push_u64(&mut digits, f.initial);
+        let deadline = ctx.clock.deadline(i64::from(ttl));
+        let write = WriteOpts {
+            binary_key: f.base64,
+            cas: f.new_cas,
+            ..WriteOpts::default()
+        };
+        let (stored, cas) = ctx
+            .cache
+            .store_with(StoreOp::Add, key, 0, deadline, &digits, &write);
+        outcome = match stored {
+            StoreOutcome::Stored => {
+                created = true;
+                MetaArithOutcome::Done {
+                    value: f.initial,
+                    cas,
+                    deadline,
+                }
+            }
+            // someone else created it meanwhile: apply the delta to theirs
+            StoreOutcome::NotStored => ctx.cache.meta_incr_decr(key, f.delta, incr, &opts),
+            _ => MetaArithOutcome::NoMemory,
+        };
+    }
+    let (hits, misses) = if incr {
+        (&w.incr_hits, &w.incr_misses)
+    } else {
+        (&w.decr_hits, &w.decr_misses)
+    };
+    let code: &[u8] = match outcome {
+        MetaArithOutcome::Done {
+            value,
+            cas,
+            deadline,
+        } => {
+            bump(hits, 1);
+            // quiet hides the success, but not the reply that says an item
+            // was created
+            if f.quiet && !created {
+                return Flow::Done;
+            }
+            let mut digits = Vec::with_capacity(20);
+            push_u64(&mut digits, value);
+            if f.value {
+                out.extend_from_slice(b"VA ");
+                push_u64(out, digits.len() as u64);
+            } else {
+                out.extend_from_slice(b"HD");
+            }
+            let now = ctx.clock.now();
+            let cas = if ctx.config.use_cas { cas } else { 0 };
+            // as in `mg`, a created item shows its N deadline from N on
+            let mut shown = if created { 0 } else { deadline };
+            for tok in m.flag_tokens() {
+                match tok[0] {
+                    b'N' => shown = deadline,
+                    b't' => push_ttl(out, shown, now),
+                    b'c' => push_flag_u64(out, b'c', cas),
+                    b'O' => push_token(out, tok),
+                    b'k' => push_key(out, key, f.base64),
+                    _ => {}
+                }
+            }
+            out.extend_from_slice(b"\r\n");
+            if f.value {
+                out.extend_from_slice(&digits);
+                out.extend_from_slice(b"\r\n");
+            }
+            return Flow::Done;
+        }
+        MetaArithOutcome::NotFound => {
+            bump(misses, 1);
+            if f.vivify.is_some() {
+                b"NS"
+            } else {
+                b"NF"
+            }
+        }
+        MetaArithOutcome::Exists => b"EX",
+        MetaArithOutcome::NonNumeric => {
+            let text = "cannot increment or decrement non-numeric value";
+            return reply(false, &Response::ClientError(text), out);
+        }
+        MetaArithOutcome::NoMemory if f.vivify.is_some() => b"NS",
+        MetaArithOutcome::NoMemory => {
+            return reply(false, &Response::ServerError("out of memory"), out);
+        }
+    };
+    out.extend_from_slice(code);
+    echo(m, key, f.base64, out);
+    out.extend_from_slice(b"\r\n");
+    Flow::Done
+}
+
+/// `me`: memcached's debug line, `ME <key> exp= la= cas= fetch= cls= size=`.
+pub(super) fn debug(ctx: &Context<'_>, key: &[u8], base64_key: bool, out: &mut Vec<u8>) -> Flow {
+    let mut buf = [0u8; base64::MAX_DECODED];
+    let key = if base64_key {
+        let n = base64::decode(key, &mut buf).unwrap_or(0);
+        &buf[..n]
+    } else {
+        key
+    };
+    let now = ctx.clock.now();
+    let (_, found) = ctx.cache.meta_read(key, false, |item| {
+        out.extend_from_slice(b"ME ");
+        if item.binary_key() {
+            base64::encode(item.key(), out);
+        } else {
+            out.extend_from_slice(item.key());
+        }
+        // memcached 1.6 prints now - deadline: -100 for 100 s to go
+        out.extend_from_slice(b" exp=");
+        if item.deadline() == 0 {
+            out.extend_from_slice(b"-1");
+        } else {
+            push_i64(out, i64::from(now) - i64::from(item.deadline()));
+        }
+        out.extend_from_slice(b" la=");
+        push_u64(out, u64::from(now.wrapping_sub(item.last_access())));
+        out.extend_from_slice(b" cas=");
+        push_u64(out, item.cas());
+        out.extend_from_slice(if item.fetched() {
+            b" fetch=yes"
+        } else {
+            b" fetch=no"
+        });
+        out.extend_from_slice(b" cls=");
+        push_u64(out, u64::from(item.class_id()));
+        out.extend_from_slice(b" size=");
+        push_u64(out, item.size() as u64);
+        out.extend_from_slice(b"\r\n");
+    });
+    if found.is_none() {
+        out.extend_from_slice(b"EN\r\n");
+    }
+    Flow::Done
+}
+
+/// The flags every meta reply echoes whatever its code: `O` and `k`.
+fn echo(m: &Meta<'_>, key: &[u8], binary: bool, out: &mut Vec<u8>) {
+    for tok in m.flag_tokens() {
+        match tok[0] {
+            b'O' => push_token(out, tok),
+            b'k' => push_key(out, key, binary),
+            _ => {}
+        }
+    }
+}
+
+/// ` k<key>`; a binary key goes back in base64, followed by ` b`.
+fn push_key(out: &mut Vec<u8>, key: &[u8], binary: bool) {
+    out.extend_from_slice(b" k");
+    if binary {
+        base64::encode(key, out);
+        out.extend_from_slice(b" b");
+    } else {
+        out.extend_from_slice(key);
+    }
+}
+
+fn push_token(out: &mut Vec<u8>, tok: &[u8]) {
+    out.push(b' ');
+    out.extend_from_slice(tok);
+}
+
+/// ` t<seconds left>`, `-1` for never, and as memcached, a deadline already
+/// past wraps around as an unsigned 32-bit number.
+fn push_ttl(out: &mut Vec<u8>, deadline: Secs, now: Secs) {
+    if deadline == 0 {
+        out.extend_from_slice(b" t-1");
+    } else {
+        push_flag_u64(out, b't', u64::from(deadline.wrapping_sub(now)));
+    }
+}
+
+fn push_flag_u64(out: &mut Vec<u8>, flag: u8, n: u64) {
+    out.push(b' ');
+    out.push(flag);
+    push_u64(out, n);
+}
+
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+fn push_i64(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    push_u64(out, n.unsigned_abs());
+}

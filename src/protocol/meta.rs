@@ -1,0 +1,321 @@
+//! The meta commands `mg ms md ma mn me`: their lines and flag tokens,
+//! checked in the order memcached 1.6 checks them, with its error strings.
+//!
+//! A flag is one token: its first byte names it, the rest (if any) is its
+//! argument (`T30`, `Oabc`). The parsed flags drive the command; the tokens
+//! themselves are kept, because the reply echoes some of them in the order
+//! they were sent.
+
+use super::base64;
+use super::num::{safe_strtol, safe_strtoul, safe_strtoull};
+use super::{error, invalid, next_token, Limits, ParseError, Request, BAD_FORMAT, MAX_KEY_LEN};
+
+/// memcached refuses a meta line of more than this many tokens (command,
+/// key, `ms`'s length and the flags).
+const MAX_META_TOKENS: usize = 19;
+/// Longest `O` (opaque) token, flag letter included.
+const MAX_OPAQUE_TOKEN: usize = 32;
+
+const DUPLICATE: &[u8] = b"CLIENT_ERROR duplicate flag";
+const INVALID_FLAG: &[u8] = b"CLIENT_ERROR invalid flag";
+const BAD_TOKEN: &[u8] = b"CLIENT_ERROR bad token in command line format";
+const M_LENGTH: &[u8] = b"CLIENT_ERROR incorrect length for M token";
+const BAD_INITIAL: &[u8] = b"CLIENT_ERROR invalid numeric initial value";
+const BAD_DELTA: &[u8] = b"CLIENT_ERROR invalid numeric delta value";
+const BAD_KEY: &[u8] = b"CLIENT_ERROR error decoding key";
+const OPAQUE_TOO_LONG: &[u8] = b"CLIENT_ERROR opaque token too long";
+/// `md` and `ma` answer this for any flag `mg`/`ms` would name the fault of.
+const INVALID_OR_DUPLICATE: &[u8] = b"CLIENT_ERROR invalid or duplicate flag";
+
+/// The flags of one meta request, parsed. Which of them a command uses is
+/// the command's business: memcached accepts every known flag on every meta
+/// command and ignores the ones that mean nothing there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetaFlags {
+    /// `b`: the key is base64; replies echo it encoded.
+    pub base64: bool,
+    /// `q`: leave out the reply that means "as expected".
+    pub quiet: bool,
+    /// `v`: return the value.
+    pub value: bool,
+    /// `u`: do not record the read (no LRU bump, fetched mark, access time).
+    pub no_update: bool,
+    /// `I`: invalidate (mark stale) rather than delete / accept an older cas.
+    pub invalidate: bool,
+    /// `x` (memcached 1.6.21+): `md` empties the value, keeps the item.
+    pub remove_value: bool,
+    /// `N<ttl>`: create the item on a miss, with this exptime.
+    pub vivify: Option<i32>,
+    /// `T<ttl>`: set this exptime.
+    pub ttl: Option<i32>,
+    /// `R<ttl>`: win the recache token if fewer seconds than this remain.
+    pub recache: Option<i32>,
+    /// `F<flags>`: client flags to store.
+    pub client_flags: u32,
+    /// `C<cas>`: compare this unique.
+    pub compare_cas: Option<u64>,
+    /// `E<cas>` (memcached 1.6.21+): the unique to give the changed item.
+    pub new_cas: Option<u64>,
+    /// `M<mode>`: the mode letter, checked by the command.
+    pub mode: Option<u8>,
+    /// `J<n>`: `ma`'s value for an item it creates.
+    pub initial: u64,
+    /// `D<n>`: `ma`'s delta (default 1).
+    pub delta: u64,
+}
+
+impl Default for MetaFlags {
+    fn default() -> Self {
+        MetaFlags {
+            base64: false,
+            quiet: false,
+            value: false,
+            no_update: false,
+            invalidate: false,
+            remove_value: false,
+            vivify: None,
+            ttl: None,
+            recache: None,
+            client_flags: 0,
+            compare_cas: None,
+            new_cas: None,
+            mode: None,
+            initial: 0,
+            delta: 1,
+        }
+    }
+}
+
+/// One `mg`, `ms`, `md` or `ma` request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta<'a> {
+    /// The key as sent: base64 when `flags.base64` (then known to decode).
+    pub key: &'a [u8],
+    /// The flag tokens as sent, space separated (see [`flag_tokens`]).
+    pub tokens: &'a [u8],
+    /// `ms`'s value.
+    pub data: &'a [u8],
+    pub flags: MetaFlags,
+}
+
+impl<'a> Meta<'a> {
+    /// The flag tokens in the order they were sent.
+    pub fn flag_tokens(&self) -> impl Iterator<Item = &'a [u8]> {
+        flag_tokens(self.tokens)
+    }
+
+    /// The key to look up: decoded into `buf` when it was sent in base64.
+    pub fn lookup_key<'b>(&self, buf: &'b mut [u8; base64::MAX_DECODED]) -> &'b [u8]
+    where
+        'a: 'b,
+    {
+        if self.flags.base64 {
+            // checked by the parser
+            let n = base64::decode(self.key, buf).unwrap_or(0);
+            &buf[..n]
+        } else {
+            self.key
+        }
+    }
+}
+
+/// The tokens of a space-separated run, skipping empty ones.
+pub fn flag_tokens(mut s: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let (tok, after) = next_token(s);
+        s = after;
+        (!tok.is_empty()).then_some(tok)
+    })
+}
+
+/// Which meta command a line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Get,
+    Delete,
+    Arith,
+}
+
+/// `mg`, `md`, `ma`: `<key> <flags>*`.
+pub(super) fn keyed(kind: Kind, rest: &[u8]) -> Request<'_> {
+    let (key, tokens) = next_token(rest);
+    if key.is_empty() {
+        return error();
+    }
+    if key.len() > MAX_KEY_LEN {
+        return invalid(BAD_FORMAT, false);
+    }
+    if 2 + flag_tokens(tokens).count() > MAX_META_TOKENS {
+        return invalid(too_many(kind == Kind::Get), false);
+    }
+    let flags = match preparse(tokens, key) {
+        Ok(f) => f,
+        Err(e) if kind == Kind::Get => return invalid(e, false),
+        Err(_) => return invalid(INVALID_OR_DUPLICATE, false),
+    };
+    let arith_modes = [b'I', b'+', b'D', b'-'];
+    if kind == Kind::Arith && flags.mode.is_some_and(|m| !arith_modes.contains(&m)) {
+        return invalid(b"CLIENT_ERROR invalid mode for ma M token", false);
+    }
+    if let Err(e) = check_opaque(tokens) {
+        return invalid(e, false);
+    }
+    let meta = Meta {
+        key,
+        tokens,
+        data: &[],
+        flags,
+    };
+    match kind {
+        Kind::Get => Request::MetaGet(meta),
+        Kind::Delete => Request::MetaDelete(meta),
+        Kind::Arith => Request::MetaArith(meta),
+    }
+}
+
+/// `ms <key> <datalen> <flags>*` and its data block. As memcached, faults
+/// found before the length is known leave the data to be read as commands;
+/// faults after it swallow the data.
+pub(super) fn set<'a>(
+    rest: &'a [u8],
+    buf: &'a [u8],
+    line_len: usize,
+    limits: &Limits,
+) -> Result<(Request<'a>, usize), ParseError> {
+    let (key, after_key) = next_token(rest);
+    if key.is_empty() {
+        return Ok((error(), line_len));
+    }
+    let bad = Ok((invalid(BAD_FORMAT, false), line_len));
+    if key.len() > MAX_KEY_LEN {
+        return bad;
+    }
+    let (len_token, tokens) = next_token(after_key);
+    if len_token.is_empty() {
+        return bad;
+    }
+    if 3 + flag_tokens(tokens).count() > MAX_META_TOKENS {
+        return Ok((invalid(too_many(false), false), line_len));
+    }
+    let Some(bytes) = safe_strtol(len_token) else {
+        return bad;
+    };
+    if !(0..=i32::MAX - 2).contains(&bytes) {
+        return bad;
+    }
+    let bytes = bytes as usize;
+    let total = line_len + bytes + 2;
+    let swallow = |reply| Ok((invalid(reply, false), total));
+    let flags = match preparse(tokens, key) {
+        Ok(f) => f,
+        Err(e) => return swallow(e),
+    };
+    if !matches!(flags.mode, None | Some(b'E' | b'A' | b'P' | b'R' | b'S')) {
+        return swallow(b"CLIENT_ERROR invalid mode for ms M token");
+    }
+    if let Err(e) = check_opaque(tokens) {
+        return swallow(e);
+    }
+    let key_len = if flags.base64 {
+        let mut scratch = [0u8; base64::MAX_DECODED];
+        base64::decode(key, &mut scratch).unwrap_or(0)
+    } else {
+        key.len()
+    };
+    let flags_size = if flags.client_flags == 0 { 0 } else { 4 };
+    if key_len + bytes + flags_size > limits.max_key_plus_value {
+        return Ok((
+            Request::MetaTooLarge {
+                key,
+                base64: flags.base64,
+            },
+            total,
+        ));
+    }
+    if buf.len() < total {
+        return Err(ParseError::Incomplete);
+    }
+    if &buf[line_len + bytes..total] != b"\r\n" {
+        return swallow(super::BAD_DATA_CHUNK);
+    }
+    let meta = Meta {
+        key,
+        tokens,
+        data: &buf[line_len..line_len + bytes],
+        flags,
+    };
+    Ok((Request::MetaSet(meta), total))
+}
+
+/// `me <key> [b]`.
+pub(super) fn debug(rest: &[u8]) -> Request<'_> {
+    let (key, after) = next_token(rest);
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return invalid(BAD_FORMAT, false);
+    }
+    let base64 = next_token(after).0 == b"b";
+    if base64 && base64::decode(key, &mut [0u8; base64::MAX_DECODED]).is_none() {
+        return invalid(BAD_FORMAT, false);
+    }
+    Request::MetaDebug { key, base64 }
+}
+
+/// The "too many flags" error: `mg` words it differently.
+fn too_many(get: bool) -> &'static [u8] {
+    if get {
+        b"CLIENT_ERROR options flags are too long"
+    } else {
+        b"CLIENT_ERROR options flags too long"
+    }
+}
+
+fn check_opaque(tokens: &[u8]) -> Result<(), &'static [u8]> {
+    if flag_tokens(tokens).any(|t| t[0] == b'O' && t.len() > MAX_OPAQUE_TOKEN) {
+        Err(OPAQUE_TOO_LONG)
+    } else {
+        Ok(())
+    }
+}
+
+/// memcached's flag pass: each flag at most once, every flag known, every
+/// argument readable, and a base64 key that decodes. The first fault wins.
+fn preparse(tokens: &[u8], key: &[u8]) -> Result<MetaFlags, &'static [u8]> {
+    let mut f = MetaFlags::default();
+    let mut seen = [false; 256];
+    for tok in flag_tokens(tokens) {
+        let (flag, arg) = (tok[0], &tok[1..]);
+        if std::mem::replace(&mut seen[usize::from(flag)], true) {
+            return Err(DUPLICATE);
+        }
+        let exptime = |arg| safe_strtol(arg).ok_or(BAD_TOKEN);
+        match flag {
+            b'b' => {
+                base64::decode(key, &mut [0u8; base64::MAX_DECODED]).ok_or(BAD_KEY)?;
+                f.base64 = true;
+            }
+            b'N' => f.vivify = Some(exptime(arg)?),
+            b'T' => f.ttl = Some(exptime(arg)?),
+            b'R' => f.recache = Some(exptime(arg)?),
+            b'F' => f.client_flags = safe_strtoul(arg).ok_or(BAD_FORMAT)?,
+            b'C' => f.compare_cas = Some(safe_strtoull(arg).ok_or(BAD_TOKEN)?),
+            b'E' => f.new_cas = Some(safe_strtoull(arg).ok_or(BAD_TOKEN)?),
+            b'M' => {
+                if tok.len() != 2 {
+                    return Err(M_LENGTH);
+                }
+                f.mode = Some(arg[0]);
+            }
+            b'J' => f.initial = safe_strtoull(arg).ok_or(BAD_INITIAL)?,
+            b'D' => f.delta = safe_strtoull(arg).ok_or(BAD_DELTA)?,
+            b'q' => f.quiet = true,
+            b'v' => f.value = true,
+            b'u' => f.no_update = true,
+            b'I' => f.invalidate = true,
+            b'x' => f.remove_value = true,
+            // known, acted on (or not) by the command itself
+            b'O' | b'P' | b'L' | b'k' | b's' | b't' | b'c' | b'f' | b'h' | b'l' => {}
+            _ => return Err(INVALID_FLAG),
+        }
+    }
+    Ok(f)
+}
