@@ -639,6 +639,17 @@ fn check_nutcracker(target: Target) {
         log(&proxy)
     );
 
+    if target == Target::Ferrocache {
+        // The line README.md quotes for health checks.
+        assert_eq!(
+            version,
+            format!(
+                "VERSION 1.6.18-ferrocache-{}\r\n",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+    }
+
     // Writes through the proxy spread fairly over the nodes.
     const N: usize = 600;
     let keys: Vec<String> = (0..N).map(|i| format!("key:{i}")).collect();
