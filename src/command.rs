@@ -81,6 +81,24 @@ pub fn execute(
             let deadline = ctx.clock.deadline(exptime);
             retrieve(ctx, keys, Some(deadline), with_cas, resume, out, out_limit)
         }
+        Request::GatBadKey { exptime, keys } => {
+            // memcached has touched the keys before the bad one by the time
+            // it sees it
+            let deadline = ctx.clock.deadline(exptime);
+            for key in keys.iter() {
+                bump(&w.cmd_touch, 1);
+                if ctx.cache.touch(key, deadline) {
+                    bump(&w.touch_hits, 1);
+                } else {
+                    bump(&w.touch_misses, 1);
+                }
+            }
+            reply(
+                false,
+                &Response::ClientError("bad command line format"),
+                out,
+            )
+        }
         Request::Store {
             mode,
             key,
@@ -196,7 +214,12 @@ pub fn execute(
                 );
             }
             if delay > 0 {
-                ctx.cache.flush_all(Some(ctx.clock.deadline(delay)));
+                let at = ctx.clock.deadline(delay);
+                // memcached reads a unix time from before it started as
+                // "no flush time": the command changes nothing
+                if at != crate::clock::EXPIRED {
+                    ctx.cache.flush_all(Some(at));
+                }
             } else {
                 ctx.cache.flush_all(None);
             }

@@ -106,6 +106,13 @@ pub enum Request<'a> {
         keys: Keys<'a>,
         with_cas: bool,
     },
+    /// A `gat`/`gats` line with a key over 250 bytes: memcached touches the
+    /// keys before it (`keys`), drops their replies and answers only
+    /// `CLIENT_ERROR bad command line format`.
+    GatBadKey {
+        exptime: i64,
+        keys: Keys<'a>,
+    },
     /// `set add replace append prepend cas`. `cas` is 0 except for `cas`.
     /// `flags` and `exptime` are memcached's 32-bit readings of the arguments
     /// (`4294967297` flags are stored as 1), widened for `exptime`.
@@ -439,7 +446,21 @@ fn get_and_touch(rest: &[u8], with_cas: bool) -> Request<'_> {
             keys: Keys::new(keys),
             with_cas,
         },
-        KeysCheck::TooLong => invalid(BAD_FORMAT, false),
+        KeysCheck::TooLong => {
+            // the keys up to the first over-long one
+            let mut end = 0;
+            loop {
+                let (tok, after) = next_token(&keys[end..]);
+                if tok.len() > MAX_KEY_LEN {
+                    break;
+                }
+                end = keys.len() - after.len();
+            }
+            Request::GatBadKey {
+                exptime: i64::from(exptime),
+                keys: Keys::new(&keys[..end]),
+            }
+        }
     }
 }
 
@@ -840,6 +861,13 @@ mod tests {
         }
     }
 
+    fn gat_bad_key(exptime: i64, raw: &[u8]) -> Request<'_> {
+        Request::GatBadKey {
+            exptime,
+            keys: Keys::new(raw),
+        }
+    }
+
     fn store<'a>(
         mode: StoreMode,
         key: &'a [u8],
@@ -1003,8 +1031,8 @@ mod tests {
             (b"gat xx a\r\n", err(BAD_EXPTIME), 10),
             (b"gat 10x a\r\n", err(BAD_EXPTIME), 11),
             (b"gat 99999999999999999999 a\r\n", err(BAD_EXPTIME), 28),
-            (&gat_key251, err(BAD_FORMAT), gat_key251.len()),
-            (&gat_only251, err(BAD_FORMAT), gat_only251.len()),
+            (&gat_key251, gat_bad_key(0, b" a"), gat_key251.len()),
+            (&gat_only251, gat_bad_key(0, b""), gat_only251.len()),
             // The exptime is read before any key is looked at.
             (&gat_exptime251, err(BAD_EXPTIME), gat_exptime251.len()),
         ];
