@@ -45,6 +45,8 @@ struct Workload {
     conns: usize,
     /// Requests written together per connection (1 = no pipelining).
     depth: usize,
+    /// Speak the meta protocol (`ms`, `mg <key> v`) instead of set/get.
+    meta: bool,
     describe: &'static str,
 }
 
@@ -60,6 +62,7 @@ fn workloads() -> Vec<Workload> {
             keys_per_get: 1,
             conns: 50,
             depth: 1,
+            meta: false,
             describe: "100,000 keys, 1 KiB values, 1 set : 5 gets, 50 connections, no pipelining",
         },
         Workload {
@@ -72,7 +75,21 @@ fn workloads() -> Vec<Workload> {
             keys_per_get: 1,
             conns: 50,
             depth: 16,
+            meta: false,
             describe: "100,000 keys, 32 B values, 1 set : 10 gets, 50 connections, 16 requests pipelined per connection (latency per batch of 16)",
+        },
+        Workload {
+            name: "meta",
+            prefix: "meta:",
+            keys: 100_000,
+            value_size: 32,
+            sets: 1,
+            gets: 10,
+            keys_per_get: 1,
+            conns: 50,
+            depth: 16,
+            meta: true,
+            describe: "small, in the meta protocol: ms : mg <key> v, 1 : 10, 50 connections, 16 pipelined",
         },
         Workload {
             name: "multiget",
@@ -84,6 +101,7 @@ fn workloads() -> Vec<Workload> {
             keys_per_get: 10,
             conns: 20,
             depth: 1,
+            meta: false,
             describe: "100,000 keys, 100 B values, gets of 10 keys at a time (ops = requests), 20 connections, no pipelining",
         },
     ]
@@ -166,7 +184,17 @@ impl Conn {
             let is_set = self.rng.below(w.sets + w.gets) < w.sets;
             if is_set {
                 let k = self.rng.below(w.keys);
-                common::push_set(&mut self.wbuf, w.prefix, k, value);
+                if w.meta {
+                    common::push_meta_set(&mut self.wbuf, w.prefix, k, value);
+                } else {
+                    common::push_set(&mut self.wbuf, w.prefix, k, value);
+                }
+            } else if w.meta {
+                let k = self.rng.below(w.keys);
+                self.wbuf.extend_from_slice(b"mg ");
+                push_key(&mut self.wbuf, w.prefix, k);
+                self.wbuf.extend_from_slice(b" v\r\n");
+                self.keys_asked += 1;
             } else {
                 self.wbuf.extend_from_slice(b"get");
                 for _ in 0..w.keys_per_get {
@@ -236,6 +264,10 @@ impl Conn {
             self.rstart += used;
             match reply {
                 common::Reply::Value => self.values += 1,
+                common::Reply::MetaValue => {
+                    self.values += 1;
+                    self.left -= 1
+                }
                 common::Reply::Error => {
                     *errors += 1;
                     self.left -= 1

@@ -334,6 +334,17 @@ pub fn push_key(out: &mut Vec<u8>, prefix: &str, n: u64) {
 }
 
 /// Appends `set <key> 0 0 <len>\r\n<value>\r\n`.
+/// `ms <key> <len> T0` and the value: the meta form of [`push_set`].
+pub fn push_meta_set(out: &mut Vec<u8>, prefix: &str, n: u64, value: &[u8]) {
+    out.extend_from_slice(b"ms ");
+    push_key(out, prefix, n);
+    out.push(b' ');
+    out.extend_from_slice(value.len().to_string().as_bytes());
+    out.extend_from_slice(b" T0\r\n");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
 pub fn push_set(out: &mut Vec<u8>, prefix: &str, n: u64, value: &[u8]) {
     out.extend_from_slice(b"set ");
     push_key(out, prefix, n);
@@ -358,6 +369,8 @@ pub enum Reply {
     End,
     /// `STORED`.
     Stored,
+    /// `VA <bytes> …` and its data: a meta get hit, a whole reply.
+    MetaValue,
     /// `ERROR`, `CLIENT_ERROR …`, `SERVER_ERROR …`.
     Error,
     /// Any other one-line reply (`NOT_STORED`, `DELETED`, …).
@@ -380,6 +393,16 @@ pub fn parse_reply(buf: &[u8]) -> Option<(Reply, usize)> {
             .and_then(|f| f.parse::<usize>().ok())?;
         let end = after_line + len + 2;
         return (buf.len() >= end).then_some((Reply::Value, end));
+    }
+    if let Some(rest) = line.strip_prefix(b"VA ") {
+        // VA <bytes> <flags>*
+        let len = rest
+            .split(|&b| b == b' ')
+            .next()
+            .and_then(|f| std::str::from_utf8(f).ok())
+            .and_then(|f| f.parse::<usize>().ok())?;
+        let end = after_line + len + 2;
+        return (buf.len() >= end).then_some((Reply::MetaValue, end));
     }
     let kind = match line {
         b"END" => Reply::End,
@@ -455,6 +478,10 @@ impl BulkConn {
                 start += used;
                 match reply {
                     Reply::Value => values += 1,
+                    Reply::MetaValue => {
+                        values += 1;
+                        done += 1
+                    }
                     Reply::End => done += 1,
                     Reply::Stored => {
                         counts.stored += 1;
