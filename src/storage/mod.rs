@@ -5,6 +5,7 @@
 //! ceiling. Must not know wire formats or sockets: callers pass keys, values
 //! and deadlines (in [`crate::clock`] seconds) and get outcome enums back.
 
+pub mod crawl;
 mod index;
 mod item;
 mod shard;
@@ -182,6 +183,8 @@ pub struct Cache {
     clock: Arc<Clock>,
     evict: bool,
     item_size_max: usize,
+    /// Operator tools' state (see `crawl`).
+    crawler: crawl::Crawler,
 }
 
 /// A shard lock on its own cache lines, so that workers locking
@@ -261,9 +264,10 @@ impl Cache {
             budget: Budget::new(config.memory_limit),
             last_cas: AtomicU64::new(0),
             flush: Flush::default(),
-            clock,
             evict: config.evict,
             item_size_max: config.item_size_max,
+            crawler: crawl::Crawler::new(clock.epoch_unix()),
+            clock,
         }
     }
 
@@ -291,6 +295,7 @@ impl Cache {
             flush: self.flush.view(now),
             cas: &self.last_cas,
             item_size_max: self.item_size_max,
+            tap: &self.crawler.tap,
         }
     }
 
