@@ -4,6 +4,8 @@
 //! Must not touch a socket: what it needs from the server (connection counts,
 //! shutting down) comes through the [`ServerControl`] trait.
 
+pub mod ops;
+
 use std::fmt::Display;
 use std::io::Write;
 
@@ -52,6 +54,10 @@ pub enum Flow {
     Paused(usize),
     /// Close the connection once the output is flushed (`quit`, `shutdown`).
     Close,
+    /// `watch`: once the output is flushed, the connection receives the
+    /// log streams of this mask (see `protocol::admin::watch`) and executes
+    /// nothing more.
+    Watch(u32),
 }
 
 /// Executes one request, appending its reply to `out`.
@@ -99,6 +105,7 @@ pub fn execute(
             };
             let deadline = ctx.clock.deadline(exptime);
             let outcome = ctx.cache.store(op, key, flags, deadline, data);
+            ops::log_store(ctx, mode, key, data.len(), deadline, outcome);
             if mode == StoreMode::Cas {
                 match outcome {
                     StoreOutcome::Stored => bump(&w.cas_hits, 1),
@@ -179,7 +186,9 @@ pub fn execute(
             noreply,
         } => {
             bump(&w.cmd_touch, 1);
-            let resp = if ctx.cache.touch(key, ctx.clock.deadline(exptime)) {
+            let touched = ctx.cache.touch(key, ctx.clock.deadline(exptime));
+            ops::log_touch(ctx, key, touched);
+            let resp = if touched {
                 bump(&w.touch_hits, 1);
                 Response::Touched
             } else {
@@ -251,6 +260,8 @@ pub fn execute(
             stats_command(ctx, args, out);
             Flow::Done
         }
+        Request::LruCrawler(cmd) => ops::lru_crawler(ctx, cmd, resume, out, out_limit),
+        Request::Watch { mask } => ops::watch_command(ctx, mask, out),
         Request::Invalid {
             reply: text,
             noreply,
@@ -305,11 +316,13 @@ fn retrieve(
                 },
                 out,
             );
+            item.data.len()
         };
-        let lookup = match touch {
-            None => ctx.cache.get(key, write).0,
-            Some(deadline) => ctx.cache.get_and_touch(key, deadline, write).0,
+        let (lookup, len) = match touch {
+            None => ctx.cache.get(key, write),
+            Some(deadline) => ctx.cache.get_and_touch(key, deadline, write),
         };
+        ops::log_fetch(ctx, key, lookup, len.unwrap_or(0));
         // memcached counts gat/gats as touches, not gets.
         if touch.is_some() {
             bump(&w.cmd_touch, 1);
@@ -516,7 +529,9 @@ fn settings_stats(ctx: &Context<'_>, out: &mut Vec<u8>) {
     stat(out, "hashpower_init", 0);
     stat(out, "slab_reassign", "no");
     stat(out, "slab_automove", 0);
-    stat(out, "lru_crawler", "yes");
+    stat(out, "lru_crawler", yes_no(ctx.cache.crawler_enabled()));
+    stat(out, "lru_crawler_sleep", ctx.cache.crawler_sleep());
+    stat(out, "lru_crawler_tocrawl", ctx.cache.crawler_tocrawl());
     stat(out, "lru_maintainer_thread", "no");
     stat(out, "flush_enabled", yes_no(!cfg.disable_flush));
     stat(out, "dump_enabled", "yes");
