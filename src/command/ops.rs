@@ -624,6 +624,84 @@ mod tests {
         );
     }
 
+    struct NoServer;
+
+    impl crate::command::ServerControl for NoServer {
+        fn curr_connections(&self) -> u64 {
+            0
+        }
+        fn write_conns(&self, _: &mut Vec<u8>) {}
+        fn shutdown(&self) {}
+        fn set_verbosity(&self, _: u32) {}
+    }
+
+    #[test]
+    fn a_dump_pauses_at_the_output_limit_and_resumes_from_its_cursor() {
+        use crate::clock::Clock;
+        use crate::config::Config;
+        use crate::stats::Stats;
+        use crate::storage::{Cache, CacheConfig, StoreOp};
+        let clock = Arc::new(Clock::new());
+        let cache = Cache::new(
+            CacheConfig {
+                memory_limit: 64 << 20,
+                evict: true,
+                shards: 16,
+                item_size_max: 1 << 20,
+            },
+            Arc::clone(&clock),
+        );
+        const N: usize = 20_000;
+        for i in 0..N {
+            let key = format!("key{i}");
+            cache.store(StoreOp::Set, key.as_bytes(), 0, 0, b"v");
+        }
+        let config = Config::default();
+        let stats = Stats::new(1);
+        let ctx = Context {
+            config: &config,
+            cache: &cache,
+            clock: &clock,
+            stats: &stats,
+            worker: stats.worker(0),
+            server: &NoServer,
+        };
+        const LIMIT: usize = 16 * 1024;
+        let dump = LruCrawler::Metadump(CrawlTarget::All);
+        let (mut resume, mut calls, mut all) = (0, 0, Vec::new());
+        loop {
+            // the server empties the buffer between calls
+            let mut out = Vec::new();
+            let flow = lru_crawler(&ctx, dump, resume, &mut out, LIMIT);
+            // at most one batch (256 slots, ~50 bytes a line here) past it
+            assert!(out.len() < LIMIT + 256 * 64, "{} bytes buffered", out.len());
+            all.extend_from_slice(&out);
+            calls += 1;
+            match flow {
+                Flow::Paused(at) => {
+                    assert_ne!(at, resume, "no progress");
+                    resume = at;
+                }
+                Flow::Done => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(calls > 20, "{calls} calls: the dump did not stream");
+        assert!(all.ends_with(b"END\r\n"));
+        let keys: std::collections::HashSet<&[u8]> = all
+            .split(|&b| b == b'\n')
+            .filter_map(|l| l.strip_prefix(b"key="))
+            .map(|l| &l[..l.iter().position(|&b| b == b' ').unwrap()])
+            .collect();
+        assert_eq!(keys.len(), N);
+        assert_eq!(
+            all.split(|&b| b == b'\n')
+                .filter(|l| l.starts_with(b"key="))
+                .count(),
+            N
+        );
+    }
+
     #[test]
     fn a_full_watcher_drops_lines_and_says_how_many() {
         let hub = WatchHub::new();
