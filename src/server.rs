@@ -895,6 +895,10 @@ impl Worker {
                 );
                 debug!("<{} watching (mask {:#x})", conn.fd, mask);
                 conn.watcher = Some(w);
+                // input is only read to notice a close from now on
+                conn.rbuf = Vec::new();
+                conn.rpos = 0;
+                conn.rend = 0;
                 self.watchers.push(key);
                 // lines may already be waiting
                 self.run_conn(key);
