@@ -104,6 +104,7 @@ pub fn execute(
                 StoreMode::Cas => StoreOp::Cas(cas),
             };
             let deadline = ctx.clock.deadline(exptime);
+            ops::log_lookup(ctx, key);
             let outcome = ctx.cache.store(op, key, flags, deadline, data);
             ops::log_store(ctx, mode, key, data.len(), deadline, outcome);
             if mode == StoreMode::Cas {
@@ -144,6 +145,7 @@ pub fn execute(
             )
         }
         Request::Delete { key, noreply } => {
+            ops::log_lookup(ctx, key);
             let resp = if ctx.cache.delete(key) {
                 bump(&w.delete_hits, 1);
                 Response::Deleted
@@ -164,6 +166,7 @@ pub fn execute(
             } else {
                 (&w.decr_hits, &w.decr_misses)
             };
+            ops::log_lookup(ctx, key);
             let resp = match ctx.cache.incr_decr(key, delta, incr) {
                 ArithOutcome::Value(v) => {
                     bump(hits, 1);

@@ -543,23 +543,37 @@ fn watch_fetchers(server: &Server) {
     c.roundtrip("gets k a%b\r\n", "VALUE k 0 3 1\r\nabc\r\nEND\r\n");
     c.roundtrip("touch k 0\r\n", "TOUCHED\r\n");
     c.roundtrip("gat 0 k\r\n", "VALUE k 0 3\r\nabc\r\nEND\r\n");
+    // writes log the lookup they make first
+    c.roundtrip("set n 0 0 1\r\n1\r\n", "STORED\r\n");
+    c.roundtrip("incr n 2\r\n", "3\r\n");
+    c.roundtrip("append n 0 0 1\r\n2\r\n", "STORED\r\n");
+    c.roundtrip("delete n\r\n", "DELETED\r\n");
+    c.roundtrip("delete n\r\n", "NOT_FOUND\r\n");
     c.roundtrip("flush_all\r\n", "OK\r\n");
     c.roundtrip("get k\r\n", "END\r\n");
-    let got: Vec<String> = watch_lines(&mut w, 7)
+    let got: Vec<String> = watch_lines(&mut w, 12)
         .iter()
         .map(|l| normalize(l))
         .collect();
-    let found = "type=item_get key=k status=found clsid=1 cfd=F size=3";
+    let line = |key: &str, status: &str, class: u32, size: usize| {
+        format!("type=item_get key={key} status={status} clsid={class} cfd=F size={size}")
+    };
+    let found = line("k", "found", 1, 3);
     assert_eq!(
         got,
         [
+            found.clone(),
+            line("nokey", "not_found", 0, 0),
+            found.clone(),
+            line("a%25b", "not_found", 0, 0),
+            found.clone(),
             found,
-            "type=item_get key=nokey status=not_found clsid=0 cfd=F size=0",
-            found,
-            "type=item_get key=a%25b status=not_found clsid=0 cfd=F size=0",
-            found,
-            found,
-            "type=item_get key=k status=flushed clsid=0 cfd=F size=0",
+            line("n", "not_found", 0, 0),
+            line("n", "found", 1, 1),
+            line("n", "found", 1, 1),
+            line("n", "found", 1, 2),
+            line("n", "not_found", 0, 0),
+            line("k", "flushed", 0, 0),
         ]
     );
     // a watching connection executes nothing more

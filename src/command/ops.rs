@@ -430,6 +430,19 @@ pub fn log_fetch(ctx: &Context<'_>, key: &[u8], lookup: Lookup, len: usize) {
     });
 }
 
+/// The lookup a write makes first (set, add, …, delete, incr, decr), which
+/// memcached logs as a read: the item as it is before the write.
+#[inline]
+pub fn log_lookup(ctx: &Context<'_>, key: &[u8]) {
+    if !ctx.stats.watch.wants(watch::FETCHERS) {
+        return;
+    }
+    match ctx.cache.lookup_meta(key) {
+        Ok(m) => log_fetch(ctx, key, Lookup::Hit, m.value_len),
+        Err(why) => log_fetch(ctx, key, why, 0),
+    }
+}
+
 /// A `touch`: logged as memcached does, as a read.
 #[inline]
 pub fn log_touch(ctx: &Context<'_>, key: &[u8], hit: bool) {

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::item::{class_of, malloc_charge, Item, CLASSES, ENTRY_SIZE};
 use super::shard::Ctx;
-use super::Cache;
+use super::{Cache, Lookup};
 
 /// Slab slots a dump looks at per shard lock: bounds the lock hold to a few
 /// tens of microseconds, formatting included.
@@ -197,6 +197,20 @@ impl Cache {
         let it = shard.peek(hash, key)?;
         ctx.alive(it)
             .then(|| meta_of(it, ctx.now, self.clock.epoch_unix()))
+    }
+
+    /// `key`'s metadata, or why there is none (absent, expired, flushed),
+    /// without touching the item: what `watch fetchers` reports for the
+    /// lookups that writes make.
+    pub fn lookup_meta(&self, key: &[u8]) -> Result<ItemMeta, Lookup> {
+        let (s, hash) = self.locate(key);
+        let ctx = self.ctx();
+        let shard = self.lock(s);
+        let it = shard.peek(hash, key).ok_or(Lookup::Miss)?;
+        match ctx.death_of(it) {
+            Some(why) => Err(why),
+            None => Ok(meta_of(it, ctx.now, self.clock.epoch_unix())),
+        }
     }
 
     /// One step of a dump: looks at up to `DUMP_SLOTS` slab slots of one
@@ -443,8 +457,14 @@ mod tests {
         let m2 = c.item_meta(b"a").expect("live");
         assert!(m2.fetched && m2.last_access == m.now);
         assert_eq!(c.item_meta(b"missing"), None);
+        assert_eq!(c.lookup_meta(b"missing"), Err(Lookup::Miss));
+        assert_eq!(c.lookup_meta(b"a"), Ok(m2));
         clock.advance(100);
         assert_eq!(c.item_meta(b"a"), None, "expired");
+        assert_eq!(c.lookup_meta(b"a"), Err(Lookup::Expired));
+        c.flush_all(None);
+        set(&c, "b", 0);
+        assert!(c.lookup_meta(b"b").is_ok(), "stored after the flush");
     }
 
     #[test]

@@ -132,6 +132,11 @@ impl Ctx<'_> {
     pub(super) fn alive(&self, it: &Item) -> bool {
         self.death(it).is_none()
     }
+
+    /// Why `it` is dead, if it is (operator tools).
+    pub(super) fn death_of(&self, it: &Item) -> Option<Lookup> {
+        self.death(it)
+    }
 }
 
 /// Per size class counters, kept under the shard lock.
