@@ -5,6 +5,7 @@
 //! shutting down) comes through the [`ServerControl`] trait.
 
 mod meta;
+pub mod ops;
 
 use std::fmt::Display;
 use std::io::Write;
@@ -30,6 +31,8 @@ pub trait ServerControl {
     fn write_conns(&self, out: &mut Vec<u8>);
     /// Starts an orderly shutdown (the `shutdown` command with `-A`).
     fn shutdown(&self);
+    /// The current `-v` level (`stats settings`).
+    fn verbosity(&self) -> u32;
     fn set_verbosity(&self, level: u32);
 }
 
@@ -54,6 +57,10 @@ pub enum Flow {
     Paused(usize),
     /// Close the connection once the output is flushed (`quit`, `shutdown`).
     Close,
+    /// `watch`: once the output is flushed, the connection receives the
+    /// log streams of this mask (see `protocol::admin::watch`) and executes
+    /// nothing more.
+    Watch(u32),
 }
 
 /// Executes one request, appending its reply to `out`.
@@ -118,7 +125,9 @@ pub fn execute(
                 StoreMode::Cas => StoreOp::Cas(cas),
             };
             let deadline = ctx.clock.deadline(exptime);
+            ops::log_lookup(ctx, key);
             let outcome = ctx.cache.store(op, key, flags, deadline, data);
+            ops::log_store(ctx, mode, key, data.len(), deadline, outcome);
             count_write(w, mode == StoreMode::Cas, outcome);
             let resp = match outcome {
                 StoreOutcome::Stored => Response::Stored,
@@ -140,6 +149,7 @@ pub fn execute(
             reply(noreply, &TOO_LARGE, out)
         }
         Request::Delete { key, noreply } => {
+            ops::log_lookup(ctx, key);
             let resp = if ctx.cache.delete(key) {
                 bump(&w.delete_hits, 1);
                 Response::Deleted
@@ -160,6 +170,7 @@ pub fn execute(
             } else {
                 (&w.decr_hits, &w.decr_misses)
             };
+            ops::log_lookup(ctx, key);
             let resp = match ctx.cache.incr_decr(key, delta, incr) {
                 ArithOutcome::Value(v) => {
                     bump(hits, 1);
@@ -182,7 +193,9 @@ pub fn execute(
             noreply,
         } => {
             bump(&w.cmd_touch, 1);
-            let resp = if ctx.cache.touch(key, ctx.clock.deadline(exptime)) {
+            let touched = ctx.cache.touch(key, ctx.clock.deadline(exptime));
+            ops::log_touch(ctx, key, touched);
+            let resp = if touched {
                 bump(&w.touch_hits, 1);
                 Response::Touched
             } else {
@@ -266,6 +279,8 @@ pub fn execute(
         Request::MetaArith(ref m) => meta::arith(ctx, m, out),
         Request::MetaNoop => reply(false, &Response::Line(b"MN"), out),
         Request::MetaDebug { key, base64 } => meta::debug(ctx, key, base64, out),
+        Request::LruCrawler(cmd) => ops::lru_crawler(ctx, cmd, resume, out, out_limit),
+        Request::Watch { mask } => ops::watch_command(ctx, mask, out),
         Request::Invalid {
             reply: text,
             noreply,
@@ -336,11 +351,13 @@ fn retrieve(
                 },
                 out,
             );
+            item.data.len()
         };
-        let lookup = match touch {
-            None => ctx.cache.get(key, write).0,
-            Some(deadline) => ctx.cache.get_and_touch(key, deadline, write).0,
+        let (lookup, len) = match touch {
+            None => ctx.cache.get(key, write),
+            Some(deadline) => ctx.cache.get_and_touch(key, deadline, write),
         };
+        ops::log_fetch(ctx, key, lookup, len.unwrap_or(0));
         // memcached counts gat/gats as touches, not gets.
         if touch.is_some() {
             bump(&w.cmd_touch, 1);
@@ -514,7 +531,7 @@ fn settings_stats(ctx: &Context<'_>, out: &mut Vec<u8>) {
         cfg.listen.join(",")
     };
     stat(out, "inter", inter);
-    stat(out, "verbosity", cfg.verbosity);
+    stat(out, "verbosity", ctx.server.verbosity());
     stat(out, "oldest", 0);
     stat(out, "evictions", if cfg.no_evict { "off" } else { "on" });
     let domain = cfg
@@ -547,7 +564,9 @@ fn settings_stats(ctx: &Context<'_>, out: &mut Vec<u8>) {
     stat(out, "hashpower_init", 0);
     stat(out, "slab_reassign", "no");
     stat(out, "slab_automove", 0);
-    stat(out, "lru_crawler", "yes");
+    stat(out, "lru_crawler", yes_no(ctx.cache.crawler_enabled()));
+    stat(out, "lru_crawler_sleep", ctx.cache.crawler_sleep());
+    stat(out, "lru_crawler_tocrawl", ctx.cache.crawler_tocrawl());
     stat(out, "lru_maintainer_thread", "no");
     stat(out, "flush_enabled", yes_no(!cfg.disable_flush));
     stat(out, "dump_enabled", "yes");

@@ -188,14 +188,20 @@ pub fn init_logging(verbosity: u8) -> Result<(), ProcessError> {
             builder.parse_filters(&spec);
         }
         _ => {
-            builder.filter_level(level_for(verbosity));
+            // everything passes env_logger's own filter; the level is the
+            // global one, which the `verbosity` command moves at run time
+            builder.filter_level(LevelFilter::Trace);
         }
     }
     builder
         .target(env_logger::Target::Stderr)
         .format_timestamp_millis()
         .try_init()
-        .map_err(|e| ProcessError::Logging(e.to_string()))
+        .map_err(|e| ProcessError::Logging(e.to_string()))?;
+    if std::env::var("RUST_LOG").map_or(true, |spec| spec.trim().is_empty()) {
+        log::set_max_level(level_for(verbosity));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------- root and -u

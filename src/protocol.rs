@@ -26,6 +26,7 @@
 //!   data block not followed by `\r\n` is a bad data chunk: exactly `bytes + 2`
 //!   bytes after the line are consumed. A too-large value is swallowed.
 
+pub mod admin;
 pub mod base64;
 pub mod meta;
 mod num;
@@ -226,6 +227,13 @@ pub enum Request<'a> {
         reply: &'static [u8],
         noreply: bool,
     },
+    /// `lru_crawler <subcommand> [arg]` (see [`admin::LruCrawler`]).
+    LruCrawler(admin::LruCrawler),
+    /// `watch [stream…]`: `mask` is a set of [`admin::watch`] bits
+    /// (`fetchers` when no stream is named).
+    Watch {
+        mask: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,6 +313,8 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<(Request<'a>, usize),
         b"ma" => meta::keyed(meta::Kind::Arith, rest),
         b"mn" => Request::MetaNoop,
         b"me" => meta::debug(rest),
+        b"lru_crawler" => admin::lru_crawler(rest),
+        b"watch" => admin::watch(rest),
         _ => unknown(cmd, rest),
     };
     Ok((req, consumed))
@@ -1597,9 +1607,9 @@ mod tests {
             (b"foo\r\n", err(ERROR), 5),
             (b"mz\r\n", err(ERROR), 4),
             (b"mq a v\r\n", err(ERROR), 8),
-            (b"watch\r\n", err(ERROR), 7),
+            (b"watchx\r\n", err(ERROR), 8),
             (b"slabs reassign 1 2\r\n", err(ERROR), 20),
-            (b"lru_crawler metadump all\r\n", err(ERROR), 26),
+            (b"lru_crawlers metadump all\r\n", err(ERROR), 27),
             (b"GET / HTTP/1.1\r\n", Request::Quit, 16),
             (b"POST /x HTTP/1.0\r\n", Request::Quit, 18),
             (b"foo HTTP/1.1\r\n", Request::Quit, 14),

@@ -18,7 +18,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::io::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -31,9 +31,11 @@ use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use slab::Slab;
 
 use crate::clock::Clock;
+use crate::command::ops::{self, Watcher};
 use crate::command::{self, Context, Flow, ServerControl};
 use crate::config::Config;
-use crate::protocol::{self, Limits, ParseError};
+use crate::protocol::admin::{self as admin_proto, LruCrawler};
+use crate::protocol::{self, Limits, ParseError, Request};
 use crate::stats::{bump, Stats, WorkerStats};
 use crate::storage::{Cache, CacheConfig};
 
@@ -63,6 +65,8 @@ struct Shared {
     stats: Stats,
     limits: Limits,
     stopping: AtomicBool,
+    /// `-v` levels, moved by the `verbosity` command (memcached caps it at 2).
+    verbosity: AtomicU32,
     curr_conns: AtomicUsize,
     /// fd → (peer, listener) for `stats conns`.
     conns: Mutex<BTreeMap<i32, (String, String)>>,
@@ -115,7 +119,13 @@ impl ServerControl for Shared {
         self.request_stop();
     }
 
+    fn verbosity(&self) -> u32 {
+        self.verbosity.load(Ordering::Relaxed)
+    }
+
     fn set_verbosity(&self, level: u32) {
+        let level = level.min(2);
+        self.verbosity.store(level, Ordering::Relaxed);
         let filter = match level {
             0 => log::LevelFilter::Warn,
             1 => log::LevelFilter::Info,
@@ -287,6 +297,7 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         ));
     }
 
+    let verbosity = AtomicU32::new(u32::from(config.verbosity));
     let shared = Arc::new(Shared {
         stats: Stats::new(threads),
         config,
@@ -294,11 +305,17 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         clock,
         limits,
         stopping: AtomicBool::new(false),
+        verbosity,
         curr_conns: AtomicUsize::new(0),
         conns: Mutex::new(BTreeMap::new()),
         wakers: Mutex::new(Vec::new()),
         stopped: (Mutex::new(false), Condvar::new()),
     });
+
+    apply_crawler_options(&shared);
+    shared
+        .cache
+        .set_eviction_sink(Arc::clone(&shared.stats.watch) as _);
 
     let mut handles = Vec::new();
     let mut worker_txs = Vec::new();
@@ -318,9 +335,10 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Arc::clone(&waker));
-        worker_txs.push((tx, waker));
+        worker_txs.push((tx, Arc::clone(&waker)));
         let worker = Worker {
             id,
+            waker: Arc::clone(&waker),
             poll,
             rx,
             shared: Arc::clone(&shared),
@@ -332,6 +350,7 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
                 vec![0u8; 65536]
             },
             udp,
+            watchers: Vec::new(),
         };
         handles.push(
             thread::Builder::new()
@@ -398,8 +417,37 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     })
 }
 
-/// Ticks the coarse clock and lets the expirer sweep a slice of the cache,
-/// ten times a second.
+/// memcached's `-o no_lru_crawler`, `lru_crawler_sleep=N` and
+/// `lru_crawler_tocrawl=N` (which `config` checks and passes through).
+fn apply_crawler_options(shared: &Shared) {
+    for opt in &shared.config.ignored_options {
+        let (name, value) = opt.split_once('=').unwrap_or((opt, ""));
+        let number = || value.trim().parse::<u64>().ok().map(|n| n as u32);
+        match name {
+            "no_lru_crawler" => {
+                shared.cache.set_crawler_enabled(false);
+            }
+            "lru_crawler" => {
+                shared.cache.set_crawler_enabled(true);
+            }
+            "lru_crawler_sleep" => {
+                if let Some(n) = number() {
+                    shared.cache.set_crawler_sleep(n);
+                }
+            }
+            "lru_crawler_tocrawl" => {
+                if let Some(n) = number() {
+                    shared.cache.set_crawler_tocrawl(n);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Ticks the coarse clock and, while the crawler is enabled, lets the
+/// expirer sweep a slice of the cache and runs a slice of a requested crawl
+/// (`lru_crawler crawl`), ten times a second.
 fn clock_loop(shared: Arc<Shared>) {
     while !shared.stopping.load(Ordering::Relaxed) {
         {
@@ -411,8 +459,17 @@ fn clock_loop(shared: Arc<Shared>) {
             let _ = cvar.wait_timeout(guard, Duration::from_millis(100));
         }
         shared.clock.tick();
-        if catch_unwind(AssertUnwindSafe(|| shared.cache.tick())).is_err() {
-            error!("expirer panicked; it will retry on the next tick");
+        if !shared.cache.crawler_enabled() {
+            continue;
+        }
+        let swept = catch_unwind(AssertUnwindSafe(|| {
+            shared.cache.tick();
+            shared.cache.crawl_tick()
+        }));
+        match swept {
+            Ok(n) if n > 0 => trace!("lru crawler: {} expired items removed", n),
+            Ok(_) => {}
+            Err(_) => error!("expirer panicked; it will retry on the next tick"),
         }
     }
 }
@@ -597,12 +654,17 @@ struct Conn {
     /// In the worker's ready list (yielded with work left).
     queued: bool,
     last_active: u32,
+    /// Set once the connection sent `watch`: it receives log lines and
+    /// executes nothing more.
+    watcher: Option<Arc<Watcher>>,
 }
 
 enum Status {
     Keep,
     Yield,
     Close,
+    /// The connection sent `watch`: register it as a watcher of this mask.
+    Watch(u32),
 }
 
 enum Progress {
@@ -611,10 +673,13 @@ enum Progress {
     NeedInput,
     Budget,
     Close,
+    Watch(u32),
 }
 
 struct Worker {
     id: usize,
+    /// This worker's own waker (watchers wake it when lines arrive).
+    waker: Arc<Waker>,
     poll: Poll,
     rx: Receiver<Stream>,
     shared: Arc<Shared>,
@@ -624,6 +689,8 @@ struct Worker {
     /// One datagram's worth of receive space, kept for the worker's life
     /// (empty when UDP is off).
     udp_buf: Vec<u8>,
+    /// Keys of this worker's watching connections.
+    watchers: Vec<usize>,
 }
 
 impl Worker {
@@ -648,7 +715,10 @@ impl Worker {
             }
             for ev in events.iter() {
                 match ev.token() {
-                    WAKER => self.take_new_conns(),
+                    WAKER => {
+                        self.take_new_conns();
+                        self.serve_watchers();
+                    }
                     Token(t) if t >= UDP_BASE => self.serve_udp(t - UDP_BASE),
                     Token(k) => {
                         if let Some(c) = self.conns.get_mut(k) {
@@ -695,6 +765,7 @@ impl Worker {
                 closing: false,
                 queued: false,
                 last_active: self.shared.clock.now(),
+                watcher: None,
             };
             if let Err(e) = self.poll.registry().register(
                 &mut conn.stream,
@@ -706,8 +777,36 @@ impl Worker {
                 continue;
             }
             entry.insert(conn);
+            debug!("<{} new auto-negotiating client connection", fd);
+            if self
+                .shared
+                .stats
+                .watch
+                .wants(admin_proto::watch::CONNEVENTS)
+            {
+                let peer = self.peer_of(fd);
+                ops::log_conn(&self.shared.stats.watch, fd, &peer, None);
+            }
             // Data may have arrived before registration.
             self.run_conn(key);
+        }
+    }
+
+    fn peer_of(&self, fd: i32) -> String {
+        self.shared
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&fd)
+            .map(|(peer, _)| peer.clone())
+            .unwrap_or_default()
+    }
+
+    /// Lets every watching connection of this worker take its new lines.
+    fn serve_watchers(&mut self) {
+        for i in 0..self.watchers.len() {
+            let k = self.watchers[i];
+            self.run_conn(k);
         }
     }
 
@@ -724,7 +823,21 @@ impl Worker {
         if self.conns.contains(key) {
             let mut c = self.conns.remove(key);
             let _ = c.stream.deregister(self.poll.registry());
-            trace!("connection {} closed", c.fd);
+            if let Some(w) = c.watcher.take() {
+                self.shared.stats.watch.unregister(&w);
+                self.watchers.retain(|&k| k != key);
+            }
+            debug!("<{} connection closed.", c.fd);
+            if self
+                .shared
+                .stats
+                .watch
+                .wants(admin_proto::watch::CONNEVENTS)
+            {
+                let peer = self.peer_of(c.fd);
+                let reason = if c.closing { "normal" } else { "error" };
+                ops::log_conn(&self.shared.stats.watch, c.fd, &peer, Some(reason));
+            }
             self.forget(c.fd);
         }
     }
@@ -746,6 +859,7 @@ impl Worker {
         let idle: Vec<usize> = self
             .conns
             .iter()
+            .filter(|(_, c)| c.watcher.is_none())
             .filter(|(_, c)| u64::from(now.saturating_sub(c.last_active)) > limit)
             .map(|(k, _)| k)
             .collect();
@@ -762,6 +876,7 @@ impl Worker {
         };
         let worker = shared.stats.worker(self.id);
         let ctx = shared.context(worker);
+        ops::set_client_fd(conn.fd);
         let status = match catch_unwind(AssertUnwindSafe(|| drive(conn, &ctx, &shared.limits))) {
             Ok(s) => s,
             Err(_) => {
@@ -780,6 +895,24 @@ impl Worker {
                 }
             }
             Status::Close => self.close(key),
+            Status::Watch(mask) => {
+                let waker = Arc::clone(&self.waker);
+                let w = shared.stats.watch.register(
+                    mask,
+                    Box::new(move || {
+                        let _ = waker.wake();
+                    }),
+                );
+                debug!("<{} watching (mask {:#x})", conn.fd, mask);
+                conn.watcher = Some(w);
+                // input is only read to notice a close from now on
+                conn.rbuf = Vec::new();
+                conn.rpos = 0;
+                conn.rend = 0;
+                self.watchers.push(key);
+                // lines may already be waiting
+                self.run_conn(key);
+            }
         }
     }
 
@@ -849,6 +982,14 @@ fn udp_execute(ctx: &Context<'_>, mut payload: &[u8], limits: &Limits, out: &mut
     while !payload.is_empty() {
         match protocol::parse(payload, limits) {
             Ok((req, consumed)) => {
+                if matches!(
+                    req,
+                    Request::Watch { .. } | Request::LruCrawler(LruCrawler::Metadump(_))
+                ) {
+                    // memcached sends no usable answer to these over UDP
+                    payload = &payload[consumed.min(payload.len())..];
+                    continue;
+                }
                 let mut resume = 0;
                 while let Flow::Paused(i) = command::execute(ctx, &req, resume, out, usize::MAX) {
                     resume = i;
@@ -886,6 +1027,9 @@ fn flush(c: &mut Conn, stats: &WorkerStats) -> io::Result<()> {
 /// Serves one connection as far as it can go without blocking: write what is
 /// pending, execute what is buffered (up to -R requests), read more.
 fn drive(c: &mut Conn, ctx: &Context<'_>, limits: &Limits) -> Status {
+    if c.watcher.is_some() {
+        return drive_watcher(c, ctx);
+    }
     let mut budget = ctx.config.reqs_per_event.max(1);
     loop {
         if flush(c, ctx.worker).is_err() {
@@ -902,11 +1046,20 @@ fn drive(c: &mut Conn, ctx: &Context<'_>, limits: &Limits) -> Status {
         if pending >= OUT_LIMIT {
             // Backpressure: nothing more is executed (or read) until the
             // client takes its replies; a writable event resumes us.
+            trace!(
+                "{}: output full ({} bytes), waiting for the client",
+                c.fd,
+                pending
+            );
             return Status::Keep;
         }
         match process(c, ctx, limits, &mut budget) {
             Progress::Some => continue,
-            Progress::Budget => return Status::Yield,
+            Progress::Watch(mask) => return Status::Watch(mask),
+            Progress::Budget => {
+                trace!("{}: request budget (-R) used up, yielding", c.fd);
+                return Status::Yield;
+            }
             Progress::Close => {
                 c.closing = true;
                 continue;
@@ -929,6 +1082,35 @@ fn drive(c: &mut Conn, ctx: &Context<'_>, limits: &Limits) -> Status {
             Err(_) => return Status::Close,
         }
     }
+}
+
+/// A watching connection: write what is pending, take the watcher's new
+/// lines while the output is under its limit, and read (and drop) whatever
+/// the client sends, to notice when it goes away.
+fn drive_watcher(c: &mut Conn, ctx: &Context<'_>) -> Status {
+    let Some(w) = c.watcher.clone() else {
+        return Status::Keep;
+    };
+    loop {
+        if flush(c, ctx.worker).is_err() {
+            return Status::Close;
+        }
+        let pending = c.wbuf.len() - c.wpos;
+        if pending >= OUT_LIMIT || !w.drain_into(&mut c.wbuf) {
+            break;
+        }
+    }
+    let mut scratch = [0u8; 4096];
+    while c.readable {
+        match c.stream.read(&mut scratch) {
+            Ok(0) => return Status::Close,
+            Ok(n) => bump(&ctx.worker.bytes_read, n as u64),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.readable = false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Status::Close,
+        }
+    }
+    Status::Keep
 }
 
 fn release_idle_buffer(c: &mut Conn) {
@@ -1004,7 +1186,8 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
         };
         *budget -= 1;
         did = true;
-        if log::log_enabled!(log::Level::Debug) {
+        let debug = log::log_enabled!(log::Level::Debug);
+        if debug && c.resume == 0 {
             let line_end = input
                 .iter()
                 .position(|&b| b == b'\n')
@@ -1015,11 +1198,27 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
                 String::from_utf8_lossy(&input[..line_end]).trim_end()
             );
         }
+        let before = c.wbuf.len();
         let flow = command::execute(ctx, &req, c.resume, &mut c.wbuf, OUT_LIMIT);
+        if debug {
+            log_reply(c.fd, &req, &c.wbuf[before..]);
+        }
         match flow {
             Flow::Paused(i) => {
+                trace!(
+                    "{}: reply paused at {} bytes, resuming at {}",
+                    c.fd,
+                    c.wbuf.len(),
+                    i
+                );
                 c.resume = i;
                 return Progress::Some;
+            }
+            Flow::Watch(mask) => {
+                // nothing after `watch` is executed: drop the rest of the input
+                c.resume = 0;
+                c.rpos = c.rend;
+                return Progress::Watch(mask);
             }
             Flow::Done | Flow::Close => {
                 c.resume = 0;
@@ -1036,6 +1235,25 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
             }
         }
     }
+}
+
+/// `-vv`: the reply summary memcached logs after a request (`>fd END`,
+/// `>fd sending key k`); none for `stats` or a metadump.
+fn log_reply(fd: i32, req: &Request<'_>, reply: &[u8]) {
+    if matches!(
+        req,
+        Request::Stats { .. } | Request::LruCrawler(LruCrawler::Metadump(_))
+    ) {
+        return;
+    }
+    admin_proto::reply_summary(reply, |prefix, line| {
+        debug!(
+            ">{} {}{}",
+            fd,
+            String::from_utf8_lossy(prefix),
+            String::from_utf8_lossy(line)
+        );
+    });
 }
 
 #[cfg(test)]

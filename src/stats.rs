@@ -6,7 +6,9 @@
 //! current sums as a baseline that later reports subtract. Must not do I/O.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use crate::command::ops::WatchHub;
 
 use crate::storage::CacheStats;
 
@@ -83,6 +85,8 @@ pub struct Stats {
     /// accept thread); written by that one thread only.
     pub acceptor: WorkerStats,
     baseline: Mutex<(Totals, CacheStats)>,
+    /// `watch` streams (see `command::ops`).
+    pub watch: Arc<WatchHub>,
 }
 
 impl Stats {
@@ -91,6 +95,7 @@ impl Stats {
             workers: (0..workers).map(|_| WorkerStats::default()).collect(),
             acceptor: WorkerStats::default(),
             baseline: Mutex::new((Totals::default(), CacheStats::default())),
+            watch: Arc::new(WatchHub::new()),
         }
     }
 

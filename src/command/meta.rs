@@ -2,9 +2,9 @@
 //! replies carrying the flags the client asked back, in the order it sent
 //! them, as memcached 1.6 answers.
 
-use super::{count_write, reply, Context, Flow, NO_MEMORY, TOO_LARGE};
+use super::{count_write, ops, reply, Context, Flow, NO_MEMORY, TOO_LARGE};
 use crate::clock::Secs;
-use crate::protocol::{base64, Meta, Response};
+use crate::protocol::{base64, Meta, Response, StoreMode};
 use crate::stats::bump;
 use crate::storage::{
     ArithOpts, DeleteAction, DeleteOutcome, Lookup, MetaArithOutcome, MetaView, StoreOp,
@@ -25,7 +25,12 @@ pub(super) fn get(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
     let mut write = |item: &mut MetaView<'_>, created: bool| {
         hit_reply(m, item, created, now, touch, recache, use_cas, out);
     };
-    let (mut lookup, mut done) = ctx.cache.meta_read(key, bump_item, |it| write(it, false));
+    let mut read = |it: &mut MetaView<'_>, created| {
+        let len = it.value().len();
+        write(it, created);
+        len
+    };
+    let (mut lookup, mut done) = ctx.cache.meta_read(key, bump_item, |it| read(it, false));
     if done.is_none() {
         if let Some(ttl) = f.vivify {
             // a stub item whose recache token this client wins (`W`);
@@ -42,10 +47,11 @@ pub(super) fn get(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
                 .store_with(StoreOp::Add, key, 0, deadline, b"", &opts);
             let created = stored == StoreOutcome::Stored;
             if created || stored == StoreOutcome::NotStored {
-                (lookup, done) = ctx.cache.meta_read(key, bump_item, |it| write(it, created));
+                (lookup, done) = ctx.cache.meta_read(key, bump_item, |it| read(it, created));
             }
         }
     }
+    ops::log_fetch(ctx, key, lookup, done.unwrap_or(0));
     // memcached counts a hit with T as a touch, anything else as a get
     match (lookup, touch.is_some()) {
         (Lookup::Hit, true) => {
@@ -177,9 +183,19 @@ pub(super) fn set(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
         win: false,
     };
     let deadline = ctx.clock.deadline(i64::from(f.ttl.unwrap_or(0)));
+    ops::log_lookup(ctx, key);
     let (outcome, cas) = ctx
         .cache
         .store_with(op, key, f.client_flags, deadline, m.data, &opts);
+    let mode = match op {
+        StoreOp::Set => StoreMode::Set,
+        StoreOp::Add => StoreMode::Add,
+        StoreOp::Replace => StoreMode::Replace,
+        StoreOp::Append => StoreMode::Append,
+        StoreOp::Prepend => StoreMode::Prepend,
+        StoreOp::Cas(_) => StoreMode::Cas,
+    };
+    ops::log_store(ctx, mode, key, m.data.len(), deadline, outcome);
     count_write(w, matches!(op, StoreOp::Cas(_)), outcome);
     let code: &[u8] = match outcome {
         StoreOutcome::Stored if f.quiet => return Flow::Done,
@@ -234,6 +250,7 @@ pub(super) fn delete(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow
     let f = &m.flags;
     let mut buf = [0u8; base64::MAX_DECODED];
     let key = m.lookup_key(&mut buf);
+    ops::log_lookup(ctx, key);
     let action = if f.invalidate {
         DeleteAction::Invalidate {
             deadline: f.ttl.map(|t| ctx.clock.deadline(i64::from(t))),
@@ -276,6 +293,7 @@ pub(super) fn arith(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow 
         touch: f.ttl.map(|t| ctx.clock.deadline(i64::from(t))),
         cas: f.new_cas,
     };
+    ops::log_lookup(ctx, key);
     let mut outcome = ctx.cache.meta_incr_decr(key, f.delta, incr, &opts);
     let mut created = false;
     if let (MetaArithOutcome::NotFound, Some(ttl)) = (outcome, f.vivify) {
@@ -375,7 +393,8 @@ pub(super) fn arith(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow 
     Flow::Done
 }
 
-/// `me`: memcached's debug line, `ME <key> exp= la= cas= fetch= cls= size=`.
+/// `me`: memcached's debug line, `ME <key> exp= la= cas= fetch= cls= size=`,
+/// or `EN`. The item is not read (no bump, no fetched mark).
 pub(super) fn debug(ctx: &Context<'_>, key: &[u8], base64_key: bool, out: &mut Vec<u8>) -> Flow {
     let mut buf = [0u8; base64::MAX_DECODED];
     let key = if base64_key {
@@ -384,38 +403,14 @@ pub(super) fn debug(ctx: &Context<'_>, key: &[u8], base64_key: bool, out: &mut V
     } else {
         key
     };
-    let now = ctx.clock.now();
-    let (_, found) = ctx.cache.meta_read(key, false, |item| {
-        out.extend_from_slice(b"ME ");
-        if item.binary_key() {
-            base64::encode(item.key(), out);
-        } else {
-            out.extend_from_slice(item.key());
+    match ctx.cache.item_meta(key) {
+        Some(meta) if meta.binary_key => {
+            let mut encoded = Vec::with_capacity(key.len() * 4 / 3 + 4);
+            base64::encode(key, &mut encoded);
+            ops::write_me_line(&encoded, &meta, ctx.config.use_cas, out);
         }
-        // memcached 1.6 prints now - deadline: -100 for 100 s to go
-        out.extend_from_slice(b" exp=");
-        if item.deadline() == 0 {
-            out.extend_from_slice(b"-1");
-        } else {
-            push_i64(out, i64::from(now) - i64::from(item.deadline()));
-        }
-        out.extend_from_slice(b" la=");
-        push_u64(out, u64::from(now.wrapping_sub(item.last_access())));
-        out.extend_from_slice(b" cas=");
-        push_u64(out, item.cas());
-        out.extend_from_slice(if item.fetched() {
-            b" fetch=yes"
-        } else {
-            b" fetch=no"
-        });
-        out.extend_from_slice(b" cls=");
-        push_u64(out, u64::from(item.class_id()));
-        out.extend_from_slice(b" size=");
-        push_u64(out, item.size() as u64);
-        out.extend_from_slice(b"\r\n");
-    });
-    if found.is_none() {
-        out.extend_from_slice(b"EN\r\n");
+        Some(meta) => ops::write_me_line(key, &meta, ctx.config.use_cas, out),
+        None => out.extend_from_slice(b"EN\r\n"),
     }
     Flow::Done
 }
@@ -475,11 +470,4 @@ fn push_u64(out: &mut Vec<u8>, mut n: u64) {
         }
     }
     out.extend_from_slice(&digits[i..]);
-}
-
-fn push_i64(out: &mut Vec<u8>, n: i64) {
-    if n < 0 {
-        out.push(b'-');
-    }
-    push_u64(out, n.unsigned_abs());
 }

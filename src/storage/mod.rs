@@ -5,6 +5,7 @@
 //! ceiling. Must not know wire formats or sockets: callers pass keys, values
 //! and deadlines (in [`crate::clock`] seconds) and get outcome enums back.
 
+pub mod crawl;
 mod index;
 mod item;
 mod shard;
@@ -220,14 +221,6 @@ impl MetaView<'_> {
     pub fn binary_key(&self) -> bool {
         self.item.binary_key()
     }
-    /// The size class (from 1) it counts in, as `stats items` shows.
-    pub fn class_id(&self) -> u32 {
-        item::class_of(self.item.class_size()) as u32 + 1
-    }
-    /// Its size as `stats sizes` counts it: header, key and value.
-    pub fn size(&self) -> usize {
-        self.item.requested()
-    }
 }
 
 /// A stored item as a reader sees it, valid while the shard is locked.
@@ -306,6 +299,8 @@ pub struct Cache {
     clock: Arc<Clock>,
     evict: bool,
     item_size_max: usize,
+    /// Operator tools' state (see `crawl`).
+    crawler: crawl::Crawler,
 }
 
 /// A shard lock on its own cache lines, so that workers locking
@@ -385,9 +380,10 @@ impl Cache {
             budget: Budget::new(config.memory_limit),
             last_cas: AtomicU64::new(0),
             flush: Flush::default(),
-            clock,
             evict: config.evict,
             item_size_max: config.item_size_max,
+            crawler: crawl::Crawler::new(clock.epoch_unix()),
+            clock,
         }
     }
 
@@ -415,6 +411,7 @@ impl Cache {
             flush: self.flush.view(now),
             cas: &self.last_cas,
             item_size_max: self.item_size_max,
+            tap: &self.crawler.tap,
         }
     }
 

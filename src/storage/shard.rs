@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use slab::Slab;
 
+use super::crawl::Tap;
 use super::index::Index;
 use super::item::{self, class_of, malloc_charge, Item, CLASSES, ENTRY_SIZE, NIL};
 use super::{
@@ -108,6 +109,8 @@ pub(super) struct Ctx<'a> {
     pub(super) flush: FlushView,
     pub(super) cas: &'a AtomicU64,
     pub(super) item_size_max: usize,
+    /// Who hears about evictions (`watch evictions`).
+    pub(super) tap: &'a Tap,
 }
 
 impl Ctx<'_> {
@@ -125,6 +128,17 @@ impl Ctx<'_> {
         } else {
             None
         }
+    }
+
+    /// True when `it` is neither flushed nor expired (operator tools).
+    #[inline]
+    pub(super) fn alive(&self, it: &Item) -> bool {
+        self.death(it).is_none()
+    }
+
+    /// Why `it` is dead, if it is (operator tools).
+    pub(super) fn death_of(&self, it: &Item) -> Option<Lookup> {
+        self.death(it)
     }
 }
 
@@ -385,6 +399,7 @@ impl Shard {
             }
         }
         let it = &self.items[id as usize];
+        ctx.tap.evicting(it, ctx);
         let (fetched, active, nonzero) = (it.fetched(), it.active(), it.deadline != 0);
         let c = &mut self.classes[class_of(it.class_size())];
         c.evicted += 1;
@@ -923,6 +938,23 @@ impl Shard {
             id = it.prev;
         }
         out
+    }
+
+    /// The item in slab slot `id`, if the slot is occupied (operator tools
+    /// walk the slots from a cursor: an item keeps its slot for its life).
+    #[inline]
+    pub(super) fn slot(&self, id: usize) -> Option<&Item> {
+        self.items.get(id)
+    }
+
+    /// Slab slots (occupied or not) a walk over this shard visits.
+    pub(super) fn slot_count(&self) -> usize {
+        self.items.capacity()
+    }
+
+    /// `key`'s item, live or dead, without touching it or the LRU.
+    pub(super) fn peek(&self, hash: u32, key: &[u8]) -> Option<&Item> {
+        self.find(hash, key).map(|(_, id)| &self.items[id as usize])
     }
 }
 

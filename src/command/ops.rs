@@ -1,0 +1,769 @@
+//! Operator commands: `lru_crawler` (with the streaming `metadump`), the
+//! `watch` log streams and the lines they carry, and the formats of one
+//! item's metadata (`metadump` lines, `me` replies).
+//!
+//! Everything the hot path pays for `watch` is [`WatchHub::wants`]: one
+//! relaxed atomic load. Lines are formatted only when somebody watches the
+//! stream, into per-watcher buffers of bounded size; when a watcher's
+//! buffer is full its lines are dropped and counted, and the count is sent
+//! as a `skipped=N` line (memcached's) once there is room again.
+
+use std::cell::Cell;
+use std::io::Write;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{Context, Flow};
+use crate::clock::Secs;
+use crate::protocol::admin::{watch, CrawlTarget, LruCrawler};
+use crate::protocol::StoreMode;
+use crate::storage::crawl::{class_for_len, ClassSet, DumpCursor, EvictionSink, ItemMeta};
+use crate::storage::{Lookup, StoreOutcome};
+
+/// Bytes of lines one watcher may have waiting (memcached's default
+/// `watcher_logbuf_size`). Past it, lines for that watcher are dropped.
+pub const WATCH_BUF: usize = 256 * 1024;
+
+// ------------------------------------------------------------ lru_crawler
+
+/// Executes `lru_crawler …`. A `metadump` streams: it pauses (returning
+/// [`Flow::Paused`] with its cursor) each time `out` passes `out_limit`, so
+/// a dump of any size never holds more than about one batch past the limit,
+/// and each batch holds one shard lock for a bounded number of slots.
+pub fn lru_crawler(
+    ctx: &Context<'_>,
+    cmd: LruCrawler,
+    resume: usize,
+    out: &mut Vec<u8>,
+    out_limit: usize,
+) -> Flow {
+    let cache = ctx.cache;
+    let line: &[u8] = match cmd {
+        LruCrawler::Enable => {
+            if cache.set_crawler_enabled(true) {
+                // memcached's answer when its crawler thread already runs
+                b"ERROR failed to start lru crawler thread"
+            } else {
+                b"OK"
+            }
+        }
+        LruCrawler::Disable => {
+            cache.set_crawler_enabled(false);
+            b"OK"
+        }
+        LruCrawler::Sleep(micros) => {
+            cache.set_crawler_sleep(micros);
+            b"OK"
+        }
+        LruCrawler::Tocrawl(n) => {
+            cache.set_crawler_tocrawl(n);
+            b"OK"
+        }
+        LruCrawler::Crawl(target) => {
+            if !cache.crawler_enabled() {
+                b"CLIENT_ERROR lru crawler disabled"
+            } else {
+                match target {
+                    CrawlTarget::BadClass => b"BADCLASS invalid class id",
+                    // memcached cannot crawl by hash table
+                    CrawlTarget::Hash => b"ERROR an unknown error happened",
+                    CrawlTarget::All | CrawlTarget::Classes(_) => {
+                        // ferrocache's shards hold every class: a class
+                        // list crawls everything, as `all` does
+                        cache.request_crawl();
+                        b"OK"
+                    }
+                }
+            }
+        }
+        LruCrawler::Metadump(target) => return metadump(ctx, target, resume, out, out_limit),
+    };
+    out.extend_from_slice(line);
+    out.extend_from_slice(b"\r\n");
+    Flow::Done
+}
+
+fn metadump(
+    ctx: &Context<'_>,
+    target: CrawlTarget,
+    resume: usize,
+    out: &mut Vec<u8>,
+    out_limit: usize,
+) -> Flow {
+    // memcached checks in this order; a dump already under way goes on
+    // whatever happens to the switches meanwhile
+    let refused: Option<&[u8]> = if resume != 0 {
+        None
+    } else if !ctx.cache.crawler_enabled() {
+        Some(b"CLIENT_ERROR lru crawler disabled\r\n")
+    } else if ctx.config.disable_dumping {
+        Some(b"ERROR metadump not allowed\r\n")
+    } else if target == CrawlTarget::BadClass {
+        Some(b"BADCLASS invalid class id\r\n")
+    } else {
+        None
+    };
+    if let Some(line) = refused {
+        out.extend_from_slice(line);
+        return Flow::Done;
+    }
+    let classes = match target {
+        CrawlTarget::Classes(mask) => {
+            let mut set = ClassSet::empty();
+            for id in 1..=63 {
+                if mask & (1 << id) != 0 {
+                    set.insert(id);
+                }
+            }
+            set
+        }
+        _ => ClassSet::ALL,
+    };
+    let use_cas = ctx.config.use_cas;
+    let mut at = DumpCursor::unpack(resume);
+    loop {
+        let next = ctx.cache.dump_step(at, classes, |key, meta| {
+            write_metadump_line(key, meta, use_cas, out);
+        });
+        match next {
+            Some(next) => {
+                at = next;
+                if out.len() >= out_limit {
+                    return Flow::Paused(at.pack());
+                }
+            }
+            None => {
+                out.extend_from_slice(b"END\r\n");
+                return Flow::Done;
+            }
+        }
+    }
+}
+
+/// Appends `key` as memcached's `uriencode` writes it: ASCII letters,
+/// digits and `-._~` as they are, every other byte as `%XX`.
+pub fn write_uriencoded(key: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in key {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// One `lru_crawler metadump` line, memcached's format (ends in `\n` alone):
+/// `key=<uri-encoded> exp=<unix time or -1> la=<unix time> cas=<n>
+/// fetch=<yes|no> cls=<class> size=<bytes>`.
+pub fn write_metadump_line(key: &[u8], meta: &ItemMeta, use_cas: bool, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"key=");
+    write_uriencoded(key, out);
+    let exp = meta.exp.map_or(-1, |e| e as i64);
+    let cas = if use_cas { meta.cas } else { 0 };
+    // Writing into a Vec cannot fail.
+    let _ = writeln!(
+        out,
+        " exp={} la={} cas={} fetch={} cls={} size={}",
+        exp,
+        meta.last_access,
+        cas,
+        yes_no(meta.fetched),
+        meta.class,
+        meta.size
+    );
+}
+
+/// The reply of `me <key>` as memcached 1.6.18 writes it:
+/// `ME <key> exp=<e> la=<seconds since last access> cas=<n> fetch=<yes|no>
+/// cls=<class> size=<bytes>\r\n`. The key is written as given. `exp` is -1
+/// for an item that never expires, and otherwise (memcached 1.6.18's
+/// arithmetic, kept for byte compatibility) now minus the expiry time: the
+/// seconds left, negated.
+pub fn write_me_line(key: &[u8], meta: &ItemMeta, use_cas: bool, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"ME ");
+    out.extend_from_slice(key);
+    let exp = meta.exp.map_or(-1, |e| meta.now as i64 - e as i64);
+    let cas = if use_cas { meta.cas } else { 0 };
+    let _ = write!(
+        out,
+        " exp={} la={} cas={} fetch={} cls={} size={}\r\n",
+        exp,
+        meta.now.saturating_sub(meta.last_access),
+        cas,
+        yes_no(meta.fetched),
+        meta.class,
+        meta.size
+    );
+}
+
+// ------------------------------------------------------------------ watch
+
+/// Executes `watch`: refused under `-W`; otherwise answers `OK` and turns
+/// the connection into a watcher ([`Flow::Watch`]), which the server
+/// registers with [`WatchHub::register`].
+pub fn watch_command(ctx: &Context<'_>, mask: u32, out: &mut Vec<u8>) -> Flow {
+    if ctx.config.disable_watch {
+        out.extend_from_slice(b"CLIENT_ERROR watch commands not allowed\r\n");
+        return Flow::Done;
+    }
+    out.extend_from_slice(b"OK\r\n");
+    Flow::Watch(mask)
+}
+
+thread_local! {
+    /// The descriptor of the connection the worker is serving (`cfd=`).
+    static CLIENT_FD: Cell<i32> = const { Cell::new(-1) };
+}
+
+/// Tells `watch` lines which connection the calling worker now serves.
+#[inline]
+pub fn set_client_fd(fd: i32) {
+    CLIENT_FD.with(|c| c.set(fd));
+}
+
+fn client_fd() -> i32 {
+    CLIENT_FD.with(|c| c.get())
+}
+
+/// The watchers of one server, and the union of what they watch.
+pub struct WatchHub {
+    mask: AtomicU32,
+    gid: AtomicU64,
+    watchers: Mutex<Vec<Arc<Watcher>>>,
+}
+
+/// One watching connection's stream.
+pub struct Watcher {
+    mask: u32,
+    buf: Mutex<WatchBuf>,
+    /// Makes the owning worker drain the buffer.
+    wake: Box<dyn Fn() + Send + Sync>,
+}
+
+#[derive(Default)]
+struct WatchBuf {
+    lines: Vec<u8>,
+    /// Lines dropped since the buffer was last full.
+    skipped: u64,
+    /// The worker was woken and has not drained the buffer since.
+    woken: bool,
+}
+
+impl std::fmt::Debug for WatchHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchHub")
+            .field("mask", &self.mask.load(Ordering::Relaxed))
+            .field("watchers", &self.list().len())
+            .finish()
+    }
+}
+
+impl Default for WatchHub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WatchHub {
+    pub fn new() -> WatchHub {
+        WatchHub {
+            mask: AtomicU32::new(0),
+            gid: AtomicU64::new(0),
+            watchers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Whether anybody watches any of the `streams` bits: the one check on
+    /// the hot path.
+    #[inline]
+    pub fn wants(&self, streams: u32) -> bool {
+        self.mask.load(Ordering::Relaxed) & streams != 0
+    }
+
+    fn list(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Watcher>>> {
+        self.watchers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn update_mask(&self, list: &[Arc<Watcher>]) {
+        let mask = list.iter().fold(0, |m, w| m | w.mask);
+        self.mask.store(mask, Ordering::Relaxed);
+    }
+
+    /// A new watcher of `mask`; `wake` is called (from any thread) when its
+    /// buffer gets lines after having been drained.
+    pub fn register(&self, mask: u32, wake: Box<dyn Fn() + Send + Sync>) -> Arc<Watcher> {
+        let w = Arc::new(Watcher {
+            mask,
+            buf: Mutex::new(WatchBuf::default()),
+            wake,
+        });
+        let mut list = self.list();
+        list.push(Arc::clone(&w));
+        self.update_mask(&list);
+        w
+    }
+
+    pub fn unregister(&self, w: &Arc<Watcher>) {
+        let mut list = self.list();
+        list.retain(|x| !Arc::ptr_eq(x, w));
+        self.update_mask(&list);
+    }
+
+    /// Sends one line to every watcher of `stream`: `ts=… gid=… ` then what
+    /// `body` writes (which must end in `\n`).
+    pub fn emit(&self, stream: u32, body: impl FnOnce(&mut Vec<u8>)) {
+        let list = self.list();
+        if !list.iter().any(|w| w.mask & stream != 0) {
+            return;
+        }
+        let gid = self.gid.fetch_add(1, Ordering::Relaxed) + 1;
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut line = Vec::with_capacity(160);
+        // memcached prints the microseconds without leading zeros
+        let _ = write!(
+            line,
+            "ts={}.{} gid={} ",
+            t.as_secs(),
+            t.subsec_micros(),
+            gid
+        );
+        body(&mut line);
+        for w in list.iter().filter(|w| w.mask & stream != 0) {
+            w.push(&line);
+        }
+    }
+}
+
+impl Watcher {
+    fn lock(&self) -> std::sync::MutexGuard<'_, WatchBuf> {
+        self.buf.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, line: &[u8]) {
+        let mut b = self.lock();
+        let note = if b.skipped > 0 {
+            format!("skipped={}\n", b.skipped)
+        } else {
+            String::new()
+        };
+        if b.lines.len() + note.len() + line.len() > WATCH_BUF {
+            b.skipped += 1;
+            return;
+        }
+        b.lines.extend_from_slice(note.as_bytes());
+        b.lines.extend_from_slice(line);
+        b.skipped = 0;
+        if !b.woken {
+            b.woken = true;
+            drop(b);
+            (self.wake)();
+        }
+    }
+
+    /// Moves the waiting lines to `out`. Returns false when there were none.
+    pub fn drain_into(&self, out: &mut Vec<u8>) -> bool {
+        let mut b = self.lock();
+        b.woken = false;
+        if b.lines.is_empty() {
+            return false;
+        }
+        if out.is_empty() {
+            std::mem::swap(out, &mut b.lines);
+        } else {
+            out.extend_from_slice(&b.lines);
+            b.lines.clear();
+        }
+        if b.lines.capacity() > WATCH_BUF * 2 {
+            b.lines = Vec::new();
+        }
+        true
+    }
+}
+
+/// `ttl=` of memcached's mutation lines: seconds left (as an unsigned
+/// 32-bit number, so an already expired deadline wraps), 0 for never.
+fn ttl_of(deadline: Secs, now: Secs) -> u32 {
+    if deadline == 0 {
+        0
+    } else {
+        deadline.wrapping_sub(now)
+    }
+}
+
+/// A read of `key` (get, gets, gat, gats, touch): `len` is the value's
+/// length on a hit.
+#[inline]
+pub fn log_fetch(ctx: &Context<'_>, key: &[u8], lookup: Lookup, len: usize) {
+    let hub = &ctx.stats.watch;
+    if !hub.wants(watch::FETCHERS) {
+        return;
+    }
+    let (status, class, size) = match lookup {
+        Lookup::Hit => ("found", class_for_len(key.len() + len), len),
+        Lookup::Miss => ("not_found", 0, 0),
+        Lookup::Expired => ("expired", 0, 0),
+        Lookup::Flushed => ("flushed", 0, 0),
+    };
+    hub.emit(watch::FETCHERS, |l| {
+        l.extend_from_slice(b"type=item_get key=");
+        write_uriencoded(key, l);
+        let _ = writeln!(
+            l,
+            " status={} clsid={} cfd={} size={}",
+            status,
+            class,
+            client_fd(),
+            size
+        );
+    });
+}
+
+/// The lookup a write makes first (set, add, …, delete, incr, decr), which
+/// memcached logs as a read: the item as it is before the write.
+#[inline]
+pub fn log_lookup(ctx: &Context<'_>, key: &[u8]) {
+    if !ctx.stats.watch.wants(watch::FETCHERS) {
+        return;
+    }
+    match ctx.cache.lookup_meta(key) {
+        Ok(m) => log_fetch(ctx, key, Lookup::Hit, m.value_len),
+        Err(why) => log_fetch(ctx, key, why, 0),
+    }
+}
+
+/// A `touch`: logged as memcached does, as a read.
+#[inline]
+pub fn log_touch(ctx: &Context<'_>, key: &[u8], hit: bool) {
+    if !ctx.stats.watch.wants(watch::FETCHERS) {
+        return;
+    }
+    match ctx.cache.item_meta(key).filter(|_| hit) {
+        Some(m) => log_fetch(ctx, key, Lookup::Hit, m.value_len),
+        None => log_fetch(ctx, key, Lookup::Miss, 0),
+    }
+}
+
+/// A storage command's outcome.
+#[inline]
+pub fn log_store(
+    ctx: &Context<'_>,
+    mode: StoreMode,
+    key: &[u8],
+    len: usize,
+    deadline: Secs,
+    outcome: StoreOutcome,
+) {
+    let hub = &ctx.stats.watch;
+    if !hub.wants(watch::MUTATIONS) {
+        return;
+    }
+    let status = match outcome {
+        StoreOutcome::Stored => "stored",
+        StoreOutcome::NotStored => "not_stored",
+        StoreOutcome::Exists => "exists",
+        StoreOutcome::NotFound => "not_found",
+        StoreOutcome::TooLarge => "too_large",
+        StoreOutcome::NoMemory => "no_memory",
+    };
+    let cmd = match mode {
+        StoreMode::Set => "set",
+        StoreMode::Add => "add",
+        StoreMode::Replace => "replace",
+        StoreMode::Append => "append",
+        StoreMode::Prepend => "prepend",
+        StoreMode::Cas => "cas",
+    };
+    let (mut class, mut size, mut deadline) = (class_for_len(key.len() + len), len, deadline);
+    if matches!(mode, StoreMode::Append | StoreMode::Prepend) && outcome == StoreOutcome::Stored {
+        // the item as joined, with the deadline it kept
+        if let Some(m) = ctx.cache.item_meta(key) {
+            class = m.class;
+            size = m.value_len;
+            deadline = m.exp.map_or(0, |e| {
+                (e - ctx.clock.epoch_unix()).min(u64::from(u32::MAX)) as u32
+            });
+        }
+    }
+    let ttl = ttl_of(deadline, ctx.clock.now());
+    hub.emit(watch::MUTATIONS, |l| {
+        l.extend_from_slice(b"type=item_store key=");
+        write_uriencoded(key, l);
+        let _ = writeln!(
+            l,
+            " status={} cmd={} ttl={} clsid={} cfd={} size={}",
+            status,
+            cmd,
+            ttl,
+            class,
+            client_fd(),
+            size
+        );
+    });
+}
+
+impl EvictionSink for WatchHub {
+    fn wants(&self) -> bool {
+        WatchHub::wants(self, watch::EVICTIONS)
+    }
+
+    /// `type=eviction key=… fetch=… ttl=<seconds left, -1 never> la=<seconds
+    /// since last access> clsid=… size=<value bytes>`.
+    fn evicted(&self, key: &[u8], meta: &ItemMeta) {
+        let ttl = meta.exp.map_or(-1, |e| e as i64 - meta.now as i64);
+        let la = meta.now.saturating_sub(meta.last_access);
+        self.emit(watch::EVICTIONS, |l| {
+            l.extend_from_slice(b"type=eviction key=");
+            write_uriencoded(key, l);
+            let _ = writeln!(
+                l,
+                " fetch={} ttl={} la={} clsid={} size={}",
+                yes_no(meta.fetched),
+                ttl,
+                la,
+                meta.class,
+                meta.value_len
+            );
+        });
+    }
+}
+
+/// A connection opened or closed (`watch connevents`). `peer` is
+/// `tcp:1.2.3.4:5678`, `tcp6:[::1]:5678` or a unix socket's name.
+pub fn log_conn(hub: &WatchHub, fd: i32, peer: &str, closed: Option<&str>) {
+    if !hub.wants(watch::CONNEVENTS) {
+        return;
+    }
+    let (transport, addr) = peer.split_once(':').unwrap_or(("unix", peer));
+    let transport = if transport == "tcp6" {
+        "tcp"
+    } else {
+        transport
+    };
+    let (rip, rport) = match addr.rsplit_once(':') {
+        Some((ip, port)) if transport == "tcp" => (ip.trim_matches(|c| c == '[' || c == ']'), port),
+        _ => (addr, "0"),
+    };
+    hub.emit(watch::CONNEVENTS, |l| {
+        let _ = match closed {
+            None => writeln!(
+                l,
+                "type=conn_new rip={rip} rport={rport} transport={transport} cfd={fd}"
+            ),
+            Some(reason) => writeln!(
+                l,
+                "type=conn_close rip={rip} rport={rport} transport={transport} reason={reason} cfd={fd}"
+            ),
+        };
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn meta() -> ItemMeta {
+        ItemMeta {
+            exp: None,
+            last_access: 1_795_654_495,
+            cas: 1,
+            fetched: true,
+            class: 1,
+            size: 72,
+            value_len: 1,
+            now: 1_795_654_500,
+            binary_key: false,
+        }
+    }
+
+    #[test]
+    fn keys_are_uriencoded_as_memcached_does() {
+        // as memcached 1.6.18 printed them
+        let cases: &[(&[u8], &str)] = &[
+            (b"a%b:c", "a%25b%3Ac"),
+            (b"t\tab", "t%09ab"),
+            (
+                b"\xc3\xa9\x01\x7f\"+=&/?#",
+                "%C3%A9%01%7F%22%2B%3D%26%2F%3F%23",
+            ),
+            (
+                b"-._~!*()@$,[];{}|^`",
+                "-._~%21%2A%28%29%40%24%2C%5B%5D%3B%7B%7D%7C%5E%60",
+            ),
+            (b"AZaz09", "AZaz09"),
+        ];
+        for (key, want) in cases {
+            let mut out = Vec::new();
+            write_uriencoded(key, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), *want);
+        }
+    }
+
+    #[test]
+    fn metadump_and_me_lines() {
+        let mut out = Vec::new();
+        write_metadump_line(b"a", &meta(), true, &mut out);
+        assert_eq!(
+            out,
+            b"key=a exp=-1 la=1795654495 cas=1 fetch=yes cls=1 size=72\n"
+        );
+        out.clear();
+        let m = ItemMeta {
+            exp: Some(1_795_654_600),
+            fetched: false,
+            ..meta()
+        };
+        write_metadump_line(b"k k", &m, false, &mut out);
+        assert_eq!(
+            out,
+            b"key=k%20k exp=1795654600 la=1795654495 cas=0 fetch=no cls=1 size=72\n"
+        );
+        out.clear();
+        write_me_line(b"a%b", &m, true, &mut out);
+        assert_eq!(
+            out,
+            b"ME a%b exp=-100 la=5 cas=1 fetch=no cls=1 size=72\r\n"
+        );
+    }
+
+    struct NoServer;
+
+    impl crate::command::ServerControl for NoServer {
+        fn curr_connections(&self) -> u64 {
+            0
+        }
+        fn write_conns(&self, _: &mut Vec<u8>) {}
+        fn shutdown(&self) {}
+        fn verbosity(&self) -> u32 {
+            0
+        }
+        fn set_verbosity(&self, _: u32) {}
+    }
+
+    #[test]
+    fn a_dump_pauses_at_the_output_limit_and_resumes_from_its_cursor() {
+        use crate::clock::Clock;
+        use crate::config::Config;
+        use crate::stats::Stats;
+        use crate::storage::{Cache, CacheConfig, StoreOp};
+        let clock = Arc::new(Clock::new());
+        let cache = Cache::new(
+            CacheConfig {
+                memory_limit: 64 << 20,
+                evict: true,
+                shards: 16,
+                item_size_max: 1 << 20,
+            },
+            Arc::clone(&clock),
+        );
+        const N: usize = 20_000;
+        for i in 0..N {
+            let key = format!("key{i}");
+            cache.store(StoreOp::Set, key.as_bytes(), 0, 0, b"v");
+        }
+        let config = Config::default();
+        let stats = Stats::new(1);
+        let ctx = Context {
+            config: &config,
+            cache: &cache,
+            clock: &clock,
+            stats: &stats,
+            worker: stats.worker(0),
+            server: &NoServer,
+        };
+        const LIMIT: usize = 16 * 1024;
+        let dump = LruCrawler::Metadump(CrawlTarget::All);
+        let (mut resume, mut calls, mut all) = (0, 0, Vec::new());
+        loop {
+            // the server empties the buffer between calls
+            let mut out = Vec::new();
+            let flow = lru_crawler(&ctx, dump, resume, &mut out, LIMIT);
+            // at most one batch (256 slots, under 128 bytes a line here) past it
+            assert!(
+                out.len() < LIMIT + 256 * 128,
+                "{} bytes buffered",
+                out.len()
+            );
+            all.extend_from_slice(&out);
+            calls += 1;
+            match flow {
+                Flow::Paused(at) => {
+                    assert_ne!(at, resume, "no progress");
+                    resume = at;
+                }
+                Flow::Done => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(calls > 20, "{calls} calls: the dump did not stream");
+        assert!(all.ends_with(b"END\r\n"));
+        let keys: std::collections::HashSet<&[u8]> = all
+            .split(|&b| b == b'\n')
+            .filter_map(|l| l.strip_prefix(b"key="))
+            .map(|l| &l[..l.iter().position(|&b| b == b' ').unwrap()])
+            .collect();
+        assert_eq!(keys.len(), N);
+        assert_eq!(
+            all.split(|&b| b == b'\n')
+                .filter(|l| l.starts_with(b"key="))
+                .count(),
+            N
+        );
+    }
+
+    #[test]
+    fn a_full_watcher_drops_lines_and_says_how_many() {
+        let hub = WatchHub::new();
+        assert!(!hub.wants(watch::FETCHERS));
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let w2 = Arc::clone(&wakes);
+        let w = hub.register(
+            watch::FETCHERS,
+            Box::new(move || {
+                w2.fetch_add(1, Ordering::Relaxed);
+            }),
+        );
+        assert!(hub.wants(watch::FETCHERS) && !hub.wants(watch::MUTATIONS));
+        let body = vec![b'x'; 1000];
+        let mut sent = 0;
+        for _ in 0..1000 {
+            hub.emit(watch::FETCHERS, |l| {
+                l.extend_from_slice(&body);
+                l.push(b'\n');
+            });
+            sent += 1;
+        }
+        hub.emit(watch::MUTATIONS, |_| panic!("nobody watches mutations"));
+        assert_eq!(wakes.load(Ordering::Relaxed), 1, "one wake until drained");
+        let mut out = Vec::new();
+        assert!(w.drain_into(&mut out));
+        assert!(out.len() <= WATCH_BUF);
+        let kept = out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
+        assert!(kept < sent);
+        // the next line that fits carries the count first
+        hub.emit(watch::FETCHERS, |l| l.extend_from_slice(b"type=last\n"));
+        out.clear();
+        assert!(w.drain_into(&mut out));
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text.lines().next(),
+            Some(&*format!("skipped={}", sent - kept))
+        );
+        assert!(text.lines().nth(1).unwrap().ends_with("type=last"));
+        assert_eq!(wakes.load(Ordering::Relaxed), 2);
+        hub.unregister(&w);
+        assert!(!hub.wants(watch::FETCHERS));
+    }
+}

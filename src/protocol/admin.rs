@@ -1,0 +1,279 @@
+//! The operator commands' wire format: `lru_crawler …` and `watch …`
+//! requests, and the reply summary `-vv` logs.
+//!
+//! As observed on memcached 1.6.18: arguments are separated by one or more
+//! spaces; a wrong number of arguments or an unknown word is `ERROR`; the
+//! numbers of `sleep` and `tocrawl` are read as memcached's `safe_strtoul`
+//! reads them (32-bit truncation, `-1` refused); class lists are ids
+//! separated by commas (empty items skipped), each 1 to 63.
+
+use super::num::safe_strtoul;
+use super::{next_token, Request};
+
+/// Highest class id memcached accepts in a class list.
+const MAX_CLASS_ID: u32 = 63;
+
+const ERROR: &[u8] = b"ERROR";
+const BAD_FORMAT: &[u8] = b"CLIENT_ERROR bad command line format";
+const SLEEP_TOO_LONG: &[u8] = b"CLIENT_ERROR sleep must be one second or less";
+
+/// What a crawl or a dump covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrawlTarget {
+    /// `all`
+    All,
+    /// `hash` (memcached walks its hash table instead of its LRUs; the
+    /// items are the same).
+    Hash,
+    /// A class list: bit `i` set for class id `i`.
+    Classes(u64),
+    /// A class list with an id that is not a number from 1 to 63:
+    /// `BADCLASS invalid class id`, once the crawler's state is checked.
+    BadClass,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LruCrawler {
+    Enable,
+    Disable,
+    Crawl(CrawlTarget),
+    Metadump(CrawlTarget),
+    /// Microseconds, at most 1 000 000.
+    Sleep(u32),
+    Tocrawl(u32),
+}
+
+/// `watch` streams: bits of [`Request::Watch`]'s mask.
+pub mod watch {
+    pub const RAWCMDS: u32 = 1 << 0;
+    pub const EVICTIONS: u32 = 1 << 1;
+    pub const FETCHERS: u32 = 1 << 2;
+    pub const MUTATIONS: u32 = 1 << 3;
+    pub const SYSEVENTS: u32 = 1 << 4;
+    pub const CONNEVENTS: u32 = 1 << 5;
+    pub const PROXYREQS: u32 = 1 << 6;
+    pub const PROXYEVENTS: u32 = 1 << 7;
+    pub const PROXYUSER: u32 = 1 << 8;
+
+    /// The words memcached 1.6.18 accepts after `watch`.
+    pub const NAMES: [(&str, u32); 9] = [
+        ("rawcmds", RAWCMDS),
+        ("evictions", EVICTIONS),
+        ("fetchers", FETCHERS),
+        ("mutations", MUTATIONS),
+        ("sysevents", SYSEVENTS),
+        ("connevents", CONNEVENTS),
+        ("proxyreqs", PROXYREQS),
+        ("proxyevents", PROXYEVENTS),
+        ("proxyuser", PROXYUSER),
+    ];
+}
+
+/// memcached splits a line into at most this many tokens; `watch` reads
+/// the words among them.
+const MAX_TOKENS: usize = 24;
+
+/// `rest`: what follows `lru_crawler` on the line.
+pub(super) fn lru_crawler(rest: &[u8]) -> Request<'_> {
+    let (sub, rest) = next_token(rest);
+    let (arg, rest) = next_token(rest);
+    let (extra, _) = next_token(rest);
+    if !extra.is_empty() {
+        return Request::Invalid {
+            reply: ERROR,
+            noreply: false,
+        };
+    }
+    let cmd = match (sub, arg.is_empty()) {
+        (b"enable", true) => LruCrawler::Enable,
+        (b"disable", true) => LruCrawler::Disable,
+        (b"crawl", false) => LruCrawler::Crawl(target(arg)),
+        (b"metadump", false) => LruCrawler::Metadump(target(arg)),
+        (b"sleep", false) => match safe_strtoul(arg) {
+            Some(n) if n <= 1_000_000 => LruCrawler::Sleep(n),
+            Some(_) => return invalid(SLEEP_TOO_LONG),
+            None => return invalid(BAD_FORMAT),
+        },
+        (b"tocrawl", false) => match safe_strtoul(arg) {
+            Some(n) => LruCrawler::Tocrawl(n),
+            None => return invalid(BAD_FORMAT),
+        },
+        _ => return invalid(ERROR),
+    };
+    Request::LruCrawler(cmd)
+}
+
+fn invalid(reply: &'static [u8]) -> Request<'static> {
+    Request::Invalid {
+        reply,
+        noreply: false,
+    }
+}
+
+fn target(arg: &[u8]) -> CrawlTarget {
+    match arg {
+        b"all" => CrawlTarget::All,
+        b"hash" => CrawlTarget::Hash,
+        list => {
+            let mut mask = 0u64;
+            for id in list.split(|&b| b == b',').filter(|t| !t.is_empty()) {
+                match safe_strtoul(id) {
+                    Some(n) if (1..=MAX_CLASS_ID).contains(&n) => mask |= 1 << n,
+                    _ => return CrawlTarget::BadClass,
+                }
+            }
+            CrawlTarget::Classes(mask)
+        }
+    }
+}
+
+/// `rest`: what follows `watch`. No word means `fetchers`; an unknown word
+/// is `ERROR`.
+pub(super) fn watch(rest: &[u8]) -> Request<'_> {
+    let mut mask = 0;
+    let mut s = rest;
+    let mut tokens = 1;
+    loop {
+        let (word, after) = next_token(s);
+        if word.is_empty() || tokens == MAX_TOKENS {
+            break;
+        }
+        tokens += 1;
+        match watch::NAMES
+            .iter()
+            .find(|(name, _)| name.as_bytes() == word)
+        {
+            Some((_, bit)) => mask |= bit,
+            None => return invalid(ERROR),
+        }
+        s = after;
+    }
+    if mask == 0 {
+        mask = watch::FETCHERS;
+    }
+    Request::Watch { mask }
+}
+
+/// What `-vv` logs after a request, as memcached does: one `sending key
+/// <key>` per value sent, then the reply's last line; nothing for a
+/// `STAT` listing or a dump (memcached logs none for those) or an empty
+/// reply. Calls `f` with each summary line.
+pub fn reply_summary(reply: &[u8], mut f: impl FnMut(&[u8], &[u8])) {
+    let mut rest = reply;
+    let mut last: &[u8] = &[];
+    while !rest.is_empty() {
+        let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        let line = rest[..end].strip_suffix(b"\r").unwrap_or(&rest[..end]);
+        rest = &rest[(end + 1).min(rest.len())..];
+        if let Some(v) = line.strip_prefix(b"VALUE ") {
+            let key_end = v.iter().position(|&b| b == b' ').unwrap_or(v.len());
+            f(b"sending key ", &v[..key_end]);
+            // skip the data block: its length is the line's 3rd field
+            let bytes = v
+                .split(|&b| b == b' ')
+                .nth(2)
+                .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
+                .unwrap_or(0);
+            rest = &rest[(bytes + 2).min(rest.len())..];
+            last = &[];
+            continue;
+        }
+        if line.starts_with(b"STAT ") || line.starts_with(b"key=") {
+            return;
+        }
+        last = line;
+    }
+    if !last.is_empty() {
+        f(b"", last);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crawler(line: &str) -> Request<'_> {
+        lru_crawler(line.as_bytes())
+    }
+
+    fn reply(r: &Request<'_>) -> &'static [u8] {
+        match r {
+            Request::Invalid { reply, .. } => reply,
+            _ => b"",
+        }
+    }
+
+    #[test]
+    fn lru_crawler_commands() {
+        use CrawlTarget::*;
+        use LruCrawler::*;
+        let ok =
+            |l: &str, want: LruCrawler| assert_eq!(crawler(l), Request::LruCrawler(want), "{l}");
+        ok(" enable", Enable);
+        ok("  disable ", Disable);
+        ok(" crawl all", Crawl(All));
+        ok(" metadump hash", Metadump(Hash));
+        ok(" metadump 1,2", Metadump(Classes(0b110)));
+        ok(" metadump ,1,", Metadump(Classes(0b10)));
+        ok(" metadump 4294967297", Metadump(Classes(0b10)));
+        ok(" metadump 63", Metadump(Classes(1 << 63)));
+        ok(" crawl 0", Crawl(BadClass));
+        ok(" crawl 64", Crawl(BadClass));
+        ok(" metadump 1,all", Metadump(BadClass));
+        ok(" metadump -1", Metadump(BadClass));
+        ok(" sleep 1000000", Sleep(1_000_000));
+        ok(" tocrawl 99999999999", Tocrawl(1215752191));
+        for bad in [
+            "",
+            " bogus",
+            " metadump",
+            " enable x",
+            " crawl all 1",
+            " tocrawl",
+        ] {
+            assert_eq!(reply(&crawler(bad)), ERROR, "{bad:?}");
+        }
+        assert_eq!(reply(&crawler(" sleep 1000001")), SLEEP_TOO_LONG);
+        assert_eq!(reply(&crawler(" sleep -1")), BAD_FORMAT);
+        assert_eq!(reply(&crawler(" tocrawl 12abc")), BAD_FORMAT);
+    }
+
+    #[test]
+    fn watch_words() {
+        assert_eq!(
+            watch(b""),
+            Request::Watch {
+                mask: watch::FETCHERS
+            }
+        );
+        assert_eq!(
+            watch(b" mutations  evictions"),
+            Request::Watch {
+                mask: watch::MUTATIONS | watch::EVICTIONS
+            }
+        );
+        assert_eq!(reply(&watch(b" deletions")), ERROR);
+    }
+
+    #[test]
+    fn summaries_name_keys_and_the_last_line() {
+        let mut got = Vec::new();
+        let mut sum = |r: &[u8]| {
+            got.clear();
+            reply_summary(r, |a, b| got.push([a, b].concat()));
+            got.clone()
+        };
+        assert_eq!(sum(b"STORED\r\n"), [b"STORED".to_vec()]);
+        assert_eq!(
+            sum(b"VALUE a 0 3\r\nEND\r\nVALUE b 5 0 9\r\n\r\nEND\r\n"),
+            [
+                b"sending key a".to_vec(),
+                b"sending key b".to_vec(),
+                b"END".to_vec()
+            ]
+        );
+        assert!(sum(b"STAT pid 1\r\nEND\r\n").is_empty());
+        assert!(sum(b"key=a exp=-1\nEND\r\n").is_empty());
+        assert!(sum(b"").is_empty());
+    }
+}

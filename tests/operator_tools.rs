@@ -1,0 +1,1220 @@
+//! The tools operators point at memcached, pointed at ferrocache: Debian's
+//! memcached-tool (display, stats, settings, sizes, dump), libmemcached's
+//! memcstat, damemtop; and the commands behind them: `lru_crawler`
+//! (metadump, crawl, its switches), `watch` log streams, and `-vv` logging.
+//!
+//! Replies that must be byte-identical run as transcripts against both
+//! servers; where ferrocache legitimately differs (`size=` is its own item
+//! size, timestamps, descriptors) the tests parse and compare the rest.
+//! Outside tools missing from the machine skip loudly (and fail under CI).
+
+#[macro_use]
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{eventually, free_tcp_port, stat_str, stat_u64, temp_path, Conn, Server};
+
+type Table = &'static [(&'static [u8], &'static [u8])];
+
+const MEMCACHED_TOOL: &str = "/usr/share/memcached/scripts/memcached-tool";
+const DAMEMTOP: &str = "/usr/share/memcached/scripts/damemtop";
+const MEMCSTAT: &str = "/usr/bin/memcstat";
+const FERROCACHE: &str = env!("CARGO_BIN_EXE_ferrocache");
+
+/// Whether an outside tool can run; otherwise a loud skip (a failure
+/// under CI).
+fn tool_or_skip(what: &str, available: bool, install: &str) -> bool {
+    if available {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{what} is not available, and CI is set: install {install}");
+    }
+    eprintln!("SKIPPED: {what} is not available ({install}); this test did not run");
+    false
+}
+
+fn perl_tool(path: &str) -> bool {
+    Path::new(path).exists()
+        && Command::new("perl")
+            .args(["-c", path])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// Reads one `lru_crawler metadump` reply: its lines (each must end in a
+/// lone `\n`) up to `END\r\n`.
+fn read_dump(conn: &mut Conn) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        let line = conn.read_line();
+        if line == b"END\r\n" {
+            return lines;
+        }
+        assert!(
+            line.starts_with(b"key=") && !line.ends_with(b"\r\n"),
+            "not a metadump line: {}",
+            common::escape(&line)
+        );
+        let text = String::from_utf8(line).expect("metadump lines are ASCII");
+        lines.push(text.trim_end_matches('\n').to_string());
+    }
+}
+
+/// [`read_dump`] for big dumps: buffered reads on the connection's socket
+/// (the connection must have no bytes pending).
+fn read_big_dump(conn: &Conn) -> Vec<String> {
+    use std::io::BufRead;
+    let stream = conn.tcp().try_clone().expect("clone");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut reader = std::io::BufReader::with_capacity(256 * 1024, stream);
+    let mut lines = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        reader.read_until(b'\n', &mut line).expect("read dump");
+        if line == b"END\r\n" {
+            return lines;
+        }
+        assert!(
+            line.starts_with(b"key=") && line.ends_with(b"\n") && !line.ends_with(b"\r\n"),
+            "not a metadump line: {}",
+            common::escape(&line)
+        );
+        lines.push(String::from_utf8(line[..line.len() - 1].to_vec()).expect("ASCII"));
+    }
+}
+
+/// `key=… exp=… …` → field map.
+fn fields(line: &str) -> HashMap<&str, &str> {
+    line.split(' ')
+        .map(|f| {
+            f.split_once('=')
+                .unwrap_or_else(|| panic!("field {f:?} in {line:?}"))
+        })
+        .collect()
+}
+
+fn num(f: &HashMap<&str, &str>, name: &str) -> i64 {
+    f[name]
+        .parse()
+        .unwrap_or_else(|_| panic!("{name}={} is not a number", f[name]))
+}
+
+// ------------------------------------------------------------ lru_crawler
+
+const LRU_CRAWLER: Table = &[
+    (b"lru_crawler\r\n", b"ERROR\r\n"),
+    (b"lru_crawler bogus\r\n", b"ERROR\r\n"),
+    (b"lru_crawler metadump\r\n", b"ERROR\r\n"),
+    (b"lru_crawler metadump all extra\r\n", b"ERROR\r\n"),
+    (b"lru_crawler metadump all noreply\r\n", b"ERROR\r\n"),
+    (b"lru_crawler mgdump all\r\n", b"ERROR\r\n"),
+    // an empty cache dumps nothing, by any selection
+    (b"lru_crawler metadump all\r\n", b"END\r\n"),
+    (b"lru_crawler metadump hash\r\n", b"END\r\n"),
+    (b"lru_crawler metadump 1,2\r\n", b"END\r\n"),
+    (b"lru_crawler metadump ,1,\r\n", b"END\r\n"),
+    (b"lru_crawler metadump 63\r\n", b"END\r\n"),
+    (b"lru_crawler metadump 4294967297\r\n", b"END\r\n"),
+    (
+        b"lru_crawler metadump 0\r\n",
+        b"BADCLASS invalid class id\r\n",
+    ),
+    (
+        b"lru_crawler metadump 64\r\n",
+        b"BADCLASS invalid class id\r\n",
+    ),
+    (
+        b"lru_crawler metadump x\r\n",
+        b"BADCLASS invalid class id\r\n",
+    ),
+    (
+        b"lru_crawler metadump -1\r\n",
+        b"BADCLASS invalid class id\r\n",
+    ),
+    (
+        b"lru_crawler metadump 1,all\r\n",
+        b"BADCLASS invalid class id\r\n",
+    ),
+    (
+        b"lru_crawler metadump 1,99\r\n",
+        b"BADCLASS invalid class id\r\n",
+    ),
+    (b"lru_crawler tocrawl 5\r\n", b"OK\r\n"),
+    (b"lru_crawler tocrawl 99999999999\r\n", b"OK\r\n"),
+    (b"lru_crawler tocrawl\r\n", b"ERROR\r\n"),
+    (b"lru_crawler tocrawl 5 6\r\n", b"ERROR\r\n"),
+    (
+        b"lru_crawler tocrawl x\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    ),
+    (
+        b"lru_crawler tocrawl -1\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    ),
+    (
+        b"lru_crawler tocrawl 12abc\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    ),
+    (b"lru_crawler sleep 10\r\n", b"OK\r\n"),
+    (b"lru_crawler sleep 1000000\r\n", b"OK\r\n"),
+    (
+        b"lru_crawler sleep 1000001\r\n",
+        b"CLIENT_ERROR sleep must be one second or less\r\n",
+    ),
+    (
+        b"lru_crawler sleep -1\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    ),
+    (b"lru_crawler sleep\r\n", b"ERROR\r\n"),
+    // already running
+    (
+        b"lru_crawler enable\r\n",
+        b"ERROR failed to start lru crawler thread\r\n",
+    ),
+    (
+        b"lru_crawler  enable\r\n",
+        b"ERROR failed to start lru crawler thread\r\n",
+    ),
+    (b"lru_crawler enable x\r\n", b"ERROR\r\n"),
+    (b"lru_crawler disable x\r\n", b"ERROR\r\n"),
+    (b"lru_crawler disable\r\n", b"OK\r\n"),
+    (b"lru_crawler disable\r\n", b"OK\r\n"),
+    // the state is checked before the class list
+    (
+        b"lru_crawler metadump all\r\n",
+        b"CLIENT_ERROR lru crawler disabled\r\n",
+    ),
+    (
+        b"lru_crawler metadump 99\r\n",
+        b"CLIENT_ERROR lru crawler disabled\r\n",
+    ),
+    (
+        b"lru_crawler crawl all\r\n",
+        b"CLIENT_ERROR lru crawler disabled\r\n",
+    ),
+    (
+        b"lru_crawler crawl hash\r\n",
+        b"CLIENT_ERROR lru crawler disabled\r\n",
+    ),
+    (b"lru_crawler enable\r\n", b"OK\r\n"),
+    (b"lru_crawler crawl\r\n", b"ERROR\r\n"),
+    (b"lru_crawler crawl all 1\r\n", b"ERROR\r\n"),
+    (
+        b"lru_crawler crawl 99\r\n",
+        b"BADCLASS invalid class id\r\n",
+    ),
+    (b"lru_crawler crawl x\r\n", b"BADCLASS invalid class id\r\n"),
+    (
+        b"lru_crawler crawl hash\r\n",
+        b"ERROR an unknown error happened\r\n",
+    ),
+    (b"lru_crawler crawl all\r\n", b"OK\r\n"),
+];
+table!(lru_crawler_replies, &[], LRU_CRAWLER);
+
+const DUMP_REFUSED: Table = &[
+    (
+        b"lru_crawler metadump all\r\n",
+        b"ERROR metadump not allowed\r\n",
+    ),
+    (
+        b"lru_crawler metadump 99\r\n",
+        b"ERROR metadump not allowed\r\n",
+    ),
+    (b"lru_crawler disable\r\n", b"OK\r\n"),
+    (
+        b"lru_crawler metadump all\r\n",
+        b"CLIENT_ERROR lru crawler disabled\r\n",
+    ),
+];
+table!(metadump_refused_under_x, &["-X"], DUMP_REFUSED);
+
+const WATCH_REFUSED: Table = &[(b"watch\r\n", b"CLIENT_ERROR watch commands not allowed\r\n")];
+table!(watch_refused_under_w, &["-W"], WATCH_REFUSED);
+
+const WATCH_ERRORS: Table = &[
+    (b"watch deletions\r\n", b"ERROR\r\n"),
+    (b"watch fetchers bogus\r\n", b"ERROR\r\n"),
+    (b"watchx\r\n", b"ERROR\r\n"),
+];
+table!(watch_unknown_streams, &[], WATCH_ERRORS);
+
+fn crawler_settings_are_reported(server: &Server) {
+    let mut c = server.connect();
+    let s = c.stats("settings");
+    assert_eq!(stat_str(&s, "lru_crawler"), "yes");
+    assert_eq!(stat_u64(&s, "lru_crawler_sleep"), 100);
+    assert_eq!(stat_u64(&s, "lru_crawler_tocrawl"), 0);
+    c.roundtrip("lru_crawler sleep 50\r\n", "OK\r\n");
+    c.roundtrip("lru_crawler tocrawl 4294967296\r\n", "OK\r\n");
+    let s = c.stats("settings");
+    assert_eq!(stat_u64(&s, "lru_crawler_sleep"), 50);
+    assert_eq!(stat_u64(&s, "lru_crawler_tocrawl"), 0, "32-bit truncation");
+    c.roundtrip("lru_crawler tocrawl 7\r\n", "OK\r\n");
+    c.roundtrip("lru_crawler disable\r\n", "OK\r\n");
+    // memcached's crawler thread notes the stop a moment later under load
+    let mut s = c.stats("settings");
+    let stopped = eventually(Duration::from_secs(5), || {
+        s = c.stats("settings");
+        stat_str(&s, "lru_crawler") == "no"
+    });
+    assert!(stopped, "lru_crawler still {}", stat_str(&s, "lru_crawler"));
+    assert_eq!(stat_u64(&s, "lru_crawler_tocrawl"), 7);
+}
+both!(crawler_settings_are_reported, &[]);
+
+fn crawler_options_on_the_command_line(server: &Server) {
+    let mut c = server.connect();
+    let s = c.stats("settings");
+    assert_eq!(stat_str(&s, "lru_crawler"), "no");
+    assert_eq!(stat_u64(&s, "lru_crawler_sleep"), 50);
+    assert_eq!(stat_u64(&s, "lru_crawler_tocrawl"), 7);
+    c.roundtrip(
+        "lru_crawler metadump all\r\n",
+        "CLIENT_ERROR lru crawler disabled\r\n",
+    );
+}
+both!(
+    crawler_options_on_the_command_line,
+    &[
+        "-o",
+        "no_lru_crawler,lru_crawler_sleep=50,lru_crawler_tocrawl=7"
+    ]
+);
+
+/// Stores a few items and checks every field of their metadump lines
+/// (`size=` is each server's own item size: checked against the class's
+/// chunk size and the item's bytes).
+fn metadump_lists_live_items(server: &Server) {
+    let mut c = server.connect();
+    c.roundtrip("set a 0 0 1\r\nx\r\n", "STORED\r\n");
+    c.roundtrip("set a%b:c\t\u{e9} 5 0 2\r\nyz\r\n", "STORED\r\n");
+    c.roundtrip("set e 0 100 1\r\nx\r\n", "STORED\r\n");
+    let big = "v".repeat(5000);
+    c.roundtrip(format!("set big 0 0 5000\r\n{big}\r\n"), "STORED\r\n");
+    c.roundtrip("set gone 0 0 1\r\nx\r\n", "STORED\r\n");
+    c.roundtrip("delete gone\r\n", "DELETED\r\n");
+    c.roundtrip("set dead 0 -1 1\r\nx\r\n", "STORED\r\n");
+    c.roundtrip("get a\r\n", "VALUE a 0 1\r\nx\r\nEND\r\n");
+    let now = stat_u64(&c.stats(""), "time") as i64;
+
+    c.send("lru_crawler metadump all\r\n");
+    let lines = read_dump(&mut c);
+    let by_key: BTreeMap<&str, HashMap<&str, &str>> = lines
+        .iter()
+        .map(|l| {
+            let f = fields(l);
+            (f["key"], f)
+        })
+        .collect();
+    assert_eq!(by_key.len(), lines.len(), "a key listed twice: {lines:?}");
+    let keys: Vec<&str> = by_key.keys().copied().collect();
+    assert_eq!(keys, ["a", "a%25b%3Ac%09%C3%A9", "big", "e"], "{lines:?}");
+    let cas: HashSet<i64> = by_key.values().map(|f| num(f, "cas")).collect();
+    assert_eq!(cas, HashSet::from([1, 2, 3, 4]), "cas uniques in order");
+    assert_eq!(num(&by_key["a"], "cas"), 1);
+    assert_eq!(by_key["a"]["fetch"], "yes");
+    assert_eq!(by_key["e"]["fetch"], "no");
+    assert_eq!(num(&by_key["a"], "exp"), -1);
+    let exp = num(&by_key["e"], "exp");
+    assert!(
+        (now + 98..=now + 101).contains(&exp),
+        "exp {exp}, now {now}"
+    );
+    // ferrocache keeps an item stored already expired (and counts it in
+    // `stats items`) until it is met; memcached does not count it
+    c.roundtrip("get dead\r\n", "END\r\n");
+    let slabs = c.stats("slabs");
+    let items = c.stats("items");
+    let mut per_class: HashMap<i64, u64> = HashMap::new();
+    for f in by_key.values() {
+        let la = num(f, "la");
+        assert!((now - 3..=now + 1).contains(&la), "la {la}, now {now}");
+        let class = num(f, "cls");
+        *per_class.entry(class).or_default() += 1;
+        let size = num(f, "size");
+        let chunk = stat_u64(&slabs, &format!("{class}:chunk_size")) as i64;
+        assert!(
+            size <= chunk,
+            "size {size} over class {class} chunk {chunk}"
+        );
+    }
+    assert!(num(&by_key["big"], "size") > 5003);
+    assert!(num(&by_key["big"], "cls") > num(&by_key["a"], "cls"));
+    for (class, n) in &per_class {
+        assert_eq!(stat_u64(&items, &format!("items:{class}:number")), *n);
+    }
+    // one class only
+    let big_class = num(&by_key["big"], "cls");
+    c.send(format!("lru_crawler metadump {big_class}\r\n"));
+    let only = read_dump(&mut c);
+    assert_eq!(only.len(), 1);
+    assert!(only[0].starts_with("key=big "), "{only:?}");
+    // flushed items are gone
+    c.roundtrip("flush_all\r\n", "OK\r\n");
+    c.roundtrip("lru_crawler metadump all\r\n", "END\r\n");
+}
+both!(metadump_lists_live_items, &[]);
+
+/// memcached's `lru_crawler crawl` reclaims expired items it walks over.
+fn crawl_reclaims_expired_items(server: &Server) {
+    let mut c = server.connect();
+    for i in 0..200 {
+        c.send(format!("set exp{i} 0 1 1 noreply\r\nx\r\n"));
+    }
+    c.roundtrip("set keeps 0 0 1\r\nx\r\n", "STORED\r\n");
+    // real time has to pass for the items to expire (memcached's clock)
+    thread::sleep(Duration::from_millis(2200));
+    c.roundtrip("lru_crawler crawl all\r\n", "OK\r\n");
+    let done = eventually(Duration::from_secs(20), || c.stat("", "curr_items") == 1);
+    assert!(done, "expired items still counted after a crawl");
+    c.send("lru_crawler metadump all\r\n");
+    let left = read_dump(&mut c);
+    assert_eq!(left.len(), 1);
+    assert!(left[0].starts_with("key=keeps "));
+}
+both!(crawl_reclaims_expired_items, &[]);
+
+/// ferrocache: `lru_crawler disable` stops the background expirer too (as
+/// memcached's crawler is its background reclaimer); expired items then go
+/// only when met, until `enable` and a crawl.
+#[test]
+fn disabled_crawler_leaves_expired_items_until_a_crawl() {
+    let server = Server::ferrocache(&[]);
+    let mut c = server.connect();
+    c.roundtrip("lru_crawler disable\r\n", "OK\r\n");
+    for i in 0..100 {
+        c.send(format!("set exp{i} 0 1 1 noreply\r\nx\r\n"));
+    }
+    c.roundtrip("set keeps 0 0 1\r\nx\r\n", "STORED\r\n");
+    thread::sleep(Duration::from_millis(2500));
+    assert_eq!(c.stat("", "curr_items"), 101, "swept while disabled");
+    // a dump never lists them
+    c.roundtrip(
+        "lru_crawler metadump all\r\n",
+        "CLIENT_ERROR lru crawler disabled\r\n",
+    );
+    c.roundtrip("lru_crawler enable\r\n", "OK\r\n");
+    c.send("lru_crawler metadump all\r\n");
+    assert_eq!(read_dump(&mut c).len(), 1);
+    c.roundtrip("lru_crawler crawl all\r\n", "OK\r\n");
+    assert!(eventually(Duration::from_secs(20), || c
+        .stat("", "curr_items")
+        == 1));
+    assert_eq!(c.stat("", "crawler_reclaimed"), 100);
+}
+
+/// A fixed 64 KiB receive buffer (no autotuning), so a client that does
+/// not read fills up soon. (Smaller than the loopback MSS, TCP's
+/// silly-window avoidance would make even a reading client crawl.)
+fn small_rcvbuf(conn: &Conn) {
+    let size: libc::c_int = 64 * 1024;
+    // SAFETY: setsockopt on a socket we own, with a valid int option.
+    let r = unsafe {
+        libc::setsockopt(
+            conn.tcp().as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &size as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "setsockopt SO_RCVBUF");
+}
+
+/// A dump streams: a client that stops reading stalls only its own dump;
+/// other dumps and other clients are served meanwhile, and items written
+/// or deleted during the dump do not disturb the rest (each key once).
+#[test]
+fn metadump_streams_without_stalling_the_server() {
+    let server = Server::ferrocache(&["-t", "2"]);
+    let mut loader = server.connect();
+    const N: usize = 40_000;
+    let mut batch = String::new();
+    for i in 0..N {
+        batch.push_str(&format!(
+            "set key:{i:06}:{} 0 0 4 noreply\r\n{:04}\r\n",
+            "p".repeat(200),
+            i % 10_000
+        ));
+        if batch.len() > 1 << 20 {
+            loader.send(&batch);
+            batch.clear();
+        }
+    }
+    loader.send(&batch);
+    loader.roundtrip("set fence 0 0 1\r\nx\r\n", "STORED\r\n");
+    assert_eq!(loader.stat("", "curr_items"), N as u64 + 1);
+
+    let mut slow = server.connect();
+    small_rcvbuf(&slow);
+    slow.send("lru_crawler metadump all\r\n");
+    thread::sleep(Duration::from_millis(300)); // its socket buffers fill
+
+    // meanwhile: a second dump, reads and writes on other connections
+    let mut other = server.connect();
+    other.send("lru_crawler metadump all\r\n");
+    let second = read_big_dump(&other);
+    assert_eq!(second.len(), N + 1, "a concurrent dump is complete");
+    loader.roundtrip("get fence\r\n", "VALUE fence 0 1\r\nx\r\nEND\r\n");
+    for i in 0..500 {
+        loader.send(format!("set new{i} 0 0 1 noreply\r\nx\r\n"));
+        loader.send(format!("delete key:{i:06}:{} noreply\r\n", "p".repeat(200)));
+    }
+    loader.send("version\r\n");
+    loader.expect_line_prefix("VERSION ");
+
+    let first = read_big_dump(&slow);
+    let keys: Vec<&str> = first.iter().map(|l| fields(l)["key"]).collect();
+    let unique: HashSet<&str> = keys.iter().copied().collect();
+    assert_eq!(unique.len(), keys.len(), "a key listed twice");
+    for i in 500..N {
+        let key = format!("key%3A{i:06}%3A{}", "p".repeat(200));
+        assert!(unique.contains(key.as_str()), "{key} missing");
+    }
+    assert!(unique.contains("fence"));
+    // what was deleted or written meanwhile may or may not be there
+    assert!(keys.len() <= N + 1 + 500);
+}
+
+// ------------------------------------------------------------------ watch
+
+/// A watch line with its varying parts replaced: `ts=T gid=G` and
+/// `cfd=F`. Checks those parts' shapes first.
+fn normalize(line: &str) -> String {
+    let rest = line
+        .strip_prefix("ts=")
+        .unwrap_or_else(|| panic!("no ts= in {line:?}"));
+    let (ts, rest) = rest.split_once(' ').expect("ts then gid");
+    let (secs, micros) = ts.split_once('.').expect("ts=secs.micros");
+    assert!(secs.parse::<u64>().is_ok() && micros.parse::<u32>().is_ok_and(|u| u < 1_000_000));
+    let (gid, rest) = rest
+        .strip_prefix("gid=")
+        .and_then(|r| r.split_once(' '))
+        .expect("gid=");
+    assert!(gid.parse::<u64>().is_ok(), "gid {gid}");
+    rest.split(' ')
+        .map(|f| match f.split_once('=') {
+            Some(("cfd", v)) => {
+                assert!(v.parse::<i32>().is_ok_and(|fd| fd > 0), "cfd={v}");
+                "cfd=F".to_string()
+            }
+            _ => f.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Reads `n` watch lines (each ending in a lone `\n`).
+fn watch_lines(w: &mut Conn, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let line = w.read_line();
+            assert!(!line.ends_with(b"\r\n"), "watch lines end in \\n alone");
+            String::from_utf8(line)
+                .expect("ASCII")
+                .trim_end()
+                .to_string()
+        })
+        .collect()
+}
+
+fn start_watch(server: &Server, streams: &str) -> Conn {
+    let mut w = server.connect();
+    w.roundtrip(format!("watch{streams}\r\n"), "OK\r\n");
+    w
+}
+
+fn watch_fetchers(server: &Server) {
+    let mut c = server.connect();
+    c.roundtrip("set k 0 0 3\r\nabc\r\n", "STORED\r\n");
+    let mut w = start_watch(server, "");
+    c.roundtrip("get k\r\n", "VALUE k 0 3\r\nabc\r\nEND\r\n");
+    c.roundtrip("get nokey\r\n", "END\r\n");
+    c.roundtrip("gets k a%b\r\n", "VALUE k 0 3 1\r\nabc\r\nEND\r\n");
+    c.roundtrip("touch k 0\r\n", "TOUCHED\r\n");
+    c.roundtrip("gat 0 k\r\n", "VALUE k 0 3\r\nabc\r\nEND\r\n");
+    // writes log the lookup they make first
+    c.roundtrip("set n 0 0 1\r\n1\r\n", "STORED\r\n");
+    c.roundtrip("incr n 2\r\n", "3\r\n");
+    c.roundtrip("append n 0 0 1\r\n2\r\n", "STORED\r\n");
+    c.roundtrip("delete n\r\n", "DELETED\r\n");
+    c.roundtrip("delete n\r\n", "NOT_FOUND\r\n");
+    c.roundtrip("flush_all\r\n", "OK\r\n");
+    c.roundtrip("get k\r\n", "END\r\n");
+    let got: Vec<String> = watch_lines(&mut w, 12)
+        .iter()
+        .map(|l| normalize(l))
+        .collect();
+    let line = |key: &str, status: &str, class: u32, size: usize| {
+        format!("type=item_get key={key} status={status} clsid={class} cfd=F size={size}")
+    };
+    let found = line("k", "found", 1, 3);
+    assert_eq!(
+        got,
+        [
+            found.clone(),
+            line("nokey", "not_found", 0, 0),
+            found.clone(),
+            line("a%25b", "not_found", 0, 0),
+            found.clone(),
+            found,
+            line("n", "not_found", 0, 0),
+            line("n", "found", 1, 1),
+            line("n", "found", 1, 1),
+            line("n", "found", 1, 2),
+            line("n", "not_found", 0, 0),
+            line("k", "flushed", 0, 0),
+        ]
+    );
+    // a watching connection executes nothing more
+    w.send("version\r\n");
+    w.expect_silence(Duration::from_millis(300));
+}
+both!(watch_fetchers, &[]);
+
+fn watch_mutations(server: &Server) {
+    let mut c = server.connect();
+    let mut w = start_watch(server, " mutations");
+    c.roundtrip("set m 0 0 1\r\nx\r\n", "STORED\r\n");
+    c.roundtrip("get m\r\n", "VALUE m 0 1\r\nx\r\nEND\r\n");
+    c.roundtrip("add m 0 0 1\r\ny\r\n", "NOT_STORED\r\n");
+    c.roundtrip("append m 0 0 2\r\nyz\r\n", "STORED\r\n");
+    c.roundtrip("prepend m 0 0 1\r\nw\r\n", "STORED\r\n");
+    c.roundtrip("cas m 0 0 1 999\r\nq\r\n", "EXISTS\r\n");
+    c.roundtrip("cas nokey 0 0 1 1\r\nq\r\n", "NOT_FOUND\r\n");
+    c.roundtrip("replace nokey 0 0 1\r\nq\r\n", "NOT_STORED\r\n");
+    c.roundtrip("set t 0 100 1\r\nx\r\n", "STORED\r\n");
+    let got: Vec<String> = watch_lines(&mut w, 8)
+        .iter()
+        .map(|l| normalize(l))
+        .collect();
+    let store = |key: &str, status: &str, cmd: &str, size: usize| {
+        format!(
+            "type=item_store key={key} status={status} cmd={cmd} ttl=0 clsid=1 cfd=F size={size}"
+        )
+    };
+    assert_eq!(
+        got[..7],
+        [
+            store("m", "stored", "set", 1),
+            store("m", "not_stored", "add", 1),
+            store("m", "stored", "append", 3),
+            store("m", "stored", "prepend", 4),
+            store("m", "exists", "cas", 1),
+            store("nokey", "not_found", "cas", 1),
+            store("nokey", "not_stored", "replace", 1),
+        ]
+    );
+    // the clock may tick between the store and the line
+    let ttl = got[7]
+        .split(' ')
+        .find_map(|f| f.strip_prefix("ttl="))
+        .expect("ttl");
+    assert!(ttl == "100" || ttl == "99", "{}", got[7]);
+}
+both!(watch_mutations, &[]);
+
+fn watch_evictions(server: &Server) {
+    let mut c = server.connect();
+    let mut w = start_watch(server, " evictions mutations");
+    let value = "e".repeat(1000);
+    let mut i = 0;
+    let evicted = eventually(Duration::from_secs(30), || {
+        for _ in 0..500 {
+            c.send(format!("set ev{i} 0 0 1000 noreply\r\n{value}\r\n"));
+            i += 1;
+        }
+        c.stat("", "evictions") > 0
+    });
+    assert!(evicted, "no eviction after {i} sets");
+    // the stream holds mutation lines and, among them, the eviction
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        assert!(Instant::now() < deadline, "no eviction line");
+        let l = watch_lines(&mut w, 1).remove(0);
+        if l.contains("type=eviction") {
+            break normalize(&l);
+        }
+        assert!(
+            l.contains("type=item_store") || l.starts_with("skipped="),
+            "{l}"
+        );
+    };
+    let f = fields(&line);
+    assert!(f["key"].starts_with("ev"), "{line}");
+    assert_eq!(f["fetch"], "no");
+    assert_eq!(f["ttl"], "-1");
+    assert!(num(&f, "la") >= 0 && num(&f, "clsid") > 1);
+    assert_eq!(f["size"], "1000");
+}
+both!(watch_evictions, &["-m", "2"]);
+
+fn watch_connevents(server: &Server) {
+    let mut w = start_watch(server, " connevents");
+    let mut c = server.connect();
+    let port = c.tcp().local_addr().unwrap().port();
+    c.roundtrip("quit\r\n", "");
+    c.expect_closed();
+    let got = watch_lines(&mut w, 2);
+    let new = normalize(&got[0]);
+    assert_eq!(
+        new,
+        format!("type=conn_new rip=127.0.0.1 rport={port} transport=tcp cfd=F")
+    );
+    let closed = normalize(&got[1]);
+    assert!(
+        closed.starts_with(&format!(
+            "type=conn_close rip=127.0.0.1 rport={port} transport=tcp reason="
+        )),
+        "{closed}"
+    );
+}
+both!(watch_connevents, &[]);
+
+/// Reads whatever `stream` sends until it stays quiet for `quiet`.
+fn drain(stream: &mut TcpStream, quiet: Duration) -> Vec<u8> {
+    stream.set_read_timeout(Some(quiet)).unwrap();
+    let mut all = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => panic!("the watcher was disconnected"),
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return all
+            }
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+/// A watcher that does not read never makes the server buffer without
+/// bound: lines past its buffer are dropped and counted, and every line is
+/// either delivered or counted in a `skipped=N` line (sent before the next
+/// line that finds room).
+#[test]
+fn slow_watcher_gets_skipped_counts() {
+    let server = Server::ferrocache(&[]);
+    let w = server.connect();
+    small_rcvbuf(&w);
+    let mut w_stream = w.tcp().try_clone().unwrap();
+    w_stream.write_all(b"watch\r\n").unwrap();
+    let mut ok = [0u8; 4];
+    w_stream.read_exact(&mut ok).unwrap();
+    assert_eq!(&ok, b"OK\r\n");
+    let mut c = server.connect();
+    let pad = "x".repeat(240);
+    let mut sent = 0u64;
+    for round in 0..6 {
+        let mut batch = String::new();
+        for i in 0..10_000 {
+            batch.push_str(&format!("get {pad}{round}_{i}\r\n"));
+        }
+        c.send(&batch);
+        sent += 10_000;
+        // wait for the answers, so the lines were all produced
+        for _ in 0..10_000 {
+            c.expect("END\r\n");
+        }
+    }
+    let (mut delivered, mut skipped) = (0u64, 0u64);
+    let mut count = |bytes: &[u8]| {
+        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let text = std::str::from_utf8(line).unwrap();
+            if let Some(n) = text.strip_prefix("skipped=") {
+                skipped += n.parse::<u64>().expect("count");
+            } else {
+                assert!(text.contains(" type=item_get key="), "{text}");
+                delivered += 1;
+            }
+        }
+        (delivered, skipped)
+    };
+    count(&drain(&mut w_stream, Duration::from_secs(2)));
+    // each further get finds room and carries the count of what was lost
+    let mut extra = 0;
+    let mut accounted = false;
+    while !accounted && extra < 20 {
+        c.roundtrip(format!("get one_more{extra}\r\n"), "END\r\n");
+        extra += 1;
+        let (d, s) = count(&drain(&mut w_stream, Duration::from_millis(1500)));
+        accounted = d + s == sent + extra;
+    }
+    assert!(
+        accounted,
+        "{delivered} delivered + {skipped} skipped != {sent} + {extra}"
+    );
+    assert!(
+        skipped > 0,
+        "nothing was dropped: the test did not fill the buffer"
+    );
+    assert!(delivered > 0);
+    drop(w);
+}
+
+// -------------------------------------------------------------------- -vv
+
+/// Starts a server binary with `-vv` on a free port, stderr to a file.
+struct Verbose {
+    child: Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Verbose {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn start_verbose(bin: &str) -> Verbose {
+    start_logged(bin, "-vv")
+}
+
+/// A server binary started with `flag` (`-vv`, or a harmless one such as
+/// `-C` to start quiet), stderr to a file.
+fn start_logged(bin: &str, flag: &str) -> Verbose {
+    let port = free_tcp_port();
+    let log = temp_path("vv.log");
+    let file = std::fs::File::create(&log).expect("log file");
+    let mut args = vec![
+        "-p".to_string(),
+        port.to_string(),
+        "-l".into(),
+        "127.0.0.1".into(),
+        "-U".into(),
+        "0".into(),
+        flag.into(),
+    ];
+    if is_root() {
+        args.extend(["-u".into(), "root".into()]);
+    }
+    let child = Command::new(bin)
+        .args(&args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("spawn");
+    let v = Verbose { child, port, log };
+    assert!(
+        eventually(Duration::from_secs(10), || TcpStream::connect((
+            "127.0.0.1",
+            port
+        ))
+        .is_ok()),
+        "{bin} did not listen"
+    );
+    v
+}
+
+/// The `<fd …` / `>fd …` lines of one connection, fd replaced by `N`
+/// (ferrocache's log lines carry env_logger's prefix; it is dropped).
+fn conn_lines(log: &str, fd: &str) -> Vec<String> {
+    let lines: Vec<String> = log
+        .lines()
+        .map(|l| l.rsplit_once("] ").map_or(l, |(_, m)| m))
+        .filter_map(|l| {
+            for dir in ['<', '>'] {
+                if let Some(rest) = l.strip_prefix(&format!("{dir}{fd} ")) {
+                    return Some(format!("{dir}N {rest}"));
+                }
+            }
+            None
+        })
+        .collect();
+    // the descriptor may have served the start-up probe before: from our
+    // first request on
+    let first = lines.iter().position(|l| l == "<N get vv_marker");
+    first.map_or_else(Vec::new, |i| lines[i..].to_vec())
+}
+
+fn verbose_logs_commands_and_replies(bin: &str) {
+    let v = start_verbose(bin);
+    // the listening probe above may have left its own lines: use a marker
+    let mut s = TcpStream::connect(("127.0.0.1", v.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let script: &[(&str, &str)] = &[
+        ("get vv_marker\r\n", "END\r\n"),
+        ("set a 0 0 1\r\nx\r\n", "STORED\r\n"),
+        ("get a b\r\n", "VALUE a 0 1\r\nx\r\nEND\r\n"),
+        ("delete a\r\n", "DELETED\r\n"),
+        ("incr a 1\r\n", "NOT_FOUND\r\n"),
+        ("bogus\r\n", "ERROR\r\n"),
+        ("stats settings\r\n", ""),
+    ];
+    for (req, want) in script {
+        s.write_all(req.as_bytes()).unwrap();
+        if want.is_empty() {
+            let mut all = Vec::new();
+            let mut buf = [0u8; 8192];
+            while !all.ends_with(b"END\r\n") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0);
+                all.extend_from_slice(&buf[..n]);
+            }
+        } else {
+            let mut got = vec![0u8; want.len()];
+            s.read_exact(&mut got).unwrap();
+            assert_eq!(got, want.as_bytes());
+        }
+    }
+    s.write_all(b"quit\r\n").unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    let want = [
+        "<N get vv_marker",
+        ">N END",
+        "<N set a 0 0 1",
+        ">N STORED",
+        "<N get a b",
+        ">N sending key a",
+        ">N END",
+        "<N delete a",
+        ">N DELETED",
+        "<N incr a 1",
+        ">N NOT_FOUND",
+        "<N bogus",
+        ">N ERROR",
+        "<N stats settings",
+        "<N quit",
+        "<N connection closed.",
+    ];
+    let mut last = Vec::new();
+    let ok = eventually(Duration::from_secs(10), || {
+        let log = std::fs::read_to_string(&v.log).unwrap_or_default();
+        let Some(fd) = log.lines().find_map(|l| {
+            let m = l.rsplit_once("] ").map_or(l, |(_, m)| m);
+            m.strip_prefix('<')?
+                .strip_suffix(" get vv_marker")
+                .map(str::to_string)
+        }) else {
+            return false;
+        };
+        let new_conn = format!("<{fd} new auto-negotiating client connection");
+        last = conn_lines(&log, &fd);
+        log.contains(&new_conn) && last == want
+    });
+    assert!(ok, "{bin} -vv logged: {last:#?}");
+}
+
+#[test]
+fn verbose_logs_commands_and_replies_ferrocache() {
+    verbose_logs_commands_and_replies(FERROCACHE);
+}
+
+#[test]
+fn verbose_logs_commands_and_replies_memcached() {
+    if common::memcached_or_skip(&[]).is_some() {
+        verbose_logs_commands_and_replies(common::MEMCACHED);
+    }
+}
+
+/// `verbosity 2` on a quiet server turns the -vv lines on from then on,
+/// and `stats settings` shows it (memcached caps the level at 2).
+fn verbosity_command_turns_logging_on(bin: &str) {
+    let v = start_logged(bin, "-C");
+    let mut s = TcpStream::connect(("127.0.0.1", v.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut roundtrip = |req: &str, want: &str| {
+        s.write_all(req.as_bytes()).unwrap();
+        let mut got = vec![0u8; want.len()];
+        s.read_exact(&mut got).unwrap();
+        assert_eq!(String::from_utf8_lossy(&got), want, "{bin}: {req:?}");
+    };
+    roundtrip("get quiet_before\r\n", "END\r\n");
+    roundtrip("verbosity 9\r\n", "OK\r\n");
+    roundtrip("get loud_after\r\n", "END\r\n");
+    s.write_all(b"stats settings\r\n").unwrap();
+    let mut all = Vec::new();
+    let mut buf = [0u8; 8192];
+    while !all.ends_with(b"END\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0);
+        all.extend_from_slice(&buf[..n]);
+    }
+    let settings = String::from_utf8_lossy(&all);
+    assert!(
+        settings.contains("STAT verbosity 2\r\n"),
+        "{bin}: {settings}"
+    );
+    let logged = eventually(Duration::from_secs(10), || {
+        let log = std::fs::read_to_string(&v.log).unwrap_or_default();
+        log.contains(" get loud_after")
+    });
+    let log = std::fs::read_to_string(&v.log).unwrap_or_default();
+    assert!(logged, "{bin} logged nothing after verbosity 2:\n{log}");
+    assert!(
+        !log.contains("quiet_before"),
+        "{bin} logged before verbosity:\n{log}"
+    );
+}
+
+#[test]
+fn verbosity_command_turns_logging_on_ferrocache() {
+    verbosity_command_turns_logging_on(FERROCACHE);
+}
+
+#[test]
+fn verbosity_command_turns_logging_on_memcached() {
+    if common::memcached_or_skip(&[]).is_some() {
+        verbosity_command_turns_logging_on(common::MEMCACHED);
+    }
+}
+
+// ------------------------------------------------------ memcached-tool
+
+fn tool(server: &Server, args: &[&str]) -> (String, String) {
+    let addr = server.tcp_addr().to_string();
+    let out = Command::new("perl")
+        .arg(MEMCACHED_TOOL)
+        .arg(&addr)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run memcached-tool");
+    assert!(
+        out.status.success(),
+        "memcached-tool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8(out.stdout).expect("utf-8"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn have_tool() -> bool {
+    tool_or_skip(
+        MEMCACHED_TOOL,
+        perl_tool(MEMCACHED_TOOL),
+        "apt-get install memcached perl",
+    )
+}
+
+fn load_items(c: &mut Conn) {
+    c.roundtrip("set a 1 0 1\r\nx\r\n", "STORED\r\n");
+    c.roundtrip("set b 2 0 2\r\nyy\r\n", "STORED\r\n");
+    c.roundtrip("set odd%key:1 3 0 3\r\nzzz\r\n", "STORED\r\n");
+    let big = "B".repeat(3000);
+    c.roundtrip(format!("set big 4 0 3000\r\n{big}\r\n"), "STORED\r\n");
+    c.roundtrip("set ttl 5 1000 2\r\ntt\r\n", "STORED\r\n");
+}
+
+fn tool_display(server: &Server) {
+    if !have_tool() {
+        return;
+    }
+    load_items(&mut server.connect());
+    let (out, _) = tool(server, &["display"]);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("  #  Item_Size  Max_age   Pages   Count   Full?  Evicted Evict_Time OOM")
+    );
+    let mut total = 0;
+    for row in lines {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cols.len(), 9, "{row}");
+        let id: u32 = cols[0].parse().expect("class id");
+        assert!(id >= 1);
+        assert!(cols[1].ends_with('B') || cols[1].ends_with('K'), "{row}");
+        total += cols[4].parse::<u64>().expect("count");
+        assert_eq!(cols[6], "0", "evicted");
+    }
+    assert_eq!(total, 5, "{out}");
+}
+both!(tool_display, &[]);
+
+fn tool_stats_and_settings(server: &Server) {
+    if !have_tool() {
+        return;
+    }
+    load_items(&mut server.connect());
+    let field = |out: &str, name: &str| -> String {
+        out.lines()
+            .find_map(|l| {
+                let mut it = l.split_whitespace();
+                (it.next() == Some(name)).then(|| it.next().unwrap_or("").to_string())
+            })
+            .unwrap_or_else(|| panic!("{name} missing from {out}"))
+    };
+    let (stats, _) = tool(server, &["stats"]);
+    assert!(stats.starts_with(&format!("#{}", server.tcp_addr())));
+    assert_eq!(field(&stats, "curr_items"), "5");
+    assert_eq!(field(&stats, "cmd_set"), "5");
+    let (settings, _) = tool(server, &["settings"]);
+    assert_eq!(field(&settings, "lru_crawler"), "yes");
+    assert_eq!(field(&settings, "maxbytes"), "67108864");
+    let (sizes, _) = tool(server, &["sizes"]);
+    assert_eq!(field(&sizes, "sizes_status"), "disabled");
+}
+both!(tool_stats_and_settings, &[]);
+
+/// `dump` lists every item as an `add` command that reloads it: fed to a
+/// fresh server, the same keys, flags and values come back.
+fn tool_dump_reloads(server: &Server) {
+    if !have_tool() {
+        return;
+    }
+    let mut c = server.connect();
+    load_items(&mut c);
+    let (out, err) = tool(server, &["dump"]);
+    assert!(err.contains("Dumping memcache contents"), "{err}");
+    for want in [
+        "add a 1 0 1\r\nx\r\n",
+        "add b 2 0 2\r\nyy\r\n",
+        "add odd%key:1 3 0 3\r\nzzz\r\n",
+    ] {
+        assert!(out.contains(want), "{want:?} not in {out:?}");
+    }
+    assert!(out.contains(&format!("add big 4 0 3000\r\n{}\r\n", "B".repeat(3000))));
+    let now = stat_u64(&c.stats(""), "time");
+    let ttl_line = out
+        .lines()
+        .find(|l| l.starts_with("add ttl 5 "))
+        .expect("ttl item");
+    let exp: u64 = ttl_line.split(' ').nth(3).unwrap().parse().unwrap();
+    assert!((now + 990..=now + 1001).contains(&exp), "{ttl_line}");
+
+    let fresh = Server::ferrocache(&[]);
+    let mut f = fresh.connect();
+    f.send(&out);
+    for _ in 0..5 {
+        f.expect("STORED\r\n");
+    }
+    assert_eq!(f.gets("a").0, 1);
+    assert_eq!(f.gets("odd%key:1").1, b"zzz");
+    assert_eq!(f.gets("big").1, "B".repeat(3000).as_bytes());
+    assert_eq!(f.gets("ttl").0, 5);
+}
+both!(tool_dump_reloads, &[]);
+
+// ------------------------------------------------------- memcstat, damemtop
+
+fn memcstat_reads_stats(server: &Server) {
+    if !tool_or_skip(
+        MEMCSTAT,
+        Path::new(MEMCSTAT).exists(),
+        "apt-get install libmemcached-tools",
+    ) {
+        return;
+    }
+    load_items(&mut server.connect());
+    let addr = server.tcp_addr();
+    let out = Command::new(MEMCSTAT)
+        .arg(format!("--servers={addr}"))
+        .output()
+        .expect("run memcstat");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(&format!("Server: {} ({})", addr.ip(), addr.port())),
+        "{text}"
+    );
+    assert!(text.contains("\tcurr_items: 5\n"), "{text}");
+    assert!(text.contains("\tversion: 1.6.18"), "{text}");
+}
+both!(memcstat_reads_stats, &[]);
+
+/// damemtop (a terminal UI) polls `stats` of both servers side by side; it
+/// needs a terminal, so it runs under `script`.
+#[test]
+fn damemtop_shows_both_servers() {
+    let script = Path::new("/usr/bin/script");
+    if !tool_or_skip(
+        DAMEMTOP,
+        perl_tool(DAMEMTOP) && script.exists(),
+        "apt-get install memcached libanyevent-perl libyaml-perl libterm-readkey-perl bsdutils",
+    ) {
+        return;
+    }
+    let ferro = Server::ferrocache(&[]);
+    let reference = common::memcached_or_skip(&[]);
+    load_items(&mut ferro.connect());
+    let home = temp_path("damemtop-home");
+    std::fs::create_dir_all(home.join(".damemtop")).unwrap();
+    let mut servers = vec![ferro.tcp_addr().to_string()];
+    if let Some(r) = &reference {
+        servers.push(r.tcp_addr().to_string());
+    }
+    // damemtop ignores --config and reads ~/.damemtop/damemtop.yaml
+    let yaml = format!(
+        "delay: 1\nmode: t\ntop_mode:\n    sort_column: \"hostname\"\n    sort_order: \"asc\"\n    \
+         columns:\n        - hostname\n        - all_version\n        - curr_items\n        \
+         - bytes_written\nservers:\n{}",
+        servers
+            .iter()
+            .map(|s| format!("    - {s}\n"))
+            .collect::<String>()
+    );
+    std::fs::write(home.join(".damemtop/damemtop.yaml"), yaml).unwrap();
+    let out = Command::new("timeout")
+        .args([
+            "6",
+            "script",
+            "-qfc",
+            &format!("stty cols 200 rows 40; perl {DAMEMTOP}"),
+            "/dev/null",
+        ])
+        .env("HOME", &home)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run damemtop");
+    let _ = std::fs::remove_dir_all(&home);
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    let row = |addr: &str| {
+        text.lines()
+            .rev()
+            .find(|l| l.starts_with(addr))
+            .unwrap_or_else(|| panic!("no row for {addr} in {text}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    // curr_items and bytes_written are shown as numbers (damemtop shows
+    // counters as per-second rates)
+    let numeric = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || c == ',');
+    let f = row(&servers[0]);
+    assert_eq!(f[1], "1.6.18-ferrocache-0.1.0", "{f:?}");
+    assert!(numeric(&f[2]) && numeric(&f[3]), "{f:?}");
+    if let Some(addr) = servers.get(1) {
+        let m = row(addr);
+        assert_eq!(m[1], "1.6.18", "{m:?}");
+        assert!(numeric(&m[2]) && numeric(&m[3]), "{m:?}");
+    }
+}
