@@ -1,0 +1,2 @@
+//! Soak benchmark (work in progress).
+fn main() {}
