@@ -1093,18 +1093,35 @@ fn fd_exhaustion_neither_spins_nor_stops() {
         clients.push(TcpStream::connect(server.addr()).expect("connect (backlog)"));
     }
     let mut first = connect(server.addr());
-    // `first` may itself be in the backlog; use one that was accepted.
-    let served: Vec<usize> = clients
-        .iter_mut()
-        .enumerate()
-        .filter_map(|(i, s)| {
-            s.set_read_timeout(Some(Duration::from_millis(300)))
-                .unwrap();
-            s.write_all(b"version\r\n").ok()?;
+    // Ask every client at once, then collect answers for a while: the
+    // accepted ones answer, the ones left in the backlog cannot.
+    for s in &mut clients {
+        s.write_all(b"version\r\n")
+            .expect("write to a backlogged client");
+        s.set_nonblocking(true).unwrap();
+    }
+    let mut served: Vec<usize> = Vec::new();
+    let mut last_change = Instant::now();
+    let t_ask = Instant::now();
+    while t_ask.elapsed() < Duration::from_secs(10)
+        && (served.is_empty() || last_change.elapsed() < Duration::from_secs(1))
+    {
+        for (i, s) in clients.iter_mut().enumerate() {
+            if served.contains(&i) {
+                continue;
+            }
             let mut buf = [0u8; 64];
-            matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"VERSION ")).then_some(i)
-        })
-        .collect();
+            if matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"VERSION ")) {
+                served.push(i);
+                last_change = Instant::now();
+            }
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    for s in &mut clients {
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    }
     assert!(
         !served.is_empty() && served.len() < 40,
         "{} of 40 clients served with {limit} descriptors",
