@@ -556,3 +556,28 @@ proptest! {
         prop_assert_eq!(&whole, &serve(&pieces(&stream, &cuts), &LIMITS));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// With a small item limit many values are too large: the parser
+    /// decides that from the line alone and claims the whole value, which
+    /// the server swallows as it arrives. Fed in pieces, the stream still
+    /// gives one request per command, the same as whole.
+    #[test]
+    fn too_large_values_swallowed_across_pieces(
+        batch in proptest::collection::vec(built(), 1..12),
+        cuts in proptest::collection::vec(0usize..4000, 1..12),
+    ) {
+        let stream: Vec<u8> = batch.iter().flat_map(encode).collect();
+        let mut cuts = cuts;
+        cuts.sort_unstable();
+        cuts.dedup();
+        let whole = serve(&[&stream], &SMALL);
+        prop_assert_eq!(whole.len(), batch.len(), "one request per command: {:?}", whole);
+        let split = serve(&pieces(&stream, &cuts), &SMALL);
+        prop_assert_eq!(&whole, &split);
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        prop_assert_eq!(&whole, &serve(&bytes, &SMALL));
+    }
+}
