@@ -1030,7 +1030,7 @@ fn unread_multiget_replies_keep_memory_bounded() {
     let mut hogs = Vec::new();
     for _ in 0..CLIENTS {
         let s = TcpStream::connect(server.addr()).unwrap();
-        // A small receive buffer: the kernel holds little for us either.
+        // Two 200-key lines, then never a read.
         (&s).write_all(line.as_bytes()).unwrap();
         (&s).write_all(line.as_bytes()).unwrap();
         hogs.push(s);
