@@ -183,6 +183,8 @@ struct Gen {
     skip_known: bool,
     /// A retrieval came earlier in the current batch.
     batch_read: bool,
+    /// An immediate flush_all was generated (see `misc`).
+    flushed: bool,
 }
 
 impl Gen {
@@ -197,6 +199,7 @@ impl Gen {
             now,
             in_batch: false,
             batch_read: false,
+            flushed: false,
             skip_known: std::env::var("FERROCACHE_DIFF_SKIP_KNOWN").is_ok_and(|v| v == "1"),
         }
     }
@@ -552,11 +555,21 @@ impl Gen {
 
     fn misc(&mut self) -> Step {
         let mut s = Step::default();
-        let line = match self.rng.below(14) {
+        // memcached keeps one flush time: a later flush_all with a delay (or
+        // with a time before it started, which it stores as "none")
+        // replaces it, and items flushed earlier but not yet reaped come
+        // back, or not, depending on its background LRU crawler. So those
+        // forms only come before the first immediate flush of a run.
+        let pick = self.rng.below(14);
+        if pick <= 3 || pick == 8 {
+            self.flushed = true;
+        }
+        let line = match pick {
             0 => "flush_all".to_string(),
             1 => "flush_all 0".into(),
             2 => "flush_all -1".into(),
             3 => "flush_all noreply".into(),
+            4..=6 if self.flushed => "flush_all 0".into(),
             4 => "flush_all 86400".into(), // a day ahead: no effect in a run
             5 => format!("flush_all {}", self.now + 86_400),
             // absolute, in 1970 (memcached: no flush at all)
