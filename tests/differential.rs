@@ -606,7 +606,7 @@ impl Gen {
     fn random_line(&mut self) -> Step {
         let mut s = Step::default();
         let len = self.rng.range(0, 80);
-        let line: Vec<u8> = (0..len)
+        let mut line: Vec<u8> = (0..len)
             .map(|_| loop {
                 let b = self.rng.next() as u8;
                 if b != b'\n' {
@@ -614,6 +614,12 @@ impl Gen {
                 }
             })
             .collect();
+        // 0x80 as the first byte of a connection switches memcached to the
+        // binary protocol, which ferrocache does not serve (README,
+        // "Differences from memcached").
+        if line.first() == Some(&0x80) {
+            line[0] = b'?';
+        }
         s.push(line);
         s.push(if self.rng.chance(20) { "\n" } else { "\r\n" });
         s
