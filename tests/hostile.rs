@@ -1190,7 +1190,11 @@ fn sigterm_finishes_replies_in_flight() {
         .unwrap()
         .success();
     assert!(ok, "kill -TERM failed");
-    // New connections are refused soon (the listener closes).
+    // It stops accepting while the reply (which we have not read yet) is
+    // still owed.
+    let addr = server.addr();
+    let refused = eventually(Duration::from_secs(3), || TcpStream::connect(addr).is_err());
+    assert!(refused, "still accepting connections 3 s after SIGTERM");
     let mut rest = Vec::new();
     let mut expected = Vec::new();
     expected.extend_from_slice(&value);
