@@ -54,6 +54,11 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 const WAKER: Token = Token(usize::MAX);
 const UDP_BASE: usize = usize::MAX - 1024;
 
+/// On SIGTERM (or `shutdown`), how long workers go on serving connections
+/// that still have replies in flight, and how often they look again.
+const DRAIN_LIMIT: Duration = Duration::from_millis(800);
+const DRAIN_CHECK: Duration = Duration::from_millis(10);
+
 /// Shards per worker thread: enough that two workers rarely meet on a lock.
 const SHARDS_PER_THREAD: usize = 16;
 
@@ -344,6 +349,7 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
             shared: Arc::clone(&shared),
             conns: Slab::new(),
             ready: Vec::new(),
+            drain_until: None,
             udp_buf: if udp.is_empty() {
                 Vec::new()
             } else {
@@ -691,6 +697,9 @@ struct Worker {
     udp_buf: Vec<u8>,
     /// Keys of this worker's watching connections.
     watchers: Vec<usize>,
+    /// Set once the server is stopping: connections with replies still in
+    /// flight are served until then, the rest are closed.
+    drain_until: Option<Instant>,
 }
 
 impl Worker {
@@ -698,10 +707,12 @@ impl Worker {
         let mut events = Events::with_capacity(256);
         let mut last_idle_check = Instant::now();
         loop {
-            let timeout = if self.ready.is_empty() {
-                Duration::from_secs(1)
-            } else {
+            let timeout = if !self.ready.is_empty() {
                 Duration::ZERO
+            } else if self.drain_until.is_some() {
+                DRAIN_CHECK
+            } else {
+                Duration::from_secs(1)
             };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -710,8 +721,13 @@ impl Worker {
                 continue;
             }
             if self.shared.stopping.load(Ordering::SeqCst) {
-                self.close_all();
-                return;
+                let until = *self
+                    .drain_until
+                    .get_or_insert_with(|| Instant::now() + DRAIN_LIMIT);
+                if self.close_drained() || Instant::now() >= until {
+                    self.close_all();
+                    return;
+                }
             }
             for ev in events.iter() {
                 match ev.token() {
@@ -851,6 +867,21 @@ impl Worker {
             }
             self.close(k);
         }
+    }
+
+    /// While stopping: closes every connection with nothing left to send
+    /// and no multi-get half answered (watchers too); true when none is left.
+    fn close_drained(&mut self) -> bool {
+        let done: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.watcher.is_some() || (c.wpos == c.wbuf.len() && c.resume == 0))
+            .map(|(k, _)| k)
+            .collect();
+        for k in done {
+            self.close(k);
+        }
+        self.conns.is_empty()
     }
 
     fn close_idle(&mut self) {
