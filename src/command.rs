@@ -76,6 +76,11 @@ pub fn execute(
     out_limit: usize,
 ) -> Flow {
     let w = ctx.worker;
+    // fault injection for the server's own tests: a panic mid-request
+    #[cfg(test)]
+    if let Request::Get { keys, .. } = *req {
+        assert!(keys.iter().all(|k| k != b"test:panic"), "injected fault");
+    }
     match *req {
         Request::Get { keys, with_cas } => {
             retrieve(ctx, keys, None, with_cas, resume, out, out_limit)

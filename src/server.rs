@@ -1290,6 +1290,58 @@ fn log_reply(fd: i32, req: &Request<'_>, reply: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    fn roundtrip(s: &mut TcpStream, req: &[u8], want: &[u8]) {
+        s.write_all(req).unwrap();
+        let mut got = vec![0u8; want.len()];
+        s.read_exact(&mut got).unwrap();
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+    }
+
+    /// A panic while one connection's request runs (injected by
+    /// `command::execute` in test builds) closes that connection only: it
+    /// is counted, the other clients and the stored data are untouched.
+    #[test]
+    fn a_panic_closes_one_connection_and_is_counted() {
+        let mut config = Config::from_args(["ferrocache", "-t", "1"]).unwrap();
+        config.port = 0;
+        config.listen = vec!["127.0.0.1".into()];
+        let handle = start(config).unwrap();
+        let addr = handle.tcp_addrs()[0];
+        let connect = || {
+            let s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s
+        };
+        let (mut bystander, mut victim) = (connect(), connect());
+        roundtrip(&mut bystander, b"set kept 0 0 2\r\nok\r\n", b"STORED\r\n");
+        victim.write_all(b"get test:panic\r\n").unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(victim.read(&mut buf).unwrap(), 0, "the victim is closed");
+        roundtrip(
+            &mut bystander,
+            b"get kept\r\n",
+            b"VALUE kept 0 2\r\nok\r\nEND\r\n",
+        );
+        let mut fresh = connect();
+        roundtrip(
+            &mut fresh,
+            b"get kept\r\n",
+            b"VALUE kept 0 2\r\nok\r\nEND\r\n",
+        );
+        fresh.write_all(b"stats\r\n").unwrap();
+        let mut stats = Vec::new();
+        while !stats.ends_with(b"END\r\n") {
+            let n = fresh.read(&mut buf).unwrap();
+            assert!(n > 0);
+            stats.extend_from_slice(&buf[..n]);
+        }
+        let stats = String::from_utf8_lossy(&stats);
+        assert!(stats.contains("STAT worker_panics 1\r\n"), "{stats}");
+        handle.shutdown();
+    }
 
     #[test]
     fn listen_specs_resolve() {
