@@ -13,22 +13,22 @@
 //!
 //! Run only the memcached half with `cargo test --release --test interop against_memcached`.
 
+mod common;
+
+use common::tools::{
+    args, drain, free_port, have_pymemcache, on_path, payload, require, run, snapshot, Run, Target,
+    TempDir, PYTHON,
+};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-const MEMCACHED: &str = "/usr/bin/memcached";
 const MEMCACHED_TOOL: &str = "/usr/share/memcached/scripts/memcached-tool";
 const PERL: &str = "/usr/bin/perl";
-/// Debian's python: the one with pymemcache. A `python3` earlier on PATH may
-/// be another installation without it.
-const PYTHON: &str = "/usr/bin/python3";
 const PYMEMCACHE_SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/interop/pymemcache_roundtrip.py"
@@ -38,74 +38,13 @@ const PYMEMCACHE_SCRIPT: &str = concat!(
 const COMMON_FLAGS: [&str; 8] = ["-U", "0", "-t", "2", "-m", "64", "-l", "127.0.0.1"];
 const MAXBYTES: u64 = 64 * 1024 * 1024;
 const STARTUP: Duration = Duration::from_secs(5);
-const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 
 // ---------------------------------------------------------------------------
-// Which server, and which tools are here
+// Which tools are here (the servers: common::tools::Target)
 // ---------------------------------------------------------------------------
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Target {
-    Ferrocache,
-    Memcached,
-}
-
-impl Target {
-    fn program(self) -> &'static str {
-        match self {
-            Target::Ferrocache => env!("CARGO_BIN_EXE_ferrocache"),
-            Target::Memcached => MEMCACHED,
-        }
-    }
-
-    /// False (after saying so) when the reference server is not installed.
-    fn available(self) -> bool {
-        match self {
-            Target::Ferrocache => true,
-            Target::Memcached => require("memcached", Path::new(MEMCACHED).exists(), "memcached"),
-        }
-    }
-}
-
-/// Whether a test may go on. A missing tool skips loudly, or fails under CI.
-fn require(tool: &str, present: bool, package: &str) -> bool {
-    if present {
-        return true;
-    }
-    let msg = format!("{tool} not installed (apt-get install {package})");
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg}; CI is set, so interop tests must not be skipped");
-    }
-    // Straight to the process's stderr: the test harness captures `eprintln!`
-    // of passing tests, and a skip must be seen.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED: {msg} ***\n*** the interop test for {tool} did not run ***\n"
-    );
-    false
-}
-
-fn on_path(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
-        .unwrap_or(false)
-}
 
 fn have_libmemcached_tool(name: &str) -> bool {
     require(name, on_path(name), "libmemcached-tools")
-}
-
-fn have_pymemcache() -> bool {
-    let present = Path::new(PYTHON).exists()
-        && Command::new(PYTHON)
-            .args(["-c", "import pymemcache"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-    require("pymemcache", present, "python3-pymemcache")
 }
 
 fn have_memcached_tool() -> bool {
@@ -116,46 +55,6 @@ fn have_memcached_tool() -> bool {
 // ---------------------------------------------------------------------------
 // Servers
 // ---------------------------------------------------------------------------
-
-/// A port nobody was listening on a moment ago, never handed out twice by
-/// this process (tests run in parallel).
-fn free_port() -> u16 {
-    static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("bind 127.0.0.1:0")
-            .port();
-        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-        if !handed_out.contains(&port) {
-            handed_out.push(port);
-            return port;
-        }
-    }
-}
-
-/// Collects a child's output on a thread so the child never blocks on a full pipe.
-fn drain(mut from: impl Read + Send + 'static) -> (Arc<Mutex<Vec<u8>>>, thread::JoinHandle<()>) {
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&buf);
-    let handle = thread::spawn(move || {
-        let mut chunk = [0u8; 8192];
-        loop {
-            match from.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => sink
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .extend_from_slice(&chunk[..n]),
-            }
-        }
-    });
-    (buf, handle)
-}
-
-fn snapshot(buf: &Arc<Mutex<Vec<u8>>>) -> String {
-    String::from_utf8_lossy(&buf.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
-}
 
 /// A spawned server process; killed when dropped.
 struct Server {
@@ -313,131 +212,6 @@ impl Raw {
 }
 
 // ---------------------------------------------------------------------------
-// Running tools
-// ---------------------------------------------------------------------------
-
-struct Run {
-    what: String,
-    status: ExitStatus,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-}
-
-impl Run {
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr).into_owned()
-    }
-
-    /// Everything the tool said, for failure messages.
-    fn transcript(&self) -> String {
-        format!(
-            "$ {}\nexit: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.what,
-            self.status,
-            self.stdout(),
-            self.stderr()
-        )
-    }
-
-    fn assert_success(&self) -> &Run {
-        assert!(self.status.success(), "tool failed:\n{}", self.transcript());
-        self
-    }
-}
-
-/// Runs a tool with no stdin and a clean libmemcached environment, killing it
-/// after TOOL_TIMEOUT.
-fn run(program: &str, args: &[String]) -> Run {
-    let what = format!("{program} {}", args.join(" "));
-    let mut child = Command::new(program)
-        .args(args)
-        .env_remove("MEMCACHED_SERVERS")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-    let (stdout, out_reader) = drain(child.stdout.take().expect("piped stdout"));
-    let (stderr, err_reader) = drain(child.stderr.take().expect("piped stderr"));
-    let deadline = Instant::now() + TOOL_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() > deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "{what} did not finish within {TOOL_TIMEOUT:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-                    snapshot(&stdout),
-                    snapshot(&stderr)
-                );
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("wait for {what}: {e}"),
-        }
-    };
-    let _ = out_reader.join();
-    let _ = err_reader.join();
-    let take = |buf: Arc<Mutex<Vec<u8>>>| {
-        std::mem::take(&mut *buf.lock().unwrap_or_else(|e| e.into_inner()))
-    };
-    Run {
-        what,
-        status,
-        stdout: take(stdout),
-        stderr: take(stderr),
-    }
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
-/// A scratch directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "ferrocache-interop-{tag}-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Deterministic bytes that exercise binary safety: every byte value, and the
-/// protocol's own terminators inside the data.
-fn payload(len: usize, seed: u8) -> Vec<u8> {
-    let mut v: Vec<u8> = (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect();
-    let marker = b"\r\nEND\r\nVALUE x 0 1\r\n\0";
-    if len > 2 * marker.len() {
-        v[len / 2..len / 2 + marker.len()].copy_from_slice(marker);
-    }
-    v
-}
-
-// ---------------------------------------------------------------------------
 // memccapable -a
 // ---------------------------------------------------------------------------
 
@@ -472,6 +246,7 @@ fn run_memccapable(server: &Server) -> Run {
     run(
         "memccapable",
         &args(&["-h", "127.0.0.1", "-p", &port, "-a", "-t", "5"]),
+        &[],
     )
 }
 
@@ -525,11 +300,11 @@ fn check_memccapable(target: Target) {
 fn run_pymemcache_script(servers: &[Server]) -> Run {
     let mut argv = vec![PYMEMCACHE_SCRIPT.to_string()];
     argv.extend(servers.iter().map(Server::addr));
-    run(PYTHON, &argv)
+    run(PYTHON, &argv, &[])
 }
 
 fn check_pymemcache(target: Target) {
-    if !target.available() || !have_pymemcache() {
+    if !target.available() || !have_pymemcache("pymemcache") {
         return;
     }
     let servers = [
@@ -570,7 +345,7 @@ fn parse_memcstat(out: &str) -> Vec<StatSection> {
 }
 
 fn memcstat(servers: &str) -> (Run, Vec<StatSection>) {
-    let run = run("memcstat", &[format!("--servers={servers}")]);
+    let run = run("memcstat", &[format!("--servers={servers}")], &[]);
     run.assert_success();
     let parsed = parse_memcstat(&run.stdout());
     (run, parsed)
@@ -672,6 +447,7 @@ fn check_memccp_memccat_memcrm(target: Target) {
             "--expire=0".into(),
             file_arg,
         ],
+        &[],
     )
     .assert_success();
     // What the server holds, seen without the tools.
@@ -683,7 +459,11 @@ fn check_memccp_memccat_memcrm(target: Target) {
     );
 
     // memccat --flags prints the flags on a line, then the value and a newline.
-    let cat = run("memccat", &[servers.clone(), "--flags".into(), key.into()]);
+    let cat = run(
+        "memccat",
+        &[servers.clone(), "--flags".into(), key.into()],
+        &[],
+    );
     cat.assert_success();
     let mut want = b"4242\n".to_vec();
     want.extend_from_slice(&data);
@@ -702,6 +482,7 @@ fn check_memccp_memccat_memcrm(target: Target) {
             format!("--file={}", out.display()),
             key.into(),
         ],
+        &[],
     )
     .assert_success();
     assert!(
@@ -709,15 +490,15 @@ fn check_memccp_memccat_memcrm(target: Target) {
         "memccat --file copy differs"
     );
 
-    run("memcrm", &[servers.clone(), key.into()]).assert_success();
+    run("memcrm", &[servers.clone(), key.into()], &[]).assert_success();
     assert_eq!(raw.get(key), None, "item after memcrm");
-    let cat = run("memccat", &[servers.clone(), key.into()]);
+    let cat = run("memccat", &[servers.clone(), key.into()], &[]);
     assert!(
         !cat.status.success(),
         "memccat of a removed key succeeded:\n{}",
         cat.transcript()
     );
-    let rm = run("memcrm", &[servers, key.into()]);
+    let rm = run("memcrm", &[servers, key.into()], &[]);
     assert!(
         !rm.status.success(),
         "memcrm of a missing key succeeded:\n{}",
@@ -759,7 +540,7 @@ fn check_memcached_tool_stats(target: Target) {
     }
     let server = Server::start(target);
     let version = known_state(&server);
-    let run = run(MEMCACHED_TOOL, &[server.addr(), "stats".into()]);
+    let run = run(MEMCACHED_TOOL, &[server.addr(), "stats".into()], &[]);
     run.assert_success();
     let stats = parse_memcached_tool(&run, &server);
     assert_known_stats(&stats, &version, &run.transcript());
@@ -770,7 +551,7 @@ fn check_memcached_tool_settings(target: Target) {
         return;
     }
     let server = Server::start(target);
-    let run = run(MEMCACHED_TOOL, &[server.addr(), "settings".into()]);
+    let run = run(MEMCACHED_TOOL, &[server.addr(), "settings".into()], &[]);
     run.assert_success();
     let settings = parse_memcached_tool(&run, &server);
     // Each follows from a flag given (-m 64 -t 2 -p PORT -U 0) or a default.
@@ -882,7 +663,7 @@ mod against_memcached {
     /// script expects; it must say so and exit non-zero.
     #[test]
     fn control_pymemcache_catches_different_limits() {
-        if !Target::Memcached.available() || !have_pymemcache() {
+        if !Target::Memcached.available() || !have_pymemcache("pymemcache") {
             return;
         }
         let servers = [

@@ -20,21 +20,19 @@
 
 mod common;
 
+use common::tools::{
+    drain, free_port, have_pymemcache, on_path, payload, require, run, snapshot, Run, Target,
+    TempDir, PYTHON,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-const MEMCACHED: &str = "/usr/bin/memcached";
 const NUTCRACKER: &str = "/usr/sbin/nutcracker";
-/// Debian's python, the one with pymemcache (another python3 may come first on PATH).
-const PYTHON: &str = "/usr/bin/python3";
-
 const SNIPPETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scaleout");
 const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
 const README_SECTION: &str = "## Running more than one ferrocache";
@@ -45,7 +43,6 @@ const NODE_PLACEHOLDERS: [&str; 3] = ["127.0.0.1:11211", "127.0.0.1:11212", "127
 const PROXY_PLACEHOLDER: &str = "127.0.0.1:22122";
 
 const STARTUP: Duration = Duration::from_secs(10);
-const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a proxy or client may take to notice a dead node. Generous: the
 /// machine may be loaded; the wait ends as soon as it has.
 const NOTICE_DEATH: Duration = Duration::from_secs(30);
@@ -53,30 +50,6 @@ const NOTICE_DEATH: Duration = Duration::from_secs(30);
 // ---------------------------------------------------------------------------
 // Tools present or not
 // ---------------------------------------------------------------------------
-
-/// Whether a test may go on. A missing tool skips loudly, or fails under CI.
-fn require(tool: &str, present: bool, package: &str) -> bool {
-    if present {
-        return true;
-    }
-    let msg = format!("{tool} not installed (apt-get install {package})");
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg}; CI is set, so scale-out tests must not be skipped");
-    }
-    // Straight to the process's stderr: the harness hides the output of
-    // passing tests, and a skip must be seen.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED: {msg} ***\n*** the scale-out test needing {tool} did not run ***\n"
-    );
-    false
-}
-
-fn on_path(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
-        .unwrap_or(false)
-}
 
 fn have_nutcracker() -> bool {
     require("nutcracker", Path::new(NUTCRACKER).exists(), "nutcracker")
@@ -86,18 +59,6 @@ fn have_libmemcached_tools() -> bool {
     ["memccp", "memccat", "memcrm", "memcstat"]
         .iter()
         .all(|t| require(t, on_path(t), "libmemcached-tools"))
-}
-
-fn have_pymemcache() -> bool {
-    let present = Path::new(PYTHON).exists()
-        && Command::new(PYTHON)
-            .args(["-c", "import pymemcache.client.hash"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    require("pymemcache", present, "python3-pymemcache")
 }
 
 // ---------------------------------------------------------------------------
@@ -149,93 +110,6 @@ fn readme_section() -> String {
 // ---------------------------------------------------------------------------
 // Processes
 // ---------------------------------------------------------------------------
-
-/// A port nobody was listening on a moment ago, never handed out twice by
-/// this process (the tests run in parallel).
-fn free_port() -> u16 {
-    static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-    loop {
-        let port = common::free_tcp_port();
-        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-        if !handed_out.contains(&port) {
-            handed_out.push(port);
-            return port;
-        }
-    }
-}
-
-/// Collects a child's output on a thread so the child never blocks on a full pipe.
-fn drain(mut from: impl Read + Send + 'static) -> (Arc<Mutex<Vec<u8>>>, thread::JoinHandle<()>) {
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&buf);
-    let handle = thread::spawn(move || {
-        let mut chunk = [0u8; 8192];
-        loop {
-            match from.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => sink
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .extend_from_slice(&chunk[..n]),
-            }
-        }
-    });
-    (buf, handle)
-}
-
-fn snapshot(buf: &Arc<Mutex<Vec<u8>>>) -> String {
-    String::from_utf8_lossy(&buf.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
-}
-
-/// A scratch directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "ferrocache-scaleout-{tag}-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Target {
-    Ferrocache,
-    Memcached,
-}
-
-impl Target {
-    fn program(self) -> &'static str {
-        match self {
-            Target::Ferrocache => env!("CARGO_BIN_EXE_ferrocache"),
-            Target::Memcached => MEMCACHED,
-        }
-    }
-
-    /// False (after saying so) when the reference server is not installed.
-    fn available(self) -> bool {
-        match self {
-            Target::Ferrocache => true,
-            Target::Memcached => require("memcached", Path::new(MEMCACHED).exists(), "memcached"),
-        }
-    }
-}
 
 /// One cache node: a spawned ferrocache or memcached process, killed on drop.
 struct Node {
@@ -806,89 +680,6 @@ fn check_nutcracker(target: Target) {
 // libmemcached's tools
 // ---------------------------------------------------------------------------
 
-struct Run {
-    what: String,
-    status: ExitStatus,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-}
-
-impl Run {
-    fn transcript(&self) -> String {
-        format!(
-            "$ {}\nexit: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.what,
-            self.status,
-            String::from_utf8_lossy(&self.stdout),
-            String::from_utf8_lossy(&self.stderr)
-        )
-    }
-
-    fn assert_success(&self) -> &Run {
-        assert!(self.status.success(), "tool failed:\n{}", self.transcript());
-        self
-    }
-}
-
-/// Runs a program with no stdin and the given environment (MEMCACHED_SERVERS
-/// only when asked), killing it after TOOL_TIMEOUT.
-fn run(program: &str, args: &[String], env: &[(&str, &str)]) -> Run {
-    let what = format!("{program} {}", args.join(" "));
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .env_remove("MEMCACHED_SERVERS")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-    let (stdout, out_reader) = drain(child.stdout.take().expect("piped stdout"));
-    let (stderr, err_reader) = drain(child.stderr.take().expect("piped stderr"));
-    let deadline = Instant::now() + TOOL_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() > deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "{what} did not finish within {TOOL_TIMEOUT:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-                    snapshot(&stdout),
-                    snapshot(&stderr)
-                );
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("wait for {what}: {e}"),
-        }
-    };
-    let _ = out_reader.join();
-    let _ = err_reader.join();
-    let take = |buf: Arc<Mutex<Vec<u8>>>| {
-        std::mem::take(&mut *buf.lock().unwrap_or_else(|e| e.into_inner()))
-    };
-    Run {
-        what,
-        status,
-        stdout: take(stdout),
-        stderr: take(stderr),
-    }
-}
-
-/// Deterministic bytes that exercise binary safety: every byte value, and the
-/// protocol's own terminators inside the data.
-fn payload(len: usize, seed: u8) -> Vec<u8> {
-    let mut v: Vec<u8> = (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect();
-    let marker = b"\r\nEND\r\nVALUE x 0 1\r\n\0";
-    if len > 2 * marker.len() {
-        v[len / 2..len / 2 + marker.len()].copy_from_slice(marker);
-    }
-    v
-}
-
 /// memcstat's output: per server (`Server: HOST (PORT)`), its curr_items.
 fn memcstat_items(servers: &str) -> (Run, Vec<(String, u64)>) {
     let run = run("memcstat", &[format!("--servers={servers}")], &[]);
@@ -1038,7 +829,7 @@ fn check_libmemcached_tools(target: Target) {
 // ---------------------------------------------------------------------------
 
 fn check_pymemcache_hashclient(target: Target) {
-    if !target.available() || !have_pymemcache() {
+    if !target.available() || !have_pymemcache("pymemcache.client.hash") {
         return;
     }
     let nodes = Node::three(target);

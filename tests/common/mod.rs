@@ -9,6 +9,8 @@
 // Each test file uses a different subset of this module.
 #![allow(dead_code)]
 
+pub mod tools;
+
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
