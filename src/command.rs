@@ -132,7 +132,7 @@ pub fn execute(
             let deadline = ctx.clock.deadline(exptime);
             ops::log_lookup(ctx, key);
             let outcome = ctx.cache.store(op, key, flags, deadline, data);
-            ops::log_store(ctx, mode, key, data.len(), deadline, outcome);
+            ops::log_store(ctx, op, key, data.len(), deadline, outcome);
             count_write(w, mode == StoreMode::Cas, outcome);
             let resp = match outcome {
                 StoreOutcome::Stored => Response::Stored,
@@ -372,21 +372,26 @@ fn retrieve(
             }
             continue;
         }
-        bump(&w.cmd_get, 1);
-        match lookup {
-            Lookup::Hit => bump(&w.get_hits, 1),
-            miss => {
-                bump(&w.get_misses, 1);
-                match miss {
-                    Lookup::Expired => bump(&w.get_expired, 1),
-                    Lookup::Flushed => bump(&w.get_flushed, 1),
-                    _ => {}
-                }
-            }
-        }
+        count_get(w, lookup);
     }
     protocol::encode(&Response::End, out);
     Flow::Done
+}
+
+/// Counts one key read: `cmd_get` and its hit, miss, expired or flushed.
+fn count_get(w: &WorkerStats, lookup: Lookup) {
+    bump(&w.cmd_get, 1);
+    match lookup {
+        Lookup::Hit => bump(&w.get_hits, 1),
+        miss => {
+            bump(&w.get_misses, 1);
+            match miss {
+                Lookup::Expired => bump(&w.get_expired, 1),
+                Lookup::Flushed => bump(&w.get_flushed, 1),
+                _ => {}
+            }
+        }
+    }
 }
 
 fn stat(out: &mut Vec<u8>, name: &str, value: impl Display) {

@@ -740,6 +740,13 @@ pub enum Response<'a> {
     Line(&'a [u8]),
 }
 
+/// Appends the decimal digits of `n` (the numbers in meta replies).
+pub fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let mut digits = Backwards::<20>::new();
+    digits.push_u64(n);
+    out.extend_from_slice(digits.as_bytes());
+}
+
 /// Appends the wire form of `resp` (with its CRLF) to `out`.
 pub fn encode(resp: &Response<'_>, out: &mut Vec<u8>) {
     match *resp {

@@ -2,9 +2,9 @@
 //! replies carrying the flags the client asked back, in the order it sent
 //! them, as memcached 1.6 answers.
 
-use super::{count_write, ops, reply, Context, Flow, NO_MEMORY, TOO_LARGE};
+use super::{count_get, count_write, ops, reply, Context, Flow, NO_MEMORY, TOO_LARGE};
 use crate::clock::Secs;
-use crate::protocol::{base64, Meta, Response, StoreMode};
+use crate::protocol::{base64, meta, push_decimal, Meta, Response};
 use crate::stats::bump;
 use crate::storage::{
     ArithOpts, DeleteAction, DeleteOutcome, Lookup, MetaArithOutcome, MetaView, StoreOp,
@@ -22,13 +22,11 @@ pub(super) fn get(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
     let recache = f.recache.map(|t| ctx.clock.deadline(i64::from(t)));
     let use_cas = ctx.config.use_cas;
     let bump_item = !f.no_update;
-    let mut write = |item: &mut MetaView<'_>, created: bool| {
-        hit_reply(m, item, created, now, touch, recache, use_cas, out);
-    };
+    // the reply of a hit, written under the shard lock; the value length
+    // is for `watch`
     let mut read = |it: &mut MetaView<'_>, created| {
-        let len = it.value().len();
-        write(it, created);
-        len
+        hit_reply(m, it, created, now, touch, recache, use_cas, out);
+        it.value().len()
     };
     let (mut lookup, mut done) = ctx.cache.meta_read(key, bump_item, |it| read(it, false));
     if done.is_none() {
@@ -53,24 +51,11 @@ pub(super) fn get(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
     }
     ops::log_fetch(ctx, key, lookup, done.unwrap_or(0));
     // memcached counts a hit with T as a touch, anything else as a get
-    match (lookup, touch.is_some()) {
-        (Lookup::Hit, true) => {
-            bump(&w.cmd_touch, 1);
-            bump(&w.touch_hits, 1);
-        }
-        (Lookup::Hit, false) => {
-            bump(&w.cmd_get, 1);
-            bump(&w.get_hits, 1);
-        }
-        (miss, _) => {
-            bump(&w.cmd_get, 1);
-            bump(&w.get_misses, 1);
-            match miss {
-                Lookup::Expired => bump(&w.get_expired, 1),
-                Lookup::Flushed => bump(&w.get_flushed, 1),
-                _ => {}
-            }
-        }
+    if lookup == Lookup::Hit && touch.is_some() {
+        bump(&w.cmd_touch, 1);
+        bump(&w.touch_hits, 1);
+    } else {
+        count_get(w, lookup);
     }
     if done.is_none() && !f.quiet {
         out.extend_from_slice(b"EN");
@@ -104,7 +89,7 @@ fn hit_reply(
     });
     if m.flags.value {
         out.extend_from_slice(b"VA ");
-        push_u64(out, item.value().len() as u64);
+        push_decimal(out, item.value().len() as u64);
     } else {
         out.extend_from_slice(b"HD");
     }
@@ -187,15 +172,7 @@ pub(super) fn set(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
     let (outcome, cas) = ctx
         .cache
         .store_with(op, key, f.client_flags, deadline, m.data, &opts);
-    let mode = match op {
-        StoreOp::Set => StoreMode::Set,
-        StoreOp::Add => StoreMode::Add,
-        StoreOp::Replace => StoreMode::Replace,
-        StoreOp::Append => StoreMode::Append,
-        StoreOp::Prepend => StoreMode::Prepend,
-        StoreOp::Cas(_) => StoreMode::Cas,
-    };
-    ops::log_store(ctx, mode, key, m.data.len(), deadline, outcome);
+    ops::log_store(ctx, op, key, m.data.len(), deadline, outcome);
     count_write(w, matches!(op, StoreOp::Cas(_)), outcome);
     let code: &[u8] = match outcome {
         StoreOutcome::Stored if f.quiet => return Flow::Done,
@@ -228,12 +205,7 @@ pub(super) fn too_large(
     out: &mut Vec<u8>,
 ) -> Flow {
     let mut buf = [0u8; base64::MAX_DECODED];
-    let key = if base64_key {
-        let n = base64::decode(key, &mut buf).unwrap_or(0);
-        &buf[..n]
-    } else {
-        key
-    };
+    let key = meta::lookup_key(key, base64_key, &mut buf);
     bump(&ctx.worker.cmd_set, 1);
     bump(&ctx.worker.store_too_large, 1);
     ctx.cache.delete(key);
@@ -299,7 +271,7 @@ pub(super) fn arith(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow 
     if let (MetaArithOutcome::NotFound, Some(ttl)) = (outcome, f.vivify) {
         // a miss with N creates the item holding J (the delta is not applied)
         let mut digits = Vec::with_capacity(20);
-        push_u64(&mut digits, f.initial);
+        push_decimal(&mut digits, f.initial);
         let deadline = ctx.clock.deadline(i64::from(ttl));
         let write = WriteOpts {
             binary_key: f.base64,
@@ -341,10 +313,10 @@ pub(super) fn arith(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow 
                 return Flow::Done;
             }
             let mut digits = Vec::with_capacity(20);
-            push_u64(&mut digits, value);
+            push_decimal(&mut digits, value);
             if f.value {
                 out.extend_from_slice(b"VA ");
-                push_u64(out, digits.len() as u64);
+                push_decimal(out, digits.len() as u64);
             } else {
                 out.extend_from_slice(b"HD");
             }
@@ -397,12 +369,7 @@ pub(super) fn arith(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow 
 /// or `EN`. The item is not read (no bump, no fetched mark).
 pub(super) fn debug(ctx: &Context<'_>, key: &[u8], base64_key: bool, out: &mut Vec<u8>) -> Flow {
     let mut buf = [0u8; base64::MAX_DECODED];
-    let key = if base64_key {
-        let n = base64::decode(key, &mut buf).unwrap_or(0);
-        &buf[..n]
-    } else {
-        key
-    };
+    let key = meta::lookup_key(key, base64_key, &mut buf);
     match ctx.cache.item_meta(key) {
         Some(meta) if meta.binary_key => {
             let mut encoded = Vec::with_capacity(key.len() * 4 / 3 + 4);
@@ -455,19 +422,5 @@ fn push_ttl(out: &mut Vec<u8>, deadline: Secs, now: Secs) {
 fn push_flag_u64(out: &mut Vec<u8>, flag: u8, n: u64) {
     out.push(b' ');
     out.push(flag);
-    push_u64(out, n);
-}
-
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
+    push_decimal(out, n);
 }

@@ -17,9 +17,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::{Context, Flow};
 use crate::clock::Secs;
 use crate::protocol::admin::{watch, CrawlTarget, LruCrawler};
-use crate::protocol::StoreMode;
 use crate::storage::crawl::{class_for_len, ClassSet, DumpCursor, EvictionSink, ItemMeta};
-use crate::storage::{Lookup, StoreOutcome};
+use crate::storage::{Lookup, StoreOp, StoreOutcome};
 
 /// Bytes of lines one watcher may have waiting (memcached's default
 /// `watcher_logbuf_size`). Past it, lines for that watcher are dropped.
@@ -459,7 +458,7 @@ pub fn log_touch(ctx: &Context<'_>, key: &[u8], hit: bool) {
 #[inline]
 pub fn log_store(
     ctx: &Context<'_>,
-    mode: StoreMode,
+    op: StoreOp,
     key: &[u8],
     len: usize,
     deadline: Secs,
@@ -477,16 +476,16 @@ pub fn log_store(
         StoreOutcome::TooLarge => "too_large",
         StoreOutcome::NoMemory => "no_memory",
     };
-    let cmd = match mode {
-        StoreMode::Set => "set",
-        StoreMode::Add => "add",
-        StoreMode::Replace => "replace",
-        StoreMode::Append => "append",
-        StoreMode::Prepend => "prepend",
-        StoreMode::Cas => "cas",
+    let cmd = match op {
+        StoreOp::Set => "set",
+        StoreOp::Add => "add",
+        StoreOp::Replace => "replace",
+        StoreOp::Append => "append",
+        StoreOp::Prepend => "prepend",
+        StoreOp::Cas(_) => "cas",
     };
     let (mut class, mut size, mut deadline) = (class_for_len(key.len() + len), len, deadline);
-    if matches!(mode, StoreMode::Append | StoreMode::Prepend) && outcome == StoreOutcome::Stored {
+    if matches!(op, StoreOp::Append | StoreOp::Prepend) && outcome == StoreOutcome::Stored {
         // the item as joined, with the deadline it kept
         if let Some(m) = ctx.cache.item_meta(key) {
             class = m.class;

@@ -109,13 +109,22 @@ impl<'a> Meta<'a> {
     where
         'a: 'b,
     {
-        if self.flags.base64 {
-            // checked by the parser
-            let n = base64::decode(self.key, buf).unwrap_or(0);
-            &buf[..n]
-        } else {
-            self.key
-        }
+        lookup_key(self.key, self.flags.base64, buf)
+    }
+}
+
+/// A meta key as sent, decoded into `buf` when it is base64 (which the
+/// parser has checked).
+pub fn lookup_key<'b>(
+    key: &'b [u8],
+    base64: bool,
+    buf: &'b mut [u8; base64::MAX_DECODED],
+) -> &'b [u8] {
+    if base64 {
+        let n = base64::decode(key, buf).unwrap_or(0);
+        &buf[..n]
+    } else {
+        key
     }
 }
 
@@ -216,12 +225,7 @@ pub(super) fn set<'a>(
     if let Err(e) = check_opaque(tokens) {
         return swallow(e);
     }
-    let key_len = if flags.base64 {
-        let mut scratch = [0u8; base64::MAX_DECODED];
-        base64::decode(key, &mut scratch).unwrap_or(0)
-    } else {
-        key.len()
-    };
+    let key_len = lookup_key(key, flags.base64, &mut [0u8; base64::MAX_DECODED]).len();
     let flags_size = if flags.client_flags == 0 { 0 } else { 4 };
     if key_len + bytes + flags_size > limits.max_key_plus_value {
         return Ok((
