@@ -51,6 +51,28 @@ struct Workload {
 }
 
 fn workloads() -> Vec<Workload> {
+    let small = Workload {
+        name: "small",
+        prefix: "small:",
+        keys: 100_000,
+        value_size: 32,
+        sets: 1,
+        gets: 10,
+        keys_per_get: 1,
+        conns: 50,
+        depth: 16,
+        meta: false,
+        describe: "100,000 keys, 32 B values, 1 set : 10 gets, 50 connections, 16 requests pipelined per connection (latency per batch of 16)",
+    };
+    // small, request for request, in the meta protocol
+    let meta = Workload {
+        name: "meta",
+        prefix: "meta:",
+        meta: true,
+        describe:
+            "small, in the meta protocol: ms : mg <key> v, 1 : 10, 50 connections, 16 pipelined",
+        ..small.clone()
+    };
     vec![
         Workload {
             name: "seed",
@@ -65,32 +87,8 @@ fn workloads() -> Vec<Workload> {
             meta: false,
             describe: "100,000 keys, 1 KiB values, 1 set : 5 gets, 50 connections, no pipelining",
         },
-        Workload {
-            name: "small",
-            prefix: "small:",
-            keys: 100_000,
-            value_size: 32,
-            sets: 1,
-            gets: 10,
-            keys_per_get: 1,
-            conns: 50,
-            depth: 16,
-            meta: false,
-            describe: "100,000 keys, 32 B values, 1 set : 10 gets, 50 connections, 16 requests pipelined per connection (latency per batch of 16)",
-        },
-        Workload {
-            name: "meta",
-            prefix: "meta:",
-            keys: 100_000,
-            value_size: 32,
-            sets: 1,
-            gets: 10,
-            keys_per_get: 1,
-            conns: 50,
-            depth: 16,
-            meta: true,
-            describe: "small, in the meta protocol: ms : mg <key> v, 1 : 10, 50 connections, 16 pipelined",
-        },
+        small,
+        meta,
         Workload {
             name: "multiget",
             prefix: "mget:",
