@@ -34,7 +34,7 @@ apt-get update
 apt-get install -y --no-install-recommends \
     rpm strace binutils groff-base man-db < /dev/null
 if command -v systemd-analyze > /dev/null; then
-    systemd-analyze --version | head -n 1
+    systemd-analyze --version | sed -n 1p
 else
     echo "NOTE: systemd-analyze is not installed: the unit will not be verified"
 fi
@@ -53,7 +53,7 @@ stamp "versions"
 cargo deb --version
 cargo generate-rpm --version
 rpm --version
-dpkg --version | head -n 1
+dpkg --version | sed -n 1p  # sed, not head: under pipefail head's early exit is SIGPIPE (141)
 
 stamp "cargo test --release --locked --test packaging"
 start=$SECONDS
