@@ -4,31 +4,30 @@
 //! through which `watch evictions` hears about evictions.
 //!
 //! Owns no item: everything here reads shards one lock at a time, for a
-//! bounded number of slab slots, through small accessors of `shard`. Must
+//! bounded number of records, through small accessors of `shard`. Must
 //! not know wire formats: callers get [`ItemMeta`] and format it themselves.
 //!
-//! A dump walks each shard's slab slots in order. An item keeps its slot
-//! for its whole life (a rewrite of a key replaces the item in place), so:
-//! every item present for the whole dump is listed exactly once (as it was
-//! when the walk passed its slot); an item written or removed during the
-//! dump may or may not be listed; one stored version of an item (a key and
-//! cas unique) is never listed twice. A key deleted (or evicted, or expired)
-//! and stored again during the dump can land in a slot the walk has not
-//! reached yet, and is then listed twice, with two different cas uniques.
+//! A dump walks each shard's segments from old to young, record by record.
+//! A rewrite appends a new record at the young end, so an item rewritten
+//! during the dump may be listed twice (old and new cas unique) or once;
+//! an item written or removed during the dump may or may not be listed.
+//! A segment recycled while the dump is paused on it is walked again from
+//! its start (its kept items may be listed twice, with the same unique);
+//! every item present and untouched for the whole dump is listed.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use super::item::{class_of, malloc_charge, Item, CLASSES, ENTRY_SIZE};
-use super::shard::Ctx;
+use super::item::{class_of, record_size, Item, CLASSES};
+use super::shard::{Ctx, Pos};
 use super::{Cache, Lookup};
 
-/// Slab slots a dump looks at per shard lock: bounds the lock hold to a few
+/// Records a dump looks at per shard lock: bounds the lock hold to a few
 /// tens of microseconds, formatting included.
 const DUMP_SLOTS: usize = 256;
-/// Slab slots one crawl slice looks at per shard lock (as the expirer).
+/// Records one crawl slice looks at per shard lock (as the expirer).
 const CRAWL_SLOTS: usize = 1024;
-/// Crawl slices per clock tick: a requested crawl visits up to 64 Ki slots
+/// Crawl slices per clock tick: a requested crawl visits up to 64 Ki records
 /// per tick (~650 K a second) on the clock thread.
 const CRAWL_SLICES_PER_TICK: usize = 64;
 
@@ -49,9 +48,9 @@ pub struct ItemMeta {
     pub fetched: bool,
     /// The size class (from 1) it counts in, as in `stats items`.
     pub class: u32,
-    /// Bytes the item takes: its key + value block as allocated plus its
-    /// slab slot (the size its class is chosen by, so it is never above the
-    /// class's `chunk_size`).
+    /// Bytes the item takes: its record, header, key and value (the size
+    /// its class is chosen by, so it is never above the class's
+    /// `chunk_size`).
     pub size: u64,
     /// Bytes of the value.
     pub value_len: usize,
@@ -62,9 +61,9 @@ pub struct ItemMeta {
 }
 
 /// The size class (from 1) an item with `key_len + value_len = total` bytes
-/// counts in, without looking it up.
+/// and client flags 0 counts in, without looking it up (flags add 4 bytes).
 pub fn class_for_len(total: usize) -> u32 {
-    class_of(malloc_charge(total) + ENTRY_SIZE) as u32 + 1
+    class_of(record_size(0, total, 0)) as u32 + 1
 }
 
 /// A set of class ids (1 to [`MAX_CLASS_ID`]) a dump lists.
@@ -92,17 +91,19 @@ impl ClassSet {
     }
 }
 
-/// Where a dump goes on: a shard and a slab slot in it. Packs into a
-/// `usize` (a [`crate::command::Flow::Paused`] count) and back; 0 is the
-/// start.
+/// Where a dump goes on: a shard, and a segment (the low 32 bits of its
+/// sequence number) and offset in it. Packs into a `usize` (a
+/// [`crate::command::Flow::Paused`] count) and back; 0 is the start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DumpCursor {
     shard: usize,
-    slot: usize,
+    seq: u32,
+    off: usize,
 }
 
-// The packing needs 12 bits of shard above 32 bits of slot.
+// The packing: 12 bits of shard, 32 of sequence, 20 of offset.
 const _: () = assert!(usize::BITS >= 64);
+const OFF_BITS: u32 = 20;
 
 impl DumpCursor {
     pub fn start() -> DumpCursor {
@@ -110,13 +111,14 @@ impl DumpCursor {
     }
 
     pub fn pack(self) -> usize {
-        (self.shard << 32) | self.slot
+        (self.shard << 52) | ((self.seq as usize) << OFF_BITS) | self.off
     }
 
     pub fn unpack(n: usize) -> DumpCursor {
         DumpCursor {
-            shard: n >> 32,
-            slot: n & 0xffff_ffff,
+            shard: n >> 52,
+            seq: (n >> OFF_BITS) as u32,
+            off: n & ((1 << OFF_BITS) - 1),
         }
     }
 }
@@ -147,15 +149,19 @@ impl Tap {
     }
 }
 
+/// A requested crawl under way: the shard it is in, and (once that shard
+/// is started) where in it and how many records are still to visit.
+type Pass = (usize, Option<(Pos, usize)>);
+
 /// The crawler's switches and the state of a requested crawl.
 pub(super) struct Crawler {
     pub(super) tap: Tap,
     enabled: AtomicBool,
     sleep: AtomicU32,
     tocrawl: AtomicU32,
-    /// A requested crawl: the next shard and how many of its slots are
-    /// still to visit (`None` before the shard is started).
-    pass: Mutex<Option<(usize, Option<usize>)>>,
+    /// A requested crawl: the next shard, and where in it and how many of
+    /// its records are still to visit (`None` before the shard is started).
+    pass: Mutex<Option<Pass>>,
 }
 
 impl Crawler {
@@ -178,8 +184,8 @@ impl Crawler {
 fn meta_of(it: &Item, now: u32, epoch_unix: u64) -> ItemMeta {
     let class_size = it.class_size();
     ItemMeta {
-        exp: (it.deadline != 0).then(|| epoch_unix + u64::from(it.deadline)),
-        last_access: epoch_unix + u64::from(it.atime),
+        exp: (it.deadline() != 0).then(|| epoch_unix + u64::from(it.deadline())),
+        last_access: epoch_unix + u64::from(it.atime()),
         cas: it.cas(),
         fetched: it.fetched(),
         class: class_of(class_size) as u32 + 1,
@@ -191,7 +197,7 @@ fn meta_of(it: &Item, now: u32, epoch_unix: u64) -> ItemMeta {
 }
 
 impl Cache {
-    /// `key`'s metadata if it is live, without reading it: the LRU, the
+    /// `key`'s metadata if it is live, without reading it: the used mark, the
     /// fetched bit and the access time stay as they were (memcached's `me`).
     pub fn item_meta(&self, key: &[u8]) -> Option<ItemMeta> {
         let (s, hash) = self.locate(key);
@@ -216,7 +222,7 @@ impl Cache {
         }
     }
 
-    /// One step of a dump: looks at up to `DUMP_SLOTS` slab slots of one
+    /// One step of a dump: looks at up to `DUMP_SLOTS` records of one
     /// shard from `at`, calling `f` (with the shard locked: it must not call
     /// back into the cache) for each live item of a class in `classes`.
     /// Returns where to go on, or `None` once every shard is done.
@@ -232,27 +238,29 @@ impl Cache {
         let ctx = self.ctx();
         let epoch = self.clock.epoch_unix();
         let shard = self.lock(at.shard);
-        let end = shard.slot_count().min(at.slot.saturating_add(DUMP_SLOTS));
-        for id in at.slot..end {
-            let Some(it) = shard.slot(id) else { continue };
+        let from = Pos {
+            seq: shard.seq_from_low(at.seq),
+            off: at.off,
+        };
+        let stop = shard.walk(from, DUMP_SLOTS, |it| {
             if !ctx.alive(it) {
-                continue;
+                return;
             }
             let meta = meta_of(it, ctx.now, epoch);
             if classes.contains(meta.class) {
                 f(it.key(), &meta);
             }
-        }
-        let next = if end >= shard.slot_count() {
-            DumpCursor {
+        });
+        let next = match stop {
+            None => DumpCursor {
                 shard: at.shard + 1,
-                slot: 0,
-            }
-        } else {
-            DumpCursor {
+                ..DumpCursor::default()
+            },
+            Some(pos) => DumpCursor {
                 shard: at.shard,
-                slot: end,
-            }
+                seq: pos.seq as u32,
+                off: pos.off,
+            },
         };
         drop(shard);
         (next.shard < self.shards.len()).then_some(next)
@@ -286,7 +294,7 @@ impl Cache {
         self.crawler.sleep.load(Ordering::Relaxed)
     }
 
-    /// `lru_crawler tocrawl`: slab slots a requested crawl looks at per
+    /// `lru_crawler tocrawl`: records a requested crawl looks at per
     /// shard (0: all of them).
     pub fn set_crawler_tocrawl(&self, n: u32) {
         self.crawler.tocrawl.store(n, Ordering::Relaxed);
@@ -296,14 +304,14 @@ impl Cache {
         self.crawler.tocrawl.load(Ordering::Relaxed)
     }
 
-    fn pass(&self) -> std::sync::MutexGuard<'_, Option<(usize, Option<usize>)>> {
+    fn pass(&self) -> std::sync::MutexGuard<'_, Option<Pass>> {
         self.crawler
             .pass
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// `lru_crawler crawl`: asks for one pass over every slab slot of every
+    /// `lru_crawler crawl`: asks for one pass over every record of every
     /// shard, removing expired and flushed items, run by [`Cache::crawl_tick`]
     /// in bounded slices. A request while a pass runs starts it over.
     pub fn request_crawl(&self) {
@@ -317,7 +325,7 @@ impl Cache {
 
     /// One clock tick's share of a requested crawl (nothing when none is
     /// pending or the crawler is disabled): at most `CRAWL_SLICES_PER_TICK`
-    /// slices of `CRAWL_SLOTS` slots, one shard lock per slice. Returns the
+    /// slices of `CRAWL_SLOTS` records, one shard lock per slice. Returns the
     /// items removed.
     pub fn crawl_tick(&self) -> usize {
         if !self.crawler_enabled() {
@@ -335,23 +343,20 @@ impl Cache {
                 break;
             }
             let mut s = self.lock(shard);
-            let todo = *left.get_or_insert_with(|| {
-                let slots = s.slot_count();
-                if tocrawl == 0 {
-                    slots
-                } else {
-                    slots.min(tocrawl)
-                }
-            });
+            let (mut at, todo) = left.unwrap_or((
+                Pos::default(),
+                if tocrawl == 0 { usize::MAX } else { tocrawl },
+            ));
             let n = todo.min(CRAWL_SLOTS);
-            // removals = visits: the sweep looks at exactly `n` slots
-            removed += s.sweep(&ctx, n, n);
+            // removals = visits: the sweep looks at up to `n` records
+            let (r, end) = s.sweep_from(&ctx, &mut at, n, n, true);
+            removed += r;
             drop(s);
-            if todo - n == 0 {
+            if end || todo - n == 0 {
                 shard += 1;
                 left = None;
             } else {
-                left = Some(todo - n);
+                left = Some((at, todo - n));
             }
         }
         *pass = (shard < self.shards.len()).then_some((shard, left));

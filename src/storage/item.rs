@@ -1,188 +1,281 @@
-//! One stored item, what its bytes cost, and the size class it counts in.
+//! One stored item as bytes in a segment, what those bytes cost, and the
+//! size class an item counts in.
 //!
-//! Owns the item's heap block (key then value, one allocation) and the rule
-//! for what that block really costs under glibc malloc. Must not know about
-//! shards, the index or the LRU beyond carrying the LRU link fields.
+//! Owns the record layout (a 20-byte header, 24 with client flags, then key
+//! and value, packed with no alignment or padding) and the page mappings
+//! records live in. Must not know about shards, the index or eviction.
+//!
+//! Record layout, little-endian:
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 0..8 | cas unique << 16, mark bits << 8, key length |
+//! | 8..12 | value length |
+//! | 12..16 | deadline (clock seconds, 0 = never) |
+//! | 16..20 | last access (clock seconds) |
+//! | 20..24 | client flags, only when the `HAS_FLAGS` bit is set |
+//!
+//! Most items carry flags 0, so they do not pay for them; flags are fixed
+//! when a record is written, so the header never changes size in place.
 
-use std::mem::size_of;
 use std::ptr::NonNull;
 
 use crate::clock::Secs;
 
-/// "No item": the end of an LRU list. Never a valid id.
-pub(super) const NIL: u32 = u32::MAX;
-
-/// Set once the item has been read (`evicted_unfetched`, `expired_unfetched`).
-const FETCHED: u32 = 1 << 31;
-/// Set when the item is read again after its first read (`evicted_active`).
-const ACTIVE: u32 = 1 << 30;
-const LEN_MASK: u32 = ACTIVE - 1;
-
-/// Largest key + value an item can hold (the length shares a u32 with two
-/// flag bits). memcached's own ceiling for `-I` is 1 GiB, below this.
-pub(super) const MAX_TOTAL_LEN: usize = LEN_MASK as usize;
 /// Keys are at most 250 bytes in memcached; the length lives in 8 bits.
 pub(super) const MAX_KEY_LEN: usize = u8::MAX as usize;
+/// Largest key + value an item can hold. memcached's own ceiling for `-I`
+/// is 1 GiB, the same.
+pub(super) const MAX_TOTAL_LEN: usize = (1 << 30) - 1;
 
-/// The key length takes the low 8 bits of the cas word and the meta
-/// command bits the next 3; 53 bits of unique last 2^53 writes (over 28
-/// years at 10 million writes a second).
-const CAS_SHIFT: u32 = 11;
+/// Header bytes without and with the client flags field.
+pub(super) const HEADER: usize = 20;
+pub(super) const HEADER_WITH_FLAGS: usize = 24;
+
+/// The cas unique takes the high 48 bits of the first word: 2^48 writes
+/// last nine years at a million writes a second.
+const CAS_SHIFT: u32 = 16;
 /// Largest cas unique an item holds; an explicit one (meta `E`) is masked.
 pub(super) const CAS_MASK: u64 = (1 << (64 - CAS_SHIFT)) - 1;
+
 /// Marked stale by a meta invalidation (`md I`, `ms I`): readers see `X`.
 const STALE: u64 = 1 << 8;
 /// A meta reader has been handed the recache token (`W`); others see `Z`.
 const WIN_SENT: u64 = 1 << 9;
 /// Stored with a base64 (binary) key: meta replies echo the key encoded.
 const BINARY_KEY: u64 = 1 << 10;
-const META_BITS: u64 = STALE | WIN_SENT | BINARY_KEY;
+/// The record is garbage: deleted, replaced, expired or moved. Its bytes
+/// stay until its segment is recycled.
+const DEAD: u64 = 1 << 11;
+/// Used since it was written or last given a second chance: eviction
+/// keeps it once (the CLOCK bit).
+const REFERENCED: u64 = 1 << 12;
+/// Read at least once (`evicted_unfetched`, `expired_unfetched`, `me`).
+const FETCHED: u64 = 1 << 13;
+/// Read again after its first read (`evicted_active`).
+const ACTIVE: u64 = 1 << 14;
+/// The header has the client flags field.
+const HAS_FLAGS: u64 = 1 << 15;
 
-/// The size of one slab slot holding an item: the item header as far as
-/// memory is concerned. `slab`'s entry type is private; this mirror has the
-/// same shape (`Vacant(usize)` / `Occupied(T)`) and so the same layout.
-pub(super) const ENTRY_SIZE: usize = size_of::<SlabEntryMirror>();
+/// The bits a rewrite of the cas unique keeps.
+const LOW_BITS: u64 = (1 << CAS_SHIFT) - 1;
 
-#[allow(dead_code)]
-enum SlabEntryMirror {
-    Vacant(usize),
-    Occupied(Item),
+#[inline]
+fn read_u32(b: &[u8], at: usize) -> u32 {
+    let mut w = [0; 4];
+    w.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(w)
 }
 
-/// A stored item: 40 bytes here plus one heap block holding key and value.
-///
-/// The block is allocated as a `Box<[u8]>` of `len` bytes and owned by the
-/// item; it is kept as a thin pointer (the length lives in `len`) so that
-/// the header stays at 40 bytes.
-pub(super) struct Item {
-    ptr: NonNull<u8>,
-    /// cas unique << 11 | meta bits << 8 | key length.
-    cas_klen: u64,
-    /// Key + value length, with the FETCHED and ACTIVE bits on top.
-    len: u32,
+#[inline]
+fn write_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+#[inline]
+fn read_word(b: &[u8]) -> u64 {
+    let mut w = [0; 8];
+    w.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(w)
+}
+
+/// The length of the record that starts `b` (which holds at least its
+/// header).
+#[inline]
+pub(super) fn record_len(b: &[u8]) -> usize {
+    let word = read_word(b);
+    header_len(word & HAS_FLAGS != 0) + (word & 0xff) as usize + read_u32(b, 8) as usize
+}
+
+#[inline]
+const fn header_len(has_flags: bool) -> usize {
+    if has_flags {
+        HEADER_WITH_FLAGS
+    } else {
+        HEADER
+    }
+}
+
+/// Bytes a record of this key, value and flags takes.
+#[inline]
+pub(super) const fn record_size(klen: usize, vlen: usize, flags: u32) -> usize {
+    header_len(flags != 0) + klen + vlen
+}
+
+/// What a new record holds besides its key and value.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Header {
     pub(super) flags: u32,
-    /// Clock seconds; 0 = never.
     pub(super) deadline: Secs,
-    /// Clock second of the last write or read (LRU age, delayed flush).
     pub(super) atime: Secs,
-    pub(super) prev: u32,
-    pub(super) next: u32,
+    pub(super) cas: u64,
+    pub(super) stale: bool,
+    pub(super) win_sent: bool,
+    pub(super) binary_key: bool,
 }
 
-// SAFETY: an `Item` is the only owner of its heap block (like a `Box<[u8]>`),
-// so moving it to another thread moves the block with it.
-unsafe impl Send for Item {}
-
-impl Drop for Item {
-    fn drop(&mut self) {
-        let len = self.total_len();
-        // SAFETY: `ptr` and `len` came from `Box::leak` of a `Box<[u8]>`
-        // of exactly `len` bytes (see `Item::from_block`), and are dropped once.
-        unsafe {
-            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-                self.ptr.as_ptr(),
-                len,
-            )));
+/// Writes a record (header, key, then the value's parts in order) at the
+/// start of `out`, which is exactly [`record_size`] long.
+pub(super) fn write_record(out: &mut [u8], h: &Header, key: &[u8], value: &[&[u8]]) {
+    let vlen: usize = value.iter().map(|p| p.len()).sum();
+    debug_assert!(key.len() <= MAX_KEY_LEN && vlen <= MAX_TOTAL_LEN);
+    debug_assert_eq!(out.len(), record_size(key.len(), vlen, h.flags));
+    let mut word = ((h.cas & CAS_MASK) << CAS_SHIFT) | key.len() as u64;
+    for (on, bit) in [
+        (h.stale, STALE),
+        (h.win_sent, WIN_SENT),
+        (h.binary_key, BINARY_KEY),
+        (h.flags != 0, HAS_FLAGS),
+    ] {
+        if on {
+            word |= bit;
         }
     }
+    out[..8].copy_from_slice(&word.to_le_bytes());
+    write_u32(out, 8, vlen as u32);
+    write_u32(out, 12, h.deadline);
+    write_u32(out, 16, h.atime);
+    let mut at = HEADER;
+    if h.flags != 0 {
+        write_u32(out, 20, h.flags);
+        at = HEADER_WITH_FLAGS;
+    }
+    out[at..at + key.len()].copy_from_slice(key);
+    at += key.len();
+    for p in value {
+        out[at..at + p.len()].copy_from_slice(p);
+        at += p.len();
+    }
 }
 
-/// Builds a heap block of exactly the parts' total length (no zeroing, no
-/// spare capacity, so the allocation is `malloc(len)`).
-pub(super) fn block(parts: &[&[u8]]) -> Box<[u8]> {
-    let len = parts.iter().map(|p| p.len()).sum();
-    let mut v = Vec::with_capacity(len);
-    for p in parts {
-        v.extend_from_slice(p);
-    }
-    v.into_boxed_slice()
-}
+/// A stored item: a view of its record's bytes (exactly the record).
+#[repr(transparent)]
+pub(super) struct Item([u8]);
 
 impl Item {
-    /// Wraps a block holding `klen` key bytes followed by the value.
-    /// The caller checks `block.len() <= MAX_TOTAL_LEN`, `klen <= MAX_KEY_LEN`
-    /// and `cas` below 2^56.
-    pub(super) fn from_block(
-        block: Box<[u8]>,
-        klen: usize,
-        flags: u32,
-        deadline: Secs,
-        now: Secs,
-        cas: u64,
-    ) -> Item {
-        debug_assert!(block.len() <= MAX_TOTAL_LEN && klen <= MAX_KEY_LEN && klen <= block.len());
-        let len = block.len() as u32;
-        let ptr = NonNull::from(Box::leak(block)).cast::<u8>();
-        Item {
-            ptr,
-            cas_klen: ((cas & CAS_MASK) << CAS_SHIFT) | klen as u64,
-            len,
-            flags,
-            deadline,
-            atime: now,
-            prev: NIL,
-            next: NIL,
-        }
+    #[inline]
+    pub(super) fn new(record: &[u8]) -> &Item {
+        // SAFETY: `Item` is a transparent wrapper of `[u8]`.
+        unsafe { &*(record as *const [u8] as *const Item) }
     }
 
     #[inline]
-    pub(super) fn total_len(&self) -> usize {
-        (self.len & LEN_MASK) as usize
+    pub(super) fn new_mut(record: &mut [u8]) -> &mut Item {
+        // SAFETY: as `new`; the borrow stays unique.
+        unsafe { &mut *(record as *mut [u8] as *mut Item) }
+    }
+
+    #[inline]
+    fn word(&self) -> u64 {
+        read_word(&self.0)
+    }
+
+    #[inline]
+    fn set_word(&mut self, word: u64) {
+        self.0[..8].copy_from_slice(&word.to_le_bytes());
+    }
+
+    #[inline]
+    fn header_len(&self) -> usize {
+        header_len(self.word() & HAS_FLAGS != 0)
     }
 
     #[inline]
     fn klen(&self) -> usize {
-        (self.cas_klen & 0xff) as usize
+        (self.word() & 0xff) as usize
     }
 
+    /// Bytes of the whole record.
     #[inline]
-    pub(super) fn bytes(&self) -> &[u8] {
-        // SAFETY: the block is `total_len()` initialised bytes owned by self.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.total_len()) }
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Key + value bytes.
+    #[cfg(test)]
+    pub(super) fn total_len(&self) -> usize {
+        self.0.len() - self.header_len()
     }
 
     #[inline]
     pub(super) fn key(&self) -> &[u8] {
-        &self.bytes()[..self.klen()]
+        let h = self.header_len();
+        &self.0[h..h + self.klen()]
     }
 
     #[inline]
     pub(super) fn value(&self) -> &[u8] {
-        &self.bytes()[self.klen()..]
+        &self.0[self.header_len() + self.klen()..]
     }
 
     /// The value, for writing an incr/decr result in place.
     pub(super) fn value_mut(&mut self) -> &mut [u8] {
-        let (klen, len) = (self.klen(), self.total_len());
-        // SAFETY: as `bytes`, and `&mut self` makes the access unique.
-        let all = unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), len) };
-        &mut all[klen..]
+        let at = self.header_len() + self.klen();
+        &mut self.0[at..]
+    }
+
+    #[inline]
+    pub(super) fn flags(&self) -> u32 {
+        if self.word() & HAS_FLAGS != 0 {
+            read_u32(&self.0, 20)
+        } else {
+            0
+        }
+    }
+
+    /// Clock second it expires at; 0 = never.
+    #[inline]
+    pub(super) fn deadline(&self) -> Secs {
+        read_u32(&self.0, 12)
+    }
+
+    pub(super) fn set_deadline(&mut self, deadline: Secs) {
+        write_u32(&mut self.0, 12, deadline);
+    }
+
+    /// Clock second of the last write or read (age, delayed flush).
+    #[inline]
+    pub(super) fn atime(&self) -> Secs {
+        read_u32(&self.0, 16)
+    }
+
+    #[inline]
+    pub(super) fn set_atime(&mut self, now: Secs) {
+        write_u32(&mut self.0, 16, now);
     }
 
     #[inline]
     pub(super) fn cas(&self) -> u64 {
-        self.cas_klen >> CAS_SHIFT
+        self.word() >> CAS_SHIFT
     }
 
-    /// Sets the unique (masked to 53 bits), keeping the key length and the
-    /// meta bits.
+    /// Sets the unique (masked to 48 bits), keeping everything else.
     pub(super) fn set_cas(&mut self, cas: u64) {
-        self.cas_klen = ((cas & CAS_MASK) << CAS_SHIFT) | (self.cas_klen & (META_BITS | 0xff));
+        let word = ((cas & CAS_MASK) << CAS_SHIFT) | (self.word() & LOW_BITS);
+        self.set_word(word);
     }
 
     #[inline]
+    fn bit(&self, bit: u64) -> bool {
+        self.word() & bit != 0
+    }
+
+    #[inline]
+    fn set_bit(&mut self, bit: u64, on: bool) {
+        let w = self.word();
+        self.set_word(if on { w | bit } else { w & !bit });
+    }
+
     pub(super) fn stale(&self) -> bool {
-        self.cas_klen & STALE != 0
+        self.bit(STALE)
     }
 
-    #[inline]
     pub(super) fn win_sent(&self) -> bool {
-        self.cas_klen & WIN_SENT != 0
+        self.bit(WIN_SENT)
     }
 
-    #[inline]
     pub(super) fn binary_key(&self) -> bool {
-        self.cas_klen & BINARY_KEY != 0
+        self.bit(BINARY_KEY)
     }
 
     pub(super) fn set_stale(&mut self, on: bool) {
@@ -193,67 +286,63 @@ impl Item {
         self.set_bit(WIN_SENT, on);
     }
 
-    pub(super) fn set_binary_key(&mut self, on: bool) {
-        self.set_bit(BINARY_KEY, on);
+    #[inline]
+    pub(super) fn dead(&self) -> bool {
+        self.bit(DEAD)
     }
 
-    fn set_bit(&mut self, bit: u64, on: bool) {
-        if on {
-            self.cas_klen |= bit;
-        } else {
-            self.cas_klen &= !bit;
-        }
+    pub(super) fn set_dead(&mut self) {
+        self.set_bit(DEAD, true);
+    }
+
+    #[inline]
+    pub(super) fn referenced(&self) -> bool {
+        self.bit(REFERENCED)
+    }
+
+    #[inline]
+    pub(super) fn set_referenced(&mut self, on: bool) {
+        self.set_bit(REFERENCED, on);
     }
 
     #[inline]
     pub(super) fn fetched(&self) -> bool {
-        self.len & FETCHED != 0
+        self.bit(FETCHED)
     }
 
     #[inline]
     pub(super) fn active(&self) -> bool {
-        self.len & ACTIVE != 0
+        self.bit(ACTIVE)
     }
 
-    /// Records a read: the first sets FETCHED, a later one ACTIVE.
+    /// Records a read: the first sets FETCHED, a later one ACTIVE; either
+    /// makes the item referenced.
     #[inline]
     pub(super) fn mark_fetched(&mut self) {
-        if self.len & FETCHED != 0 {
-            self.len |= ACTIVE;
-        } else {
-            self.len |= FETCHED;
-        }
+        let w = self.word();
+        let mark = if w & FETCHED != 0 { ACTIVE } else { FETCHED };
+        self.set_word(w | mark | REFERENCED);
     }
 
-    /// Bytes this item's block costs (see [`malloc_charge`]).
-    #[inline]
-    pub(super) fn charge(&self) -> usize {
-        malloc_charge(self.total_len())
-    }
-
-    /// The size the item counts as for size classes: block cost + slab slot.
+    /// The size the item counts as for size classes and `mem_requested`:
+    /// its record (header, key, value; there is no rounding).
     #[inline]
     pub(super) fn class_size(&self) -> usize {
-        self.charge() + ENTRY_SIZE
-    }
-
-    /// key + value + header, memcached's `mem_requested`.
-    #[inline]
-    pub(super) fn requested(&self) -> usize {
-        self.total_len() + ENTRY_SIZE
+        self.len()
     }
 }
 
 /// glibc's default `M_MMAP_THRESHOLD`: chunks this large are mmapped.
 const MMAP_THRESHOLD: usize = 128 * 1024;
-const PAGE: usize = 4096;
+pub(super) const PAGE: usize = 4096;
 
 /// What `malloc(n)` really costs under glibc on 64-bit: the chunk, i.e. the
 /// usable size rounded to 16 with the 8-byte size header (the next chunk's
 /// prev-size word is usable space), at least 32 bytes. Chunks at or over
 /// the mmap threshold get a page-rounded mapping (usable + 16); when glibc's
 /// dynamic threshold serves them from the heap instead they cost less, so
-/// the page-rounded figure is an upper bound either way.
+/// the page-rounded figure is an upper bound either way. (Only the index
+/// tables are malloc'd now; records live in [`Mapping`]s.)
 pub(super) const fn malloc_charge(n: usize) -> usize {
     if n == 0 {
         return 0;
@@ -264,6 +353,73 @@ pub(super) const fn malloc_charge(n: usize) -> usize {
         (chunk + 8 + PAGE - 1) & !(PAGE - 1)
     } else {
         chunk
+    }
+}
+
+/// Page-rounded size of a mapping of `n` bytes: what it costs.
+pub(super) const fn pages(n: usize) -> usize {
+    (n + PAGE - 1) & !(PAGE - 1)
+}
+
+/// Anonymous memory straight from the kernel (mmap), page-rounded, so
+/// that what is charged is exactly what can become resident, and freeing
+/// it gives it back at once (no allocator keeps or fragments it).
+pub(super) struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: a `Mapping` is the only owner of its pages (like a `Box<[u8]>`).
+unsafe impl Send for Mapping {}
+
+impl Mapping {
+    /// `None` when the kernel refuses (the caller treats it as no memory).
+    pub(super) fn new(n: usize) -> Option<Mapping> {
+        let len = pages(n.max(1));
+        // SAFETY: an anonymous private mapping with no address hint; the
+        // result is checked before use.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        NonNull::new(p.cast::<u8>()).map(|ptr| Mapping { ptr, len })
+    }
+
+    /// Bytes mapped (what the mapping is charged).
+    #[inline]
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub(super) fn bytes(&self) -> &[u8] {
+        // SAFETY: `len` bytes mapped readable (zero-filled at first) and
+        // owned by self.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    #[inline]
+    pub(super) fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as `bytes`, and `&mut self` makes the access unique.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `new` mapped, once.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
     }
 }
 
@@ -314,51 +470,82 @@ pub(super) fn class_of(size: usize) -> usize {
 mod tests {
     use super::*;
 
-    fn item(key: &[u8], value: &[u8], cas: u64) -> Item {
-        Item::from_block(block(&[key, value]), key.len(), 7, 0, 2, cas)
+    fn record(key: &[u8], value: &[u8], flags: u32, cas: u64) -> Vec<u8> {
+        let mut out = vec![0; record_size(key.len(), value.len(), flags)];
+        let h = Header {
+            flags,
+            deadline: 9,
+            atime: 2,
+            cas,
+            stale: false,
+            win_sent: false,
+            binary_key: false,
+        };
+        write_record(&mut out, &h, key, &[value]);
+        out
     }
 
     #[test]
-    fn header_is_40_bytes_and_so_is_its_slab_slot() {
-        assert_eq!(size_of::<Item>(), 40);
-        assert_eq!(ENTRY_SIZE, 40);
+    fn header_is_20_bytes_and_24_with_flags() {
+        assert_eq!(record(b"k", b"vv", 0, 1).len(), 20 + 3);
+        assert_eq!(record(b"k", b"vv", 7, 1).len(), 24 + 3);
+        assert_eq!(record_len(&record(b"key", b"value", 5, 1)), 32);
     }
 
     #[test]
     fn fields_round_trip() {
-        let mut it = item(b"key", b"value", CAS_MASK);
-        assert_eq!(it.key(), b"key");
-        assert_eq!(it.value(), b"value");
-        assert_eq!(it.cas(), CAS_MASK);
-        assert!(!it.stale() && !it.win_sent() && !it.binary_key());
-        it.set_stale(true);
-        it.set_binary_key(true);
-        it.set_cas(42);
-        assert_eq!((it.cas(), it.key()), (42, &b"key"[..]));
-        assert!(it.stale() && !it.win_sent() && it.binary_key());
-        it.set_win_sent(true);
-        it.set_stale(false);
-        assert!(!it.stale() && it.win_sent() && it.binary_key());
-        assert_eq!((it.cas(), it.key()), (42, &b"key"[..]));
-        it.set_cas(u64::MAX);
-        assert_eq!(
-            it.cas(),
-            CAS_MASK,
-            "an explicit unique is masked to 53 bits"
-        );
-        assert!(!it.fetched() && !it.active());
-        it.mark_fetched();
-        assert!(it.fetched() && !it.active());
-        it.mark_fetched();
-        assert!(it.fetched() && it.active());
-        assert_eq!(it.total_len(), 8, "flag bits do not leak into the length");
-        it.value_mut().copy_from_slice(b"VALUE");
-        assert_eq!(it.bytes(), b"keyVALUE");
-        let empty = item(b"", b"", 1);
-        assert_eq!(
-            (empty.key(), empty.value(), empty.charge()),
-            (&[][..], &[][..], 0)
-        );
+        for flags in [0, 7, u32::MAX] {
+            let mut buf = record(b"key", b"value", flags, CAS_MASK);
+            let it = Item::new_mut(&mut buf);
+            assert_eq!(
+                (it.key(), it.value(), it.flags()),
+                (&b"key"[..], &b"value"[..], flags)
+            );
+            assert_eq!((it.cas(), it.deadline(), it.atime()), (CAS_MASK, 9, 2));
+            assert!(!it.stale() && !it.win_sent() && !it.binary_key());
+            assert!(!it.dead() && !it.referenced());
+            it.set_stale(true);
+            it.set_cas(42);
+            assert_eq!((it.cas(), it.key()), (42, &b"key"[..]));
+            assert!(it.stale() && !it.win_sent());
+            it.set_win_sent(true);
+            it.set_stale(false);
+            assert!(!it.stale() && it.win_sent());
+            it.set_cas(u64::MAX);
+            assert_eq!(
+                it.cas(),
+                CAS_MASK,
+                "an explicit unique is masked to 48 bits"
+            );
+            assert!(!it.fetched() && !it.active());
+            it.mark_fetched();
+            assert!(it.fetched() && !it.active() && it.referenced());
+            it.set_referenced(false);
+            it.mark_fetched();
+            assert!(it.fetched() && it.active() && it.referenced());
+            it.set_deadline(77);
+            it.set_atime(78);
+            assert_eq!((it.deadline(), it.atime(), it.flags()), (77, 78, flags));
+            assert_eq!(it.total_len(), 8, "bits do not leak into the lengths");
+            it.value_mut().copy_from_slice(b"VALUE");
+            assert_eq!(it.value(), b"VALUE");
+            it.set_dead();
+            assert!(it.dead() && it.win_sent() && it.cas() == CAS_MASK);
+        }
+        let empty = record(b"", b"", 0, 1);
+        let it = Item::new(&empty);
+        assert_eq!((it.key(), it.value(), it.len()), (&[][..], &[][..], HEADER));
+    }
+
+    #[test]
+    fn mappings_are_page_rounded_and_writable() {
+        let mut m = Mapping::new(5000).expect("mmap");
+        assert_eq!(m.len(), 8192);
+        assert!(m.bytes().iter().all(|&b| b == 0));
+        m.bytes_mut()[8191] = 1;
+        assert_eq!(m.bytes()[8191], 1);
+        assert_eq!(pages(1), PAGE);
+        assert_eq!(pages(PAGE + 1), 2 * PAGE);
     }
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -368,8 +555,7 @@ mod tests {
             .chain((4096..MMAP_THRESHOLD + 70_000).step_by(997))
             .chain([100 * 1024, 512 * 1024, 1024 * 1024, 3 * 1024 * 1024 + 5]);
         for n in sizes {
-            // The same allocation path as an item block.
-            let b = block(&[&vec![1u8; n]]);
+            let b = vec![1u8; n].into_boxed_slice();
             // SAFETY: the pointer is a live malloc'd block (System allocator).
             let usable = unsafe { libc::malloc_usable_size(b.as_ptr() as *mut libc::c_void) };
             let charge = malloc_charge(n);

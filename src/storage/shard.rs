@@ -1,20 +1,39 @@
-//! One shard: a slab arena of items, the index over it, the LRU list
-//! threaded through the items, and the shard's counters.
+//! One shard: its segments of packed records, the index over them, the
+//! CLOCK eviction order, and the shard's counters.
 //!
 //! Owns everything behind one shard lock. Must not take another shard's lock
 //! (the caller holds this one) and must not let the memory budget pass its
 //! limit: every byte a shard allocates is charged to the shared [`Budget`]
-//! before it is allocated (item blocks, slab and index growth).
+//! before it is allocated (segments, large-item mappings, index growth).
+//!
+//! Storage is a log per shard: records (see [`super::item`]) are appended
+//! to the open segment, a page mapping of `seg_size` bytes; a record over a
+//! quarter of that gets a mapping of its own. Segments form a FIFO, oldest
+//! first. A rewrite appends a new record and marks the old one dead; dead
+//! bytes come back when their segment is recycled.
+//!
+//! Eviction is CLOCK over segments (second chance): when the open segment
+//! is full and the budget allows no new one, the oldest segment is
+//! recycled in place: its live records used since they were written (read,
+//! touched, bumped) are kept first, then unused ones, up to half the
+//! segment, slid to its front with their mark cleared; the rest are
+//! evicted; the segment becomes the open one, at the young end of the
+//! FIFO. So an item in use survives a turn of the FIFO that evicts unused
+//! ones, and a cache whose oldest segment is mostly dead bytes (rewrites,
+//! deletes) compacts it without evicting anything.
+//! memcached's LRU is an approximation too (bumps at most once a minute,
+//! segmented queues); this one costs no per-item links, which is what lets
+//! an item of ~100 bytes cost ~20 bytes beyond its key and value.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use slab::Slab;
+use std::collections::VecDeque;
 
 use super::crawl::Tap;
 use super::index::Index;
-use super::item::{self, class_of, malloc_charge, Item, CLASSES, ENTRY_SIZE, NIL};
+use super::item::{self, class_of, pages, record_size, Header, Item, Mapping, CLASSES};
 use super::{
     ArithOpts, DeleteAction, DeleteOutcome, Lookup, MetaArithOutcome, StoreOp, StoreOutcome,
     WriteOpts, ITEM_SIZE_OVERHEAD,
@@ -80,16 +99,6 @@ impl Budget {
     pub(super) fn uncharge(&self, n: usize) {
         self.used.fetch_sub(n, Ordering::Relaxed);
     }
-
-    /// Applies a signed correction (only ever the difference between what
-    /// was reserved and what was really allocated).
-    fn adjust(&self, delta: isize) {
-        if delta >= 0 {
-            self.used.fetch_add(delta as usize, Ordering::Relaxed);
-        } else {
-            self.uncharge(delta.unsigned_abs());
-        }
-    }
 }
 
 /// What a flush has killed, as of one operation: items with a cas unique
@@ -121,9 +130,9 @@ impl Ctx<'_> {
     /// Why `it` is dead, if it is: flushed first, as memcached checks.
     #[inline]
     fn death(&self, it: &Item) -> Option<Lookup> {
-        if it.cas() <= self.flush.cas || it.atime < self.flush.before {
+        if it.cas() <= self.flush.cas || it.atime() < self.flush.before {
             Some(Lookup::Flushed)
-        } else if is_expired(it.deadline, self.now) {
+        } else if is_expired(it.deadline(), self.now) {
             Some(Lookup::Expired)
         } else {
             None
@@ -174,58 +183,153 @@ pub(super) enum Attempt<T> {
     Short(usize),
 }
 
+/// Where a reserved record goes.
+enum Place {
+    /// At the end of the open segment.
+    Open,
+    /// At the start of this (large) segment of its own.
+    Own(u16),
+}
+
 enum Reserve {
-    Ok,
+    Ok(Place),
     NoMemory,
     Short(usize),
 }
 
-/// Slab growth step: a quarter of the capacity (so unused slots stay under
-/// 20% of the arena), at least 16 slots.
-fn slab_growth(capacity: usize) -> usize {
-    (capacity / 4).max(16)
+/// A record's location: segment number << 20 | byte offset in it.
+const OFFSET_BITS: u32 = 20;
+const OFFSET_MASK: u32 = (1 << OFFSET_BITS) - 1;
+/// Largest normal segment (its offsets fit the location's 20 bits).
+pub(super) const MAX_SEGMENT: usize = 1 << OFFSET_BITS;
+/// Smallest normal segment (records up to a quarter of it live in one).
+pub(super) const MIN_SEGMENT: usize = 16 * 1024;
+/// Segment numbers a shard may use: the index stores location + 1 in a u32.
+const MAX_SEGS: usize = (1 << (32 - OFFSET_BITS)) - 1;
+
+#[inline]
+fn location(num: u16, off: usize) -> u32 {
+    (u32::from(num) << OFFSET_BITS) | off as u32
 }
 
-fn slab_bytes(capacity: usize) -> usize {
-    malloc_charge(capacity * ENTRY_SIZE)
+#[inline]
+fn split(loc: u32) -> (usize, usize) {
+    ((loc >> OFFSET_BITS) as usize, (loc & OFFSET_MASK) as usize)
+}
+
+/// A place in a shard's FIFO of records, for walks that span lock holds
+/// (the expiry sweep, crawls, dumps): a segment's sequence number and an
+/// offset in it. A segment gets a new sequence number whenever its records
+/// move, so a position never points into the middle of a record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Pos {
+    pub(super) seq: u64,
+    pub(super) off: usize,
+}
+
+struct Seg {
+    map: Mapping,
+    /// Bytes of records written; they start at 0 and end here.
+    used: usize,
+    /// Records in it that are not dead.
+    live: u32,
+    /// Its place in the FIFO: larger is younger.
+    seq: u64,
+    /// Holds one record too large for a normal segment.
+    large: bool,
+}
+
+impl Seg {
+    #[inline]
+    fn item(&self, off: usize) -> &Item {
+        let b = &self.map.bytes()[off..];
+        Item::new(&b[..item::record_len(b)])
+    }
+
+    #[inline]
+    fn item_mut(&mut self, off: usize) -> &mut Item {
+        let b = &mut self.map.bytes_mut()[off..];
+        let len = item::record_len(b);
+        Item::new_mut(&mut b[..len])
+    }
+}
+
+/// How the oldest segment is recycled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recycle {
+    /// CLOCK: keep records used since the last turn, then unused ones,
+    /// up to half the segment; evict the rest; the segment becomes the
+    /// open one.
+    SecondChance,
+    /// Evict everything in it and give its memory back to the budget.
+    Release,
+    /// No eviction (`-M`): keep every live record, drop only dead bytes.
+    Compact,
+}
+
+#[inline]
+fn segment(segs: &[Option<Seg>], num: usize) -> &Seg {
+    match &segs[num] {
+        Some(seg) => seg,
+        None => unreachable!("a location in a free segment"),
+    }
+}
+
+#[inline]
+fn item_at(segs: &[Option<Seg>], loc: u32) -> &Item {
+    let (num, off) = split(loc);
+    segment(segs, num).item(off)
 }
 
 pub(super) struct Shard {
-    items: Slab<Item>,
+    /// By segment number; `None` for a free number.
+    segs: Vec<Option<Seg>>,
+    free_nums: Vec<u16>,
+    /// Segment numbers, oldest first (sequence numbers ascending).
+    fifo: VecDeque<u16>,
+    /// The normal segment records are appended to.
+    open: Option<u16>,
+    next_seq: u64,
+    seg_size: usize,
     index: Index,
-    /// Most recently used.
-    head: u32,
-    /// Least recently used: the next to evict.
-    tail: u32,
     hasher: RandomState,
-    /// Charged bytes of the slab's and the index's allocations.
+    /// Charged bytes of the index table.
     struct_bytes: usize,
-    /// Charged bytes of the item blocks.
+    /// Charged bytes of the segments' mappings.
     item_bytes: usize,
-    /// Next slab slot the expiry sweep looks at.
-    cursor: usize,
+    /// Live (indexed) records.
+    live: usize,
+    /// Where the expiry sweep goes on.
+    cursor: Pos,
     total_items: u64,
     classes: Box<[ClassCounters; CLASSES]>,
 }
 
 impl Shard {
-    pub(super) fn new(hasher: RandomState) -> Shard {
+    /// `seg_size`: bytes of a normal segment, a power of two from
+    /// [`MIN_SEGMENT`] to [`MAX_SEGMENT`].
+    pub(super) fn new(hasher: RandomState, seg_size: usize) -> Shard {
+        debug_assert!(seg_size.is_power_of_two());
         Shard {
-            items: Slab::new(),
+            segs: Vec::new(),
+            free_nums: Vec::new(),
+            fifo: VecDeque::new(),
+            open: None,
+            next_seq: 1,
+            seg_size: seg_size.clamp(MIN_SEGMENT, MAX_SEGMENT),
             index: Index::new(),
-            head: NIL,
-            tail: NIL,
             hasher,
             struct_bytes: 0,
             item_bytes: 0,
-            cursor: 0,
+            live: 0,
+            cursor: Pos::default(),
             total_items: 0,
             classes: Box::new([ClassCounters::default(); CLASSES]),
         }
     }
 
     pub(super) fn len(&self) -> usize {
-        self.items.len()
+        self.live
     }
 
     pub(super) fn total_items(&self) -> u64 {
@@ -240,117 +344,98 @@ impl Shard {
         self.hasher.hash_one(key) as u32
     }
 
+    /// Records larger than this get a mapping of their own.
+    #[inline]
+    fn large_threshold(&self) -> usize {
+        self.seg_size / 4
+    }
+
+    #[inline]
+    fn item(&self, loc: u32) -> &Item {
+        item_at(&self.segs, loc)
+    }
+
+    #[inline]
+    fn item_mut(&mut self, loc: u32) -> &mut Item {
+        let (num, off) = split(loc);
+        match &mut self.segs[num] {
+            Some(seg) => seg.item_mut(off),
+            None => unreachable!("a location in a free segment"),
+        }
+    }
+
+    fn seg_mut(&mut self, num: usize) -> &mut Seg {
+        match &mut self.segs[num] {
+            Some(seg) => seg,
+            None => unreachable!("a free segment in use"),
+        }
+    }
+
     #[inline]
     fn find(&self, hash: u32, key: &[u8]) -> Option<(usize, u32)> {
-        let items = &self.items;
-        self.index.find(hash, |id| items[id as usize].key() == key)
+        let segs = &self.segs;
+        self.index.find(hash, |loc| item_at(segs, loc).key() == key)
     }
 
     /// Finds `key`'s live item; removes it if it is dead.
     #[inline]
     pub(super) fn find_live(&mut self, hash: u32, key: &[u8], ctx: &Ctx) -> Found {
-        let Some((pos, id)) = self.find(hash, key) else {
+        let Some((pos, loc)) = self.find(hash, key) else {
             return Found::Absent;
         };
-        match ctx.death(&self.items[id as usize]) {
-            None => Found::Live(id),
+        match ctx.death(self.item(loc)) {
+            None => Found::Live(loc),
             Some(why) => {
-                self.reclaim(pos, id, why, false, ctx);
+                self.reclaim(pos, loc, why, false, ctx);
                 Found::Gone(why)
             }
         }
     }
 
-    // ---- LRU ----
-
-    fn lru_unlink(&mut self, id: u32) {
-        let (prev, next) = {
-            let it = &self.items[id as usize];
-            (it.prev, it.next)
-        };
-        if prev == NIL {
-            self.head = next;
-        } else {
-            self.items[prev as usize].next = next;
-        }
-        if next == NIL {
-            self.tail = prev;
-        } else {
-            self.items[next as usize].prev = prev;
-        }
-    }
-
-    fn lru_push_head(&mut self, id: u32) {
-        let head = self.head;
-        {
-            let it = &mut self.items[id as usize];
-            it.prev = NIL;
-            it.next = head;
-        }
-        if head == NIL {
-            self.tail = id;
-        } else {
-            self.items[head as usize].prev = id;
-        }
-        self.head = id;
-    }
-
-    #[inline]
-    fn lru_bump(&mut self, id: u32) {
-        if self.head != id {
-            self.lru_unlink(id);
-            self.lru_push_head(id);
-        }
-    }
-
     // ---- removal ----
 
-    fn class_add(&mut self, it: &Item) {
-        let c = &mut self.classes[class_of(it.class_size())];
+    fn class_add(&mut self, size: usize) {
+        let c = &mut self.classes[class_of(size)];
         c.number += 1;
         c.stored += 1;
-        c.requested += it.requested() as u64;
+        c.requested += size as u64;
     }
 
-    fn class_sub(&mut self, it: &Item) {
-        let c = &mut self.classes[class_of(it.class_size())];
+    fn class_sub(&mut self, size: usize) {
+        let c = &mut self.classes[class_of(size)];
         c.number -= 1;
-        c.requested -= it.requested() as u64;
+        c.requested -= size as u64;
     }
 
-    /// Unlinks the item at index slot `pos` and returns its charge to the
-    /// budget. The returned item is dropped by the caller.
-    fn remove_at(&mut self, pos: usize, id: u32, budget: &Budget) -> Item {
+    /// Marks the record at `loc` dead (its bytes stay until its segment is
+    /// recycled) without touching the index.
+    fn kill(&mut self, loc: u32) {
+        let it = self.item_mut(loc);
+        it.set_dead();
+        let size = it.class_size();
+        self.seg_mut(split(loc).0).live -= 1;
+        self.class_sub(size);
+        self.live -= 1;
+    }
+
+    /// Removes the item at index slot `pos`.
+    fn remove_at(&mut self, pos: usize, loc: u32) {
         self.index.remove_at(pos);
-        self.lru_unlink(id);
-        let it = self.items.remove(id as usize);
-        self.class_sub(&it);
-        let charge = it.charge();
-        self.item_bytes -= charge;
-        budget.uncharge(charge);
-        it
+        self.kill(loc);
     }
 
-    fn remove_id(&mut self, id: u32, budget: &Budget) -> Item {
-        let hash = self.hash(self.items[id as usize].key());
-        match self.index.find_id(hash, id) {
-            Some(pos) => self.remove_at(pos, id, budget),
-            None => {
-                // Unreachable: every item is indexed. Keep the books right anyway.
-                debug_assert!(false, "item {id} missing from the index");
-                self.lru_unlink(id);
-                let it = self.items.remove(id as usize);
-                self.class_sub(&it);
-                self.item_bytes -= it.charge();
-                budget.uncharge(it.charge());
-                it
-            }
+    fn remove_loc(&mut self, loc: u32) {
+        let hash = self.hash(self.item(loc).key());
+        match self.index.find_id(hash, loc) {
+            Some(pos) => self.remove_at(pos, loc),
+            None => unreachable!("a live record missing from the index"),
         }
     }
 
     /// Removes a dead item, counting it as memcached counts reclaimed memory.
-    fn reclaim(&mut self, pos: usize, id: u32, why: Lookup, crawler: bool, ctx: &Ctx) {
-        let it = &self.items[id as usize];
+    fn reclaim(&mut self, pos: usize, loc: u32, why: Lookup, crawler: bool, ctx: &Ctx) {
+        let _ = ctx;
+        let it = self.item(loc);
         let unfetched = !it.fetched();
         let c = &mut self.classes[class_of(it.class_size())];
         c.reclaimed += 1;
@@ -360,19 +445,41 @@ impl Shard {
         if unfetched && why == Lookup::Expired {
             c.expired_unfetched += 1;
         }
-        drop(self.remove_at(pos, id, ctx.budget));
+        self.remove_at(pos, loc);
+    }
+
+    /// Evicts the live record at `loc` (or reclaims it when it is dead
+    /// anyway).
+    fn evict_loc(&mut self, loc: u32, ctx: &Ctx) {
+        let it = self.item(loc);
+        if let Some(why) = ctx.death(it) {
+            let hash = self.hash(it.key());
+            if let Some(pos) = self.index.find_id(hash, loc) {
+                self.reclaim(pos, loc, why, false, ctx);
+                return;
+            }
+        }
+        let it = self.item(loc);
+        ctx.tap.evicting(it, ctx);
+        let (fetched, active, nonzero) = (it.fetched(), it.active(), it.deadline() != 0);
+        let c = &mut self.classes[class_of(it.class_size())];
+        c.evicted += 1;
+        c.evicted_nonzero += u64::from(nonzero);
+        c.evicted_unfetched += u64::from(!fetched);
+        c.evicted_active += u64::from(active);
+        self.remove_loc(loc);
     }
 
     /// Removes `key`; false when there was no live item.
     pub(super) fn delete(&mut self, hash: u32, key: &[u8], ctx: &Ctx) -> bool {
         match self.find(hash, key) {
-            Some((pos, id)) => match ctx.death(&self.items[id as usize]) {
+            Some((pos, loc)) => match ctx.death(self.item(loc)) {
                 None => {
-                    drop(self.remove_at(pos, id, ctx.budget));
+                    self.remove_at(pos, loc);
                     true
                 }
                 Some(why) => {
-                    self.reclaim(pos, id, why, false, ctx);
+                    self.reclaim(pos, loc, why, false, ctx);
                     false
                 }
             },
@@ -380,166 +487,307 @@ impl Shard {
         }
     }
 
-    /// Removes the least recently used item other than `keep`: an eviction,
-    /// or a reclaim when it is dead anyway. False when there is none.
-    pub(super) fn evict_tail(&mut self, keep: u32, ctx: &Ctx) -> bool {
-        let mut id = self.tail;
-        if id == keep && id != NIL {
-            id = self.items[id as usize].prev;
+    // ---- segments and eviction ----
+
+    /// Takes `n` bytes from `credit` (bytes already charged for this write)
+    /// or charges them.
+    fn take(budget: &Budget, credit: &mut usize, n: usize) -> bool {
+        if *credit >= n {
+            *credit -= n;
+            return true;
         }
-        if id == NIL {
-            return false;
+        if budget.try_charge(n - *credit) {
+            *credit = 0;
+            return true;
         }
-        let it = &self.items[id as usize];
-        if let Some(why) = ctx.death(it) {
-            let hash = self.hash(it.key());
-            if let Some(pos) = self.index.find_id(hash, id) {
-                self.reclaim(pos, id, why, false, ctx);
-                return true;
+        false
+    }
+
+    /// Maps a new segment of `bytes` at the young end of the FIFO; `None`
+    /// when the budget (or the kernel, or the segment numbers) say no.
+    fn new_segment(
+        &mut self,
+        budget: &Budget,
+        credit: &mut usize,
+        bytes: usize,
+        large: bool,
+    ) -> Option<u16> {
+        let cost = pages(bytes);
+        let num = match self.free_nums.last() {
+            Some(&n) => n,
+            None if self.segs.len() < MAX_SEGS => self.segs.len() as u16,
+            None => return None,
+        };
+        if !Self::take(budget, credit, cost) {
+            return None;
+        }
+        let Some(map) = Mapping::new(bytes) else {
+            budget.uncharge(cost);
+            return None;
+        };
+        debug_assert_eq!(map.len(), cost);
+        if self.free_nums.pop().is_none() {
+            self.segs.push(None);
+        }
+        self.segs[usize::from(num)] = Some(Seg {
+            map,
+            used: 0,
+            live: 0,
+            seq: self.next_seq,
+            large,
+        });
+        self.next_seq += 1;
+        self.fifo.push_back(num);
+        self.item_bytes += cost;
+        Some(num)
+    }
+
+    /// Unmaps segment `num` (not in the FIFO any more, nothing live in it).
+    fn free_segment(&mut self, num: u16, budget: &Budget) {
+        if let Some(seg) = self.segs[usize::from(num)].take() {
+            debug_assert_eq!(seg.live, 0);
+            let cost = seg.map.len();
+            drop(seg);
+            self.item_bytes -= cost;
+            budget.uncharge(cost);
+            self.free_nums.push(num);
+            if self.open == Some(num) {
+                self.open = None;
             }
         }
-        let it = &self.items[id as usize];
-        ctx.tap.evicting(it, ctx);
-        let (fetched, active, nonzero) = (it.fetched(), it.active(), it.deadline != 0);
-        let c = &mut self.classes[class_of(it.class_size())];
-        c.evicted += 1;
-        c.evicted_nonzero += u64::from(nonzero);
-        c.evicted_unfetched += u64::from(!fetched);
-        c.evicted_active += u64::from(active);
-        drop(self.remove_id(id, ctx.budget));
+    }
+
+    /// Recycles the oldest segment as `how` says. False when the shard has
+    /// no segment, or (`Compact`) when no segment had dead bytes to drop.
+    fn recycle_oldest(&mut self, ctx: &Ctx, how: Recycle) -> bool {
+        let Some(num) = self.fifo.pop_front() else {
+            return false;
+        };
+        let n = usize::from(num);
+        let (large, used) = {
+            let seg = segment(&self.segs, n);
+            (seg.large, seg.used)
+        };
+        if large {
+            let loc = location(num, 0);
+            let it = self.item(loc);
+            let keep = !it.dead()
+                && ctx.alive(it)
+                && match how {
+                    Recycle::SecondChance => it.referenced(),
+                    Recycle::Release => false,
+                    Recycle::Compact => true,
+                };
+            if keep {
+                self.item_mut(loc).set_referenced(false);
+                self.requeue(num);
+                return how != Recycle::Compact;
+            }
+            if !self.item(loc).dead() {
+                self.evict_loc(loc, ctx);
+            }
+            self.free_segment(num, ctx.budget);
+            return true;
+        }
+        // what may stay: under `-M` everything live; else, when all its
+        // live records fit in half the segment, all of them (a mostly dead
+        // segment is compacted, evicting nothing: a cache with room to
+        // spare recycles garbage only); otherwise the used ones, up to half
+        let half = self.seg_size / 2;
+        let (mut used_live, mut unused_live) = (0, 0);
+        if how == Recycle::SecondChance {
+            let mut off = 0;
+            while off < used {
+                let it = segment(&self.segs, n).item(off);
+                if !it.dead() && ctx.alive(it) {
+                    if it.referenced() {
+                        used_live += it.len();
+                    } else {
+                        unused_live += it.len();
+                    }
+                }
+                off += it.len();
+            }
+        }
+        let compact = used_live + unused_live <= half;
+        let (mut off, mut write, mut kept_used) = (0, 0, 0);
+        while off < used {
+            let (len, dead, alive, referenced) = {
+                let it = segment(&self.segs, n).item(off);
+                (it.len(), it.dead(), ctx.alive(it), it.referenced())
+            };
+            let keep = alive
+                && match how {
+                    Recycle::Release => false,
+                    Recycle::Compact => true,
+                    Recycle::SecondChance => compact || (referenced && kept_used + len <= half),
+                };
+            let loc = location(num, off);
+            if dead {
+                // garbage: nothing to do
+            } else if keep {
+                kept_used += len;
+                if write != off {
+                    let hash = self.hash(self.item(loc).key());
+                    let seg = self.seg_mut(n);
+                    seg.map.bytes_mut().copy_within(off..off + len, write);
+                    let new = location(num, write);
+                    match self.index.find_id(hash, loc) {
+                        Some(pos) => self.index.set_id(pos, new),
+                        None => unreachable!("a live record missing from the index"),
+                    }
+                }
+                self.item_mut(location(num, write)).set_referenced(false);
+                write += len;
+            } else {
+                self.evict_loc(loc, ctx);
+            }
+            off += len;
+        }
+        if how == Recycle::Compact && write == used {
+            // nothing to gain here: back to the young end, untouched
+            self.requeue(num);
+            return false;
+        }
+        self.seg_mut(n).used = write;
+        if write == 0 && how == Recycle::Release {
+            self.free_segment(num, ctx.budget);
+        } else {
+            // its records moved: a new sequence number, and it is the open
+            // segment now (the one that was open keeps what it holds)
+            self.requeue(num);
+            self.open = Some(num);
+        }
         true
     }
 
-    /// Evicts from the tail while `more` says so, at most `max` items.
+    /// Moves segment `num` to the young end of the FIFO with a new sequence
+    /// number.
+    fn requeue(&mut self, num: u16) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.seg_mut(usize::from(num)).seq = seq;
+        self.fifo.push_back(num);
+    }
+
+    /// Evicts the oldest segment and gives its memory back: what a write
+    /// in another shard asks for when its own shard has nothing to evict.
+    /// False when this shard holds nothing.
+    pub(super) fn evict_tail(&mut self, ctx: &Ctx) -> bool {
+        self.recycle_oldest(ctx, Recycle::Release)
+    }
+
+    /// Releases segments while `more` says so, at most `max` of them.
     pub(super) fn evict_while(&mut self, ctx: &Ctx, max: usize, more: impl Fn() -> bool) -> usize {
         let mut n = 0;
-        while n < max && more() && self.evict_tail(NIL, ctx) {
+        while n < max && more() && self.evict_tail(ctx) {
             n += 1;
         }
         n
     }
 
-    // ---- reads ----
-
-    // ---- writes ----
-
-    /// Bytes the slab and index would grow by to take one more item.
-    fn growth_for_insert(&self) -> usize {
-        let mut bytes = 0;
-        let cap = self.items.capacity();
-        if self.items.len() == cap {
-            bytes += slab_bytes(cap + slab_growth(cap)) - slab_bytes(cap);
-        }
-        if self.index.needs_grow() {
-            bytes += self.index.growth_bytes();
-        }
-        bytes
-    }
-
-    /// Grows the slab and index for one more item; returns the bytes added.
-    fn grow_for_insert(&mut self) -> usize {
-        if self.items.len() == self.items.capacity() {
-            self.items.reserve_exact(slab_growth(self.items.capacity()));
-        }
-        if self.index.needs_grow() {
-            self.index.grow();
-        }
-        let now = slab_bytes(self.items.capacity()) + self.index.bytes();
-        let added = now - self.struct_bytes;
-        self.struct_bytes = now;
-        added
-    }
-
-    /// Makes sure `credit` (bytes already charged for this write) covers
-    /// `extra` bytes, plus the slab and index growth of an insert when
-    /// `insert`, evicting from this shard's tail (never `keep`) as needed.
-    fn reserve(
-        &mut self,
-        ctx: &Ctx,
-        keep: u32,
-        credit: &mut usize,
-        extra: usize,
-        insert: bool,
-    ) -> Reserve {
+    /// Makes room for one more index entry and a record of `size` bytes,
+    /// evicting (or, under `-M`, compacting) as needed.
+    fn reserve(&mut self, ctx: &Ctx, credit: &mut usize, size: usize) -> Reserve {
+        let mut compactions = 0;
         loop {
-            let want = extra + if insert { self.growth_for_insert() } else { 0 };
-            if *credit >= want {
-                return Reserve::Ok;
-            }
-            if ctx.budget.try_charge(want - *credit) {
-                *credit = want;
-                return Reserve::Ok;
-            }
-            if !ctx.evict {
+            let (need, how) = if self.index.needs_grow() {
+                let growth = self.index.growth_bytes();
+                if Self::take(ctx.budget, credit, growth) {
+                    self.index.grow();
+                    self.struct_bytes += growth;
+                    continue;
+                }
+                (growth, Recycle::Release)
+            } else if size > self.large_threshold() {
+                if let Some(num) = self.new_segment(ctx.budget, credit, size, true) {
+                    return Reserve::Ok(Place::Own(num));
+                }
+                (pages(size), Recycle::Release)
+            } else {
+                if let Some(open) = self.open {
+                    let seg = segment(&self.segs, usize::from(open));
+                    if seg.used + size <= seg.map.len() {
+                        return Reserve::Ok(Place::Open);
+                    }
+                }
+                if let Some(num) = self.new_segment(ctx.budget, credit, self.seg_size, false) {
+                    self.open = Some(num);
+                    continue;
+                }
+                (self.seg_size, Recycle::SecondChance)
+            };
+            if need > ctx.budget.limit() {
                 return Reserve::NoMemory;
             }
-            if !self.evict_tail(keep, ctx) {
-                return Reserve::Short(want - *credit);
+            if !ctx.evict {
+                // each segment compacted at most once per write
+                if compactions < self.fifo.len() {
+                    compactions += 1;
+                    self.recycle_oldest(ctx, Recycle::Compact);
+                    continue;
+                }
+                return Reserve::NoMemory;
+            }
+            if !self.recycle_oldest(ctx, how) {
+                return Reserve::Short(need.saturating_sub(*credit));
             }
         }
     }
 
-    /// Settles the budget once a write is done: `added` bytes were really
-    /// allocated (negative: freed) against `credit` reserved.
-    fn settle(credit: &mut usize, added: isize, budget: &Budget) {
-        budget.adjust(added - *credit as isize);
-        *credit = 0;
-    }
-
-    fn insert(&mut self, hash: u32, it: Item, credit: &mut usize, budget: &Budget) {
-        let grown = self.grow_for_insert();
-        let charge = it.charge();
-        self.class_add(&it);
-        let id = self.items.insert(it);
-        debug_assert!(id < NIL as usize);
-        let id = id as u32;
-        self.index.insert(hash, id);
-        self.lru_push_head(id);
-        self.item_bytes += charge;
+    /// Writes a record where `reserve` made room; returns its location.
+    fn place(&mut self, place: Place, h: &Header, key: &[u8], value: &[&[u8]]) -> u32 {
+        let vlen: usize = value.iter().map(|p| p.len()).sum();
+        let size = record_size(key.len(), vlen, h.flags);
+        let num = match place {
+            Place::Open => match self.open {
+                Some(num) => num,
+                None => unreachable!("reserved room in no segment"),
+            },
+            Place::Own(num) => num,
+        };
+        let seg = self.seg_mut(usize::from(num));
+        let off = seg.used;
+        seg.used += size;
+        seg.live += 1;
+        item::write_record(&mut seg.map.bytes_mut()[off..off + size], h, key, value);
+        self.class_add(size);
+        self.live += 1;
         self.total_items += 1;
-        Self::settle(credit, (grown + charge) as isize, budget);
+        location(num, off)
     }
 
-    fn replace(&mut self, id: u32, mut it: Item, credit: &mut usize, budget: &Budget) {
-        let (old_charge, new_charge) = (self.items[id as usize].charge(), it.charge());
-        {
-            let old = &self.items[id as usize];
-            it.prev = old.prev;
-            it.next = old.next;
+    /// Stores a new record for `key` (replacing its live record if there
+    /// is one), after `reserve`.
+    fn put(&mut self, hash: u32, place: Place, h: &Header, key: &[u8], value: &[&[u8]]) {
+        let loc = self.place(place, h, key, value);
+        match self.find(hash, key) {
+            Some((pos, old)) if old != loc => {
+                self.index.set_id(pos, loc);
+                self.kill(old);
+            }
+            _ => self.index.insert(hash, loc),
         }
-        self.class_add(&it);
-        let old = std::mem::replace(&mut self.items[id as usize], it);
-        self.class_sub(&old);
-        self.item_bytes = self.item_bytes - old_charge + new_charge;
-        self.lru_bump(id);
-        self.total_items += 1;
-        Self::settle(credit, new_charge as isize - old_charge as isize, budget);
-        drop(old);
     }
 
     /// A write that does not fit: counted, and (as memcached does) a failed
     /// `set` drops the old value; append/prepend answer NOT_STORED.
-    fn no_memory(
-        &mut self,
-        op: StoreOp,
-        old: Option<u32>,
-        class_size: usize,
-        ctx: &Ctx,
-    ) -> StoreOutcome {
-        self.classes[class_of(class_size)].outofmemory += 1;
-        match (op, old) {
-            (StoreOp::Set, Some(id)) => {
-                drop(self.remove_id(id, ctx.budget));
+    fn no_memory(&mut self, op: StoreOp, hash: u32, key: &[u8], size: usize) -> StoreOutcome {
+        self.classes[class_of(size)].outofmemory += 1;
+        match op {
+            StoreOp::Set => {
+                if let Some((pos, loc)) = self.find(hash, key) {
+                    self.remove_at(pos, loc);
+                }
                 StoreOutcome::NoMemory
             }
-            (StoreOp::Append | StoreOp::Prepend, _) => StoreOutcome::NotStored,
+            StoreOp::Append | StoreOp::Prepend => StoreOutcome::NotStored,
             _ => StoreOutcome::NoMemory,
         }
     }
 
-    /// One attempt at a write. `block` is the prepared key + data for the
-    /// ops that store `data` as the value (taken when used). `last` turns a
-    /// shortage into [`StoreOutcome::NoMemory`].
+    /// One attempt at a write. `last` turns a shortage into
+    /// [`StoreOutcome::NoMemory`].
     #[allow(clippy::too_many_arguments)]
     pub(super) fn store(
         &mut self,
@@ -550,105 +798,86 @@ impl Shard {
         flags: u32,
         deadline: Secs,
         data: &[u8],
-        block: &mut Option<Box<[u8]>>,
         opts: &WriteOpts,
         credit: &mut usize,
         last: bool,
     ) -> Attempt<(StoreOutcome, u64)> {
         let done = |outcome| Attempt::Done((outcome, 0));
         let old = match self.find_live(hash, key, ctx) {
-            Found::Live(id) => Some(id),
+            Found::Live(loc) => Some(loc),
             Found::Gone(_) | Found::Absent => None,
         };
         // a cas write whose unique is older than the item's, allowed by
         // `invalidate`: stored, but stale, keeping the old deadline and win
         let mut stale_write = false;
         match (op, old) {
-            (StoreOp::Add, Some(id)) => {
+            (StoreOp::Add, Some(loc)) => {
                 // memcached bumps the item an add ran into
-                self.items[id as usize].atime = ctx.now;
-                self.lru_bump(id);
+                let it = self.item_mut(loc);
+                it.set_atime(ctx.now);
+                it.set_referenced(true);
                 return done(StoreOutcome::NotStored);
             }
             (StoreOp::Replace | StoreOp::Append | StoreOp::Prepend, None) => {
                 return done(StoreOutcome::NotStored)
             }
             (StoreOp::Cas(_), None) => return done(StoreOutcome::NotFound),
-            (StoreOp::Cas(unique), Some(id)) if self.items[id as usize].cas() != unique => {
-                if opts.invalidate && unique < self.items[id as usize].cas() {
+            (StoreOp::Cas(unique), Some(loc)) if self.item(loc).cas() != unique => {
+                if opts.invalidate && unique < self.item(loc).cas() {
                     stale_write = true;
                 } else {
                     return done(StoreOutcome::Exists);
                 }
             }
-            (StoreOp::Append | StoreOp::Prepend, Some(id))
-                if opts
-                    .compare
-                    .is_some_and(|c| c != self.items[id as usize].cas()) =>
+            (StoreOp::Append | StoreOp::Prepend, Some(loc))
+                if opts.compare.is_some_and(|c| c != self.item(loc).cas()) =>
             {
                 return done(StoreOutcome::Exists)
             }
             _ => {}
         }
-        let (total, flags, deadline) = match (op, old) {
-            (StoreOp::Append | StoreOp::Prepend, Some(id)) => {
-                let it = &self.items[id as usize];
-                (it.total_len() + data.len(), it.flags, it.deadline)
-            }
-            (_, Some(id)) if stale_write => (
-                key.len() + data.len(),
-                flags,
-                self.items[id as usize].deadline,
-            ),
-            _ => (key.len() + data.len(), flags, deadline),
+        let appended = matches!(op, StoreOp::Append | StoreOp::Prepend);
+        let old_item = old.map(|loc| self.item(loc));
+        // append/prepend need the old value after `reserve` may have moved
+        // or evicted it
+        let (flags, deadline, old_value) = match old_item {
+            Some(it) if appended => (it.flags(), it.deadline(), it.value().to_vec()),
+            Some(it) if stale_write => (flags, it.deadline(), Vec::new()),
+            _ => (flags, deadline, Vec::new()),
         };
+        let total = key.len() + old_value.len() + data.len();
         if total + ITEM_SIZE_OVERHEAD > ctx.item_size_max || total > item::MAX_TOTAL_LEN {
             // only append/prepend get here (the caller checked the rest):
             // memcached answers NOT_STORED when the joined item is too large
             return done(StoreOutcome::NotStored);
         }
-        let charge = malloc_charge(total);
-        let class_size = charge + ENTRY_SIZE;
-        if charge > ctx.budget.limit() {
-            return done(self.no_memory(op, old, class_size, ctx));
-        }
-        let reserved = match old {
-            Some(id) => {
-                let old_charge = self.items[id as usize].charge();
-                self.reserve(ctx, id, credit, charge.saturating_sub(old_charge), false)
-            }
-            None => self.reserve(ctx, NIL, credit, charge, true),
+        let h = Header {
+            flags,
+            deadline,
+            atime: ctx.now,
+            cas: 0,
+            stale: stale_write,
+            win_sent: opts.win || (stale_write && old_item.is_some_and(Item::win_sent)),
+            binary_key: opts.binary_key || (appended && old_item.is_some_and(Item::binary_key)),
         };
-        match reserved {
-            Reserve::Ok => {}
-            Reserve::NoMemory => return done(self.no_memory(op, old, class_size, ctx)),
-            Reserve::Short(_) if last => return done(self.no_memory(op, old, class_size, ctx)),
+        let size = record_size(key.len(), total - key.len(), flags);
+        let place = match self.reserve(ctx, credit, size) {
+            Reserve::Ok(place) => place,
+            Reserve::NoMemory => return done(self.no_memory(op, hash, key, size)),
+            Reserve::Short(_) if last => return done(self.no_memory(op, hash, key, size)),
             Reserve::Short(missing) => return Attempt::Short(missing),
-        }
-        let bytes = match (op, old) {
-            (StoreOp::Append, Some(id)) => {
-                let it = &self.items[id as usize];
-                item::block(&[it.key(), it.value(), data])
-            }
-            (StoreOp::Prepend, Some(id)) => {
-                let it = &self.items[id as usize];
-                item::block(&[it.key(), data, it.value()])
-            }
-            _ => block.take().unwrap_or_else(|| item::block(&[key, data])),
         };
-        let cas = opts.cas.unwrap_or_else(|| ctx.next_cas());
-        let mut it = Item::from_block(bytes, key.len(), flags, deadline, ctx.now, cas);
-        let old_item = old.map(|id| &self.items[id as usize]);
-        let appended = matches!(op, StoreOp::Append | StoreOp::Prepend);
-        it.set_binary_key(opts.binary_key || (appended && old_item.is_some_and(Item::binary_key)));
-        it.set_stale(stale_write);
-        it.set_win_sent(opts.win || (stale_write && old_item.is_some_and(Item::win_sent)));
-        let cas = it.cas();
-        match old {
-            Some(id) => self.replace(id, it, credit, ctx.budget),
-            None => self.insert(hash, it, credit, ctx.budget),
-        }
-        Attempt::Done((StoreOutcome::Stored, cas))
+        let h = Header {
+            cas: opts.cas.unwrap_or_else(|| ctx.next_cas()),
+            ..h
+        };
+        let value: [&[u8]; 2] = match op {
+            StoreOp::Append => [&old_value, data],
+            StoreOp::Prepend => [data, &old_value],
+            _ => [data, &[]],
+        };
+        self.put(hash, place, &h, key, &value);
+        Attempt::Done((StoreOutcome::Stored, h.cas & item::CAS_MASK))
     }
 
     /// One attempt at incr/decr (see [`super::Cache::incr_decr`]).
@@ -664,10 +893,16 @@ impl Shard {
         credit: &mut usize,
         last: bool,
     ) -> Attempt<MetaArithOutcome> {
-        let Found::Live(id) = self.find_live(hash, key, ctx) else {
+        let Found::Live(loc) = self.find_live(hash, key, ctx) else {
             return Attempt::Done(MetaArithOutcome::NotFound);
         };
-        let current = &self.items[id as usize];
+        let current = self.item(loc);
+        let (flags, old_deadline, binary_key, old_len) = (
+            current.flags(),
+            current.deadline(),
+            current.binary_key(),
+            current.value().len(),
+        );
         // memcached's order: an empty value, then the cas, then the digits
         if current.value().is_empty() {
             return Attempt::Done(MetaArithOutcome::NonNumeric);
@@ -678,7 +913,6 @@ impl Shard {
         let Some(value) = parse_counter(current.value()) else {
             return Attempt::Done(MetaArithOutcome::NonNumeric);
         };
-        let cas = opts.cas.unwrap_or_else(|| ctx.next_cas());
         let new = if incr {
             value.wrapping_add(delta)
         } else {
@@ -686,59 +920,59 @@ impl Shard {
         };
         let mut buf = [0u8; 20];
         let digits = format_u64(new, &mut buf);
-        let it = &mut self.items[id as usize];
-        if digits.len() <= it.value().len() {
+        if digits.len() <= old_len {
+            let cas = opts.cas.unwrap_or_else(|| ctx.next_cas());
             // in place, padded with spaces as memcached does
+            let it = self.item_mut(loc);
             let v = it.value_mut();
             v[..digits.len()].copy_from_slice(digits);
             v[digits.len()..].fill(b' ');
             it.set_cas(cas);
-            it.atime = ctx.now;
+            it.set_atime(ctx.now);
+            it.set_referenced(true);
             if let Some(deadline) = opts.touch {
-                it.deadline = deadline;
+                it.set_deadline(deadline);
             }
-            let done = MetaArithOutcome::Done {
+            return Attempt::Done(MetaArithOutcome::Done {
                 value: new,
                 cas: it.cas(),
-                deadline: it.deadline,
-            };
-            self.lru_bump(id);
-            return Attempt::Done(done);
+                deadline: it.deadline(),
+            });
         }
-        // the number grew longer than the old value: a new item
-        let charge = malloc_charge(key.len() + digits.len());
-        let old_charge = it.charge();
-        match self.reserve(ctx, id, credit, charge.saturating_sub(old_charge), false) {
-            Reserve::Ok => {}
+        // the number grew longer than the old value: a new record
+        let h = Header {
+            flags,
+            deadline: opts.touch.unwrap_or(old_deadline),
+            atime: ctx.now,
+            cas: 0,
+            stale: false,
+            win_sent: false,
+            binary_key,
+        };
+        let size = record_size(key.len(), digits.len(), h.flags);
+        let place = match self.reserve(ctx, credit, size) {
+            Reserve::Ok(place) => place,
             Reserve::Short(missing) if !last => return Attempt::Short(missing),
             Reserve::Short(_) | Reserve::NoMemory => {
-                self.classes[class_of(charge + ENTRY_SIZE)].outofmemory += 1;
+                self.classes[class_of(size)].outofmemory += 1;
                 return Attempt::Done(MetaArithOutcome::NoMemory);
             }
-        }
-        let old = &self.items[id as usize];
-        let deadline = opts.touch.unwrap_or(old.deadline);
-        let mut it = Item::from_block(
-            item::block(&[key, digits]),
-            key.len(),
-            old.flags,
-            deadline,
-            ctx.now,
-            cas,
-        );
-        it.set_binary_key(old.binary_key());
-        let done = MetaArithOutcome::Done {
-            value: new,
-            cas: it.cas(),
-            deadline,
         };
-        self.replace(id, it, credit, ctx.budget);
-        Attempt::Done(done)
+        let h = Header {
+            cas: opts.cas.unwrap_or_else(|| ctx.next_cas()) & item::CAS_MASK,
+            ..h
+        };
+        self.put(hash, place, &h, key, &[digits]);
+        Attempt::Done(MetaArithOutcome::Done {
+            value: new,
+            cas: h.cas,
+            deadline: h.deadline,
+        })
     }
 
     /// A meta read: calls `f` with the live item before it is marked fetched
     /// and bumped (so `f` sees the previous access), then, when `bump`,
-    /// marks and bumps it.
+    /// marks it fetched and used.
     #[inline]
     pub(super) fn meta_read<R>(
         &mut self,
@@ -748,17 +982,16 @@ impl Shard {
         bump: bool,
         f: impl FnOnce(&mut Item) -> R,
     ) -> Result<R, Lookup> {
-        let id = match self.find_live(hash, key, ctx) {
-            Found::Live(id) => id,
+        let loc = match self.find_live(hash, key, ctx) {
+            Found::Live(loc) => loc,
             Found::Gone(why) => return Err(why),
             Found::Absent => return Err(Lookup::Miss),
         };
-        let it = &mut self.items[id as usize];
+        let it = self.item_mut(loc);
         let r = f(it);
         if bump {
             it.mark_fetched();
-            it.atime = ctx.now;
-            self.lru_bump(id);
+            it.set_atime(ctx.now);
         }
         Ok(r)
     }
@@ -772,98 +1005,203 @@ impl Shard {
         compare: Option<u64>,
         action: DeleteAction,
     ) -> DeleteOutcome {
-        let Some((pos, id)) = self.find(hash, key) else {
+        let Some((pos, loc)) = self.find(hash, key) else {
             return DeleteOutcome::NotFound;
         };
-        if let Some(why) = ctx.death(&self.items[id as usize]) {
-            self.reclaim(pos, id, why, false, ctx);
+        if let Some(why) = ctx.death(self.item(loc)) {
+            self.reclaim(pos, loc, why, false, ctx);
             return DeleteOutcome::NotFound;
         }
-        if compare.is_some_and(|c| c != self.items[id as usize].cas()) {
+        if compare.is_some_and(|c| c != self.item(loc).cas()) {
             return DeleteOutcome::Exists;
         }
         match action {
-            DeleteAction::Remove => drop(self.remove_at(pos, id, ctx.budget)),
+            DeleteAction::Remove => self.remove_at(pos, loc),
             DeleteAction::Invalidate { deadline, cas } => {
-                let it = &mut self.items[id as usize];
-                it.set_cas(cas.unwrap_or_else(|| ctx.next_cas()));
+                let cas = cas.unwrap_or_else(|| ctx.next_cas());
+                let it = self.item_mut(loc);
+                it.set_cas(cas);
                 it.set_stale(true);
                 it.set_win_sent(false);
                 if let Some(deadline) = deadline {
-                    it.deadline = deadline;
+                    it.set_deadline(deadline);
                 }
             }
             DeleteAction::ClearValue { cas } => {
-                // shrinking never needs memory: the replace credits the difference
-                let old = &self.items[id as usize];
-                let cas = cas.unwrap_or_else(|| ctx.next_cas());
-                let mut it = Item::from_block(
-                    item::block(&[key]),
-                    key.len(),
-                    0,
-                    old.deadline,
-                    ctx.now,
-                    cas,
-                );
-                it.set_binary_key(old.binary_key());
-                self.replace(id, it, &mut 0, ctx.budget);
+                let old = self.item(loc);
+                let h = Header {
+                    flags: 0,
+                    deadline: old.deadline(),
+                    atime: ctx.now,
+                    cas: 0,
+                    stale: false,
+                    win_sent: false,
+                    binary_key: old.binary_key(),
+                };
+                let size = record_size(key.len(), 0, 0);
+                // an empty record is small: room for it comes from
+                // recycling if need be; with none at all, the item goes
+                let place = match self.reserve(ctx, &mut 0, size) {
+                    Reserve::Ok(place) => place,
+                    Reserve::NoMemory | Reserve::Short(_) => {
+                        if let Some((pos, loc)) = self.find(hash, key) {
+                            self.remove_at(pos, loc);
+                        }
+                        return DeleteOutcome::Done;
+                    }
+                };
+                let h = Header {
+                    cas: cas.unwrap_or_else(|| ctx.next_cas()),
+                    ..h
+                };
+                self.put(hash, place, &h, key, &[]);
             }
         }
         DeleteOutcome::Done
     }
 
-    // ---- background ----
+    // ---- walks ----
 
-    /// Looks at up to `visits` slab slots from the cursor, removing dead
-    /// items (at most `removals`). Returns how many were removed.
-    pub(super) fn sweep(&mut self, ctx: &Ctx, visits: usize, removals: usize) -> usize {
-        let cap = self.items.capacity();
+    /// The FIFO position of the first segment at or after `seq`.
+    fn fifo_from(&self, seq: u64) -> usize {
+        let segs = &self.segs;
+        self.fifo
+            .partition_point(|&n| segment(segs, usize::from(n)).seq < seq)
+    }
+
+    /// The first record at or after `at`: its position and location.
+    fn record_at(&self, at: Pos) -> Option<(Pos, u32)> {
+        let mut i = self.fifo_from(at.seq);
+        let mut at = at;
+        while let Some(&num) = self.fifo.get(i) {
+            let seg = segment(&self.segs, usize::from(num));
+            if seg.seq != at.seq {
+                at = Pos {
+                    seq: seg.seq,
+                    off: 0,
+                };
+            }
+            if at.off < seg.used {
+                return Some((at, location(num, at.off)));
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// Looks at up to `visits` records from `at` (moving it on), removing
+    /// dead ones (at most `removals`). Returns how many were removed and
+    /// whether the walk reached the young end.
+    pub(super) fn sweep_from(
+        &mut self,
+        ctx: &Ctx,
+        at: &mut Pos,
+        visits: usize,
+        removals: usize,
+        crawler: bool,
+    ) -> (usize, bool) {
         let mut removed = 0;
-        for _ in 0..visits.min(cap) {
+        for _ in 0..visits {
             if removed == removals {
-                break;
+                return (removed, false);
             }
-            if self.cursor >= cap {
-                self.cursor = 0;
-            }
-            let id = self.cursor as u32;
-            self.cursor += 1;
-            let Some(it) = self.items.get(id as usize) else {
-                continue;
+            let Some((pos, loc)) = self.record_at(*at) else {
+                return (removed, true);
             };
+            let it = self.item(loc);
+            *at = Pos {
+                seq: pos.seq,
+                off: pos.off + it.len(),
+            };
+            if it.dead() {
+                continue;
+            }
             if let Some(why) = ctx.death(it) {
                 let hash = self.hash(it.key());
-                if let Some(pos) = self.index.find_id(hash, id) {
-                    self.reclaim(pos, id, why, true, ctx);
+                if let Some(ipos) = self.index.find_id(hash, loc) {
+                    self.reclaim(ipos, loc, why, crawler, ctx);
                     removed += 1;
                 }
             }
         }
+        (removed, false)
+    }
+
+    /// The expiry sweep: up to `visits` records from where it stopped,
+    /// removing dead items (at most `removals`); wraps around. Returns how
+    /// many were removed.
+    pub(super) fn sweep(&mut self, ctx: &Ctx, visits: usize, removals: usize) -> usize {
+        let mut at = self.cursor;
+        let (removed, end) = self.sweep_from(ctx, &mut at, visits, removals, true);
+        self.cursor = if end { Pos::default() } else { at };
         removed
     }
 
-    /// Age (seconds) of each class's least recently used item in this shard:
-    /// walks from the LRU tail (the first item of a class met there is the
+    /// Calls `f` with each live record among up to `visits` records from
+    /// `at`; returns where to go on, or `None` at the young end.
+    pub(super) fn walk(&self, at: Pos, visits: usize, mut f: impl FnMut(&Item)) -> Option<Pos> {
+        let mut at = at;
+        for _ in 0..visits {
+            let (pos, loc) = self.record_at(at)?;
+            let it = self.item(loc);
+            at = Pos {
+                seq: pos.seq,
+                off: pos.off + it.len(),
+            };
+            if !it.dead() {
+                f(it);
+            }
+        }
+        Some(at)
+    }
+
+    /// The full sequence number of a position whose low 32 bits are `low`
+    /// (dump cursors keep 32 bits): the oldest segment's if that one is
+    /// younger (the segment was recycled meanwhile).
+    pub(super) fn seq_from_low(&self, low: u32) -> u64 {
+        let Some(&front) = self.fifo.front() else {
+            return self.next_seq;
+        };
+        let oldest = segment(&self.segs, usize::from(front)).seq;
+        let ahead = low.wrapping_sub(oldest as u32);
+        if ahead > u32::MAX / 2 {
+            oldest
+        } else {
+            oldest + u64::from(ahead)
+        }
+    }
+
+    /// Age (seconds) of each class's oldest item in this shard: walks from
+    /// the old end of the FIFO (the first item of a class met there is the
     /// class's oldest) until every class with items was met, at most `walk`
-    /// items; a class not met by then gets the age of the last item walked,
-    /// which its oldest item is younger than.
+    /// records; a class not met by then gets the age of the last item
+    /// walked, which its oldest item is younger than.
     pub(super) fn class_ages(&self, now: Secs, walk: usize, ages: &mut [u64; CLASSES]) {
         let mut missing = self.classes.iter().filter(|c| c.number > 0).count();
         let mut seen = [false; CLASSES];
-        let mut id = self.tail;
         let mut last_age = 0;
+        let mut at = Pos::default();
         let mut steps = 0;
-        while id != NIL && missing > 0 && steps < walk {
-            let it = &self.items[id as usize];
+        while missing > 0 && steps < walk {
+            let Some((pos, loc)) = self.record_at(at) else {
+                break;
+            };
+            let it = self.item(loc);
+            at = Pos {
+                seq: pos.seq,
+                off: pos.off + it.len(),
+            };
+            steps += 1;
+            if it.dead() {
+                continue;
+            }
             let c = class_of(it.class_size());
-            last_age = u64::from(now.saturating_sub(it.atime));
+            last_age = u64::from(now.saturating_sub(it.atime()));
             if !seen[c] {
                 seen[c] = true;
                 missing -= 1;
                 ages[c] = ages[c].max(last_age);
             }
-            id = it.prev;
-            steps += 1;
         }
         for (c, counters) in self.classes.iter().enumerate() {
             if counters.number > 0 && !seen[c] {
@@ -872,9 +1210,83 @@ impl Shard {
         }
     }
 
+    /// Checks every invariant and returns the bytes this shard has charged.
     #[cfg(test)]
-    pub(super) fn slab_capacity(&self) -> usize {
-        self.items.capacity()
+    pub(super) fn check(&self) -> usize {
+        use std::collections::HashSet;
+        assert_eq!(self.index.len(), self.live, "index and live count");
+        let mut per_class = [0u64; CLASSES];
+        let mut mapped = 0;
+        let mut live = 0;
+        let mut prev_seq = 0;
+        let in_fifo: HashSet<u16> = self.fifo.iter().copied().collect();
+        assert_eq!(
+            in_fifo.len(),
+            self.fifo.len(),
+            "a segment twice in the FIFO"
+        );
+        for &num in &self.fifo {
+            let seg = segment(&self.segs, usize::from(num));
+            assert!(seg.seq > prev_seq, "FIFO in sequence order");
+            prev_seq = seg.seq;
+            assert!(seg.seq < self.next_seq);
+            mapped += seg.map.len();
+            let (mut off, mut seg_live) = (0, 0);
+            while off < seg.used {
+                let it = seg.item(off);
+                if !it.dead() {
+                    let hash = self.hash(it.key());
+                    assert_eq!(
+                        self.find(hash, it.key()).map(|(_, l)| l),
+                        Some(location(num, off)),
+                        "indexed at its location"
+                    );
+                    per_class[class_of(it.class_size())] += 1;
+                    seg_live += 1;
+                }
+                off += it.len();
+            }
+            assert_eq!(off, seg.used, "records tile the segment");
+            assert!(seg.used <= seg.map.len());
+            if seg.large {
+                assert!(seg.used > self.large_threshold() && seg_live <= 1);
+            }
+            assert_eq!(seg.live, seg_live, "segment live count");
+            live += seg_live as usize;
+        }
+        let used = self.segs.iter().filter(|s| s.is_some()).count();
+        assert_eq!(used, self.fifo.len(), "every segment is in the FIFO");
+        assert_eq!(
+            used + self.free_nums.len(),
+            self.segs.len(),
+            "segment numbers"
+        );
+        if let Some(open) = self.open {
+            assert!(in_fifo.contains(&open) && !segment(&self.segs, usize::from(open)).large);
+        }
+        assert_eq!(live, self.live, "live records");
+        let ids: HashSet<u32> = self.index.entries().map(|(_, id)| id).collect();
+        assert_eq!(ids.len(), self.live, "index entries are unique");
+        assert_eq!(mapped, self.item_bytes, "mapped bytes");
+        for (c, n) in per_class.iter().enumerate() {
+            assert_eq!(self.classes[c].number, *n, "class {c} count");
+        }
+        assert_eq!(self.struct_bytes, self.index.bytes(), "index bytes");
+        self.item_bytes + self.struct_bytes
+    }
+
+    /// Live keys in eviction order, oldest segment first (tests).
+    #[cfg(test)]
+    pub(super) fn lru_keys(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut at = Some(Pos::default());
+        while let Some(p) = at {
+            at = self.walk(p, usize::MAX, |it| out.push(it.key().to_vec()));
+            if at == Some(p) {
+                break;
+            }
+        }
+        out
     }
 
     #[cfg(test)]
@@ -882,79 +1294,14 @@ impl Shard {
         self.index.slots()
     }
 
-    /// Checks every invariant and returns the bytes this shard has charged.
     #[cfg(test)]
-    pub(super) fn check(&self) -> usize {
-        use std::collections::HashSet;
-        assert_eq!(self.index.len(), self.items.len(), "index and slab sizes");
-        let mut item_bytes = 0;
-        let mut per_class = [0u64; CLASSES];
-        for (id, it) in self.items.iter() {
-            let hash = self.hash(it.key());
-            assert_eq!(
-                self.find(hash, it.key()).map(|(_, i)| i as usize),
-                Some(id),
-                "indexed"
-            );
-            item_bytes += it.charge();
-            per_class[class_of(it.class_size())] += 1;
-        }
-        let ids: HashSet<u32> = self.index.entries().map(|(_, id)| id).collect();
-        assert_eq!(ids.len(), self.items.len(), "index ids are unique");
-        assert_eq!(item_bytes, self.item_bytes, "item bytes");
-        for (c, n) in per_class.iter().enumerate() {
-            assert_eq!(self.classes[c].number, *n, "class {c} count");
-        }
-        let (mut n, mut prev, mut id) = (0, NIL, self.head);
-        while id != NIL {
-            let it = &self.items[id as usize];
-            assert_eq!(it.prev, prev, "LRU back link");
-            prev = id;
-            id = it.next;
-            n += 1;
-            assert!(n <= self.items.len(), "LRU cycle");
-        }
-        assert_eq!(
-            (n, self.tail),
-            (self.items.len(), prev),
-            "LRU covers every item"
-        );
-        assert_eq!(
-            self.struct_bytes,
-            slab_bytes(self.items.capacity()) + self.index.bytes(),
-            "structure bytes"
-        );
-        self.item_bytes + self.struct_bytes
+    pub(super) fn mapped_bytes(&self) -> usize {
+        self.item_bytes
     }
 
-    /// The LRU from least to most recently used (tests).
-    #[cfg(test)]
-    pub(super) fn lru_keys(&self) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        let mut id = self.tail;
-        while id != NIL {
-            let it = &self.items[id as usize];
-            out.push(it.key().to_vec());
-            id = it.prev;
-        }
-        out
-    }
-
-    /// The item in slab slot `id`, if the slot is occupied (operator tools
-    /// walk the slots from a cursor: an item keeps its slot for its life).
-    #[inline]
-    pub(super) fn slot(&self, id: usize) -> Option<&Item> {
-        self.items.get(id)
-    }
-
-    /// Slab slots (occupied or not) a walk over this shard visits.
-    pub(super) fn slot_count(&self) -> usize {
-        self.items.capacity()
-    }
-
-    /// `key`'s item, live or dead, without touching it or the LRU.
+    /// `key`'s item, live or dead, without touching it.
     pub(super) fn peek(&self, hash: u32, key: &[u8]) -> Option<&Item> {
-        self.find(hash, key).map(|(_, id)| &self.items[id as usize])
+        self.find(hash, key).map(|(_, loc)| self.item(loc))
     }
 }
 
@@ -1073,9 +1420,7 @@ mod tests {
         assert!(b.try_charge(40));
         assert_eq!(b.used(), 100);
         assert!(b.try_charge(0));
-        b.uncharge(50);
-        b.adjust(-10);
-        b.adjust(5);
+        b.uncharge(55);
         assert_eq!(b.used(), 45);
         b.set_limit(10);
         assert!(b.over_limit());
