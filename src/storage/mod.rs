@@ -40,16 +40,19 @@ const AGE_WALK: usize = 10_000;
 const SHRINK_BATCH: usize = 1;
 /// See [`CacheConfig::shards`].
 const MAX_SHARDS: usize = 4096;
-/// Memory a shard is sized for at most (see [`segment_size`]).
-const MAX_SHARD_BYTES: usize = 2 << 30;
+/// Largest normal segment: recycling one walks it under the shard lock,
+/// so this bounds that work (~1,000 records of 64 bytes, tens of µs).
+const SEGMENT_CAP: usize = 64 * 1024;
+/// Memory a shard is sized for at most: a shard addresses 4095 segments.
+const MAX_SHARD_BYTES: usize = 4000 * SEGMENT_CAP;
 /// Segments a shard's share of the ceiling is cut into, at least: the
-/// granularity of eviction (recycling one segment drops at most 1/32 of a
-/// shard's items, 1.5% on average at any moment).
+/// granularity of eviction (recycling one segment drops at most 1/128 of a
+/// shard's items, 0.4% on average at any moment).
 const SEGMENTS_PER_SHARD: usize = 128;
 
 /// Normal segment size for `limit` bytes over `shards` shards: the share
-/// of a shard over [`SEGMENTS_PER_SHARD`], a power of two from one page to
-/// 1 MiB (`-m 64` over 32 shards: 64 KiB).
+/// of a shard over [`SEGMENTS_PER_SHARD`], a power of two from 16 KiB to
+/// 64 KiB (`-m 64` over 32 shards: 16 KiB).
 fn segment_size(limit: usize, shards: usize) -> usize {
     let share = limit / shards.max(1) / SEGMENTS_PER_SHARD;
     let size = if share == 0 {
@@ -57,7 +60,7 @@ fn segment_size(limit: usize, shards: usize) -> usize {
     } else {
         1 << (usize::BITS - 1 - share.leading_zeros())
     };
-    size.clamp(shard::MIN_SEGMENT, shard::MAX_SEGMENT)
+    size.clamp(shard::MIN_SEGMENT, SEGMENT_CAP.min(shard::MAX_SEGMENT))
 }
 
 /// Rounds of "evict in other shards, retry" before a write gives up.
@@ -390,7 +393,7 @@ impl fmt::Debug for Cache {
 impl Cache {
     /// `config.shards` is rounded up to a power of two (1 to 4096).
     pub fn new(config: CacheConfig, clock: Arc<Clock>) -> Cache {
-        // a shard addresses at most 4095 segments: past 2 GiB a shard, more shards
+        // a shard addresses at most 4095 segments: past ~250 MiB a shard, more shards
         let floor = config.memory_limit.div_ceil(MAX_SHARD_BYTES);
         let n = config
             .shards
@@ -1177,6 +1180,29 @@ mod tests {
         for i in 0..n {
             assert!(get(&c, &format!("k{i}")).is_some(), "k{i}");
         }
+        c.check();
+    }
+
+    #[test]
+    fn rewrites_reuse_dead_bytes_before_mapping_more() {
+        // 300 KB live in 8 MB, written over 20 times: the memory in use
+        // stays a small multiple of what is live, not the ceiling
+        let _g = heavy();
+        let (c, _) = cache_with(8 * MB, 2, true);
+        let v = vec![b'x'; 500];
+        let n = 600;
+        let mut rng = Rng(0x0bad_cafe_dead_beef);
+        for round in 0..20 * n {
+            let i = if round < n { round } else { rng.below(n) };
+            assert_eq!(set(&c, &format!("k{i}"), &v), StoreOutcome::Stored);
+        }
+        let st = c.stats();
+        assert_eq!((st.evictions, st.curr_items), (0, n as u64), "{st:?}");
+        assert!(
+            st.bytes < 2 * MB as u64,
+            "{} bytes for ~320 KB live",
+            st.bytes
+        );
         c.check();
     }
 

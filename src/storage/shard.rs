@@ -231,8 +231,9 @@ struct Seg {
     map: Mapping,
     /// Bytes of records written; they start at 0 and end here.
     used: usize,
-    /// Records in it that are not dead.
+    /// Records in it that are not dead, and their bytes.
     live: u32,
+    live_bytes: usize,
     /// Its place in the FIFO: larger is younger.
     seq: u64,
     /// Holds one record too large for a normal segment.
@@ -413,7 +414,9 @@ impl Shard {
         let it = self.item_mut(loc);
         it.set_dead();
         let size = it.class_size();
-        self.seg_mut(split(loc).0).live -= 1;
+        let seg = self.seg_mut(split(loc).0);
+        seg.live -= 1;
+        seg.live_bytes -= size;
         self.class_sub(size);
         self.live -= 1;
     }
@@ -533,6 +536,7 @@ impl Shard {
             map,
             used: 0,
             live: 0,
+            live_bytes: 0,
             seq: self.next_seq,
             large,
         });
@@ -649,7 +653,9 @@ impl Shard {
             self.requeue(num);
             return false;
         }
-        self.seg_mut(n).used = write;
+        let seg = self.seg_mut(n);
+        debug_assert_eq!(seg.live_bytes, write);
+        seg.used = write;
         if write == 0 && how == Recycle::Release {
             self.free_segment(num, ctx.budget);
         } else {
@@ -711,6 +717,14 @@ impl Shard {
                         return Reserve::Ok(Place::Open);
                     }
                 }
+                // a mostly dead oldest segment is compacted before memory
+                // is mapped for a new one: rewrites then cost no memory
+                // beyond ~4/3 of what is live, instead of running up to
+                // the ceiling with dead bytes
+                if self.oldest_is_mostly_dead() {
+                    self.recycle_oldest(ctx, Recycle::SecondChance);
+                    continue;
+                }
                 if let Some(num) = self.new_segment(ctx.budget, credit, self.seg_size, false) {
                     self.open = Some(num);
                     continue;
@@ -735,6 +749,15 @@ impl Shard {
         }
     }
 
+    /// Whether the oldest segment is a normal one, not the open one, with
+    /// at most a quarter of its bytes live.
+    fn oldest_is_mostly_dead(&self) -> bool {
+        self.fifo.front().is_some_and(|&num| {
+            let seg = segment(&self.segs, usize::from(num));
+            !seg.large && self.open != Some(num) && seg.live_bytes * 4 <= seg.used
+        })
+    }
+
     /// Writes a record where `reserve` made room; returns its location.
     fn place(&mut self, place: Place, h: &Header, key: &[u8], value: &[&[u8]]) -> u32 {
         let vlen: usize = value.iter().map(|p| p.len()).sum();
@@ -750,6 +773,7 @@ impl Shard {
         let off = seg.used;
         seg.used += size;
         seg.live += 1;
+        seg.live_bytes += size;
         item::write_record(&mut seg.map.bytes_mut()[off..off + size], h, key, value);
         self.class_add(size);
         self.live += 1;
@@ -1231,7 +1255,7 @@ impl Shard {
             prev_seq = seg.seq;
             assert!(seg.seq < self.next_seq);
             mapped += seg.map.len();
-            let (mut off, mut seg_live) = (0, 0);
+            let (mut off, mut seg_live, mut seg_live_bytes) = (0, 0, 0);
             while off < seg.used {
                 let it = seg.item(off);
                 if !it.dead() {
@@ -1243,6 +1267,7 @@ impl Shard {
                     );
                     per_class[class_of(it.class_size())] += 1;
                     seg_live += 1;
+                    seg_live_bytes += it.len();
                 }
                 off += it.len();
             }
@@ -1252,6 +1277,7 @@ impl Shard {
                 assert!(seg.used > self.large_threshold() && seg_live <= 1);
             }
             assert_eq!(seg.live, seg_live, "segment live count");
+            assert_eq!(seg.live_bytes, seg_live_bytes, "segment live bytes");
             live += seg_live as usize;
         }
         let used = self.segs.iter().filter(|s| s.is_some()).count();
