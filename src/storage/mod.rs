@@ -43,8 +43,9 @@ const MAX_SHARDS: usize = 4096;
 /// Largest normal segment: recycling one walks it under the shard lock,
 /// so this bounds that work (~1,000 records of 64 bytes, tens of µs).
 const SEGMENT_CAP: usize = 64 * 1024;
-/// Memory a shard is sized for at most: a shard addresses 4095 segments.
-const MAX_SHARD_BYTES: usize = 4000 * SEGMENT_CAP;
+/// Memory a shard is sized for at most: a shard addresses 4095 segments,
+/// and a record just over a quarter segment takes one of its own.
+const MAX_SHARD_BYTES: usize = 1000 * SEGMENT_CAP;
 /// Segments a shard's share of the ceiling is cut into, at least: the
 /// granularity of eviction (recycling one segment drops at most 1/128 of a
 /// shard's items, 0.4% on average at any moment).
@@ -393,7 +394,7 @@ impl fmt::Debug for Cache {
 impl Cache {
     /// `config.shards` is rounded up to a power of two (1 to 4096).
     pub fn new(config: CacheConfig, clock: Arc<Clock>) -> Cache {
-        // a shard addresses at most 4095 segments: past ~250 MiB a shard, more shards
+        // a shard addresses at most 4095 segments: past ~64 MB a shard, more shards
         let floor = config.memory_limit.div_ceil(MAX_SHARD_BYTES);
         let n = config
             .shards
@@ -919,6 +920,10 @@ mod tests {
             let (c, _) = cache_with(MB, asked, true);
             assert_eq!(c.shards.len(), got, "shards = {asked}");
         }
+        // a large ceiling gets enough shards for their segment numbers
+        let (c, _) = cache_with(8 << 30, 4, true);
+        assert_eq!(c.shards.len(), 256);
+        assert!(c.shards.len() * MAX_SHARD_BYTES >= 8 << 30);
     }
 
     #[test]
