@@ -515,6 +515,8 @@ mod tests {
         while c.crawl_pending() {
             removed += c.crawl_tick();
         }
-        assert!(removed <= 100 && removed > 0, "{removed}");
+        // (64 MiB is sized for two shards however few were asked for)
+        let per_shard = 100 * c.shards.len();
+        assert!(removed <= per_shard && removed > 0, "{removed}");
     }
 }

@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::clock::{Clock, Secs};
+#[cfg(test)]
+use item::pages;
 use item::{CLASSES, CLASS_SIZES, HEADER_WITH_FLAGS, MAX_KEY_LEN, MAX_TOTAL_LEN};
 use shard::{Attempt, Budget, ClassCounters, Ctx, FlushView, Shard};
 
@@ -317,7 +319,7 @@ pub struct ClassStats {
 pub struct Cache {
     shards: Box<[PaddedShard]>,
     hasher: RandomState,
-    budget: Budget,
+    budget: Arc<Budget>,
     /// The last cas unique handed out (uniques start at 1).
     last_cas: AtomicU64,
     flush: Flush,
@@ -403,13 +405,17 @@ impl Cache {
             .next_power_of_two();
         let seg_size = segment_size(config.memory_limit, n);
         let hasher = RandomState::new();
+        let budget = Arc::new(Budget::new(config.memory_limit));
         let shards = (0..n)
-            .map(|_| PaddedShard(Mutex::new(Shard::new(hasher.clone(), seg_size))))
+            .map(|_| {
+                let shard = Shard::new(hasher.clone(), seg_size, Arc::clone(&budget));
+                PaddedShard(Mutex::new(shard))
+            })
             .collect();
         Cache {
             shards,
             hasher,
-            budget: Budget::new(config.memory_limit),
+            budget,
             last_cas: AtomicU64::new(0),
             flush: Flush::default(),
             evict: config.evict,
@@ -1185,6 +1191,27 @@ mod tests {
         for i in 0..n {
             assert!(get(&c, &format!("k{i}")).is_some(), "k{i}");
         }
+        c.check();
+    }
+
+    #[test]
+    fn a_dead_large_item_gives_its_memory_back_at_once() {
+        let (c, _) = cache_with(4 * MB, 2, true);
+        set(&c, "small", b"s");
+        let before = c.stats().bytes;
+        let big = vec![b'b'; 300_000];
+        assert_eq!(set(&c, "big", &big), StoreOutcome::Stored);
+        let with = c.stats().bytes;
+        assert!(with >= before + 300_000, "{before} -> {with}");
+        assert!(c.delete(b"big"));
+        assert_eq!(c.stats().bytes, before, "deleted");
+        assert_eq!(set(&c, "big", &big), StoreOutcome::Stored);
+        assert_eq!(set(&c, "big", &big[..200_000]), StoreOutcome::Stored);
+        assert_eq!(
+            c.stats().bytes,
+            before + pages(200_000 + 23) as u64,
+            "replaced"
+        );
         c.check();
     }
 

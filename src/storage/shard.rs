@@ -28,6 +28,7 @@
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use std::collections::VecDeque;
 
@@ -304,12 +305,14 @@ pub(super) struct Shard {
     cursor: Pos,
     total_items: u64,
     classes: Box<[ClassCounters; CLASSES]>,
+    /// The cache's budget (to give a dead large item's mapping back).
+    budget: Arc<Budget>,
 }
 
 impl Shard {
     /// `seg_size`: bytes of a normal segment, a power of two from
     /// [`MIN_SEGMENT`] to [`MAX_SEGMENT`].
-    pub(super) fn new(hasher: RandomState, seg_size: usize) -> Shard {
+    pub(super) fn new(hasher: RandomState, seg_size: usize, budget: Arc<Budget>) -> Shard {
         debug_assert!(seg_size.is_power_of_two());
         Shard {
             segs: Vec::new(),
@@ -326,6 +329,7 @@ impl Shard {
             cursor: Pos::default(),
             total_items: 0,
             classes: Box::new([ClassCounters::default(); CLASSES]),
+            budget,
         }
     }
 
@@ -414,11 +418,23 @@ impl Shard {
         let it = self.item_mut(loc);
         it.set_dead();
         let size = it.class_size();
-        let seg = self.seg_mut(split(loc).0);
+        let num = split(loc).0;
+        let seg = self.seg_mut(num);
         seg.live -= 1;
         seg.live_bytes -= size;
+        let large = seg.large;
         self.class_sub(size);
         self.live -= 1;
+        if large {
+            // a large item's mapping goes back at once, not when the FIFO
+            // comes round to it
+            let num = num as u16;
+            if let Some(i) = self.fifo.iter().position(|&n| n == num) {
+                self.fifo.remove(i);
+            }
+            let budget = Arc::clone(&self.budget);
+            self.free_segment(num, &budget);
+        }
     }
 
     /// Removes the item at index slot `pos`.
