@@ -1416,6 +1416,47 @@ mod tests {
     }
 
     #[test]
+    fn tick_passes_by_only_what_cannot_be_dead() {
+        // items stored without a deadline, in segments the sweep may pass
+        // by: a deadline given in place (touch, gat, mg T), an immediate
+        // flush and a delayed one must still be swept
+        let (c, clock) = cache_with(64 * MB, 2, true);
+        let n = 2000;
+        for i in 0..n {
+            c.store(StoreOp::Set, format!("k{i}").as_bytes(), 0, 0, b"v");
+        }
+        let sweep = |c: &Cache| {
+            for _ in 0..10 {
+                c.tick();
+            }
+            c.stats()
+        };
+        assert_eq!(sweep(&c).crawler_reclaimed, 0);
+        assert!(c.touch(b"k7", clock.now() + 1));
+        let (hit, _) = c.get_and_touch(b"k8", clock.now() + 1, |_| ());
+        assert_eq!(hit, Lookup::Hit);
+        clock.advance(2);
+        let st = sweep(&c);
+        assert_eq!((st.crawler_reclaimed, st.curr_items), (2, n - 2), "{st:?}");
+        c.flush_all(None);
+        c.store(StoreOp::Set, b"after", 0, 0, b"v");
+        let st = sweep(&c);
+        assert_eq!((st.crawler_reclaimed, st.curr_items), (n, 1), "{st:?}");
+        c.check();
+        // a delayed flush, in a cache that never had an immediate one
+        let (c, clock) = cache_with(64 * MB, 2, true);
+        for i in 0..n {
+            c.store(StoreOp::Set, format!("k{i}").as_bytes(), 0, 0, b"v");
+        }
+        clock.advance(1);
+        c.flush_all(Some(clock.now() + 2));
+        clock.advance(3);
+        let st = sweep(&c);
+        assert_eq!((st.crawler_reclaimed, st.curr_items), (n, 0), "{st:?}");
+        c.check();
+    }
+
+    #[test]
     fn tick_sweeps_expired_items() {
         let (c, clock) = cache_with(64 * MB, 4, true);
         let n = 3000;

@@ -235,6 +235,12 @@ struct Seg {
     /// Records in it that are not dead, and their bytes.
     live: u32,
     live_bytes: usize,
+    /// What the expiry sweep needs to know to pass it by: whether any
+    /// record was given a deadline, and lower bounds of the records' cas
+    /// uniques and access times (flush points).
+    has_ttl: bool,
+    min_cas: u64,
+    min_atime: Secs,
     /// Its place in the FIFO: larger is younger.
     seq: u64,
     /// Holds one record too large for a normal segment.
@@ -553,6 +559,9 @@ impl Shard {
             used: 0,
             live: 0,
             live_bytes: 0,
+            has_ttl: false,
+            min_cas: u64::MAX,
+            min_atime: Secs::MAX,
             seq: self.next_seq,
             large,
         });
@@ -631,6 +640,7 @@ impl Shard {
         }
         let compact = used_live + unused_live <= half;
         let (mut off, mut write, mut kept_used) = (0, 0, 0);
+        let (mut has_ttl, mut min_cas, mut min_atime) = (false, u64::MAX, Secs::MAX);
         while off < used {
             let (len, dead, alive, referenced) = {
                 let it = segment(&self.segs, n).item(off);
@@ -657,7 +667,11 @@ impl Shard {
                         None => unreachable!("a live record missing from the index"),
                     }
                 }
-                self.item_mut(location(num, write)).set_referenced(false);
+                let it = self.item_mut(location(num, write));
+                it.set_referenced(false);
+                has_ttl |= it.deadline() != 0;
+                min_cas = min_cas.min(it.cas());
+                min_atime = min_atime.min(it.atime());
                 write += len;
             } else {
                 self.evict_loc(loc, ctx);
@@ -672,6 +686,7 @@ impl Shard {
         let seg = self.seg_mut(n);
         debug_assert_eq!(seg.live_bytes, write);
         seg.used = write;
+        (seg.has_ttl, seg.min_cas, seg.min_atime) = (has_ttl, min_cas, min_atime);
         if write == 0 && how == Recycle::Release {
             self.free_segment(num, ctx.budget);
         } else {
@@ -765,6 +780,20 @@ impl Shard {
         }
     }
 
+    /// Records that the item at `loc` may have been given a deadline in
+    /// place (the sweep then looks at its segment).
+    fn note_deadline(&mut self, loc: u32) {
+        if self.item(loc).deadline() != 0 {
+            self.seg_mut(split(loc).0).has_ttl = true;
+        }
+    }
+
+    /// Whether the expiry sweep can pass `seg` by: nothing in it can have
+    /// expired or been flushed.
+    fn nothing_to_sweep(seg: &Seg, ctx: &Ctx) -> bool {
+        !seg.has_ttl && seg.min_cas > ctx.flush.cas && seg.min_atime >= ctx.flush.before
+    }
+
     /// Whether the oldest segment is a normal one, not the open one, with
     /// at most a quarter of its bytes live.
     fn oldest_is_mostly_dead(&self) -> bool {
@@ -790,6 +819,9 @@ impl Shard {
         seg.used += size;
         seg.live += 1;
         seg.live_bytes += size;
+        seg.has_ttl |= h.deadline != 0;
+        seg.min_cas = seg.min_cas.min(h.cas & item::CAS_MASK);
+        seg.min_atime = seg.min_atime.min(h.atime);
         item::write_record(&mut seg.map.bytes_mut()[off..off + size], h, key, value);
         self.class_add(size);
         self.live += 1;
@@ -973,11 +1005,13 @@ impl Shard {
             if let Some(deadline) = opts.touch {
                 it.set_deadline(deadline);
             }
-            return Attempt::Done(MetaArithOutcome::Done {
+            let done = MetaArithOutcome::Done {
                 value: new,
                 cas: it.cas(),
                 deadline: it.deadline(),
-            });
+            };
+            self.note_deadline(loc);
+            return Attempt::Done(done);
         }
         // the number grew longer than the old value: a new record
         let h = Header {
@@ -1033,6 +1067,7 @@ impl Shard {
             it.mark_fetched();
             it.set_atime(ctx.now);
         }
+        self.note_deadline(loc);
         Ok(r)
     }
 
@@ -1066,6 +1101,7 @@ impl Shard {
                 if let Some(deadline) = deadline {
                     it.set_deadline(deadline);
                 }
+                self.note_deadline(loc);
             }
             DeleteAction::ClearValue { cas } => {
                 let old = self.item(loc);
@@ -1109,9 +1145,19 @@ impl Shard {
             .partition_point(|&n| segment(segs, usize::from(n)).seq < seq)
     }
 
-    /// The first record at or after `at`: its position and location.
-    fn record_at(&self, at: Pos) -> Option<(Pos, u32)> {
-        let mut i = self.fifo_from(at.seq);
+    /// The first record at or after `at`: its position and location. Tries
+    /// the FIFO position `hint` first (a walk through a segment stays in
+    /// it: no search per record), and leaves there the position it found.
+    fn record_from(&self, at: Pos, hint: &mut usize) -> Option<(Pos, u32)> {
+        let hinted = self
+            .fifo
+            .get(*hint)
+            .is_some_and(|&n| segment(&self.segs, usize::from(n)).seq == at.seq);
+        let mut i = if hinted {
+            *hint
+        } else {
+            self.fifo_from(at.seq)
+        };
         let mut at = at;
         while let Some(&num) = self.fifo.get(i) {
             let seg = segment(&self.segs, usize::from(num));
@@ -1122,6 +1168,7 @@ impl Shard {
                 };
             }
             if at.off < seg.used {
+                *hint = i;
                 return Some((at, location(num, at.off)));
             }
             i += 1;
@@ -1141,13 +1188,23 @@ impl Shard {
         crawler: bool,
     ) -> (usize, bool) {
         let mut removed = 0;
+        let mut hint = 0;
         for _ in 0..visits {
             if removed == removals {
                 return (removed, false);
             }
-            let Some((pos, loc)) = self.record_at(*at) else {
+            let Some((pos, loc)) = self.record_from(*at, &mut hint) else {
                 return (removed, true);
             };
+            let seg = segment(&self.segs, split(loc).0);
+            if pos.off == 0 && Self::nothing_to_sweep(seg, ctx) {
+                // one visit for the whole segment
+                *at = Pos {
+                    seq: seg.seq + 1,
+                    off: 0,
+                };
+                continue;
+            }
             let it = self.item(loc);
             *at = Pos {
                 seq: pos.seq,
@@ -1180,9 +1237,9 @@ impl Shard {
     /// Calls `f` with each live record among up to `visits` records from
     /// `at`; returns where to go on, or `None` at the young end.
     pub(super) fn walk(&self, at: Pos, visits: usize, mut f: impl FnMut(&Item)) -> Option<Pos> {
-        let mut at = at;
+        let (mut at, mut hint) = (at, usize::MAX);
         for _ in 0..visits {
-            let (pos, loc) = self.record_at(at)?;
+            let (pos, loc) = self.record_from(at, &mut hint)?;
             let it = self.item(loc);
             at = Pos {
                 seq: pos.seq,
@@ -1220,10 +1277,10 @@ impl Shard {
         let mut missing = self.classes.iter().filter(|c| c.number > 0).count();
         let mut seen = [false; CLASSES];
         let mut last_age = 0;
-        let mut at = Pos::default();
+        let (mut at, mut hint) = (Pos::default(), usize::MAX);
         let mut steps = 0;
         while missing > 0 && steps < walk {
-            let Some((pos, loc)) = self.record_at(at) else {
+            let Some((pos, loc)) = self.record_from(at, &mut hint) else {
                 break;
             };
             let it = self.item(loc);
