@@ -42,28 +42,31 @@ const AGE_WALK: usize = 10_000;
 const SHRINK_BATCH: usize = 1;
 /// See [`CacheConfig::shards`].
 const MAX_SHARDS: usize = 4096;
-/// Largest normal segment: recycling one walks it under the shard lock,
-/// so this bounds that work (~1,000 records of 64 bytes, tens of µs).
-const SEGMENT_CAP: usize = 64 * 1024;
+/// Bytes of a normal segment. Large enough that records up to a quarter of
+/// it (16 KiB) pack with others and the waste at a segment's end stays
+/// small; small enough that recycling one, under the shard lock, walks at
+/// most ~1,000 records of 64 bytes, and that `-m 64` over 32 shards gives
+/// each shard 32 of them (an eviction frees 3% of a shard's items).
+const SEGMENT: usize = 64 * 1024;
+/// Segments' worth of memory a shard gets at least: a small ceiling gets
+/// fewer shards (`-m 2`: 8).
+const MIN_SEGMENTS_PER_SHARD: usize = 4;
 /// Memory a shard is sized for at most: a shard addresses 4095 segments,
 /// and a record just over a quarter segment takes one of its own.
-const MAX_SHARD_BYTES: usize = 1000 * SEGMENT_CAP;
-/// Segments a shard's share of the ceiling is cut into, at least: the
-/// granularity of eviction (recycling one segment drops at most 1/128 of a
-/// shard's items, 0.4% on average at any moment).
-const SEGMENTS_PER_SHARD: usize = 128;
+const MAX_SHARD_BYTES: usize = 1000 * SEGMENT;
 
-/// Normal segment size for `limit` bytes over `shards` shards: the share
-/// of a shard over [`SEGMENTS_PER_SHARD`], a power of two from 16 KiB to
-/// 64 KiB (`-m 64` over 32 shards: 16 KiB).
-fn segment_size(limit: usize, shards: usize) -> usize {
-    let share = limit / shards.max(1) / SEGMENTS_PER_SHARD;
-    let size = if share == 0 {
-        1
-    } else {
-        1 << (usize::BITS - 1 - share.leading_zeros())
-    };
-    size.clamp(shard::MIN_SEGMENT, SEGMENT_CAP.min(shard::MAX_SEGMENT))
+/// The number of shards for `asked` (a power of two, 1 to 4096) and a
+/// ceiling of `limit` bytes: at most one per [`MIN_SEGMENTS_PER_SHARD`]
+/// segments, at least one per [`MAX_SHARD_BYTES`].
+fn shard_count(asked: usize, limit: usize) -> usize {
+    let pow2_floor = |n: usize| 1 << (usize::BITS - 1 - n.max(1).leading_zeros());
+    let most = pow2_floor(limit / (MIN_SEGMENTS_PER_SHARD * SEGMENT));
+    let least = limit.div_ceil(MAX_SHARD_BYTES).next_power_of_two();
+    asked
+        .next_power_of_two()
+        .min(most)
+        .max(least)
+        .clamp(1, MAX_SHARDS)
 }
 
 /// Rounds of "evict in other shards, retry" before a write gives up.
@@ -77,8 +80,9 @@ pub struct CacheConfig {
     /// Evict least recently used items when full; `false` (`-M`) makes a
     /// write that does not fit fail with [`StoreOutcome::NoMemory`].
     pub evict: bool,
-    /// Number of shards, a power of two (rounded up to one, capped at
-    /// 4096: each shard carries ~4 KB of fixed counters).
+    /// Number of shards, a power of two (rounded up; fitted to the memory
+    /// limit, see [`shard_count`]; at most 4096: each shard carries ~4 KB
+    /// of fixed counters).
     pub shards: usize,
     /// Largest item (key + value + overhead) accepted, `-I`.
     pub item_size_max: usize,
@@ -394,21 +398,15 @@ impl fmt::Debug for Cache {
 }
 
 impl Cache {
-    /// `config.shards` is rounded up to a power of two (1 to 4096).
+    /// `config.shards` is rounded up to a power of two and fitted to the
+    /// ceiling (see [`shard_count`]).
     pub fn new(config: CacheConfig, clock: Arc<Clock>) -> Cache {
-        // a shard addresses at most 4095 segments: past ~64 MB a shard, more shards
-        let floor = config.memory_limit.div_ceil(MAX_SHARD_BYTES);
-        let n = config
-            .shards
-            .max(floor)
-            .clamp(1, MAX_SHARDS)
-            .next_power_of_two();
-        let seg_size = segment_size(config.memory_limit, n);
+        let n = shard_count(config.shards, config.memory_limit);
         let hasher = RandomState::new();
         let budget = Arc::new(Budget::new(config.memory_limit));
         let shards = (0..n)
             .map(|_| {
-                let shard = Shard::new(hasher.clone(), seg_size, Arc::clone(&budget));
+                let shard = Shard::new(hasher.clone(), SEGMENT, Arc::clone(&budget));
                 PaddedShard(Mutex::new(shard))
             })
             .collect();
@@ -922,9 +920,21 @@ mod tests {
     #[test]
     fn shard_count_is_a_power_of_two() {
         let _g = heavy(); // 4096 shards: ~15 MB of locks and counters
-        for (asked, got) in [(0, 1), (1, 1), (3, 4), (16, 16), (1 << 20, MAX_SHARDS)] {
-            let (c, _) = cache_with(MB, asked, true);
+                          // 1 GiB: at least 32 shards (64 MB each at most), at most 4096
+        for (asked, got) in [
+            (0, 32),
+            (3, 32),
+            (64, 64),
+            (100, 128),
+            (1 << 20, MAX_SHARDS),
+        ] {
+            let (c, _) = cache_with(1 << 30, asked, true);
             assert_eq!(c.shards.len(), got, "shards = {asked}");
+        }
+        // a small ceiling: four segments a shard at least
+        for (limit, asked, got) in [(2 * MB, 64, 8), (MB, 1, 1), (100_000, 4, 1)] {
+            let (c, _) = cache_with(limit, asked, true);
+            assert_eq!(c.shards.len(), got, "{limit} bytes, {asked} shards");
         }
         // a large ceiling gets enough shards for their segment numbers
         let (c, _) = cache_with(8 << 30, 4, true);
@@ -1152,7 +1162,7 @@ mod tests {
 
     #[test]
     fn evicted_active_counts_items_read_twice() {
-        let (c, _) = cache_with(64 * 1024, 1, true);
+        let (c, _) = cache_with(512 * 1024, 1, true);
         let v = vec![b'x'; 1000];
         set(&c, "twice", &v);
         set(&c, "once", &v);
@@ -1244,8 +1254,9 @@ mod tests {
     #[test]
     fn evicts_from_other_shards_when_its_own_is_empty() {
         let _g = heavy();
-        let (c, _) = cache_with(512 * 1024, 4, true);
-        let fill = c.keys_in_shard(0, "fill", 2000);
+        let (c, _) = cache_with(4 * MB, 4, true);
+        assert_eq!(c.shards.len(), 4);
+        let fill = c.keys_in_shard(0, "fill", 6000);
         let v = vec![b'x'; 1000];
         let mut stored = 0;
         for k in &fill {
@@ -1266,7 +1277,7 @@ mod tests {
         assert!(c.get(other, |_| ()).0 == Lookup::Hit);
         let after = c.stats();
         assert!(
-            after.evictions >= before.evictions + 90,
+            after.evictions > before.evictions && after.curr_items < before.curr_items,
             "{before:?} -> {after:?}"
         );
         assert!(after.bytes <= after.limit_maxbytes);
@@ -1289,7 +1300,8 @@ mod tests {
     #[test]
     fn without_eviction_a_full_cache_refuses_writes() {
         let _g = heavy();
-        let (c, _) = cache_with(256 * 1024, 4, false);
+        let (c, _) = cache_with(MB, 4, false);
+        assert_eq!(c.shards.len(), 4);
         let v = vec![b'x'; 1000];
         let mut n = 0;
         loop {
@@ -1299,7 +1311,7 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        assert!(n > 150, "only {n} KB fitted in 256 KB");
+        assert!(n > 700, "only {n} KB fitted in 1 MiB");
         let st = c.stats();
         assert_eq!(
             (st.curr_items, st.evictions, st.outofmemory),
@@ -1314,7 +1326,8 @@ mod tests {
         }
         // what memcached does with a full -M cache: replace/cas refused with
         // the old value kept, append/prepend NOT_STORED, set drops the old
-        let big = vec![b'y'; 20_000];
+        // (larger than what the budget has left: under a segment)
+        let big = vec![b'y'; 70_000];
         assert_eq!(
             c.store(StoreOp::Replace, b"k1", 0, 0, &big),
             StoreOutcome::NoMemory
@@ -1930,7 +1943,7 @@ mod tests {
         }
         let accounted = c.check();
         let real = resident().saturating_sub(before);
-        let slack = 8 * segment_size(256 * MB, 8);
+        let slack = 8 * SEGMENT;
         eprintln!("{n} items up to {max} B: resident grew {real}, accounted {accounted}");
         (real, accounted, slack)
     }

@@ -202,9 +202,9 @@ enum Reserve {
 const OFFSET_BITS: u32 = 20;
 const OFFSET_MASK: u32 = (1 << OFFSET_BITS) - 1;
 /// Largest normal segment (its offsets fit the location's 20 bits).
-pub(super) const MAX_SEGMENT: usize = 1 << OFFSET_BITS;
-/// Smallest normal segment (records up to a quarter of it live in one).
-pub(super) const MIN_SEGMENT: usize = 16 * 1024;
+const MAX_SEGMENT: usize = 1 << OFFSET_BITS;
+/// Smallest normal segment: a page.
+const MIN_SEGMENT: usize = item::PAGE;
 /// Segment numbers a shard may use: the index stores location + 1 in a u32.
 const MAX_SEGS: usize = (1 << (32 - OFFSET_BITS)) - 1;
 
