@@ -50,7 +50,7 @@ const MAX_SHARDS: usize = 4096;
 const SEGMENT: usize = 64 * 1024;
 /// Segments' worth of memory a shard gets at least: a small ceiling gets
 /// fewer shards (`-m 2`: 8).
-const MIN_SEGMENTS_PER_SHARD: usize = 4;
+const MIN_SEGMENTS_PER_SHARD: usize = 32;
 /// Memory a shard is sized for at most: a shard addresses 4095 segments,
 /// and a record just over a quarter segment takes one of its own.
 const MAX_SHARD_BYTES: usize = 1000 * SEGMENT;
@@ -919,20 +919,16 @@ mod tests {
 
     #[test]
     fn shard_count_is_a_power_of_two() {
-        let _g = heavy(); // 4096 shards: ~15 MB of locks and counters
-                          // 1 GiB: at least 32 shards (64 MB each at most), at most 4096
-        for (asked, got) in [
-            (0, 32),
-            (3, 32),
-            (64, 64),
-            (100, 128),
-            (1 << 20, MAX_SHARDS),
-        ] {
+        // 4096 shards: ~15 MB of locks and counters
+        let _g = heavy();
+        // 1 GiB: at least 32 shards (64 MB each at most), at most 512 (of
+        // 32 segments each)
+        for (asked, got) in [(0, 32), (3, 32), (64, 64), (100, 128), (1 << 20, 512)] {
             let (c, _) = cache_with(1 << 30, asked, true);
             assert_eq!(c.shards.len(), got, "shards = {asked}");
         }
-        // a small ceiling: four segments a shard at least
-        for (limit, asked, got) in [(2 * MB, 64, 8), (MB, 1, 1), (100_000, 4, 1)] {
+        // a small ceiling: 32 segments a shard at least
+        for (limit, asked, got) in [(64 * MB, 64, 32), (2 * MB, 64, 1), (100_000, 4, 1)] {
             let (c, _) = cache_with(limit, asked, true);
             assert_eq!(c.shards.len(), got, "{limit} bytes, {asked} shards");
         }
@@ -940,6 +936,8 @@ mod tests {
         let (c, _) = cache_with(8 << 30, 4, true);
         assert_eq!(c.shards.len(), 256);
         assert!(c.shards.len() * MAX_SHARD_BYTES >= 8 << 30);
+        let (c, _) = cache_with(32 << 30, 1 << 20, true);
+        assert_eq!(c.shards.len(), MAX_SHARDS);
     }
 
     #[test]
@@ -1254,9 +1252,9 @@ mod tests {
     #[test]
     fn evicts_from_other_shards_when_its_own_is_empty() {
         let _g = heavy();
-        let (c, _) = cache_with(4 * MB, 4, true);
+        let (c, _) = cache_with(8 * MB, 4, true);
         assert_eq!(c.shards.len(), 4);
-        let fill = c.keys_in_shard(0, "fill", 6000);
+        let fill = c.keys_in_shard(0, "fill", 12_000);
         let v = vec![b'x'; 1000];
         let mut stored = 0;
         for k in &fill {
@@ -1300,7 +1298,7 @@ mod tests {
     #[test]
     fn without_eviction_a_full_cache_refuses_writes() {
         let _g = heavy();
-        let (c, _) = cache_with(MB, 4, false);
+        let (c, _) = cache_with(8 * MB, 4, false);
         assert_eq!(c.shards.len(), 4);
         let v = vec![b'x'; 1000];
         let mut n = 0;
@@ -1311,7 +1309,7 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        assert!(n > 700, "only {n} KB fitted in 1 MiB");
+        assert!(n > 7000, "only {n} KB fitted in 8 MiB");
         let st = c.stats();
         assert_eq!(
             (st.curr_items, st.evictions, st.outofmemory),
