@@ -441,7 +441,6 @@ impl Cache {
     fn ctx(&self) -> Ctx<'_> {
         let now = self.clock.now();
         Ctx {
-            budget: &self.budget,
             evict: self.evict,
             now,
             flush: self.flush.view(now),

@@ -113,7 +113,6 @@ pub(super) struct FlushView {
 
 /// What one operation needs from the cache besides the shard.
 pub(super) struct Ctx<'a> {
-    pub(super) budget: &'a Budget,
     pub(super) evict: bool,
     pub(super) now: Secs,
     pub(super) flush: FlushView,
@@ -232,8 +231,7 @@ struct Seg {
     map: Mapping,
     /// Bytes of records written; they start at 0 and end here.
     used: usize,
-    /// Records in it that are not dead, and their bytes.
-    live: u32,
+    /// Bytes of the records in it that are not dead.
     live_bytes: usize,
     /// What the expiry sweep needs to know to pass it by: whether any
     /// record was given a deadline, and lower bounds of the records' cas
@@ -397,7 +395,7 @@ impl Shard {
         match ctx.death(self.item(loc)) {
             None => Found::Live(loc),
             Some(why) => {
-                self.reclaim(pos, loc, why, false, ctx);
+                self.reclaim(pos, loc, why, false);
                 Found::Gone(why)
             }
         }
@@ -426,7 +424,6 @@ impl Shard {
         let size = it.class_size();
         let num = split(loc).0;
         let seg = self.seg_mut(num);
-        seg.live -= 1;
         seg.live_bytes -= size;
         let large = seg.large;
         self.class_sub(size);
@@ -438,8 +435,7 @@ impl Shard {
             if let Some(i) = self.fifo.iter().position(|&n| n == num) {
                 self.fifo.remove(i);
             }
-            let budget = Arc::clone(&self.budget);
-            self.free_segment(num, &budget);
+            self.free_segment(num);
         }
     }
 
@@ -449,17 +445,18 @@ impl Shard {
         self.kill(loc);
     }
 
-    fn remove_loc(&mut self, loc: u32) {
+    /// The index slot of the record at `loc`, which is not dead (every such
+    /// record is indexed).
+    fn slot_of(&self, loc: u32) -> usize {
         let hash = self.hash(self.item(loc).key());
         match self.index.find_id(hash, loc) {
-            Some(pos) => self.remove_at(pos, loc),
+            Some(pos) => pos,
             None => unreachable!("a live record missing from the index"),
         }
     }
 
     /// Removes a dead item, counting it as memcached counts reclaimed memory.
-    fn reclaim(&mut self, pos: usize, loc: u32, why: Lookup, crawler: bool, ctx: &Ctx) {
-        let _ = ctx;
+    fn reclaim(&mut self, pos: usize, loc: u32, why: Lookup, crawler: bool) {
         let it = self.item(loc);
         let unfetched = !it.fetched();
         let c = &mut self.classes[class_of(it.class_size())];
@@ -476,15 +473,12 @@ impl Shard {
     /// Evicts the live record at `loc` (or reclaims it when it is dead
     /// anyway).
     fn evict_loc(&mut self, loc: u32, ctx: &Ctx) {
+        let pos = self.slot_of(loc);
         let it = self.item(loc);
         if let Some(why) = ctx.death(it) {
-            let hash = self.hash(it.key());
-            if let Some(pos) = self.index.find_id(hash, loc) {
-                self.reclaim(pos, loc, why, false, ctx);
-                return;
-            }
+            self.reclaim(pos, loc, why, false);
+            return;
         }
-        let it = self.item(loc);
         ctx.tap.evicting(it, ctx);
         let (fetched, active, nonzero) = (it.fetched(), it.active(), it.deadline() != 0);
         let c = &mut self.classes[class_of(it.class_size())];
@@ -492,7 +486,7 @@ impl Shard {
         c.evicted_nonzero += u64::from(nonzero);
         c.evicted_unfetched += u64::from(!fetched);
         c.evicted_active += u64::from(active);
-        self.remove_loc(loc);
+        self.remove_at(pos, loc);
     }
 
     /// Removes `key`; false when there was no live item.
@@ -504,7 +498,7 @@ impl Shard {
                     true
                 }
                 Some(why) => {
-                    self.reclaim(pos, loc, why, false, ctx);
+                    self.reclaim(pos, loc, why, false);
                     false
                 }
             },
@@ -516,12 +510,12 @@ impl Shard {
 
     /// Takes `n` bytes from `credit` (bytes already charged for this write)
     /// or charges them.
-    fn take(budget: &Budget, credit: &mut usize, n: usize) -> bool {
+    fn take(&self, credit: &mut usize, n: usize) -> bool {
         if *credit >= n {
             *credit -= n;
             return true;
         }
-        if budget.try_charge(n - *credit) {
+        if self.budget.try_charge(n - *credit) {
             *credit = 0;
             return true;
         }
@@ -530,24 +524,18 @@ impl Shard {
 
     /// Maps a new segment of `bytes` at the young end of the FIFO; `None`
     /// when the budget (or the kernel, or the segment numbers) say no.
-    fn new_segment(
-        &mut self,
-        budget: &Budget,
-        credit: &mut usize,
-        bytes: usize,
-        large: bool,
-    ) -> Option<u16> {
+    fn new_segment(&mut self, credit: &mut usize, bytes: usize, large: bool) -> Option<u16> {
         let cost = pages(bytes);
         let num = match self.free_nums.last() {
             Some(&n) => n,
             None if self.segs.len() < MAX_SEGS => self.segs.len() as u16,
             None => return None,
         };
-        if !Self::take(budget, credit, cost) {
+        if !self.take(credit, cost) {
             return None;
         }
         let Some(map) = Mapping::new(bytes) else {
-            budget.uncharge(cost);
+            self.budget.uncharge(cost);
             return None;
         };
         debug_assert_eq!(map.len(), cost);
@@ -557,7 +545,6 @@ impl Shard {
         self.segs[usize::from(num)] = Some(Seg {
             map,
             used: 0,
-            live: 0,
             live_bytes: 0,
             has_ttl: false,
             min_cas: u64::MAX,
@@ -572,13 +559,13 @@ impl Shard {
     }
 
     /// Unmaps segment `num` (not in the FIFO any more, nothing live in it).
-    fn free_segment(&mut self, num: u16, budget: &Budget) {
+    fn free_segment(&mut self, num: u16) {
         if let Some(seg) = self.segs[usize::from(num)].take() {
-            debug_assert_eq!(seg.live, 0);
+            debug_assert_eq!(seg.live_bytes, 0);
             let cost = seg.map.len();
             drop(seg);
             self.item_bytes -= cost;
-            budget.uncharge(cost);
+            self.budget.uncharge(cost);
             self.free_nums.push(num);
             if self.open == Some(num) {
                 self.open = None;
@@ -598,10 +585,11 @@ impl Shard {
             (seg.large, seg.used)
         };
         if large {
+            // its one record is live: a dead one's mapping went at once
             let loc = location(num, 0);
             let it = self.item(loc);
-            let keep = !it.dead()
-                && ctx.alive(it)
+            debug_assert!(!it.dead());
+            let keep = ctx.alive(it)
                 && match how {
                     Recycle::SecondChance => it.referenced(),
                     Recycle::Release => false,
@@ -612,10 +600,8 @@ impl Shard {
                 self.requeue(num);
                 return how != Recycle::Compact;
             }
-            if !self.item(loc).dead() {
-                self.evict_loc(loc, ctx);
-            }
-            self.free_segment(num, ctx.budget);
+            // evicting it unmaps the segment (see `kill`)
+            self.evict_loc(loc, ctx);
             return true;
         }
         // what may stay: under `-M` everything live; else, when all its
@@ -623,23 +609,20 @@ impl Shard {
         // segment is compacted, evicting nothing: a cache with room to
         // spare recycles garbage only); otherwise the used ones, up to half
         let half = self.seg_size / 2;
-        let (mut used_live, mut unused_live) = (0, 0);
+        let mut alive_bytes = 0;
         if how == Recycle::SecondChance {
             let mut off = 0;
             while off < used {
                 let it = segment(&self.segs, n).item(off);
                 if !it.dead() && ctx.alive(it) {
-                    if it.referenced() {
-                        used_live += it.len();
-                    } else {
-                        unused_live += it.len();
-                    }
+                    alive_bytes += it.len();
                 }
                 off += it.len();
             }
         }
-        let compact = used_live + unused_live <= half;
-        let (mut off, mut write, mut kept_used) = (0, 0, 0);
+        let compact = alive_bytes <= half;
+        // `write`: where the next kept record goes, and the bytes kept so far
+        let (mut off, mut write) = (0, 0);
         let (mut has_ttl, mut min_cas, mut min_atime) = (false, u64::MAX, Secs::MAX);
         while off < used {
             let (len, dead, alive, referenced) = {
@@ -650,22 +633,17 @@ impl Shard {
                 && match how {
                     Recycle::Release => false,
                     Recycle::Compact => true,
-                    Recycle::SecondChance => compact || (referenced && kept_used + len <= half),
+                    Recycle::SecondChance => compact || (referenced && write + len <= half),
                 };
             let loc = location(num, off);
             if dead {
                 // garbage: nothing to do
             } else if keep {
-                kept_used += len;
                 if write != off {
-                    let hash = self.hash(self.item(loc).key());
+                    let pos = self.slot_of(loc);
                     let seg = self.seg_mut(n);
                     seg.map.bytes_mut().copy_within(off..off + len, write);
-                    let new = location(num, write);
-                    match self.index.find_id(hash, loc) {
-                        Some(pos) => self.index.set_id(pos, new),
-                        None => unreachable!("a live record missing from the index"),
-                    }
+                    self.index.set_id(pos, location(num, write));
                 }
                 let it = self.item_mut(location(num, write));
                 it.set_referenced(false);
@@ -688,7 +666,7 @@ impl Shard {
         seg.used = write;
         (seg.has_ttl, seg.min_cas, seg.min_atime) = (has_ttl, min_cas, min_atime);
         if write == 0 && how == Recycle::Release {
-            self.free_segment(num, ctx.budget);
+            self.free_segment(num);
         } else {
             // its records moved: a new sequence number, and it is the open
             // segment now (the one that was open keeps what it holds)
@@ -730,14 +708,14 @@ impl Shard {
         loop {
             let (need, how) = if self.index.needs_grow() {
                 let growth = self.index.growth_bytes();
-                if Self::take(ctx.budget, credit, growth) {
+                if self.take(credit, growth) {
                     self.index.grow();
                     self.struct_bytes += growth;
                     continue;
                 }
                 (growth, Recycle::Release)
             } else if size > self.large_threshold() {
-                if let Some(num) = self.new_segment(ctx.budget, credit, size, true) {
+                if let Some(num) = self.new_segment(credit, size, true) {
                     return Reserve::Ok(Place::Own(num));
                 }
                 (pages(size), Recycle::Release)
@@ -756,13 +734,13 @@ impl Shard {
                     self.recycle_oldest(ctx, Recycle::SecondChance);
                     continue;
                 }
-                if let Some(num) = self.new_segment(ctx.budget, credit, self.seg_size, false) {
+                if let Some(num) = self.new_segment(credit, self.seg_size, false) {
                     self.open = Some(num);
                     continue;
                 }
                 (self.seg_size, Recycle::SecondChance)
             };
-            if need > ctx.budget.limit() {
+            if need > self.budget.limit() {
                 return Reserve::NoMemory;
             }
             if !ctx.evict {
@@ -817,7 +795,6 @@ impl Shard {
         let seg = self.seg_mut(usize::from(num));
         let off = seg.used;
         seg.used += size;
-        seg.live += 1;
         seg.live_bytes += size;
         seg.has_ttl |= h.deadline != 0;
         seg.min_cas = seg.min_cas.min(h.cas & item::CAS_MASK);
@@ -834,11 +811,11 @@ impl Shard {
     fn put(&mut self, hash: u32, place: Place, h: &Header, key: &[u8], value: &[&[u8]]) {
         let loc = self.place(place, h, key, value);
         match self.find(hash, key) {
-            Some((pos, old)) if old != loc => {
+            Some((pos, old)) => {
                 self.index.set_id(pos, loc);
                 self.kill(old);
             }
-            _ => self.index.insert(hash, loc),
+            None => self.index.insert(hash, loc),
         }
     }
 
@@ -1084,7 +1061,7 @@ impl Shard {
             return DeleteOutcome::NotFound;
         };
         if let Some(why) = ctx.death(self.item(loc)) {
-            self.reclaim(pos, loc, why, false, ctx);
+            self.reclaim(pos, loc, why, false);
             return DeleteOutcome::NotFound;
         }
         if compare.is_some_and(|c| c != self.item(loc).cas()) {
@@ -1214,11 +1191,9 @@ impl Shard {
                 continue;
             }
             if let Some(why) = ctx.death(it) {
-                let hash = self.hash(it.key());
-                if let Some(ipos) = self.index.find_id(hash, loc) {
-                    self.reclaim(ipos, loc, why, crawler, ctx);
-                    removed += 1;
-                }
+                let pos = self.slot_of(loc);
+                self.reclaim(pos, loc, why, crawler);
+                removed += 1;
             }
         }
         (removed, false)
@@ -1349,7 +1324,6 @@ impl Shard {
             if seg.large {
                 assert!(seg.used > self.large_threshold() && seg_live <= 1);
             }
-            assert_eq!(seg.live, seg_live, "segment live count");
             assert_eq!(seg.live_bytes, seg_live_bytes, "segment live bytes");
             live += seg_live as usize;
         }
@@ -1378,13 +1352,7 @@ impl Shard {
     #[cfg(test)]
     pub(super) fn lru_keys(&self) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        let mut at = Some(Pos::default());
-        while let Some(p) = at {
-            at = self.walk(p, usize::MAX, |it| out.push(it.key().to_vec()));
-            if at == Some(p) {
-                break;
-            }
-        }
+        self.walk(Pos::default(), usize::MAX, |it| out.push(it.key().to_vec()));
         out
     }
 
