@@ -554,31 +554,19 @@ fn incr_counted_once(server: &Server) {
     server
         .connect()
         .roundtrip("set ctr 0 0 1\r\n0\r\n", "STORED\r\n");
-    let addr = server.tcp_addr();
-    let start = Arc::new(Barrier::new(THREADS));
-    let threads: Vec<_> = (0..THREADS)
-        .map(|_| {
-            let start = start.clone();
-            thread::spawn(move || {
-                let mut c = connect(addr);
-                start.wait();
-                (0..per)
-                    .map(|_| {
-                        c.send("incr ctr 1\r\n");
-                        let line = c.read_line();
-                        std::str::from_utf8(&line)
-                            .ok()
-                            .and_then(|l| l.trim_end().parse::<u64>().ok())
-                            .unwrap_or_else(|| panic!("incr reply {}", escape(&line)))
-                    })
-                    .collect::<Vec<u64>>()
+    let replies = race(server, move |_, c| {
+        (0..per)
+            .map(|_| {
+                c.send("incr ctr 1\r\n");
+                let line = c.read_line();
+                std::str::from_utf8(&line)
+                    .ok()
+                    .and_then(|l| l.trim_end().parse::<u64>().ok())
+                    .unwrap_or_else(|| panic!("incr reply {}", escape(&line)))
             })
-        })
-        .collect();
-    let mut all: Vec<u64> = threads
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect();
+            .collect::<Vec<u64>>()
+    });
+    let mut all: Vec<u64> = replies.into_iter().flatten().collect();
     all.sort_unstable();
     let n = (THREADS * per) as u64;
     assert_eq!(all.len() as u64, n);
@@ -602,6 +590,29 @@ fn connect(addr: SocketAddr) -> Conn {
     Conn::new(common::Stream::Tcp(s))
 }
 
+/// Runs `body(t, conn)` for t in 0..THREADS, each on its own connection
+/// to `server`, all released at once by a barrier; returns what each
+/// returned, in thread order.
+fn race<T: Send + 'static>(
+    server: &Server,
+    body: impl Fn(usize, &mut Conn) -> T + Send + Sync + 'static,
+) -> Vec<T> {
+    let addr = server.tcp_addr();
+    let start = Arc::new(Barrier::new(THREADS));
+    let body = Arc::new(body);
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (start, body) = (start.clone(), body.clone());
+            thread::spawn(move || {
+                let mut c = connect(addr);
+                start.wait();
+                body(t, &mut c)
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
 /// `cas` never lets two writers win with the same unique; the value ends
 /// as the number of wins.
 fn cas_single_winner(server: &Server) {
@@ -609,38 +620,26 @@ fn cas_single_winner(server: &Server) {
     server
         .connect()
         .roundtrip("set casv 0 0 1\r\n0\r\n", "STORED\r\n");
-    let addr = server.tcp_addr();
-    let start = Arc::new(Barrier::new(THREADS));
-    let threads: Vec<_> = (0..THREADS)
-        .map(|_| {
-            let start = start.clone();
-            thread::spawn(move || {
-                let mut c = connect(addr);
-                start.wait();
-                let mut wins = Vec::new();
-                for _ in 0..150 {
-                    let (_, data, unique) = c.gets("casv");
-                    let n: u64 = std::str::from_utf8(&data).unwrap().parse().unwrap();
-                    let next = (n + 1).to_string();
-                    c.send(format!(
-                        "cas casv 0 0 {} {unique}\r\n{next}\r\n",
-                        next.len()
-                    ));
-                    let line = c.read_line();
-                    match &line[..] {
-                        b"STORED\r\n" => wins.push((unique, n + 1)),
-                        b"EXISTS\r\n" => {}
-                        other => panic!("cas reply {}", escape(other)),
-                    }
-                }
-                wins
-            })
-        })
-        .collect();
-    let wins: Vec<(u64, u64)> = threads
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect();
+    let wins = race(server, |_, c| {
+        let mut wins = Vec::new();
+        for _ in 0..150 {
+            let (_, data, unique) = c.gets("casv");
+            let n: u64 = std::str::from_utf8(&data).unwrap().parse().unwrap();
+            let next = (n + 1).to_string();
+            c.send(format!(
+                "cas casv 0 0 {} {unique}\r\n{next}\r\n",
+                next.len()
+            ));
+            let line = c.read_line();
+            match &line[..] {
+                b"STORED\r\n" => wins.push((unique, n + 1)),
+                b"EXISTS\r\n" => {}
+                other => panic!("cas reply {}", escape(other)),
+            }
+        }
+        wins
+    });
+    let wins: Vec<(u64, u64)> = wins.into_iter().flatten().collect();
     let mut by_unique: BTreeMap<u64, usize> = BTreeMap::new();
     for (u, _) in &wins {
         *by_unique.entry(*u).or_default() += 1;
@@ -672,28 +671,16 @@ fn append_no_loss(server: &Server) {
     server
         .connect()
         .roundtrip("set app 0 0 0\r\n\r\n", "STORED\r\n");
-    let addr = server.tcp_addr();
     let per = 200;
-    let start = Arc::new(Barrier::new(THREADS));
-    let threads: Vec<_> = (0..THREADS)
-        .map(|t| {
-            let start = start.clone();
-            thread::spawn(move || {
-                let mut c = connect(addr);
-                start.wait();
-                for i in 0..per {
-                    let piece = format!("{t}.{i},");
-                    c.roundtrip(
-                        format!("append app 0 0 {}\r\n{piece}\r\n", piece.len()),
-                        "STORED\r\n",
-                    );
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
+    race(server, move |t, c| {
+        for i in 0..per {
+            let piece = format!("{t}.{i},");
+            c.roundtrip(
+                format!("append app 0 0 {}\r\n{piece}\r\n", piece.len()),
+                "STORED\r\n",
+            );
+        }
+    });
     let (_, data, _) = server.connect().gets("app");
     let text = String::from_utf8(data).unwrap();
     let mut next = [0usize; THREADS];
