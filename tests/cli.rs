@@ -7,12 +7,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{eventually, free_tcp_port, temp_path, MEMCACHED};
+use common::{eventually, free_tcp_port, is_root, temp_path, MEMCACHED};
 
 const FERROCACHE: &str = env!("CARGO_BIN_EXE_ferrocache");
 
@@ -27,36 +27,12 @@ macro_rules! cli {
 
             #[test]
             fn memcached() {
-                if super::reference_available() {
+                if super::common::memcached_available("the reference half of this test") {
                     super::$test(super::MEMCACHED);
                 }
             }
         }
     };
-}
-
-fn reference_available() -> bool {
-    // the same rule as common::memcached_or_skip, without starting a server
-    if Path::new(MEMCACHED).exists() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{MEMCACHED} is not installed, and CI is set: the reference checks must run");
-    }
-    eprintln!("SKIPPED: memcached not installed at {MEMCACHED}; reference half not run");
-    false
-}
-
-fn is_root() -> bool {
-    // no libc in dev-dependencies: ask the kernel through /proc
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 /// Runs `bin args` to completion, bounded: a process that starts serving

@@ -55,7 +55,6 @@ use common::escape;
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -795,24 +794,6 @@ impl Drop for Memcached {
     }
 }
 
-fn memcached_present() -> bool {
-    if Path::new(common::MEMCACHED).exists() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "{} is not installed, and CI is set: the differential test must run",
-            common::MEMCACHED
-        );
-    }
-    eprintln!(
-        "SKIPPED: memcached not installed at {}; the differential test did not run \
-         (apt-get install memcached)",
-        common::MEMCACHED
-    );
-    false
-}
-
 // -------------------------------------------------------------- runner
 
 /// What one server answered to one step.
@@ -1195,7 +1176,7 @@ fn env_u64(name: &str) -> Option<u64> {
 
 #[test]
 fn differential_against_memcached() {
-    if !memcached_present() {
+    if !common::memcached_available("the differential test") {
         return;
     }
     let base = match std::env::var("FERROCACHE_DIFF_SEED").ok().as_deref() {
@@ -1268,7 +1249,7 @@ fn normalisation_keeps_cas_identity() {
 /// Plays fixed steps through the same machinery (regressions for what the
 /// random runs found).
 fn fixed(steps: &[&[u8]]) {
-    if !memcached_present() {
+    if !common::memcached_available("the differential test") {
         return;
     }
     let plan: Vec<Step> = steps

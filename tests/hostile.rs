@@ -24,7 +24,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{escape, eventually, free_tcp_port, Conn, Server, READ_TIMEOUT};
+use common::{escape, eventually, free_tcp_port, is_root, Conn, Server, READ_TIMEOUT};
 
 // ------------------------------------------------------------ helpers
 
@@ -983,11 +983,6 @@ impl Drop for Spawned {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
 }
 
 /// Clients that ask for far more than they read: resident memory grows by

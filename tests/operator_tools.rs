@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{eventually, free_tcp_port, stat_str, stat_u64, temp_path, Conn, Server};
+use common::{eventually, free_tcp_port, is_root, stat_str, stat_u64, temp_path, Conn, Server};
 
 type Table = &'static [(&'static [u8], &'static [u8])];
 
@@ -817,17 +817,6 @@ impl Drop for Verbose {
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log);
     }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 fn start_verbose(bin: &str) -> Verbose {

@@ -70,21 +70,36 @@ macro_rules! table {
     };
 }
 
-/// The reference memcached started with `args`, or `None` (and a loud note)
-/// when it is not installed. Under CI (`CI` set) a missing memcached is an
-/// error, never a silent pass.
-pub fn memcached_or_skip(args: &[&str]) -> Option<Server> {
-    if !Path::new(MEMCACHED).exists() {
-        if std::env::var_os("CI").is_some() {
-            panic!("{MEMCACHED} is not installed, and CI is set: the reference checks must run");
-        }
-        eprintln!(
-            "SKIPPED: memcached not installed at {MEMCACHED}; the reference half of this test \
-             did not run (apt-get install memcached)"
-        );
-        return None;
+/// Whether the reference memcached is installed. When it is not: under CI
+/// (`CI` set) a panic, never a silent pass; otherwise a loud note that
+/// `what` did not run, and false.
+pub fn memcached_available(what: &str) -> bool {
+    if Path::new(MEMCACHED).exists() {
+        return true;
     }
-    Some(Server::memcached(args))
+    if std::env::var_os("CI").is_some() {
+        panic!("{MEMCACHED} is not installed, and CI is set: {what} must run");
+    }
+    eprintln!("SKIPPED: memcached not installed at {MEMCACHED}; {what} did not run (apt-get install memcached)");
+    false
+}
+
+/// The reference memcached started with `args`, or `None` (and a loud note)
+/// when it is not installed (see [`memcached_available`]).
+pub fn memcached_or_skip(args: &[&str]) -> Option<Server> {
+    memcached_available("the reference half of this test").then(|| Server::memcached(args))
+}
+
+/// Whether the tests run as root (the uid from /proc).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
 }
 
 /// Which implementation a [`Server`] is.
