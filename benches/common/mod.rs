@@ -334,23 +334,30 @@ pub fn push_key(out: &mut Vec<u8>, prefix: &str, n: u64) {
 }
 
 /// Appends `set <key> 0 0 <len>\r\n<value>\r\n`.
-/// `ms <key> <len> T0` and the value: the meta form of [`push_set`].
-pub fn push_meta_set(out: &mut Vec<u8>, prefix: &str, n: u64, value: &[u8]) {
-    out.extend_from_slice(b"ms ");
-    push_key(out, prefix, n);
-    out.push(b' ');
-    out.extend_from_slice(value.len().to_string().as_bytes());
-    out.extend_from_slice(b" T0\r\n");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
+pub fn push_set(out: &mut Vec<u8>, prefix: &str, n: u64, value: &[u8]) {
+    push_storage(out, b"set ", prefix, n, b" 0 0 ", b"\r\n", value);
 }
 
-pub fn push_set(out: &mut Vec<u8>, prefix: &str, n: u64, value: &[u8]) {
-    out.extend_from_slice(b"set ");
+/// `ms <key> <len> T0` and the value: the meta form of [`push_set`].
+pub fn push_meta_set(out: &mut Vec<u8>, prefix: &str, n: u64, value: &[u8]) {
+    push_storage(out, b"ms ", prefix, n, b" ", b" T0\r\n", value);
+}
+
+/// `<verb><key><before_len><len><after_len><value>\r\n`.
+fn push_storage(
+    out: &mut Vec<u8>,
+    verb: &[u8],
+    prefix: &str,
+    n: u64,
+    before_len: &[u8],
+    after_len: &[u8],
+    value: &[u8],
+) {
+    out.extend_from_slice(verb);
     push_key(out, prefix, n);
-    out.extend_from_slice(b" 0 0 ");
+    out.extend_from_slice(before_len);
     out.extend_from_slice(value.len().to_string().as_bytes());
-    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(after_len);
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
