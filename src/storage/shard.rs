@@ -1039,12 +1039,16 @@ impl Shard {
             Found::Absent => return Err(Lookup::Miss),
         };
         let it = self.item_mut(loc);
+        let deadline = it.deadline();
         let r = f(it);
         if bump {
             it.mark_fetched();
             it.set_atime(ctx.now);
         }
-        self.note_deadline(loc);
+        // (a read that leaves the deadline alone does not touch the segment)
+        if it.deadline() != deadline {
+            self.note_deadline(loc);
+        }
         Ok(r)
     }
 
