@@ -110,6 +110,58 @@ const MG_ERRORS: Table = &[
 ];
 table!(mg_errors, &[], MG_ERRORS);
 
+/// Which fault memcached names when a request has several: a repeated or
+/// unknown flag (or a byte above 126, which it calls a duplicate) stops its
+/// flag pass at once; the other faults are noted and the pass goes on, so
+/// the last of them is named. An unreadable `F` names nothing of its own.
+const FLAG_FAULT_ORDER: Table = &[
+    (
+        b"mg Y=== Cabc b\r\n",
+        b"CLIENT_ERROR error decoding key\r\n",
+    ),
+    (
+        b"mg YQ== b Cabc\r\n",
+        b"CLIENT_ERROR bad token in command line format\r\n",
+    ),
+    (
+        b"mg a Tx Jx\r\n",
+        b"CLIENT_ERROR invalid numeric initial value\r\n",
+    ),
+    (
+        b"mg a Jx Tx\r\n",
+        b"CLIENT_ERROR bad token in command line format\r\n",
+    ),
+    (
+        b"mg a Dx MEE\r\n",
+        b"CLIENT_ERROR incorrect length for M token\r\n",
+    ),
+    (b"mg a MEE Ms\r\n", b"CLIENT_ERROR duplicate flag\r\n"),
+    (b"mg a Tx v v\r\n", b"CLIENT_ERROR duplicate flag\r\n"),
+    (b"mg a Tx Z\r\n", b"CLIENT_ERROR invalid flag\r\n"),
+    (
+        b"mg a Tx F-1\r\n",
+        b"CLIENT_ERROR bad token in command line format\r\n",
+    ),
+    (
+        b"mg a F-1 Tx\r\n",
+        b"CLIENT_ERROR bad token in command line format\r\n",
+    ),
+    (b"mg a F-1\r\n", b"CLIENT_ERROR bad command line format\r\n"),
+    (b"mg a \xff\r\n", b"CLIENT_ERROR duplicate flag\r\n"),
+    (b"mg a v \x80\r\n", b"CLIENT_ERROR duplicate flag\r\n"),
+    (
+        b"ms a 1 Cx Tx MXX\r\nx\r\n",
+        b"CLIENT_ERROR incorrect length for M token\r\n",
+    ),
+    (b"ms a 1 MXX Z\r\nx\r\n", b"CLIENT_ERROR invalid flag\r\n"),
+    (
+        b"md a MXX Z\r\n",
+        b"CLIENT_ERROR invalid or duplicate flag\r\n",
+    ),
+    (b"mg a v\r\n", b"EN\r\n"),
+];
+table!(flag_fault_order, &[], FLAG_FAULT_ORDER);
+
 fn mg_key_lengths(server: &Server) {
     let k250 = key_of(250);
     let k251 = key_of(251);

@@ -282,44 +282,111 @@ fn check_opaque(tokens: &[u8]) -> Result<(), &'static [u8]> {
 }
 
 /// memcached's flag pass: each flag at most once, every flag known, every
-/// argument readable, and a base64 key that decodes. The first fault wins.
+/// argument readable, and a base64 key that decodes. A repeated flag, an
+/// unknown one or a byte above 126 (which memcached calls a duplicate) ends
+/// the pass at once; the other faults are noted and the pass goes on, so
+/// among them the last one named wins (an unreadable `F` names none: the
+/// reply is then the last one named before it, or "bad command line
+/// format"), as memcached 1.6.18 answers `mg a Jx Tx` with the `T` fault.
 fn preparse(tokens: &[u8], key: &[u8]) -> Result<MetaFlags, &'static [u8]> {
     let mut f = MetaFlags::default();
     let mut seen = [false; 256];
+    let mut failed = false;
+    let mut named: &'static [u8] = BAD_FORMAT;
     for tok in flag_tokens(tokens) {
         let (flag, arg) = (tok[0], &tok[1..]);
-        if std::mem::replace(&mut seen[usize::from(flag)], true) {
+        if flag >= 127 || std::mem::replace(&mut seen[usize::from(flag)], true) {
             return Err(DUPLICATE);
         }
-        let exptime = |arg| safe_strtol(arg).ok_or(BAD_TOKEN);
-        match flag {
+        // the fault of this flag, if any, and its message
+        let fault: Option<&'static [u8]> = match flag {
             b'b' => {
-                base64::decode(key, &mut [0u8; base64::MAX_DECODED]).ok_or(BAD_KEY)?;
                 f.base64 = true;
+                base64::decode(key, &mut [0u8; base64::MAX_DECODED])
+                    .is_none()
+                    .then_some(BAD_KEY)
             }
-            b'N' => f.vivify = Some(exptime(arg)?),
-            b'T' => f.ttl = Some(exptime(arg)?),
-            b'R' => f.recache = Some(exptime(arg)?),
-            b'F' => f.client_flags = safe_strtoul(arg).ok_or(BAD_FORMAT)?,
-            b'C' => f.compare_cas = Some(safe_strtoull(arg).ok_or(BAD_TOKEN)?),
-            b'E' => f.new_cas = Some(safe_strtoull(arg).ok_or(BAD_TOKEN)?),
-            b'M' => {
-                if tok.len() != 2 {
-                    return Err(M_LENGTH);
+            b'N' | b'T' | b'R' => match safe_strtol(arg) {
+                Some(t) => {
+                    *match flag {
+                        b'N' => &mut f.vivify,
+                        b'T' => &mut f.ttl,
+                        _ => &mut f.recache,
+                    } = Some(t);
+                    None
                 }
-                f.mode = Some(arg[0]);
+                None => Some(BAD_TOKEN),
+            },
+            b'F' => match safe_strtoul(arg) {
+                Some(n) => {
+                    f.client_flags = n;
+                    None
+                }
+                // a fault without a message of its own
+                None => Some(named),
+            },
+            b'C' | b'E' => match safe_strtoull(arg) {
+                Some(n) => {
+                    *if flag == b'C' {
+                        &mut f.compare_cas
+                    } else {
+                        &mut f.new_cas
+                    } = Some(n);
+                    None
+                }
+                None => Some(BAD_TOKEN),
+            },
+            b'M' => match arg {
+                [mode] => {
+                    f.mode = Some(*mode);
+                    None
+                }
+                _ => Some(M_LENGTH),
+            },
+            b'J' | b'D' => match safe_strtoull(arg) {
+                Some(n) => {
+                    *if flag == b'J' {
+                        &mut f.initial
+                    } else {
+                        &mut f.delta
+                    } = n;
+                    None
+                }
+                None if flag == b'J' => Some(BAD_INITIAL),
+                None => Some(BAD_DELTA),
+            },
+            b'q' => {
+                f.quiet = true;
+                None
             }
-            b'J' => f.initial = safe_strtoull(arg).ok_or(BAD_INITIAL)?,
-            b'D' => f.delta = safe_strtoull(arg).ok_or(BAD_DELTA)?,
-            b'q' => f.quiet = true,
-            b'v' => f.value = true,
-            b'u' => f.no_update = true,
-            b'I' => f.invalidate = true,
-            b'x' => f.remove_value = true,
+            b'v' => {
+                f.value = true;
+                None
+            }
+            b'u' => {
+                f.no_update = true;
+                None
+            }
+            b'I' => {
+                f.invalidate = true;
+                None
+            }
+            b'x' => {
+                f.remove_value = true;
+                None
+            }
             // known, acted on (or not) by the command itself
-            b'O' | b'P' | b'L' | b'k' | b's' | b't' | b'c' | b'f' | b'h' | b'l' => {}
+            b'O' | b'P' | b'L' | b'k' | b's' | b't' | b'c' | b'f' | b'h' | b'l' => None,
             _ => return Err(INVALID_FLAG),
+        };
+        if let Some(e) = fault {
+            failed = true;
+            named = e;
         }
     }
-    Ok(f)
+    if failed {
+        Err(named)
+    } else {
+        Ok(f)
+    }
 }
