@@ -283,6 +283,13 @@ const WIN_STALE: Table = &[
     (b"mg s v\r\n", b"VA 1 Z X\r\nw\r\n"),
     // md I on a missing key
     (b"md nothere I\r\n", b"NF\r\n"),
+    // an N already past answers with the stub it made, which is then gone
+    (b"mg past N-1 v\r\n", b"VA 0 W\r\n\r\n"),
+    (b"mg past v\r\n", b"EN\r\n"),
+    (b"mg past q N-100\r\n", b"HD W\r\n"),
+    (b"mg past q\r\n", b""),
+    (b"ma past N-1 J5 v\r\n", b"VA 1\r\n5\r\n"),
+    (b"ma past v\r\n", b"NF\r\n"),
 ];
 table!(win_and_stale, &[], WIN_STALE);
 

@@ -24,11 +24,11 @@ pub(super) fn get(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
     let bump_item = !f.no_update;
     // the reply of a hit, written under the shard lock; the value length
     // is for `watch`
-    let mut read = |it: &mut MetaView<'_>, created| {
-        hit_reply(m, it, created, now, touch, recache, use_cas, out);
+    let mut read = |it: &mut MetaView<'_>, vivified| {
+        hit_reply(m, it, vivified, now, touch, recache, use_cas, out);
         it.value().len()
     };
-    let (mut lookup, mut done) = ctx.cache.meta_read(key, bump_item, |it| read(it, false));
+    let (mut lookup, mut done) = ctx.cache.meta_read(key, bump_item, |it| read(it, None));
     if done.is_none() {
         if let Some(ttl) = f.vivify {
             // a stub item whose recache token this client wins (`W`);
@@ -39,13 +39,16 @@ pub(super) fn get(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
                 cas: f.new_cas,
                 ..WriteOpts::default()
             };
+            // the stub lives without a deadline until the reply reaches N
+            // (see hit_reply): an N already past (N-1) still answers this
+            // request with the stub, as memcached's does, and only then
+            // leaves it expired
             let deadline = ctx.clock.deadline(i64::from(ttl));
-            let (stored, _) = ctx
-                .cache
-                .store_with(StoreOp::Add, key, 0, deadline, b"", &opts);
+            let (stored, _) = ctx.cache.store_with(StoreOp::Add, key, 0, 0, b"", &opts);
             let created = stored == StoreOutcome::Stored;
             if created || stored == StoreOutcome::NotStored {
-                (lookup, done) = ctx.cache.meta_read(key, bump_item, |it| read(it, created));
+                let vivified = created.then_some(deadline);
+                (lookup, done) = ctx.cache.meta_read(key, bump_item, |it| read(it, vivified));
             }
         }
     }
@@ -67,12 +70,13 @@ pub(super) fn get(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
 
 /// The `VA`/`HD` reply of an `mg` hit, acting on `T`, `N` and `R` where
 /// they stand among the flags (memcached's order: `t` before `T` shows the
-/// old TTL), then the `Z` / `X` / `W` marks.
+/// old TTL), then the `Z` / `X` / `W` marks. `vivified` is the `N`
+/// deadline of an item this request created (stored without one).
 #[allow(clippy::too_many_arguments)]
 fn hit_reply(
     m: &Meta<'_>,
     item: &mut MetaView<'_>,
-    created: bool,
+    vivified: Option<Secs>,
     now: Secs,
     touch: Option<Secs>,
     recache: Option<Secs>,
@@ -82,11 +86,7 @@ fn hit_reply(
     let mut won = false;
     // memcached gives a created item its N deadline only when it reaches
     // the N flag: a `t` before it shows -1
-    let vivified = created.then(|| {
-        let deadline = item.deadline();
-        item.set_deadline(0);
-        deadline
-    });
+    let created = vivified.is_some();
     if m.flags.value {
         out.extend_from_slice(b"VA ");
         push_decimal(out, item.value().len() as u64);
