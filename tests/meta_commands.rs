@@ -643,6 +643,23 @@ fn ttl_and_access(server: &Server) {
     // ma T sets the TTL on success
     c.roundtrip("set n 0 0 1\r\n1\r\n", "STORED\r\n");
     c.roundtrip("ma n T200 t\r\n", "HD t200\r\n");
+    // as in mg, a t before T shows the old TTL
+    c.roundtrip("ma n t T100\r\n", "HD t200\r\n");
+    c.send("mg n t\r\n");
+    let t = parse_flag(&c.read_line(), "HD", 't');
+    assert!((98..=100).contains(&t), "t{t}");
+    // an item ma creates gets N's TTL and T's where each stands: the later
+    // one stays
+    c.roundtrip("ma made1 N0 T100 t\r\n", "HD t100\r\n");
+    c.send("mg made1 t\r\n");
+    let t = parse_flag(&c.read_line(), "HD", 't');
+    assert!((98..=100).contains(&t), "t{t}");
+    c.roundtrip("ma made2 T100 N0 t\r\n", "HD t-1\r\n");
+    c.roundtrip("mg made2 t\r\n", "HD t-1\r\n");
+    c.roundtrip("ma made3 N-1 T100 v\r\n", "VA 1\r\n0\r\n");
+    c.roundtrip("mg made3 v\r\n", "VA 1\r\n0\r\n");
+    c.roundtrip("ma made4 T100 N-1 v\r\n", "VA 1\r\n0\r\n");
+    c.roundtrip("mg made4 v\r\n", "EN\r\n");
     // h: read before? (as of before this request); u leaves no trace
     c.roundtrip("set h 0 0 1\r\nx\r\n", "STORED\r\n");
     c.roundtrip("mg h h u\r\n", "HD h0\r\n");

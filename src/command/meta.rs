@@ -260,19 +260,41 @@ pub(super) fn arith(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow 
     let mut buf = [0u8; base64::MAX_DECODED];
     let key = m.lookup_key(&mut buf);
     let incr = !matches!(f.mode, Some(b'D' | b'-'));
+    let touch = f.ttl.map(|t| ctx.clock.deadline(i64::from(t)));
+    let vivify = f.vivify.map(|t| ctx.clock.deadline(i64::from(t)));
     let opts = ArithOpts {
         compare: f.compare_cas,
-        touch: f.ttl.map(|t| ctx.clock.deadline(i64::from(t))),
+        touch,
         cas: f.new_cas,
     };
     ops::log_lookup(ctx, key);
+    // memcached acts on T where it stands among the flags: a `t` before it
+    // shows the TTL the item had (read here, just before; only a touch by
+    // another client in between could make it stale)
+    let position = |flag| m.flag_tokens().position(|t| t[0] == flag);
+    let old_deadline = match (position(b't'), position(b'T')) {
+        (Some(t), Some(touch)) if t < touch => {
+            ctx.cache.meta_read(key, false, |it| it.deadline()).1
+        }
+        _ => None,
+    };
     let mut outcome = ctx.cache.meta_incr_decr(key, f.delta, incr, &opts);
     let mut created = false;
-    if let (MetaArithOutcome::NotFound, Some(ttl)) = (outcome, f.vivify) {
-        // a miss with N creates the item holding J (the delta is not applied)
+    if let (MetaArithOutcome::NotFound, Some(_)) = (outcome, vivify) {
+        // a miss with N creates the item holding J (the delta is not
+        // applied); memcached makes it without a TTL, then N and T each
+        // set theirs where they stand: the later one stays
         let mut digits = Vec::with_capacity(20);
         push_decimal(&mut digits, f.initial);
-        let deadline = ctx.clock.deadline(i64::from(ttl));
+        let deadline = m
+            .flag_tokens()
+            .filter_map(|t| match t[0] {
+                b'N' => vivify,
+                b'T' => touch,
+                _ => None,
+            })
+            .last()
+            .unwrap_or(0);
         let write = WriteOpts {
             binary_key: f.base64,
             cas: f.new_cas,
@@ -322,11 +344,17 @@ pub(super) fn arith(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow 
             }
             let now = ctx.clock.now();
             let cas = if ctx.config.use_cas { cas } else { 0 };
-            // as in `mg`, a created item shows its N deadline from N on
-            let mut shown = if created { 0 } else { deadline };
+            // as in `mg`, a created item shows its N deadline from N on,
+            // and any item its T deadline from T on
+            let mut shown = match old_deadline {
+                _ if created => 0,
+                Some(old) => old,
+                None => deadline,
+            };
             for tok in m.flag_tokens() {
                 match tok[0] {
-                    b'N' => shown = deadline,
+                    b'N' if created => shown = vivify.unwrap_or(0),
+                    b'T' => shown = touch.unwrap_or(deadline),
                     b't' => push_ttl(out, shown, now),
                     b'c' => push_flag_u64(out, b'c', cas),
                     b'O' => push_token(out, tok),
