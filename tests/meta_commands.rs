@@ -323,6 +323,12 @@ const MS: Table = &[
     (b"ms k1 1 C99999\r\nz\r\n", b"EX\r\n"),
     (b"ms k1 1 C99999 q k\r\nz\r\n", b"EX kk1\r\n"),
     (b"ms k1 1 MA C99999\r\nz\r\n", b"EX\r\n"),
+    // C0 compares nothing in append and prepend modes (set still refuses it)
+    (b"ms k1 1 MA C0\r\n!\r\n", b"HD\r\n"),
+    (b"ms k1 1 MP C0\r\n<\r\n", b"HD\r\n"),
+    (b"mg k1 v\r\n", b"VA 5\r\n<abc!\r\n"),
+    (b"ms k1 3 C0\r\nabc\r\n", b"EX\r\n"),
+    (b"ms k1 3\r\nabc\r\n", b"HD\r\n"),
     // add ignores C
     (b"ms addme 1 ME C5\r\nz\r\n", b"HD\r\n"),
     (b"mg k1 v\r\n", b"VA 3\r\nabc\r\n"),

@@ -160,8 +160,14 @@ pub(super) fn set(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
         (Some(b'R'), None) => StoreOp::Replace,
         _ => StoreOp::Set,
     };
+    // append and prepend compare only a nonzero C, as memcached (whose
+    // compare there is with the new item's unique, 0 meaning none)
+    let compare = match op {
+        StoreOp::Append | StoreOp::Prepend => f.compare_cas.filter(|&c| c != 0),
+        _ => f.compare_cas,
+    };
     let opts = WriteOpts {
-        compare: f.compare_cas,
+        compare,
         invalidate: f.invalidate,
         cas: f.new_cas,
         binary_key: f.base64,
