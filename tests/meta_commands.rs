@@ -278,6 +278,8 @@ const WIN_STALE: Table = &[
     // ms I with an older cas stores, but stale
     (b"ms s 1 C1 I\r\nw\r\n", b"HD\r\n"),
     (b"mg s v\r\n", b"VA 1 X W\r\nw\r\n"),
+    // but not C0
+    (b"ms s 1 C0 I\r\nv\r\n", b"EX\r\n"),
     // without I an older cas is refused
     (b"ms s 1 C1\r\nq\r\n", b"EX\r\n"),
     (b"mg s v\r\n", b"VA 1 Z X\r\nw\r\n"),

@@ -168,7 +168,8 @@ pub(super) fn set(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
     };
     let opts = WriteOpts {
         compare,
-        invalidate: f.invalidate,
+        // memcached takes an older unique as stale only when it is not 0
+        invalidate: f.invalidate && f.compare_cas != Some(0),
         cas: f.new_cas,
         binary_key: f.base64,
         win: false,
