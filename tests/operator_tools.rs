@@ -891,6 +891,20 @@ fn verbose_logs_commands_and_replies(bin: &str) {
         ("get vv_marker\r\n", "END\r\n"),
         ("set a 0 0 1\r\nx\r\n", "STORED\r\n"),
         ("get a b\r\n", "VALUE a 0 1\r\nx\r\nEND\r\n"),
+        ("cas a 0 0 1 999\r\ny\r\n", "EXISTS\r\n"),
+        // what a noreply command would have answered is logged
+        (
+            "set q 0 0 1 noreply\r\ny\r\nadd q 0 0 1 noreply\r\nz\r\n\
+             delete nokey noreply\r\nmn\r\n",
+            "MN\r\n",
+        ),
+        // meta replies are not logged (never a value), but for me's miss
+        // and errors
+        (
+            "mg a v\r\nmg nokey v\r\nms m 2\r\nhi\r\nmd m\r\nme nokey\r\n",
+            "VA 1\r\nx\r\nEN\r\nHD\r\nHD\r\nEN\r\n",
+        ),
+        ("mg a v !\r\n", "CLIENT_ERROR invalid flag\r\n"),
         ("delete a\r\n", "DELETED\r\n"),
         ("incr a 1\r\n", "NOT_FOUND\r\n"),
         ("bogus\r\n", "ERROR\r\n"),
@@ -923,6 +937,24 @@ fn verbose_logs_commands_and_replies(bin: &str) {
         "<N get a b",
         ">N sending key a",
         ">N END",
+        "<N cas a 0 0 1 999",
+        ">N EXISTS",
+        "<N set q 0 0 1 noreply",
+        ">N NOREPLY STORED",
+        "<N add q 0 0 1 noreply",
+        ">N NOREPLY NOT_STORED",
+        "<N delete nokey noreply",
+        ">N NOREPLY NOT_FOUND",
+        "<N mn",
+        ">N MN",
+        "<N mg a v",
+        "<N mg nokey v",
+        "<N ms m 2",
+        "<N md m",
+        "<N me nokey",
+        ">N EN",
+        "<N mg a v !",
+        ">N CLIENT_ERROR invalid flag",
         "<N delete a",
         ">N DELETED",
         "<N incr a 1",
@@ -949,6 +981,24 @@ fn verbose_logs_commands_and_replies(bin: &str) {
         log.contains(&new_conn) && last == want
     });
     assert!(ok, "{bin} -vv logged: {last:#?}");
+    // and the lines without a direction: the protocol, once, and the
+    // unique a refused cas met (a's, the first write)
+    let log = std::fs::read_to_string(&v.log).unwrap();
+    let plain: Vec<&str> = log
+        .lines()
+        .map(|l| l.rsplit_once("] ").map_or(l, |(_, m)| m))
+        .filter(|l| l.contains(": Client using the ascii protocol") || l.starts_with("CAS:"))
+        .collect();
+    assert!(
+        plain.contains(&"CAS:  failure: expected 1, got 999"),
+        "{bin}: {plain:?}"
+    );
+    assert!(
+        plain
+            .iter()
+            .any(|l| l.ends_with(": Client using the ascii protocol")),
+        "{bin}: {plain:?}"
+    );
 }
 
 #[test]
