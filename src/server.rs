@@ -473,13 +473,20 @@ fn clock_loop(shared: Arc<Shared>) {
         if !shared.cache.crawler_enabled() {
             continue;
         }
+        let crawling = shared.cache.crawl_pending();
         let swept = catch_unwind(AssertUnwindSafe(|| {
             shared.cache.tick();
             shared.cache.crawl_tick()
         }));
         match swept {
-            Ok(n) if n > 0 => trace!("lru crawler: {} expired items removed", n),
-            Ok(_) => {}
+            Ok(n) => {
+                if n > 0 {
+                    trace!("lru crawler: {} expired items removed", n);
+                }
+                if crawling && !shared.cache.crawl_pending() {
+                    trace!("lru crawler: requested crawl finished");
+                }
+            }
             Err(_) => error!("expirer panicked; it will retry on the next tick"),
         }
     }

@@ -826,6 +826,10 @@ fn start_verbose(bin: &str) -> Verbose {
 /// A server binary started with `flag` (`-vv`, or a harmless one such as
 /// `-C` to start quiet), stderr to a file.
 fn start_logged(bin: &str, flag: &str) -> Verbose {
+    start_logged_with(bin, &[flag])
+}
+
+fn start_logged_with(bin: &str, flags: &[&str]) -> Verbose {
     let port = free_tcp_port();
     let log = temp_path("vv.log");
     let file = std::fs::File::create(&log).expect("log file");
@@ -836,8 +840,8 @@ fn start_logged(bin: &str, flag: &str) -> Verbose {
         "127.0.0.1".into(),
         "-U".into(),
         "0".into(),
-        flag.into(),
     ];
+    args.extend(flags.iter().map(|f| f.to_string()));
     if is_root() {
         args.extend(["-u".into(), "root".into()]);
     }
@@ -1010,6 +1014,66 @@ fn verbose_logs_commands_and_replies_ferrocache() {
 fn verbose_logs_commands_and_replies_memcached() {
     if common::memcached_or_skip(&[]).is_some() {
         verbose_logs_commands_and_replies(common::MEMCACHED);
+    }
+}
+
+/// ferrocache `-vvv`: its own state changes (memcached's are its
+/// connection state machine's, `fd: going from conn_read to
+/// conn_parse_cmd`, which ferrocache does not have): a connection yielding
+/// its worker at the `-R` budget, a multi-get paused while its output waits
+/// for the client, the end of a requested crawl. `-vv` logs none of them.
+#[test]
+fn very_verbose_logs_state_changes() {
+    let state_lines = |flag: &str| -> String {
+        let v = start_logged_with(FERROCACHE, &[flag, "-R", "2"]);
+        let mut s = TcpStream::connect(("127.0.0.1", v.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let big = "v".repeat(200 * 1024);
+        let mut req = String::new();
+        for k in ["b1", "b2", "b3"] {
+            req.push_str(&format!("set {k} 0 0 {}\r\n{big}\r\n", big.len()));
+        }
+        s.write_all(req.as_bytes()).unwrap();
+        let mut got = vec![0u8; 3 * "STORED\r\n".len()];
+        s.read_exact(&mut got).unwrap();
+        assert_eq!(got, "STORED\r\n".repeat(3).as_bytes());
+        // ten requests in one packet, two served per turn
+        s.write_all("get nokey\r\n".repeat(10).as_bytes()).unwrap();
+        let mut got = vec![0u8; 10 * "END\r\n".len()];
+        s.read_exact(&mut got).unwrap();
+        // three values, 600 KiB: more than one reply buffer's worth
+        s.write_all(b"get b1 b2 b3\r\n").unwrap();
+        let want = 3 * (big.len() + "VALUE b1 0 204800\r\n\r\n".len()) + 5;
+        let mut reply = vec![0u8; want];
+        s.read_exact(&mut reply).unwrap();
+        assert!(reply.ends_with(b"END\r\n"));
+        s.write_all(b"lru_crawler crawl all\r\n").unwrap();
+        let mut ok = [0u8; 4];
+        s.read_exact(&mut ok).unwrap();
+        assert_eq!(&ok, b"OK\r\n");
+        // the crawl runs on the clock thread's next ticks
+        let quiet_flag = flag == "-vv";
+        let done = eventually(Duration::from_secs(20), || {
+            let log = std::fs::read_to_string(&v.log).unwrap_or_default();
+            quiet_flag || log.contains("lru crawler: requested crawl finished")
+        });
+        assert!(done, "no end of crawl logged");
+        // the log is written as things happen; give it a moment
+        thread::sleep(Duration::from_millis(300));
+        std::fs::read_to_string(&v.log).unwrap()
+    };
+    let trace = state_lines("-vvv");
+    for want in [
+        ": request budget (-R) used up, yielding",
+        ": reply paused at ",
+        "lru crawler: requested crawl finished",
+    ] {
+        assert!(trace.contains(want), "-vvv did not log {want:?}:\n{trace}");
+    }
+    let debug = state_lines("-vv");
+    assert!(debug.contains(" get b1 b2 b3"), "{debug}");
+    for absent in ["yielding", "paused", "crawl finished"] {
+        assert!(!debug.contains(absent), "-vv logged {absent:?}:\n{debug}");
     }
 }
 
