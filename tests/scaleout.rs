@@ -16,8 +16,15 @@
 //! expectations honest, against three Debian memcached nodes. A missing tool
 //! prints a loud SKIPPED and passes, unless `CI` is set: then it fails.
 //!
+//! memcached's own proxy and mcrouter cannot run here (Debian's memcached
+//! 1.6.18 is built without the proxy, mcrouter is not packaged): the
+//! requests they send a backend, their health check first, run against one
+//! ferrocache and one memcached instead (`proxy_health_check`,
+//! `proxy_and_mcrouter_requests`).
+//!
 //! Run: `cargo test --release --test scaleout`.
 
+#[macro_use]
 mod common;
 
 use common::tools::{
@@ -846,6 +853,68 @@ fn check_pymemcache_hashclient(target: Target) {
     );
     let _ = writeln!(std::io::stderr(), "{target:?}:\n{out}");
 }
+
+// ---------------------------------------------------------------------------
+// What memcached's proxy and mcrouter send a backend
+// ---------------------------------------------------------------------------
+
+/// Both check a backend with `version` (memcached's proxy on every new
+/// backend connection, and it takes the backend for bad unless the reply
+/// starts `VERSION `; mcrouter when it probes a node it marked down): the
+/// first request of each new connection.
+fn proxy_health_check(server: &common::Server) {
+    for _ in 0..3 {
+        let mut c = server.connect();
+        c.send("version\r\n");
+        let line = c.expect_line_prefix("VERSION ");
+        let version = line.trim_end().trim_start_matches("VERSION ");
+        assert!(
+            version.starts_with("1.6.") && !version.contains(' '),
+            "{line:?}"
+        );
+        // and the connection goes on serving
+        c.roundtrip("mn\r\n", "MN\r\n");
+    }
+}
+both!(proxy_health_check, &[]);
+
+/// The requests the two proxies pass to a backend, as they write them:
+/// memcached's proxy forwards the meta commands (with `O` opaques, `k`, `q`
+/// and an `mn` to end a quiet batch) and the classic ones; mcrouter writes
+/// the classic commands (`delete <key> 0` with its exptime), and its own
+/// `metaget` and lease commands, which memcached refuses with `ERROR`.
+const PROXY_REQUESTS: &[(&[u8], &[u8])] = &[
+    (b"ms foo 2 T0 F5\r\nhi\r\n", b"HD\r\n"),
+    (b"mg foo s v f t\r\n", b"VA 2 s2 f5 t-1\r\nhi\r\n"),
+    (
+        b"mg foo k v O123 q\r\nmn\r\n",
+        b"VA 2 kfoo O123\r\nhi\r\nMN\r\n",
+    ),
+    (
+        b"mg missing v q\r\nmg missing k O9\r\nmn\r\n",
+        b"EN kmissing O9\r\nMN\r\n",
+    ),
+    (b"ma cnt N0 J10 v\r\n", b"VA 2\r\n10\r\n"),
+    (b"ma cnt v\r\n", b"VA 2\r\n11\r\n"),
+    (b"md foo q\r\nmn\r\n", b"MN\r\n"),
+    (b"mg foo v\r\n", b"EN\r\n"),
+    (b"get foo cnt\r\n", b"VALUE cnt 0 2\r\n11\r\nEND\r\n"),
+    (b"set k 0 0 1\r\nv\r\n", b"STORED\r\n"),
+    (b"delete k 0\r\n", b"DELETED\r\n"),
+    (b"set k 3 0 1\r\nv\r\n", b"STORED\r\n"),
+    (b"add k 3 0 1\r\nv\r\n", b"NOT_STORED\r\n"),
+    (b"append k 0 0 1\r\nw\r\n", b"STORED\r\n"),
+    (b"touch k 10\r\n", b"TOUCHED\r\n"),
+    (b"gat 100 k\r\n", b"VALUE k 3 2\r\nvw\r\nEND\r\n"),
+    (b"incr cnt 5\r\n", b"16\r\n"),
+    (b"decr cnt 100\r\n", b"0\r\n"),
+    (b"metaget k\r\n", b"ERROR\r\n"),
+    (b"lease-get k\r\n", b"ERROR\r\n"),
+    (b"delete k noreply\r\nmn\r\n", b"MN\r\n"),
+    (b"flush_all 0\r\n", b"OK\r\n"),
+    (b"mg cnt v\r\n", b"EN\r\n"),
+];
+table!(proxy_and_mcrouter_requests, &[], PROXY_REQUESTS);
 
 // ---------------------------------------------------------------------------
 // The tests
