@@ -696,6 +696,11 @@ struct Conn {
     /// Set once the connection sent `watch`: it receives log lines and
     /// executes nothing more.
     watcher: Option<Arc<Watcher>>,
+    /// Replies of earlier pipelined requests are still stacked, in
+    /// memcached's terms: it sends a connection's replies when its input
+    /// runs out and after a get (`get`, `gets`, `gat`, `gats`) or `mn`, and
+    /// refuses a `watch` that comes while others wait.
+    stacked: bool,
     /// `-vv` has logged the connection's protocol (memcached's `fd: Client
     /// using the ascii protocol`, at its first command).
     announced: bool,
@@ -720,6 +725,7 @@ impl Conn {
             queued: false,
             last_active: now,
             watcher: None,
+            stacked: false,
             announced: false,
         }
     }
@@ -1259,6 +1265,7 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
             }
         }
         if c.rpos == c.rend {
+            c.stacked = false;
             return if did {
                 Progress::Some
             } else {
@@ -1275,6 +1282,7 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
         let (req, consumed) = match protocol::parse(input, limits) {
             Ok(r) => r,
             Err(ParseError::Incomplete) => {
+                c.stacked = false;
                 return if did {
                     Progress::Some
                 } else {
@@ -1309,7 +1317,17 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
         // buffer, so that its outcome is logged as memcached logs it
         // (`>fd NOREPLY STORED`); the client still gets nothing.
         let loud = if debug { with_reply(&req) } else { None };
+        let refused_watch =
+            matches!(req, Request::Watch { .. }) && c.stacked && !ctx.config.disable_watch;
         let flow = match &loud {
+            _ if refused_watch => {
+                c.wbuf
+                    .extend_from_slice(b"ERROR cannot pipeline other commands before watch\r\n");
+                if debug {
+                    log_reply(c.fd, ctx, &req, &c.wbuf[before..], "");
+                }
+                Flow::Done
+            }
             Some(loud) => {
                 let mut scratch = Vec::new();
                 let flow = command::execute(ctx, loud, c.resume, &mut scratch, OUT_LIMIT);
@@ -1324,6 +1342,10 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
                 flow
             }
         };
+        c.stacked = !matches!(
+            req,
+            Request::Get { .. } | Request::Gat { .. } | Request::MetaNoop
+        );
         match flow {
             Flow::Paused(i) => {
                 trace!(

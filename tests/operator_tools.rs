@@ -255,7 +255,15 @@ fn metadump_under_x_with_the_crawler_disabled() {
     common::transcript(&server, steps);
 }
 
-const WATCH_REFUSED: Table = &[(b"watch\r\n", b"CLIENT_ERROR watch commands not allowed\r\n")];
+const WATCH_REFUSED: Table = &[
+    (b"watch\r\n", b"CLIENT_ERROR watch commands not allowed\r\n"),
+    // -W is checked before the pipeline, and noreply silences it
+    (
+        b"set a 0 0 1\r\nx\r\nwatch\r\n",
+        b"STORED\r\nCLIENT_ERROR watch commands not allowed\r\n",
+    ),
+    (b"watch fetchers noreply\r\nmn\r\n", b"MN\r\n"),
+];
 table!(watch_refused_under_w, &["-W"], WATCH_REFUSED);
 
 const WATCH_ERRORS: Table = &[
@@ -264,6 +272,57 @@ const WATCH_ERRORS: Table = &[
     (b"watchx\r\n", b"ERROR\r\n"),
 ];
 table!(watch_unknown_streams, &[], WATCH_ERRORS);
+
+/// memcached refuses a `watch` pipelined behind replies it has not sent
+/// yet (it sends them when the input runs out, and after a get or `mn`),
+/// and a `watch` ending in `noreply` answers nothing (the word is unknown,
+/// and its `ERROR` is not sent); the connection goes on either way.
+const WATCH_PIPELINED: Table = &[
+    (
+        b"set a 0 0 1\r\nx\r\nwatch mutations\r\nmn\r\n",
+        b"STORED\r\nERROR cannot pipeline other commands before watch\r\nMN\r\n",
+    ),
+    (
+        b"delete a noreply\r\nwatch\r\nmn\r\n",
+        b"ERROR cannot pipeline other commands before watch\r\nMN\r\n",
+    ),
+    (
+        b"mg a v q\r\nwatch\r\nwatch\r\nmn\r\n",
+        b"ERROR cannot pipeline other commands before watch\r\n\
+          ERROR cannot pipeline other commands before watch\r\nMN\r\n",
+    ),
+    (b"watch noreply\r\nmn\r\n", b"MN\r\n"),
+    (b"watch fetchers noreply\r\nmn\r\n", b"MN\r\n"),
+    (b"watch bogus noreply\r\nmn\r\n", b"MN\r\n"),
+];
+
+/// A watch pipelined behind a get, or behind `mn`, is taken: memcached sent
+/// what was stacked first.
+fn watch_pipelined(server: &Server) {
+    common::transcript(server, WATCH_PIPELINED);
+    for (request, reply) in [
+        (
+            "set a 0 0 1\r\nx\r\nget a\r\nwatch\r\n",
+            "STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\nOK\r\n",
+        ),
+        (
+            "set a 0 0 1\r\nx\r\nmn\r\nwatch\r\n",
+            "STORED\r\nMN\r\nOK\r\n",
+        ),
+    ] {
+        let mut w = server.connect();
+        w.roundtrip(request, reply);
+        // it watches: another connection's read shows up
+        let mut c = server.connect();
+        c.roundtrip("get a\r\n", "VALUE a 0 1\r\nx\r\nEND\r\n");
+        let line = normalize(&watch_lines(&mut w, 1)[0]);
+        assert_eq!(
+            line,
+            "type=item_get key=a status=found clsid=1 cfd=F size=1"
+        );
+    }
+}
+both!(watch_pipelined, &[]);
 
 fn crawler_settings_are_reported(server: &Server) {
     let mut c = server.connect();
