@@ -698,8 +698,9 @@ struct Conn {
     watcher: Option<Arc<Watcher>>,
     /// Replies of earlier pipelined requests are still stacked, in
     /// memcached's terms: it sends a connection's replies when its input
-    /// runs out and after a get (`get`, `gets`, `gat`, `gats`) or `mn`, and
-    /// refuses a `watch` that comes while others wait.
+    /// runs out and after a get (`get`, `gets`, `gat`, `gats`), `mn` or a
+    /// dump, and refuses a `watch` or `lru_crawler metadump` that comes
+    /// while others wait.
     stacked: bool,
     /// `-vv` has logged the connection's protocol (memcached's `fd: Client
     /// using the ascii protocol`, at its first command).
@@ -1317,12 +1318,25 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
         // buffer, so that its outcome is logged as memcached logs it
         // (`>fd NOREPLY STORED`); the client still gets nothing.
         let loud = if debug { with_reply(&req) } else { None };
-        let refused_watch =
-            matches!(req, Request::Watch { .. }) && c.stacked && !ctx.config.disable_watch;
+        // memcached refuses these behind replies it has not sent yet
+        // (after its own checks of -W, or of the crawler's state and -X)
+        let refused: Option<&[u8]> = match req {
+            Request::Watch { .. } if c.stacked && !ctx.config.disable_watch => {
+                Some(b"ERROR cannot pipeline other commands before watch\r\n")
+            }
+            Request::LruCrawler(LruCrawler::Metadump(_))
+                if c.stacked
+                    && c.resume == 0
+                    && ctx.cache.crawler_enabled()
+                    && !ctx.config.disable_dumping =>
+            {
+                Some(b"ERROR cannot pipeline other commands before metadump\r\n")
+            }
+            _ => None,
+        };
         let flow = match &loud {
-            _ if refused_watch => {
-                c.wbuf
-                    .extend_from_slice(b"ERROR cannot pipeline other commands before watch\r\n");
+            _ if refused.is_some() => {
+                c.wbuf.extend_from_slice(refused.unwrap_or_default());
                 if debug {
                     log_reply(c.fd, ctx, &req, &c.wbuf[before..], "");
                 }
@@ -1342,10 +1356,14 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
                 flow
             }
         };
-        c.stacked = !matches!(
-            req,
-            Request::Get { .. } | Request::Gat { .. } | Request::MetaNoop
-        );
+        c.stacked = refused.is_some()
+            || !matches!(
+                req,
+                Request::Get { .. }
+                    | Request::Gat { .. }
+                    | Request::MetaNoop
+                    | Request::LruCrawler(LruCrawler::Metadump(_))
+            );
         match flow {
             Flow::Paused(i) => {
                 trace!(

@@ -193,6 +193,12 @@ const LRU_CRAWLER: Table = &[
     (b"lru_crawler disable x\r\n", b"ERROR\r\n"),
     (b"lru_crawler disable\r\n", b"OK\r\n"),
     (b"lru_crawler disable\r\n", b"OK\r\n"),
+];
+
+/// After `lru_crawler disable` (once memcached's crawler thread has
+/// stopped, a moment after it answered: until then a dump may be `ERROR an
+/// unknown error happened`).
+const LRU_CRAWLER_DISABLED: Table = &[
     // the state is checked before the class list
     (
         b"lru_crawler metadump all\r\n",
@@ -224,7 +230,77 @@ const LRU_CRAWLER: Table = &[
     ),
     (b"lru_crawler crawl all\r\n", b"OK\r\n"),
 ];
-table!(lru_crawler_replies, &[], LRU_CRAWLER);
+/// memcached's LRU maintainer starts crawls of its own (at start-up and
+/// as items come and go), which make a requested crawl or dump `BUSY` or
+/// `ERROR an unknown error happened` for a moment: off for the crawler
+/// transcripts (ferrocache accepts the option and has no such thread).
+const NO_AUTOCRAWL: &[&str] = &["-o", "no_lru_maintainer"];
+
+fn lru_crawler_replies(server: &Server) {
+    common::transcript(server, LRU_CRAWLER);
+    let mut c = server.connect();
+    let stopped = eventually(Duration::from_secs(10), || {
+        stat_str(&c.stats("settings"), "lru_crawler") == "no"
+    });
+    assert!(stopped, "the crawler did not stop");
+    common::transcript(server, LRU_CRAWLER_DISABLED);
+}
+both!(lru_crawler_replies, super::NO_AUTOCRAWL);
+
+/// A class list without a class. (Each on a server of its own: memcached
+/// 1.6.18's crawler is left in a state where later dumps and crawls answer
+/// `ERROR an unknown error happened` or `BUSY` for a while.)
+const DUMP_NO_CLASS: Table = &[(
+    b"lru_crawler metadump ,\r\n",
+    b"NOTSTARTED no items to crawl\r\n",
+)];
+table!(metadump_without_a_class, super::NO_AUTOCRAWL, DUMP_NO_CLASS);
+
+const CRAWL_NO_CLASS: Table = &[(
+    b"lru_crawler crawl ,,\r\n",
+    b"NOTSTARTED no items to crawl\r\n",
+)];
+table!(crawl_without_a_class, super::NO_AUTOCRAWL, CRAWL_NO_CLASS);
+
+/// A dump pipelined behind a reply not sent yet is refused (after the
+/// crawler's state and -X are checked, before the class list); after a
+/// get it is taken. One dump only per server: memcached's crawler may
+/// still be busy with a dump that has just ended.
+const DUMP_PIPELINED: Table = &[
+    (
+        b"lru_crawler tocrawl 0\r\nlru_crawler metadump 99\r\nmn\r\n",
+        b"OK\r\nERROR cannot pipeline other commands before metadump\r\nMN\r\n",
+    ),
+    (b"get a\r\nlru_crawler metadump all\r\n", b"END\r\nEND\r\n"),
+];
+table!(metadump_pipelined, super::NO_AUTOCRAWL, DUMP_PIPELINED);
+
+/// One requested crawl at a time: a second one while the first runs is
+/// `BUSY` (a crawl takes a while on either server, so the second of two
+/// sent together nearly always finds the first running).
+fn second_crawl_is_busy(server: &Server) {
+    let mut c = server.connect();
+    for i in 0..2000 {
+        c.send(format!("set k{i} 0 0 1 noreply\r\nx\r\n"));
+    }
+    c.roundtrip("mn\r\n", "MN\r\n");
+    let mut seen = Vec::new();
+    let busy = eventually(Duration::from_secs(30), || {
+        c.send("lru_crawler crawl all\r\nlru_crawler crawl all\r\n");
+        let first = c.read_line();
+        let second = c.read_line();
+        seen.push((common::escape(&first), common::escape(&second)));
+        second == b"BUSY currently processing crawler request\r\n"
+    });
+    assert!(busy, "never BUSY: {seen:?}");
+    // and the crawl ends: a later one is taken
+    let taken = eventually(Duration::from_secs(30), || {
+        c.send("lru_crawler crawl all\r\n");
+        c.read_line() == b"OK\r\n"
+    });
+    assert!(taken, "still busy");
+}
+both!(second_crawl_is_busy, super::NO_AUTOCRAWL);
 
 const DUMP_REFUSED: Table = &[
     (
