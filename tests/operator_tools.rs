@@ -11,7 +11,7 @@
 #[macro_use]
 mod common;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::io::AsRawFd;
@@ -516,6 +516,26 @@ fn metadump_lists_live_items(server: &Server) {
     c.roundtrip("lru_crawler metadump all\r\n", "END\r\n");
 }
 both!(metadump_lists_live_items, &[]);
+
+/// Keys are URL-encoded byte by byte, a key stored in binary (meta `b`)
+/// too: its raw bytes, not its base64 form.
+fn metadump_encodes_keys(server: &Server) {
+    let mut c = server.connect();
+    c.roundtrip("set a+b~c.d_e-f 0 0 1\r\nx\r\n", "STORED\r\n");
+    c.roundtrip("ms AAEC/w== 1 b\r\nx\r\n", "HD\r\n");
+    c.roundtrip("ms Zm9vIGJhcg== 1 b\r\nx\r\n", "HD\r\n");
+    c.send("lru_crawler metadump all\r\n");
+    let keys: BTreeSet<String> = read_dump(&mut c)
+        .iter()
+        .map(|l| fields(l)["key"].to_string())
+        .collect();
+    let want: BTreeSet<String> = ["a%2Bb~c.d_e-f", "%00%01%02%FF", "foo%20bar"]
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    assert_eq!(keys, want);
+}
+both!(metadump_encodes_keys, &[]);
 
 /// memcached's `lru_crawler crawl` reclaims expired items it walks over.
 fn crawl_reclaims_expired_items(server: &Server) {
