@@ -473,13 +473,20 @@ fn clock_loop(shared: Arc<Shared>) {
         if !shared.cache.crawler_enabled() {
             continue;
         }
+        let crawling = shared.cache.crawl_pending();
         let swept = catch_unwind(AssertUnwindSafe(|| {
             shared.cache.tick();
             shared.cache.crawl_tick()
         }));
         match swept {
-            Ok(n) if n > 0 => trace!("lru crawler: {} expired items removed", n),
-            Ok(_) => {}
+            Ok(n) => {
+                if n > 0 {
+                    trace!("lru crawler: {} expired items removed", n);
+                }
+                if crawling && !shared.cache.crawl_pending() {
+                    trace!("lru crawler: requested crawl finished");
+                }
+            }
             Err(_) => error!("expirer panicked; it will retry on the next tick"),
         }
     }
@@ -689,6 +696,15 @@ struct Conn {
     /// Set once the connection sent `watch`: it receives log lines and
     /// executes nothing more.
     watcher: Option<Arc<Watcher>>,
+    /// Replies of earlier pipelined requests are still stacked, in
+    /// memcached's terms: it sends a connection's replies when its input
+    /// runs out and after a get (`get`, `gets`, `gat`, `gats`), `mn` or a
+    /// dump, and refuses a `watch` or `lru_crawler metadump` that comes
+    /// while others wait.
+    stacked: bool,
+    /// `-vv` has logged the connection's protocol (memcached's `fd: Client
+    /// using the ascii protocol`, at its first command).
+    announced: bool,
 }
 
 impl Conn {
@@ -710,6 +726,8 @@ impl Conn {
             queued: false,
             last_active: now,
             watcher: None,
+            stacked: false,
+            announced: false,
         }
     }
 }
@@ -1248,6 +1266,7 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
             }
         }
         if c.rpos == c.rend {
+            c.stacked = false;
             return if did {
                 Progress::Some
             } else {
@@ -1264,6 +1283,7 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
         let (req, consumed) = match protocol::parse(input, limits) {
             Ok(r) => r,
             Err(ParseError::Incomplete) => {
+                c.stacked = false;
                 return if did {
                     Progress::Some
                 } else {
@@ -1279,6 +1299,10 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
         did = true;
         let debug = log::log_enabled!(log::Level::Debug);
         if debug && c.resume == 0 {
+            if !c.announced {
+                c.announced = true;
+                debug!("{}: Client using the ascii protocol", c.fd);
+            }
             let line_end = input
                 .iter()
                 .position(|&b| b == b'\n')
@@ -1290,10 +1314,56 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
             );
         }
         let before = c.wbuf.len();
-        let flow = command::execute(ctx, &req, c.resume, &mut c.wbuf, OUT_LIMIT);
-        if debug {
-            log_reply(c.fd, &req, &c.wbuf[before..]);
-        }
+        // -vv: a `noreply` request runs with its reply on, into a scratch
+        // buffer, so that its outcome is logged as memcached logs it
+        // (`>fd NOREPLY STORED`); the client still gets nothing.
+        let loud = if debug { with_reply(&req) } else { None };
+        // memcached refuses these behind replies it has not sent yet
+        // (after its own checks of -W, or of the crawler's state and -X)
+        let refused: Option<&[u8]> = match req {
+            Request::Watch { .. } if c.stacked && !ctx.config.disable_watch => {
+                Some(b"ERROR cannot pipeline other commands before watch\r\n")
+            }
+            Request::LruCrawler(LruCrawler::Metadump(_))
+                if c.stacked
+                    && c.resume == 0
+                    && ctx.cache.crawler_enabled()
+                    && !ctx.config.disable_dumping =>
+            {
+                Some(b"ERROR cannot pipeline other commands before metadump\r\n")
+            }
+            _ => None,
+        };
+        let flow = match &loud {
+            _ if refused.is_some() => {
+                c.wbuf.extend_from_slice(refused.unwrap_or_default());
+                if debug {
+                    log_reply(c.fd, ctx, &req, &c.wbuf[before..], "");
+                }
+                Flow::Done
+            }
+            Some(loud) => {
+                let mut scratch = Vec::new();
+                let flow = command::execute(ctx, loud, c.resume, &mut scratch, OUT_LIMIT);
+                log_reply(c.fd, ctx, loud, &scratch, "NOREPLY ");
+                flow
+            }
+            None => {
+                let flow = command::execute(ctx, &req, c.resume, &mut c.wbuf, OUT_LIMIT);
+                if debug {
+                    log_reply(c.fd, ctx, &req, &c.wbuf[before..], "");
+                }
+                flow
+            }
+        };
+        c.stacked = refused.is_some()
+            || !matches!(
+                req,
+                Request::Get { .. }
+                    | Request::Gat { .. }
+                    | Request::MetaNoop
+                    | Request::LruCrawler(LruCrawler::Metadump(_))
+            );
         match flow {
             Flow::Paused(i) => {
                 trace!(
@@ -1329,22 +1399,70 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
 }
 
 /// `-vv`: the reply summary memcached logs after a request (`>fd END`,
-/// `>fd sending key k`); none for `stats` or a metadump.
-fn log_reply(fd: i32, req: &Request<'_>, reply: &[u8]) {
-    if matches!(
-        req,
-        Request::Stats { .. } | Request::LruCrawler(LruCrawler::Metadump(_))
-    ) {
-        return;
+/// `>fd sending key k`, `>fd NOREPLY STORED` with `prefix` "NOREPLY "); none
+/// for `stats` or a metadump, and for the meta commands only what memcached
+/// logs of theirs: `MN`, `me`'s `EN` and errors (their other replies are
+/// not logged, nor, ever, a value's bytes). A cas refused because the item
+/// changed is preceded by memcached's `CAS:  failure: expected <unique>,
+/// got <unique>`.
+fn log_reply(fd: i32, ctx: &Context<'_>, req: &Request<'_>, reply: &[u8], prefix: &str) {
+    let is_error = |r: &[u8]| {
+        r.starts_with(b"ERROR") || r.starts_with(b"CLIENT_ERROR") || r.starts_with(b"SERVER_ERROR")
+    };
+    match req {
+        Request::Stats { .. } | Request::LruCrawler(LruCrawler::Metadump(_)) => return,
+        Request::MetaGet(_)
+        | Request::MetaSet(_)
+        | Request::MetaDelete(_)
+        | Request::MetaArith(_)
+            if !is_error(reply) =>
+        {
+            return
+        }
+        Request::MetaDebug { .. } if reply.starts_with(b"ME ") => return,
+        Request::Store {
+            mode: protocol::StoreMode::Cas,
+            key,
+            cas,
+            ..
+        } if reply == b"EXISTS\r\n" => {
+            if let Some(meta) = ctx.cache.item_meta(key) {
+                debug!("CAS:  failure: expected {}, got {}", meta.cas, cas);
+            }
+        }
+        _ => {}
     }
-    admin_proto::reply_summary(reply, |prefix, line| {
+    admin_proto::reply_summary(reply, |what, line| {
         debug!(
-            ">{} {}{}",
+            ">{} {}{}{}",
             fd,
-            String::from_utf8_lossy(prefix),
+            prefix,
+            String::from_utf8_lossy(what),
             String::from_utf8_lossy(line)
         );
     });
+}
+
+/// `req` with its reply turned on, if it had `noreply`; `None` otherwise.
+fn with_reply<'a>(req: &Request<'a>) -> Option<Request<'a>> {
+    let mut loud = req.clone();
+    match &mut loud {
+        Request::Store { noreply, .. }
+        | Request::TooLarge { noreply, .. }
+        | Request::Delete { noreply, .. }
+        | Request::Arith { noreply, .. }
+        | Request::Touch { noreply, .. }
+        | Request::FlushAll { noreply, .. }
+        | Request::Verbosity { noreply, .. }
+        | Request::CacheMemlimit { noreply, .. }
+        | Request::Invalid { noreply, .. }
+            if *noreply =>
+        {
+            *noreply = false;
+            Some(loud)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]

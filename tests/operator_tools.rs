@@ -11,7 +11,7 @@
 #[macro_use]
 mod common;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::io::AsRawFd;
@@ -193,6 +193,12 @@ const LRU_CRAWLER: Table = &[
     (b"lru_crawler disable x\r\n", b"ERROR\r\n"),
     (b"lru_crawler disable\r\n", b"OK\r\n"),
     (b"lru_crawler disable\r\n", b"OK\r\n"),
+];
+
+/// After `lru_crawler disable` (once memcached's crawler thread has
+/// stopped, a moment after it answered: until then a dump may be `ERROR an
+/// unknown error happened`).
+const LRU_CRAWLER_DISABLED: Table = &[
     // the state is checked before the class list
     (
         b"lru_crawler metadump all\r\n",
@@ -224,7 +230,77 @@ const LRU_CRAWLER: Table = &[
     ),
     (b"lru_crawler crawl all\r\n", b"OK\r\n"),
 ];
-table!(lru_crawler_replies, &[], LRU_CRAWLER);
+/// memcached's LRU maintainer starts crawls of its own (at start-up and
+/// as items come and go), which make a requested crawl or dump `BUSY` or
+/// `ERROR an unknown error happened` for a moment: off for the crawler
+/// transcripts (ferrocache accepts the option and has no such thread).
+const NO_AUTOCRAWL: &[&str] = &["-o", "no_lru_maintainer"];
+
+fn lru_crawler_replies(server: &Server) {
+    common::transcript(server, LRU_CRAWLER);
+    let mut c = server.connect();
+    let stopped = eventually(Duration::from_secs(10), || {
+        stat_str(&c.stats("settings"), "lru_crawler") == "no"
+    });
+    assert!(stopped, "the crawler did not stop");
+    common::transcript(server, LRU_CRAWLER_DISABLED);
+}
+both!(lru_crawler_replies, super::NO_AUTOCRAWL);
+
+/// A class list without a class. (Each on a server of its own: memcached
+/// 1.6.18's crawler is left in a state where later dumps and crawls answer
+/// `ERROR an unknown error happened` or `BUSY` for a while.)
+const DUMP_NO_CLASS: Table = &[(
+    b"lru_crawler metadump ,\r\n",
+    b"NOTSTARTED no items to crawl\r\n",
+)];
+table!(metadump_without_a_class, super::NO_AUTOCRAWL, DUMP_NO_CLASS);
+
+const CRAWL_NO_CLASS: Table = &[(
+    b"lru_crawler crawl ,,\r\n",
+    b"NOTSTARTED no items to crawl\r\n",
+)];
+table!(crawl_without_a_class, super::NO_AUTOCRAWL, CRAWL_NO_CLASS);
+
+/// A dump pipelined behind a reply not sent yet is refused (after the
+/// crawler's state and -X are checked, before the class list); after a
+/// get it is taken. One dump only per server: memcached's crawler may
+/// still be busy with a dump that has just ended.
+const DUMP_PIPELINED: Table = &[
+    (
+        b"lru_crawler tocrawl 0\r\nlru_crawler metadump 99\r\nmn\r\n",
+        b"OK\r\nERROR cannot pipeline other commands before metadump\r\nMN\r\n",
+    ),
+    (b"get a\r\nlru_crawler metadump all\r\n", b"END\r\nEND\r\n"),
+];
+table!(metadump_pipelined, super::NO_AUTOCRAWL, DUMP_PIPELINED);
+
+/// One requested crawl at a time: a second one while the first runs is
+/// `BUSY` (a crawl takes a while on either server, so the second of two
+/// sent together nearly always finds the first running).
+fn second_crawl_is_busy(server: &Server) {
+    let mut c = server.connect();
+    for i in 0..2000 {
+        c.send(format!("set k{i} 0 0 1 noreply\r\nx\r\n"));
+    }
+    c.roundtrip("mn\r\n", "MN\r\n");
+    let mut seen = Vec::new();
+    let busy = eventually(Duration::from_secs(30), || {
+        c.send("lru_crawler crawl all\r\nlru_crawler crawl all\r\n");
+        let first = c.read_line();
+        let second = c.read_line();
+        seen.push((common::escape(&first), common::escape(&second)));
+        second == b"BUSY currently processing crawler request\r\n"
+    });
+    assert!(busy, "never BUSY: {seen:?}");
+    // and the crawl ends: a later one is taken
+    let taken = eventually(Duration::from_secs(30), || {
+        c.send("lru_crawler crawl all\r\n");
+        c.read_line() == b"OK\r\n"
+    });
+    assert!(taken, "still busy");
+}
+both!(second_crawl_is_busy, super::NO_AUTOCRAWL);
 
 const DUMP_REFUSED: Table = &[
     (
@@ -255,7 +331,15 @@ fn metadump_under_x_with_the_crawler_disabled() {
     common::transcript(&server, steps);
 }
 
-const WATCH_REFUSED: Table = &[(b"watch\r\n", b"CLIENT_ERROR watch commands not allowed\r\n")];
+const WATCH_REFUSED: Table = &[
+    (b"watch\r\n", b"CLIENT_ERROR watch commands not allowed\r\n"),
+    // -W is checked before the pipeline, and noreply silences it
+    (
+        b"set a 0 0 1\r\nx\r\nwatch\r\n",
+        b"STORED\r\nCLIENT_ERROR watch commands not allowed\r\n",
+    ),
+    (b"watch fetchers noreply\r\nmn\r\n", b"MN\r\n"),
+];
 table!(watch_refused_under_w, &["-W"], WATCH_REFUSED);
 
 const WATCH_ERRORS: Table = &[
@@ -264,6 +348,57 @@ const WATCH_ERRORS: Table = &[
     (b"watchx\r\n", b"ERROR\r\n"),
 ];
 table!(watch_unknown_streams, &[], WATCH_ERRORS);
+
+/// memcached refuses a `watch` pipelined behind replies it has not sent
+/// yet (it sends them when the input runs out, and after a get or `mn`),
+/// and a `watch` ending in `noreply` answers nothing (the word is unknown,
+/// and its `ERROR` is not sent); the connection goes on either way.
+const WATCH_PIPELINED: Table = &[
+    (
+        b"set a 0 0 1\r\nx\r\nwatch mutations\r\nmn\r\n",
+        b"STORED\r\nERROR cannot pipeline other commands before watch\r\nMN\r\n",
+    ),
+    (
+        b"delete a noreply\r\nwatch\r\nmn\r\n",
+        b"ERROR cannot pipeline other commands before watch\r\nMN\r\n",
+    ),
+    (
+        b"mg a v q\r\nwatch\r\nwatch\r\nmn\r\n",
+        b"ERROR cannot pipeline other commands before watch\r\n\
+          ERROR cannot pipeline other commands before watch\r\nMN\r\n",
+    ),
+    (b"watch noreply\r\nmn\r\n", b"MN\r\n"),
+    (b"watch fetchers noreply\r\nmn\r\n", b"MN\r\n"),
+    (b"watch bogus noreply\r\nmn\r\n", b"MN\r\n"),
+];
+
+/// A watch pipelined behind a get, or behind `mn`, is taken: memcached sent
+/// what was stacked first.
+fn watch_pipelined(server: &Server) {
+    common::transcript(server, WATCH_PIPELINED);
+    for (request, reply) in [
+        (
+            "set a 0 0 1\r\nx\r\nget a\r\nwatch\r\n",
+            "STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\nOK\r\n",
+        ),
+        (
+            "set a 0 0 1\r\nx\r\nmn\r\nwatch\r\n",
+            "STORED\r\nMN\r\nOK\r\n",
+        ),
+    ] {
+        let mut w = server.connect();
+        w.roundtrip(request, reply);
+        // it watches: another connection's read shows up
+        let mut c = server.connect();
+        c.roundtrip("get a\r\n", "VALUE a 0 1\r\nx\r\nEND\r\n");
+        let line = normalize(&watch_lines(&mut w, 1)[0]);
+        assert_eq!(
+            line,
+            "type=item_get key=a status=found clsid=1 cfd=F size=1"
+        );
+    }
+}
+both!(watch_pipelined, &[]);
 
 fn crawler_settings_are_reported(server: &Server) {
     let mut c = server.connect();
@@ -381,6 +516,26 @@ fn metadump_lists_live_items(server: &Server) {
     c.roundtrip("lru_crawler metadump all\r\n", "END\r\n");
 }
 both!(metadump_lists_live_items, &[]);
+
+/// Keys are URL-encoded byte by byte, a key stored in binary (meta `b`)
+/// too: its raw bytes, not its base64 form.
+fn metadump_encodes_keys(server: &Server) {
+    let mut c = server.connect();
+    c.roundtrip("set a+b~c.d_e-f 0 0 1\r\nx\r\n", "STORED\r\n");
+    c.roundtrip("ms AAEC/w== 1 b\r\nx\r\n", "HD\r\n");
+    c.roundtrip("ms Zm9vIGJhcg== 1 b\r\nx\r\n", "HD\r\n");
+    c.send("lru_crawler metadump all\r\n");
+    let keys: BTreeSet<String> = read_dump(&mut c)
+        .iter()
+        .map(|l| fields(l)["key"].to_string())
+        .collect();
+    let want: BTreeSet<String> = ["a%2Bb~c.d_e-f", "%00%01%02%FF", "foo%20bar"]
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    assert_eq!(keys, want);
+}
+both!(metadump_encodes_keys, &[]);
 
 /// memcached's `lru_crawler crawl` reclaims expired items it walks over.
 fn crawl_reclaims_expired_items(server: &Server) {
@@ -826,6 +981,10 @@ fn start_verbose(bin: &str) -> Verbose {
 /// A server binary started with `flag` (`-vv`, or a harmless one such as
 /// `-C` to start quiet), stderr to a file.
 fn start_logged(bin: &str, flag: &str) -> Verbose {
+    start_logged_with(bin, &[flag])
+}
+
+fn start_logged_with(bin: &str, flags: &[&str]) -> Verbose {
     let port = free_tcp_port();
     let log = temp_path("vv.log");
     let file = std::fs::File::create(&log).expect("log file");
@@ -836,8 +995,8 @@ fn start_logged(bin: &str, flag: &str) -> Verbose {
         "127.0.0.1".into(),
         "-U".into(),
         "0".into(),
-        flag.into(),
     ];
+    args.extend(flags.iter().map(|f| f.to_string()));
     if is_root() {
         args.extend(["-u".into(), "root".into()]);
     }
@@ -891,6 +1050,20 @@ fn verbose_logs_commands_and_replies(bin: &str) {
         ("get vv_marker\r\n", "END\r\n"),
         ("set a 0 0 1\r\nx\r\n", "STORED\r\n"),
         ("get a b\r\n", "VALUE a 0 1\r\nx\r\nEND\r\n"),
+        ("cas a 0 0 1 999\r\ny\r\n", "EXISTS\r\n"),
+        // what a noreply command would have answered is logged
+        (
+            "set q 0 0 1 noreply\r\ny\r\nadd q 0 0 1 noreply\r\nz\r\n\
+             delete nokey noreply\r\nmn\r\n",
+            "MN\r\n",
+        ),
+        // meta replies are not logged (never a value), but for me's miss
+        // and errors
+        (
+            "mg a v\r\nmg nokey v\r\nms m 2\r\nhi\r\nmd m\r\nme nokey\r\n",
+            "VA 1\r\nx\r\nEN\r\nHD\r\nHD\r\nEN\r\n",
+        ),
+        ("mg a v !\r\n", "CLIENT_ERROR invalid flag\r\n"),
         ("delete a\r\n", "DELETED\r\n"),
         ("incr a 1\r\n", "NOT_FOUND\r\n"),
         ("bogus\r\n", "ERROR\r\n"),
@@ -923,6 +1096,24 @@ fn verbose_logs_commands_and_replies(bin: &str) {
         "<N get a b",
         ">N sending key a",
         ">N END",
+        "<N cas a 0 0 1 999",
+        ">N EXISTS",
+        "<N set q 0 0 1 noreply",
+        ">N NOREPLY STORED",
+        "<N add q 0 0 1 noreply",
+        ">N NOREPLY NOT_STORED",
+        "<N delete nokey noreply",
+        ">N NOREPLY NOT_FOUND",
+        "<N mn",
+        ">N MN",
+        "<N mg a v",
+        "<N mg nokey v",
+        "<N ms m 2",
+        "<N md m",
+        "<N me nokey",
+        ">N EN",
+        "<N mg a v !",
+        ">N CLIENT_ERROR invalid flag",
         "<N delete a",
         ">N DELETED",
         "<N incr a 1",
@@ -949,6 +1140,24 @@ fn verbose_logs_commands_and_replies(bin: &str) {
         log.contains(&new_conn) && last == want
     });
     assert!(ok, "{bin} -vv logged: {last:#?}");
+    // and the lines without a direction: the protocol, once, and the
+    // unique a refused cas met (a's, the first write)
+    let log = std::fs::read_to_string(&v.log).unwrap();
+    let plain: Vec<&str> = log
+        .lines()
+        .map(|l| l.rsplit_once("] ").map_or(l, |(_, m)| m))
+        .filter(|l| l.contains(": Client using the ascii protocol") || l.starts_with("CAS:"))
+        .collect();
+    assert!(
+        plain.contains(&"CAS:  failure: expected 1, got 999"),
+        "{bin}: {plain:?}"
+    );
+    assert!(
+        plain
+            .iter()
+            .any(|l| l.ends_with(": Client using the ascii protocol")),
+        "{bin}: {plain:?}"
+    );
 }
 
 #[test]
@@ -960,6 +1169,66 @@ fn verbose_logs_commands_and_replies_ferrocache() {
 fn verbose_logs_commands_and_replies_memcached() {
     if common::memcached_or_skip(&[]).is_some() {
         verbose_logs_commands_and_replies(common::MEMCACHED);
+    }
+}
+
+/// ferrocache `-vvv`: its own state changes (memcached's are its
+/// connection state machine's, `fd: going from conn_read to
+/// conn_parse_cmd`, which ferrocache does not have): a connection yielding
+/// its worker at the `-R` budget, a multi-get paused while its output waits
+/// for the client, the end of a requested crawl. `-vv` logs none of them.
+#[test]
+fn very_verbose_logs_state_changes() {
+    let state_lines = |flag: &str| -> String {
+        let v = start_logged_with(FERROCACHE, &[flag, "-R", "2"]);
+        let mut s = TcpStream::connect(("127.0.0.1", v.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let big = "v".repeat(200 * 1024);
+        let mut req = String::new();
+        for k in ["b1", "b2", "b3"] {
+            req.push_str(&format!("set {k} 0 0 {}\r\n{big}\r\n", big.len()));
+        }
+        s.write_all(req.as_bytes()).unwrap();
+        let mut got = vec![0u8; 3 * "STORED\r\n".len()];
+        s.read_exact(&mut got).unwrap();
+        assert_eq!(got, "STORED\r\n".repeat(3).as_bytes());
+        // ten requests in one packet, two served per turn
+        s.write_all("get nokey\r\n".repeat(10).as_bytes()).unwrap();
+        let mut got = vec![0u8; 10 * "END\r\n".len()];
+        s.read_exact(&mut got).unwrap();
+        // three values, 600 KiB: more than one reply buffer's worth
+        s.write_all(b"get b1 b2 b3\r\n").unwrap();
+        let want = 3 * (big.len() + "VALUE b1 0 204800\r\n\r\n".len()) + 5;
+        let mut reply = vec![0u8; want];
+        s.read_exact(&mut reply).unwrap();
+        assert!(reply.ends_with(b"END\r\n"));
+        s.write_all(b"lru_crawler crawl all\r\n").unwrap();
+        let mut ok = [0u8; 4];
+        s.read_exact(&mut ok).unwrap();
+        assert_eq!(&ok, b"OK\r\n");
+        // the crawl runs on the clock thread's next ticks
+        let quiet_flag = flag == "-vv";
+        let done = eventually(Duration::from_secs(20), || {
+            let log = std::fs::read_to_string(&v.log).unwrap_or_default();
+            quiet_flag || log.contains("lru crawler: requested crawl finished")
+        });
+        assert!(done, "no end of crawl logged");
+        // the log is written as things happen; give it a moment
+        thread::sleep(Duration::from_millis(300));
+        std::fs::read_to_string(&v.log).unwrap()
+    };
+    let trace = state_lines("-vvv");
+    for want in [
+        ": request budget (-R) used up, yielding",
+        ": reply paused at ",
+        "lru crawler: requested crawl finished",
+    ] {
+        assert!(trace.contains(want), "-vvv did not log {want:?}:\n{trace}");
+    }
+    let debug = state_lines("-vv");
+    assert!(debug.contains(" get b1 b2 b3"), "{debug}");
+    for absent in ["yielding", "paused", "crawl finished"] {
+        assert!(!debug.contains(absent), "-vv logged {absent:?}:\n{debug}");
     }
 }
 

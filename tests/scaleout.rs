@@ -6,7 +6,8 @@
 //! - twemproxy (Debian's `nutcracker`): a ketama pool with auto-eject;
 //!   tests/scaleout/nutcracker.yml.
 //! - libmemcached's tools (`memccp`/`memccat`/`memcrm`) hashing keys over a
-//!   server list; tests/scaleout/libmemcached-tools.sh.
+//!   `--servers` list; tests/scaleout/libmemcached-tools.sh, run as it
+//!   stands.
 //! - pymemcache's HashClient, including a node that dies;
 //!   tests/scaleout/pymemcache_hashclient.py (driven by
 //!   tests/scaleout/hashclient_failover.py).
@@ -16,8 +17,15 @@
 //! expectations honest, against three Debian memcached nodes. A missing tool
 //! prints a loud SKIPPED and passes, unless `CI` is set: then it fails.
 //!
+//! memcached's own proxy and mcrouter cannot run here (Debian's memcached
+//! 1.6.18 is built without the proxy, mcrouter is not packaged): the
+//! requests they send a backend, their health check first, run against one
+//! ferrocache and one memcached instead (`proxy_health_check`,
+//! `proxy_and_mcrouter_requests`).
+//!
 //! Run: `cargo test --release --test scaleout`.
 
+#[macro_use]
 mod common;
 
 use common::tools::{
@@ -705,19 +713,48 @@ fn memcstat_items(servers: &str) -> (Run, Vec<(String, u64)>) {
     (run, parsed)
 }
 
-/// The `MEMCACHED_SERVERS=` value of the README snippet, with the nodes' ports.
-fn servers_from_snippet(nodes: &[Node; 3]) -> String {
-    let text = snippet("libmemcached-tools.sh");
-    let line = text
-        .lines()
-        .find_map(|l| l.strip_prefix("export MEMCACHED_SERVERS="))
-        .expect("libmemcached-tools.sh exports MEMCACHED_SERVERS");
+/// The README snippet with the nodes' ports.
+fn libmemcached_snippet(nodes: &[Node; 3]) -> String {
     let pairs: Vec<(&str, String)> = NODE_PLACEHOLDERS
         .iter()
         .zip(nodes)
         .map(|(p, n)| (*p, n.addr()))
         .collect();
-    substitute(line, &pairs)
+    substitute(&snippet("libmemcached-tools.sh"), &pairs)
+}
+
+/// The `SERVERS=` value of the README snippet, with the nodes' ports.
+fn servers_from_snippet(nodes: &[Node; 3]) -> String {
+    libmemcached_snippet(nodes)
+        .lines()
+        .find_map(|l| l.strip_prefix("SERVERS=").map(str::to_string))
+        .expect("libmemcached-tools.sh sets SERVERS")
+}
+
+/// Runs the README snippet as it stands, by `sh -e`, in a directory with
+/// the two files it copies: `copy.html` must come out identical to
+/// `report.html`, and `memcrm` leaves every node empty.
+fn run_libmemcached_snippet(nodes: &[Node; 3], list: &str) {
+    let dir = TempDir::new("snippet");
+    let report = payload(40_000, 3);
+    std::fs::write(dir.path("report.html"), &report).expect("write report.html");
+    std::fs::write(dir.path("logo.png"), payload(9_000, 5)).expect("write logo.png");
+    std::fs::write(dir.path("snippet.sh"), libmemcached_snippet(nodes)).expect("write snippet");
+    let script = format!("cd '{}' && . ./snippet.sh", dir.path("").display());
+    let ran = run("sh", &["-ec".to_string(), script], &[]);
+    ran.assert_success();
+    let copy = std::fs::read(dir.path("copy.html")).expect("the snippet wrote copy.html");
+    assert!(copy == report, "copy.html differs from report.html");
+    let (stat, sections) = memcstat_items(list);
+    assert_eq!(sections.len(), 3, "three servers:\n{}", stat.transcript());
+    for (server, items) in &sections {
+        assert_eq!(
+            *items,
+            0,
+            "{server} after the snippet's memcrm:\n{}",
+            stat.transcript()
+        );
+    }
 }
 
 fn check_libmemcached_tools(target: Target) {
@@ -726,7 +763,12 @@ fn check_libmemcached_tools(target: Target) {
     }
     let nodes = Node::three(target);
     let list = servers_from_snippet(&nodes);
-    let env = [("MEMCACHED_SERVERS", list.as_str())];
+    run_libmemcached_snippet(&nodes, &list);
+    // As the snippet does: the server list in --servers (the tools take it
+    // from MEMCACHED_SERVERS too, checked once below).
+    let servers = format!("--servers={list}");
+    let with_list = |args: Vec<String>| -> Vec<String> { [vec![servers.clone()], args].concat() };
+    let env: [(&str, &str); 0] = [];
     let dir = TempDir::new("memccp");
     const FILES: usize = 30;
     let mut keys = Vec::new();
@@ -740,10 +782,9 @@ fn check_libmemcached_tools(target: Target) {
         keys.push(key);
         contents.push(data);
     }
-    // As the snippet does: the server list from MEMCACHED_SERVERS.
     let mut cp = vec!["--set".to_string()];
     cp.extend(files.iter().cloned());
-    run("memccp", &cp, &env).assert_success();
+    run("memccp", &with_list(cp), &env).assert_success();
 
     // libmemcached's default distribution is a hash of the key modulo the
     // number of servers, so the spread is fixed by the file names, whatever
@@ -774,7 +815,7 @@ fn check_libmemcached_tools(target: Target) {
     }
 
     // memccat prints each value followed by a newline, in argument order.
-    let cat = run("memccat", &keys, &env);
+    let cat = run("memccat", &with_list(keys.clone()), &env);
     cat.assert_success();
     let mut want = Vec::new();
     for data in &contents {
@@ -786,12 +827,16 @@ fn check_libmemcached_tools(target: Target) {
         "memccat of {FILES} files differs:\n{}",
         String::from_utf8_lossy(&cat.stderr)
     );
+    // The same list from MEMCACHED_SERVERS, as the snippet's comment says.
+    let cat = run("memccat", &keys, &[("MEMCACHED_SERVERS", list.as_str())]);
+    cat.assert_success();
+    assert!(cat.stdout == want, "memccat with MEMCACHED_SERVERS differs");
 
     // A client hashing differently looks for some keys on the wrong node:
     // every client of the cluster must use the same hash.
     let md5 = run(
         "memccat",
-        &[vec!["--hash=md5".to_string()], keys.clone()].concat(),
+        &with_list([vec!["--hash=md5".to_string()], keys.clone()].concat()),
         &env,
     );
     assert!(
@@ -800,7 +845,7 @@ fn check_libmemcached_tools(target: Target) {
         md5.transcript()
     );
 
-    run("memcrm", &keys, &env).assert_success();
+    run("memcrm", &with_list(keys.clone()), &env).assert_success();
     let (stat, sections) = memcstat_items(&list);
     for (server, items) in &sections {
         assert_eq!(*items, 0, "{server} after memcrm:\n{}", stat.transcript());
@@ -809,7 +854,7 @@ fn check_libmemcached_tools(target: Target) {
     // The same files placed with --hash=md5 and read back with it.
     let mut cp = vec!["--hash=md5".to_string()];
     cp.extend(files.iter().cloned());
-    run("memccp", &cp, &env).assert_success();
+    run("memccp", &with_list(cp), &env).assert_success();
     let md5_at = placement(&node_refs, &keys);
     assert_eq!(md5_at.len(), FILES, "every file on exactly one node (md5)");
     assert_ne!(md5_at, at, "--hash=md5 places the files differently");
@@ -817,7 +862,7 @@ fn check_libmemcached_tools(target: Target) {
     assert_eq!(used.len(), 3, "--hash=md5 uses every node");
     let cat = run(
         "memccat",
-        &[vec!["--hash=md5".to_string()], keys.clone()].concat(),
+        &with_list([vec!["--hash=md5".to_string()], keys.clone()].concat()),
         &env,
     );
     cat.assert_success();
@@ -846,6 +891,68 @@ fn check_pymemcache_hashclient(target: Target) {
     );
     let _ = writeln!(std::io::stderr(), "{target:?}:\n{out}");
 }
+
+// ---------------------------------------------------------------------------
+// What memcached's proxy and mcrouter send a backend
+// ---------------------------------------------------------------------------
+
+/// Both check a backend with `version` (memcached's proxy on every new
+/// backend connection, and it takes the backend for bad unless the reply
+/// starts `VERSION `; mcrouter when it probes a node it marked down): the
+/// first request of each new connection.
+fn proxy_health_check(server: &common::Server) {
+    for _ in 0..3 {
+        let mut c = server.connect();
+        c.send("version\r\n");
+        let line = c.expect_line_prefix("VERSION ");
+        let version = line.trim_end().trim_start_matches("VERSION ");
+        assert!(
+            version.starts_with("1.6.") && !version.contains(' '),
+            "{line:?}"
+        );
+        // and the connection goes on serving
+        c.roundtrip("mn\r\n", "MN\r\n");
+    }
+}
+both!(proxy_health_check, &[]);
+
+/// The requests the two proxies pass to a backend, as they write them:
+/// memcached's proxy forwards the meta commands (with `O` opaques, `k`, `q`
+/// and an `mn` to end a quiet batch) and the classic ones; mcrouter writes
+/// the classic commands (`delete <key> 0` with its exptime), and its own
+/// `metaget` and lease commands, which memcached refuses with `ERROR`.
+const PROXY_REQUESTS: &[(&[u8], &[u8])] = &[
+    (b"ms foo 2 T0 F5\r\nhi\r\n", b"HD\r\n"),
+    (b"mg foo s v f t\r\n", b"VA 2 s2 f5 t-1\r\nhi\r\n"),
+    (
+        b"mg foo k v O123 q\r\nmn\r\n",
+        b"VA 2 kfoo O123\r\nhi\r\nMN\r\n",
+    ),
+    (
+        b"mg missing v q\r\nmg missing k O9\r\nmn\r\n",
+        b"EN kmissing O9\r\nMN\r\n",
+    ),
+    (b"ma cnt N0 J10 v\r\n", b"VA 2\r\n10\r\n"),
+    (b"ma cnt v\r\n", b"VA 2\r\n11\r\n"),
+    (b"md foo q\r\nmn\r\n", b"MN\r\n"),
+    (b"mg foo v\r\n", b"EN\r\n"),
+    (b"get foo cnt\r\n", b"VALUE cnt 0 2\r\n11\r\nEND\r\n"),
+    (b"set k 0 0 1\r\nv\r\n", b"STORED\r\n"),
+    (b"delete k 0\r\n", b"DELETED\r\n"),
+    (b"set k 3 0 1\r\nv\r\n", b"STORED\r\n"),
+    (b"add k 3 0 1\r\nv\r\n", b"NOT_STORED\r\n"),
+    (b"append k 0 0 1\r\nw\r\n", b"STORED\r\n"),
+    (b"touch k 10\r\n", b"TOUCHED\r\n"),
+    (b"gat 100 k\r\n", b"VALUE k 3 2\r\nvw\r\nEND\r\n"),
+    (b"incr cnt 5\r\n", b"16\r\n"),
+    (b"decr cnt 100\r\n", b"0\r\n"),
+    (b"metaget k\r\n", b"ERROR\r\n"),
+    (b"lease-get k\r\n", b"ERROR\r\n"),
+    (b"delete k noreply\r\nmn\r\n", b"MN\r\n"),
+    (b"flush_all 0\r\n", b"OK\r\n"),
+    (b"mg cnt v\r\n", b"EN\r\n"),
+];
+table!(proxy_and_mcrouter_requests, &[], PROXY_REQUESTS);
 
 // ---------------------------------------------------------------------------
 // The tests
@@ -880,7 +987,7 @@ macro_rules! scaleout_tests {
             check_nutcracker($target);
         }
 
-        /// memccp/memccat/memcrm over three nodes from MEMCACHED_SERVERS.
+        /// memccp/memccat/memcrm over three nodes from --servers, the README snippet run as it stands.
         #[test]
         fn libmemcached_tools_hash_files_over_three_nodes() {
             check_libmemcached_tools($target);

@@ -67,6 +67,10 @@ pub fn lru_crawler(
                     CrawlTarget::BadClass => b"BADCLASS invalid class id",
                     // memcached cannot crawl by hash table
                     CrawlTarget::Hash => b"ERROR an unknown error happened",
+                    // one requested crawl at a time, as memcached
+                    _ if cache.crawl_pending() => b"BUSY currently processing crawler request",
+                    // a class list without a class (`,`)
+                    CrawlTarget::Classes(0) => b"NOTSTARTED no items to crawl",
                     CrawlTarget::All | CrawlTarget::Classes(_) => {
                         // ferrocache's shards hold every class: a class
                         // list crawls everything, as `all` does
@@ -100,6 +104,8 @@ fn metadump(
         Some(b"ERROR metadump not allowed\r\n")
     } else if target == CrawlTarget::BadClass {
         Some(b"BADCLASS invalid class id\r\n")
+    } else if target == CrawlTarget::Classes(0) {
+        Some(b"NOTSTARTED no items to crawl\r\n")
     } else {
         None
     };

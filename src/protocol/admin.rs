@@ -128,8 +128,15 @@ fn target(arg: &[u8]) -> CrawlTarget {
 }
 
 /// `rest`: what follows `watch`. No word means `fetchers`; an unknown word
-/// is `ERROR`.
+/// is `ERROR`. A last word `noreply` makes memcached silent (it is an
+/// unknown word too: the `ERROR` is not sent).
 pub(super) fn watch(rest: &[u8]) -> Request<'_> {
+    if rest.split(|&b| b == b' ').rfind(|w| !w.is_empty()) == Some(b"noreply") {
+        return Request::Invalid {
+            reply: ERROR,
+            noreply: true,
+        };
+    }
     let mut mask = 0;
     let mut s = rest;
     let mut tokens = 1;
@@ -253,6 +260,15 @@ mod tests {
             }
         );
         assert_eq!(reply(&watch(b" deletions")), ERROR);
+        for quiet in [&b" noreply"[..], b" fetchers noreply ", b" bogus noreply"] {
+            assert_eq!(
+                watch(quiet),
+                Request::Invalid {
+                    reply: ERROR,
+                    noreply: true
+                }
+            );
+        }
     }
 
     #[test]
