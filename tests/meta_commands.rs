@@ -760,6 +760,44 @@ fn newer_flags_e_and_x() {
     c.roundtrip("mn\r\n", "MN\r\n");
 }
 
+/// Where ferrocache deliberately answers otherwise than memcached 1.6.18
+/// (README, "Differences from memcached"), so against ferrocache alone: a
+/// refused `mg` or `ma` changes nothing, and `ma`'s `T` applies also when
+/// the number grows longer.
+#[test]
+fn refused_requests_change_nothing() {
+    let server = Server::ferrocache(&[]);
+    let mut c = server.connect();
+    let long = "O123456789012345678901234567890123";
+    // memcached vivifies, or touches, then refuses the opaque
+    c.roundtrip(
+        format!("mg stub N100 {long}\r\n"),
+        "CLIENT_ERROR opaque token too long\r\n",
+    );
+    c.roundtrip("mg stub\r\n", "EN\r\n");
+    c.roundtrip("set s 0 0 1\r\nx\r\n", "STORED\r\n");
+    c.roundtrip(
+        format!("mg s T100 {long}\r\n"),
+        "CLIENT_ERROR opaque token too long\r\n",
+    );
+    c.roundtrip("mg s t\r\n", "HD t-1\r\n");
+    // memcached adds first and refuses the opaque after: 5 became 6
+    c.roundtrip("set n 0 0 1\r\n5\r\n", "STORED\r\n");
+    c.roundtrip(
+        format!("ma n {long} v\r\n"),
+        "CLIENT_ERROR opaque token too long\r\n",
+    );
+    c.roundtrip("mg n v\r\n", "VA 1\r\n5\r\n");
+    // memcached sets the TTL on the item the longer number replaced
+    c.roundtrip("set w 0 0 1\r\n9\r\n", "STORED\r\n");
+    c.roundtrip("ma w T100 v\r\n", "VA 2\r\n10\r\n");
+    c.send("mg w t\r\n");
+    let t = parse_flag(&c.read_line(), "HD", 't');
+    assert!((98..=100).contains(&t), "t{t}");
+    c.roundtrip("ma w T-1\r\n", "HD\r\n");
+    c.roundtrip("mg w v\r\n", "EN\r\n");
+}
+
 /// Many clients racing `mg N` on one missing key: exactly one wins.
 fn one_winner_per_stub(server: &Server) {
     use std::sync::{Arc, Barrier};

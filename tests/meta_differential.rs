@@ -3,7 +3,9 @@
 //! opaque tokens, base64 keys, over-long tokens, random bytes) mixed with
 //! classic `set get gets cas delete incr decr` on a small key space go to a
 //! spawned memcached 1.6.18 and to an in-process ferrocache, both `-m 64
-//! -I 1m`, and every reply must be the same bytes, but for:
+//! -I 1m -o no_lru_maintainer,no_lru_crawler` (memcached's background
+//! threads hold items for a moment, which changes how it answers
+//! arithmetic, see below), and every reply must be the same bytes, but for:
 //!
 //! - cas uniques (`c<n>` return flags, `VALUE` lines, `me`'s `cas=`): each
 //!   server's uniques are replaced by the order in which that server first
@@ -24,10 +26,19 @@
 //!   space padding (README, "Differences from memcached").
 //!
 //! - `h<0|1>` and `me`'s `fetch=`, unless `FERROCACHE_META_DIFF_STRICT=1`:
-//!   memcached 1.6.18 clears an item's fetched mark on incr/decr/`ma`
-//!   (`set n 0 0 1`, `1`, `mg n`, `incr n 1`, `mg n h` answers `HD h0`),
-//!   ferrocache keeps it (`HD h1`); the fix is in src/storage/shard.rs,
-//!   outside this test's reach.
+//!   memcached 1.6.18 changes a number in place, keeping the item's fetched
+//!   mark, only when nothing else holds the item; otherwise (a reply to a
+//!   retrieval not yet released, its LRU thread) incr/decr/`ma` make a new,
+//!   unfetched item (`set n 0 0 1`, `1`, `mg n`, `incr n 1`, `mg n h` sent
+//!   in one write answers `HD h0`, sent one by one `HD h1`). ferrocache
+//!   always changes the number in place and keeps the mark.
+//!
+//! The generator avoids two inputs whose answers depend on memcached's
+//! internals (README, "Differences from memcached"): `T` on `ma` (memcached
+//! 1.6.18 loses it when the number grows longer), and arithmetic after a
+//! retrieval in the same batch (memcached pads a number changed in place
+//! only when no reply still holds the item, and an append then makes the
+//! two values differ beyond what the padding rule above can undo).
 //!
 //! The generator never sends the two flags ferrocache takes from newer
 //! memcached releases (`E`, `md x`; 1.6.18 refuses them): they are tested
@@ -57,7 +68,14 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const FLAGS: &[&str] = &["-m", "64", "-I", "1m"];
+const FLAGS: &[&str] = &[
+    "-m",
+    "64",
+    "-I",
+    "1m",
+    "-o",
+    "no_lru_maintainer,no_lru_crawler",
+];
 const DEFAULT_SEED: u64 = 0x6d65_7461_2026_0005;
 const DEFAULT_CASES: u64 = 12;
 const DEFAULT_STEPS: usize = 120;
@@ -223,6 +241,11 @@ impl Step {
         }
     }
 
+    /// Whether the step's first bytes are one of `verbs`.
+    fn starts_with_any(&self, verbs: &[&[u8]]) -> bool {
+        matches!(self.parts.first(), Some(Part::Bytes(b)) if verbs.iter().any(|v| b.starts_with(v)))
+    }
+
     fn append(&mut self, other: Step) {
         for p in other.parts {
             match p {
@@ -248,8 +271,8 @@ const NUMBERS: &[&str] = &[
     "1",
     "2",
     "10",
-    "18446744073709551615",
     "18446744073709551614",
+    "18446744073709551615",
 ];
 const BAD_NUMBERS: &[&str] = &["", "abc", "-1", "18446744073709551616", "1x"];
 const CLIENT_FLAGS: &[&str] = &["0", "1", "7", "4294967295"];
@@ -276,7 +299,10 @@ impl Gen {
 
     fn value(&mut self) -> Vec<u8> {
         match self.rng.below(10) {
-            0..=4 => self.rng.pick(NUMBERS).as_bytes().to_vec(),
+            // not 2^64-1 as a stored value: memcached 1.6.18 at times
+            // calls it non-numeric (an ms over a 20-digit number, then
+            // `ma M-`); it is reached by arithmetic instead
+            0..=4 => self.rng.pick(&NUMBERS[..5]).as_bytes().to_vec(),
             5 => Vec::new(),
             6..=8 => {
                 let len = self.rng.below(12) + 1;
@@ -316,14 +342,24 @@ impl Gen {
             }
             return;
         } else {
-            self.rng.pick(b"cfhklqstuvIOOONNTTRRFFCCCCMMMMJJDD")
+            match self.rng.pick(b"cfhklqstuvIOOONNTTRRFFCCCCMMMMJJDD") {
+                // memcached 1.6.18 drops an `ma`'s T when the number grows
+                // longer (it updates the replaced item): README,
+                // "Differences from memcached"; `ttl_and_access` tests T
+                b'T' if verb == "ma" => b't',
+                letter => letter,
+            }
         };
         let fault = faults && self.rng.chance(30);
         s.push([letter]);
         match letter {
             b'O' => {
                 let mut o = self.opaque();
-                if !fault {
+                // memcached 1.6.18 carries out an `mg` or `ma` (touch,
+                // vivify, arithmetic) and refuses its over-long opaque
+                // after: README, "Differences from memcached";
+                // `refused_requests_change_nothing` tests ferrocache's side
+                if !fault || verb == "ma" || verb == "mg" {
                     o.truncate(31);
                 }
                 s.push(o);
@@ -538,7 +574,11 @@ impl Gen {
                 s.push(junk);
                 s.push(b"\r\n");
             }
-            _ => s.push(b"flush_all\r\n"),
+            // no flush_all: memcached 1.6.18 can find an item flushed
+            // earlier behind the one stored after it (ms after two flushes,
+            // then decr answers non-numeric for a number); flush_all is in
+            // the classic differential and the transcripts
+            _ => s.push(b"mn\r\n"),
         }
         s
     }
@@ -558,8 +598,18 @@ impl Gen {
         // a pipelined batch, usually quiet, usually closed by mn
         let mut s = Step::default();
         let quiet = self.rng.chance(70);
+        let mut retrieved = false;
         for _ in 0..2 + self.rng.below(4) {
             let mut one = self.single();
+            // memcached changes a number in place (space-padded) only when
+            // no reply still holds the item: after a retrieval in the same
+            // batch it makes a new, unpadded item instead, and a later
+            // append makes the two servers' values differ for good (README,
+            // "Differences from memcached")
+            while retrieved && one.starts_with_any(&[b"ma", b"incr", b"decr"]) {
+                one = self.single();
+            }
+            retrieved |= one.starts_with_any(&[b"mg", b"get", b"gets"]);
             if quiet {
                 if let Some(Part::Bytes(b)) = one.parts.first_mut() {
                     // add q after the key of a meta request
@@ -869,6 +919,11 @@ impl Runner {
                 };
                 let len_at = if fields[0] == b"VA" { 1 } else { 3 };
                 words[len_at] = shown.to_string().into_bytes();
+                // and `mg s` reports the padded size
+                let size = format!("s{len}").into_bytes();
+                for w in words.iter_mut().filter(|w| **w == size) {
+                    *w = format!("s{shown}").into_bytes();
+                }
                 out.extend_from_slice(&words.join(&b' '));
                 out.extend_from_slice(b"\r\n");
                 out.extend_from_slice(&data[..shown]);
@@ -1015,12 +1070,7 @@ fn env_u64(name: &str) -> Option<u64> {
     )
 }
 
-// Ignored for now: about one default run in three shows a mismatch that
-// its own replay does not reproduce (seed 18158798623158805289: an item
-// memcached still has and ferrocache answers EN for), not yet explained.
-// Run it with `cargo test --release --test meta_differential -- --ignored`.
 #[test]
-#[ignore]
 fn meta_differential_against_memcached() {
     if !common::memcached_available("the meta differential test") {
         return;
