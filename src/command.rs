@@ -608,6 +608,8 @@ fn items_stats(ctx: &Context<'_>, out: &mut Vec<u8>) {
         s("reclaimed", c.reclaimed);
         s("expired_unfetched", c.expired_unfetched);
         s("evicted_unfetched", c.evicted_unfetched);
+        s("evicted_active", c.evicted_active);
+        s("crawler_reclaimed", c.crawler_reclaimed);
     }
 }
 

@@ -553,6 +553,19 @@ fn crawl_reclaims_expired_items(server: &Server) {
     let left = read_dump(&mut c);
     assert_eq!(left.len(), 1);
     assert!(left[0].starts_with("key=keeps "));
+    // `stats items` counts them per class, as the global stat does
+    let per_class: u64 = c
+        .stats("items")
+        .iter()
+        .filter(|(name, _)| name.ends_with(":crawler_reclaimed"))
+        .map(|(_, v)| v.parse::<u64>().unwrap())
+        .sum();
+    let total = c.stat("", "crawler_reclaimed");
+    assert_eq!(per_class, total, "items:<class>:crawler_reclaimed");
+    if !server.is_memcached() {
+        // (memcached's LRU maintainer may reclaim them before its crawler)
+        assert_eq!(total, 200);
+    }
 }
 both!(crawl_reclaims_expired_items, &[]);
 

@@ -532,6 +532,17 @@ fn eviction(server: &Server) {
         "every item is kept or evicted"
     );
     assert_eq!(stat_u64(&s, "total_items"), n as u64);
+    // `stats items` splits them by class, the active ones too
+    let items = c.stats("items");
+    let per_class = |field: &str| -> u64 {
+        let suffix = format!(":{field}");
+        let lines = items.iter().filter(|(name, _)| name.ends_with(&suffix));
+        let values: Vec<u64> = lines.map(|(_, v)| v.parse().unwrap()).collect();
+        assert!(!values.is_empty(), "no items:<class>{suffix}");
+        values.iter().sum()
+    };
+    assert_eq!(per_class("evicted"), stat_u64(&s, "evictions"));
+    assert_eq!(per_class("evicted_active"), stat_u64(&s, "evicted_active"));
     assert!(
         stat_u64(&s, "bytes") <= stat_u64(&s, "limit_maxbytes"),
         "bytes over limit_maxbytes"

@@ -306,8 +306,12 @@ pub struct ClassStats {
     pub evicted: u64,
     pub evicted_nonzero: u64,
     pub evicted_unfetched: u64,
+    /// Evicted although used since their last turn of the CLOCK.
+    pub evicted_active: u64,
     pub expired_unfetched: u64,
     pub reclaimed: u64,
+    /// Expired items the sweep (or a requested crawl) took out.
+    pub crawler_reclaimed: u64,
     pub outofmemory: u64,
 }
 
@@ -783,8 +787,10 @@ impl Cache {
                 evicted: c.evicted,
                 evicted_nonzero: c.evicted_nonzero,
                 evicted_unfetched: c.evicted_unfetched,
+                evicted_active: c.evicted_active,
                 expired_unfetched: c.expired_unfetched,
                 reclaimed: c.reclaimed,
+                crawler_reclaimed: c.crawler_reclaimed,
                 outofmemory: c.outofmemory,
             })
             .collect()
