@@ -10,7 +10,8 @@
 //! values around the `-I` limit, data blocks shorter or longer than declared,
 //! keys of 250 and 251 bytes and keys with control bytes, word salad built
 //! from protocol tokens, random byte lines, pipelined batches, flush_all with
-//! delays, verbosity, version and quit.
+//! delays, verbosity, version, shutdown (refused without -A), cache_memlimit
+//! (at the same ceiling, or refused) and quit.
 //!
 //! Only documented differences are normalised:
 //! - cas uniques: each server's uniques are replaced by the order in which
@@ -559,7 +560,7 @@ impl Gen {
         // replaces it, and items flushed earlier but not yet reaped come
         // back, or not, depending on its background LRU crawler. So those
         // forms only come before the first immediate flush of a run.
-        let pick = self.rng.below(14);
+        let pick = self.rng.below(15);
         if pick <= 3 || pick == 8 {
             self.flushed = true;
         }
@@ -589,6 +590,21 @@ impl Gen {
             12 => (*self
                 .rng
                 .pick(&["shutdown", "shutdown graceful", "shutdown now"]))
+            .into(),
+            // the ceiling both run with, or refused: replies never depend
+            // on how full the cache is
+            13 => (*self.rng.pick(&[
+                "cache_memlimit 64",
+                "cache_memlimit 64 noreply",
+                "cache_memlimit 64 extra",
+                "cache_memlimit",
+                "cache_memlimit abc",
+                "cache_memlimit -1",
+                "cache_memlimit 0",
+                "cache_memlimit 7",
+                "cache_memlimit 4294967296",
+                "cache_memlimit 99999999999999999999",
+            ]))
             .into(),
             _ => {
                 s.may_close = true;
