@@ -128,6 +128,12 @@ struct Step {
     /// It may make the server close the connection (quit, an HTTP request
     /// line): sent without the sentinel first, see [`Runner::step`].
     may_close: bool,
+    /// It is a line memcached takes for HTTP (an unknown command ending in
+    /// `HTTP/…`): memcached closes at once and drops the replies to the
+    /// requests before it in the same read that it has not sent yet (not
+    /// those to gets), where ferrocache sends them. So it never follows
+    /// other requests in a step.
+    http: bool,
 }
 
 impl Step {
@@ -145,6 +151,7 @@ impl Step {
 
     fn append(&mut self, other: Step) {
         self.may_close |= other.may_close;
+        self.http |= other.http;
         for p in other.parts {
             match p {
                 Part::Bytes(b) => self.push(b),
@@ -608,7 +615,9 @@ impl Gen {
             .into(),
             _ => {
                 s.may_close = true;
-                (self.rng.pick(&["quit", "quit now", "GET / HTTP/1.1"])).into()
+                let line = self.rng.pick(&["quit", "quit now", "GET / HTTP/1.1"]);
+                s.http = line.ends_with("HTTP/1.1");
+                line.into()
             }
         };
         s.push(line);
@@ -703,6 +712,7 @@ impl Gen {
                 let t = self.rng.pick(ANY);
                 // An unknown command ending in HTTP/… closes the connection.
                 s.may_close |= t.starts_with("HTTP/");
+                s.http |= t.starts_with("HTTP/");
                 s.push(t);
             }
         }
@@ -753,6 +763,9 @@ impl Gen {
                     break;
                 }
                 let next = self.one();
+                if next.http {
+                    break;
+                }
                 s.append(next);
             }
             self.in_batch = false;
