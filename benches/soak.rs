@@ -22,7 +22,9 @@
 //!   over the rest projects less than max(4 MiB, 3% of the mean) growth
 //!   over that span (runs shorter than 120 s only print the trend);
 //! - no unexpected reply and no corrupt value was seen, the server is
-//!   alive and `worker_panics` is 0;
+//!   alive, `worker_panics` is 0 and the server logged nothing (its stderr
+//!   goes to a temporary file; at the default level only warnings and
+//!   errors are logged);
 //! - the stats agree with what is retrievable: once every TTL has run
 //!   out, a full scan of all keys the workload uses finds exactly
 //!   `curr_items` items (the scan itself reaps expired ones).
@@ -381,6 +383,27 @@ fn slope(points: &[(f64, f64)]) -> f64 {
     }
 }
 
+/// Starts the server with its stderr (its log) going to `path`: the child
+/// inherits this process's descriptor 2, so it points at the file while the
+/// server is spawned.
+fn start_logging_to(path: &std::path::Path, args: &[&str]) -> io::Result<Server> {
+    use std::os::unix::io::AsRawFd;
+    let file = std::fs::File::create(path)?;
+    // SAFETY: plain descriptor calls; 2 is restored before returning and
+    // `saved` is closed.
+    let saved = unsafe { libc::dup(2) };
+    if saved < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    unsafe { libc::dup2(file.as_raw_fd(), 2) };
+    let server = Server::start(Kind::Ferrocache, args);
+    unsafe {
+        libc::dup2(saved, 2);
+        libc::close(saved);
+    }
+    server
+}
+
 fn main() {
     let arg_secs = std::env::args()
         .skip(1)
@@ -392,9 +415,11 @@ fn main() {
         std::env::var("FERROCACHE_SOAK_ARGS").unwrap_or_else(|_| "-m 32 -t 4".to_string());
     let args: Vec<&str> = args_text.split_whitespace().collect();
 
-    let mut server = match Server::start(Kind::Ferrocache, &args) {
+    let log_path = std::env::temp_dir().join(format!("ferrocache-soak-{}.log", std::process::id()));
+    let mut server = match start_logging_to(&log_path, &args) {
         Ok(s) => s,
         Err(e) => {
+            let _ = std::fs::remove_file(&log_path);
             eprintln!("soak: cannot start ferrocache: {e}");
             exit(2);
         }
@@ -425,6 +450,8 @@ fn main() {
     let start = Instant::now();
     let mut rss: Vec<(f64, f64)> = Vec::new();
     let mut last_ops = 0;
+    // the last line may cover less than `every` seconds
+    let mut last_t = 0.0;
     let mut next = Duration::from_secs(every);
     println!(
         "{:>7} {:>10} {:>9} {:>9} {:>9} {:>10} {:>10}",
@@ -457,7 +484,7 @@ fn main() {
         println!(
             "{:>7.0} {:>10.0} {:>9} {:>9} {:>9} {:>10.1} {:>10}",
             t,
-            (ops - last_ops) as f64 / every as f64,
+            (ops - last_ops) as f64 / (t - last_t).max(1.0),
             merged.value_at_quantile(0.5),
             merged.value_at_quantile(0.99),
             merged.max(),
@@ -465,6 +492,7 @@ fn main() {
             items
         );
         last_ops = ops;
+        last_t = t;
         if !server.alive() {
             break;
         }
@@ -578,6 +606,20 @@ fn main() {
     );
     // `exit` skips destructors: stop the server first.
     drop(server);
+    // Nothing logged: at the default level the server logs only warnings
+    // and errors (a panic in a connection, a failed accept, ...).
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&log_path);
+    let logged: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    for line in logged.iter().take(20) {
+        println!("  server log: {line}");
+    }
+    if !logged.is_empty() {
+        failures.push(format!(
+            "the server logged {} line(s) of warnings or errors",
+            logged.len()
+        ));
+    }
     if failures.is_empty() {
         println!("soak: PASS");
     } else {

@@ -53,7 +53,8 @@ pub enum Flow {
     /// The request is answered; go on with the next one.
     Done,
     /// A multi-get filled the output past its limit: flush, then call again
-    /// with this many keys already answered.
+    /// with this resume point (for a retrieval, the byte offset in its key
+    /// list of the first key not yet answered; never 0).
     Paused(usize),
     /// Close the connection once the output is flushed (`quit`, `shutdown`).
     Close,
@@ -65,8 +66,8 @@ pub enum Flow {
 
 /// Executes one request, appending its reply to `out`.
 ///
-/// `resume` is the number of keys of a retrieval request already answered
-/// (from a previous [`Flow::Paused`]); `out_limit` is where a multi-get
+/// `resume` is 0, or what a previous [`Flow::Paused`] of the same request
+/// returned (for a retrieval, where in its key list to go on); `out_limit` is where a multi-get
 /// pauses. Only retrieval commands pause: every other reply is small.
 pub fn execute(
     ctx: &Context<'_>,
@@ -337,9 +338,11 @@ fn retrieve(
     let w = ctx.worker;
     let show_cas = with_cas;
     let use_cas = ctx.config.use_cas;
-    for (i, key) in keys.iter().enumerate().skip(resume) {
-        if i > resume && out.len() >= out_limit {
-            return Flow::Paused(i);
+    for (n, (at, key)) in keys.iter_from(resume).enumerate() {
+        // at least one key per call, so a call always makes progress (and a
+        // pause is never at offset 0, which means "from the start")
+        if n > 0 && out.len() >= out_limit {
+            return Flow::Paused(at);
         }
         let write = |item: ItemRef<'_>| {
             let cas = if show_cas {

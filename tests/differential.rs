@@ -10,7 +10,8 @@
 //! values around the `-I` limit, data blocks shorter or longer than declared,
 //! keys of 250 and 251 bytes and keys with control bytes, word salad built
 //! from protocol tokens, random byte lines, pipelined batches, flush_all with
-//! delays, verbosity, version and quit.
+//! delays, verbosity, version, shutdown (refused without -A), cache_memlimit
+//! (at the same ceiling, or refused) and quit.
 //!
 //! Only documented differences are normalised:
 //! - cas uniques: each server's uniques are replaced by the order in which
@@ -127,6 +128,12 @@ struct Step {
     /// It may make the server close the connection (quit, an HTTP request
     /// line): sent without the sentinel first, see [`Runner::step`].
     may_close: bool,
+    /// It is a line memcached takes for HTTP (an unknown command ending in
+    /// `HTTP/…`): memcached closes at once and drops the replies to the
+    /// requests before it in the same read that it has not sent yet (not
+    /// those to gets), where ferrocache sends them. So it never follows
+    /// other requests in a step.
+    http: bool,
 }
 
 impl Step {
@@ -144,6 +151,7 @@ impl Step {
 
     fn append(&mut self, other: Step) {
         self.may_close |= other.may_close;
+        self.http |= other.http;
         for p in other.parts {
             match p {
                 Part::Bytes(b) => self.push(b),
@@ -559,7 +567,7 @@ impl Gen {
         // replaces it, and items flushed earlier but not yet reaped come
         // back, or not, depending on its background LRU crawler. So those
         // forms only come before the first immediate flush of a run.
-        let pick = self.rng.below(14);
+        let pick = self.rng.below(15);
         if pick <= 3 || pick == 8 {
             self.flushed = true;
         }
@@ -590,9 +598,26 @@ impl Gen {
                 .rng
                 .pick(&["shutdown", "shutdown graceful", "shutdown now"]))
             .into(),
+            // the ceiling both run with, or refused: replies never depend
+            // on how full the cache is
+            13 => (*self.rng.pick(&[
+                "cache_memlimit 64",
+                "cache_memlimit 64 noreply",
+                "cache_memlimit 64 extra",
+                "cache_memlimit",
+                "cache_memlimit abc",
+                "cache_memlimit -1",
+                "cache_memlimit 0",
+                "cache_memlimit 7",
+                "cache_memlimit 4294967296",
+                "cache_memlimit 99999999999999999999",
+            ]))
+            .into(),
             _ => {
                 s.may_close = true;
-                (self.rng.pick(&["quit", "quit now", "GET / HTTP/1.1"])).into()
+                let line = self.rng.pick(&["quit", "quit now", "GET / HTTP/1.1"]);
+                s.http = line.ends_with("HTTP/1.1");
+                line.into()
             }
         };
         s.push(line);
@@ -687,6 +712,7 @@ impl Gen {
                 let t = self.rng.pick(ANY);
                 // An unknown command ending in HTTP/… closes the connection.
                 s.may_close |= t.starts_with("HTTP/");
+                s.http |= t.starts_with("HTTP/");
                 s.push(t);
             }
         }
@@ -737,6 +763,9 @@ impl Gen {
                     break;
                 }
                 let next = self.one();
+                if next.http {
+                    break;
+                }
                 s.append(next);
             }
             self.in_batch = false;

@@ -1322,3 +1322,119 @@ fn user_flag_drops_root() {
     let mut c = server.connect();
     c.roundtrip("set u 0 0 1\r\n1\r\n", "STORED\r\n");
 }
+
+/// Keys in the order `lru_crawler metadump all` lists them (shard by
+/// shard, so by hash).
+fn dump_order(server: &Spawned, keys: &[String]) -> Vec<String> {
+    let mut c = server.connect();
+    for k in keys {
+        c.roundtrip(format!("set {k} 0 0 1\r\nx\r\n"), "STORED\r\n");
+    }
+    c.send("lru_crawler metadump all\r\n");
+    let mut order = Vec::new();
+    loop {
+        let line = c.read_line();
+        if line == b"END\r\n" {
+            break;
+        }
+        let text = String::from_utf8_lossy(&line).into_owned();
+        let key = text
+            .strip_prefix("key=")
+            .and_then(|r| r.split(' ').next())
+            .unwrap_or_else(|| panic!("metadump line {text:?}"));
+        order.push(key.to_string());
+    }
+    order
+}
+
+/// The hash that places keys is seeded per process: the same keys written
+/// in the same order to two processes land in a different order of shards
+/// (with a fixed seed, someone who knows it could choose keys that all
+/// collide). 64 keys over 32 shards: the same order by chance is out of
+/// the question.
+#[test]
+fn hash_seed_differs_per_process() {
+    let keys: Vec<String> = (0..64).map(|i| format!("seed-{i}")).collect();
+    let orders: Vec<Vec<String>> = (0..2)
+        .map(|_| {
+            let server = Spawned::start(&["-m", "64", "-t", "4"]);
+            dump_order(&server, &keys)
+        })
+        .collect();
+    for order in &orders {
+        let mut sorted = order.clone();
+        sorted.sort();
+        let mut want = keys.clone();
+        want.sort();
+        assert_eq!(sorted, want, "metadump lists every key once");
+    }
+    assert_ne!(
+        orders[0], orders[1],
+        "two processes placed 64 keys identically: the hash is not seeded per process"
+    );
+}
+
+/// SIGTERM while clients hold replies they never read: the server gives
+/// replies in flight a grace period (0.8 s), not forever, and exits 0.
+#[test]
+fn sigterm_does_not_wait_for_clients_that_never_read() {
+    let mut server = Spawned::start(&["-t", "2"]);
+    let mut c = server.connect();
+    let value = vec![b'N'; 1_000_000];
+    let mut req = format!("set hold 0 0 {}\r\n", value.len()).into_bytes();
+    req.extend_from_slice(&value);
+    req.extend_from_slice(b"\r\n");
+    c.roundtrip(req, "STORED\r\n");
+    // 50 MB of reply each, never read
+    let line = format!("get{}\r\n", " hold".repeat(50));
+    let hogs: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let s = TcpStream::connect(server.addr()).unwrap();
+            (&s).write_all(line.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    // the replies are under way: the server's output is stuck on them
+    let started = eventually(Duration::from_secs(10), || {
+        let mut probe = server.connect();
+        probe.send("stats\r\n");
+        let mut written = 0u64;
+        loop {
+            let l = probe.read_line();
+            if l == b"END\r\n" {
+                break;
+            }
+            if let Some(v) = l.strip_prefix(b"STAT bytes_written ") {
+                written = String::from_utf8_lossy(v).trim().parse().unwrap_or(0);
+            }
+        }
+        written > 4 * 1_000_000
+    });
+    assert!(started, "the replies did not start");
+    let signalled = Instant::now();
+    let ok = Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -TERM failed");
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if signalled.elapsed() > Duration::from_secs(10) {
+            break None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let took = signalled.elapsed();
+    eprintln!("SIGTERM with 4 non-reading clients: exit {status:?} after {took:?}");
+    let status =
+        status.expect("still running 10 s after SIGTERM: waiting on clients that never read");
+    assert_eq!(status.code(), Some(0), "exit status {status}");
+    assert!(
+        took < Duration::from_secs(2),
+        "exit took {took:?} after SIGTERM (grace for replies in flight is 0.8 s)"
+    );
+    drop(hogs);
+}
