@@ -287,6 +287,15 @@ pub fn execute(
         Request::MetaDebug { key, base64 } => meta::debug(ctx, key, base64, out),
         Request::LruCrawler(cmd) => ops::lru_crawler(ctx, cmd, resume, out, out_limit),
         Request::Watch { mask } => ops::watch_command(ctx, mask, out),
+        Request::SlabsReassign { src, dst } => {
+            reply(false, &Response::Line(ops::slabs_reassign(src, dst)), out)
+        }
+        Request::SlabsAutomove { level, noreply } => {
+            if let Some(level) = level {
+                ctx.cache.set_slab_automove(u32::from(level));
+            }
+            reply(noreply, &Response::Ok, out)
+        }
         Request::Invalid {
             reply: text,
             noreply,
@@ -429,14 +438,7 @@ fn stats_command(ctx: &Context<'_>, args: &[u8], out: &mut Vec<u8>) {
             }
             return;
         }
-        Some(b"cachedump") => {
-            // memcached's debugging dump; ferrocache lists nothing (its
-            // classes are reporting groups, not slabs).
-            if words.count() < 2 {
-                out.extend_from_slice(b"CLIENT_ERROR bad command line\r\n");
-                return;
-            }
-        }
+        Some(b"cachedump") => return ops::cachedump(ctx, words, out),
         Some(_) => {
             out.extend_from_slice(b"ERROR\r\n");
             return;
@@ -575,8 +577,8 @@ fn settings_stats(ctx: &Context<'_>, out: &mut Vec<u8>) {
     stat(out, "item_size_max", cfg.item_size_max);
     stat(out, "maxconns_fast", "yes");
     stat(out, "hashpower_init", 0);
-    stat(out, "slab_reassign", "no");
-    stat(out, "slab_automove", 0);
+    stat(out, "slab_reassign", "yes");
+    stat(out, "slab_automove", ctx.cache.slab_automove());
     stat(out, "lru_crawler", yes_no(ctx.cache.crawler_enabled()));
     stat(out, "lru_crawler_sleep", ctx.cache.crawler_sleep());
     stat(out, "lru_crawler_tocrawl", ctx.cache.crawler_tocrawl());

@@ -262,6 +262,17 @@ pub enum Request<'a> {
     Watch {
         mask: u32,
     },
+    /// `slabs reassign <src> <dst>`: the class ids as memcached reads them.
+    SlabsReassign {
+        src: i32,
+        dst: i32,
+    },
+    /// `slabs automove <level>` (`level` 0 to 2) or `slabs automove ratio
+    /// <float>` (`level` `None`).
+    SlabsAutomove {
+        level: Option<u8>,
+        noreply: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,6 +354,7 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<(Request<'a>, usize),
         b"me" => meta::debug(rest),
         b"lru_crawler" => admin::lru_crawler(rest),
         b"watch" => admin::watch(rest),
+        b"slabs" => admin::slabs(rest),
         _ => unknown(cmd, rest),
     };
     Ok((req, consumed))
@@ -1666,7 +1678,7 @@ mod tests {
             (b"mz\r\n", err(ERROR), 4),
             (b"mq a v\r\n", err(ERROR), 8),
             (b"watchx\r\n", err(ERROR), 8),
-            (b"slabs reassign 1 2\r\n", err(ERROR), 20),
+            (b"slabss reassign 1 2\r\n", err(ERROR), 21),
             (b"lru_crawlers metadump all\r\n", err(ERROR), 27),
             (b"GET / HTTP/1.1\r\n", Request::Quit, 16),
             (b"POST /x HTTP/1.0\r\n", Request::Quit, 18),

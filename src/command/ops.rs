@@ -16,13 +16,105 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Context, Flow};
 use crate::clock::Secs;
-use crate::protocol::admin::{watch, CrawlTarget, LruCrawler};
+use crate::protocol::admin::{cachedump_args, watch, CrawlTarget, LruCrawler};
 use crate::storage::crawl::{class_for_len, ClassSet, DumpCursor, EvictionSink, ItemMeta};
 use crate::storage::{Lookup, StoreOp, StoreOutcome};
 
 /// Bytes of lines one watcher may have waiting (memcached's default
 /// `watcher_logbuf_size`). Past it, lines for that watcher are dropped.
 pub const WATCH_BUF: usize = 256 * 1024;
+
+// ------------------------------------------------------------ slabs
+
+/// `slabs reassign <src> <dst>`'s answer. ferrocache has no slab pages, so
+/// no class ever has one to spare: after memcached's checks (in its order:
+/// the same class; `-1`, "any class with a spare page", finds none; an id
+/// out of range, with ferrocache's class count as the largest id; 0 is
+/// memcached's global page pool, a valid source) the answer is `NOSPARE`.
+pub fn slabs_reassign(src: i32, dst: i32) -> &'static [u8] {
+    let largest = i64::from(crate::storage::Cache::class_count());
+    let (src, dst) = (i64::from(src), i64::from(dst));
+    if src == dst {
+        b"SAME src and dst class are identical"
+    } else if !(0..=largest).contains(&src) || !(0..=largest).contains(&dst) {
+        b"BADCLASS invalid src or dst class id"
+    } else {
+        b"NOSPARE source class has no spare pages"
+    }
+}
+
+/// memcached caps a `stats cachedump` reply at 2 MB, its `END\r\n` and a
+/// final NUL included.
+const CACHEDUMP_MAX: usize = 2 * 1024 * 1024;
+
+/// `stats cachedump <class> <limit>` (`words`: what follows `cachedump`):
+/// up to `limit` live items of the class (0: no limit), one `ITEM <key>
+/// [<value bytes> b; <expiry unix time, 0 for none> s]` line each, the
+/// reply at most 2 MB as memcached's. Items stored with binary keys are
+/// left out, as memcached leaves them out.
+pub fn cachedump<'a>(
+    ctx: &Context<'_>,
+    mut words: impl Iterator<Item = &'a [u8]>,
+    out: &mut Vec<u8>,
+) {
+    let (id, limit) = (words.next(), words.next());
+    let line: &[u8] = if ctx.config.disable_dumping {
+        b"CLIENT_ERROR stats cachedump not allowed\r\n"
+    } else {
+        match (id, limit) {
+            (Some(id), Some(limit)) => match cachedump_args(id, limit) {
+                Some((id, _)) if id > crate::storage::crawl::MAX_CLASS_ID => {
+                    b"CLIENT_ERROR Illegal slab id\r\n"
+                }
+                Some((id, limit)) => {
+                    cachedump_class(ctx, id, limit, out);
+                    b"END\r\n"
+                }
+                None => b"CLIENT_ERROR bad command line format\r\n",
+            },
+            _ => b"CLIENT_ERROR bad command line\r\n",
+        }
+    };
+    out.extend_from_slice(line);
+}
+
+fn cachedump_class(ctx: &Context<'_>, id: u32, limit: u32, out: &mut Vec<u8>) {
+    let mut classes = ClassSet::empty();
+    if !classes.insert(id) {
+        return; // class 0 holds nothing
+    }
+    // room for `END\r\n` and memcached's NUL
+    let budget = out.len() + CACHEDUMP_MAX - 6;
+    let mut shown = 0u32;
+    let mut full = false;
+    let mut line = Vec::new();
+    let mut at = Some(DumpCursor::start());
+    while let Some(cur) = at {
+        at = ctx.cache.dump_step(cur, classes, |key, meta| {
+            if full || meta.binary_key || (limit != 0 && shown >= limit) {
+                return;
+            }
+            line.clear();
+            line.extend_from_slice(b"ITEM ");
+            line.extend_from_slice(key);
+            let _ = write!(
+                line,
+                " [{} b; {} s]\r\n",
+                meta.value_len,
+                meta.exp.unwrap_or(0)
+            );
+            if out.len() + line.len() > budget {
+                full = true;
+                return;
+            }
+            out.extend_from_slice(&line);
+            shown += 1;
+        });
+        if full || (limit != 0 && shown >= limit) {
+            break;
+        }
+    }
+}
 
 // ------------------------------------------------------------ lru_crawler
 

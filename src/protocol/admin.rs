@@ -1,5 +1,5 @@
-//! The operator commands' wire format: `lru_crawler …` and `watch …`
-//! requests, and the reply summary `-vv` logs.
+//! The operator commands' wire format: `lru_crawler …`, `slabs …` and
+//! `watch …` requests, and the reply summary `-vv` logs.
 //!
 //! As observed on memcached 1.6.18: arguments are separated by one or more
 //! spaces; a wrong number of arguments or an unknown word is `ERROR`; the
@@ -7,7 +7,7 @@
 //! reads them (32-bit truncation, `-1` refused); class lists are ids
 //! separated by commas (empty items skipped), each 1 to 63.
 
-use super::num::safe_strtoul;
+use super::num::{safe_strtol, safe_strtoul};
 use super::{next_token, Request};
 
 /// Highest class id memcached accepts in a class list.
@@ -127,6 +127,70 @@ fn target(arg: &[u8]) -> CrawlTarget {
     }
 }
 
+/// `rest`: what follows `slabs`. As memcached 1.6.18 reads it:
+/// `reassign <src> <dst>` takes exactly two numbers (`safe_strtol`, so
+/// 32-bit truncation) and knows no `noreply`; `automove <0|1|2> …` and
+/// `automove ratio <float> …` ignore extra words and are silent when the
+/// last word is `noreply`; anything else is `ERROR`.
+pub(super) fn slabs(rest: &[u8]) -> Request<'_> {
+    let mut words: [&[u8]; 4] = [&[]; 4];
+    let mut count = 0;
+    let mut last: &[u8] = &[];
+    let mut s = rest;
+    loop {
+        let (word, after) = next_token(s);
+        if word.is_empty() {
+            break;
+        }
+        if count < words.len() {
+            words[count] = word;
+        }
+        count += 1;
+        last = word;
+        s = after;
+    }
+    match (words[0], count) {
+        (b"reassign", 3) => match (safe_strtol(words[1]), safe_strtol(words[2])) {
+            (Some(src), Some(dst)) => Request::SlabsReassign { src, dst },
+            _ => invalid(BAD_FORMAT),
+        },
+        (b"automove", 2..) => {
+            let noreply = last == b"noreply";
+            let outcome = if words[1] == b"ratio" {
+                match safe_strtod(words[2]) {
+                    Some(_) => Ok(None),
+                    None => Err(ERROR),
+                }
+            } else {
+                match safe_strtoul(words[1]) {
+                    Some(level @ 0..=2) => Ok(Some(level as u8)),
+                    Some(_) => Err(ERROR),
+                    None => Err(BAD_FORMAT),
+                }
+            };
+            match outcome {
+                Ok(level) => Request::SlabsAutomove { level, noreply },
+                Err(reply) => Request::Invalid { reply, noreply },
+            }
+        }
+        _ => invalid(ERROR),
+    }
+}
+
+/// `stats cachedump <class> <limit>`'s numbers, read as memcached reads
+/// them (`safe_strtoul`: 32-bit truncation, `-1` refused).
+pub fn cachedump_args(class: &[u8], limit: &[u8]) -> Option<(u32, u32)> {
+    Some((safe_strtoul(class)?, safe_strtoul(limit)?))
+}
+
+/// memcached's `safe_strtod`: a whole token read by `strtod`, refused when
+/// it overflows (`1e400`). (`strtod`'s hexadecimal forms are not read.)
+fn safe_strtod(tok: &[u8]) -> Option<f64> {
+    let v: f64 = std::str::from_utf8(tok).ok()?.parse().ok()?;
+    let spelled_inf = tok.iter().any(|b| b.eq_ignore_ascii_case(&b'i'));
+    (v.is_finite() || spelled_inf).then_some(v)
+}
+
 /// `rest`: what follows `watch`. No word means `fetchers`; an unknown word
 /// is `ERROR`. A last word `noreply` makes memcached silent (it is an
 /// unknown word too: the `ERROR` is not sent).
@@ -243,6 +307,43 @@ mod tests {
         assert_eq!(reply(&crawler(" sleep 1000001")), SLEEP_TOO_LONG);
         assert_eq!(reply(&crawler(" sleep -1")), BAD_FORMAT);
         assert_eq!(reply(&crawler(" tocrawl 12abc")), BAD_FORMAT);
+    }
+
+    #[test]
+    fn slabs_commands() {
+        let re = |src, dst| Request::SlabsReassign { src, dst };
+        let am = |level, noreply| Request::SlabsAutomove { level, noreply };
+        let err = |reply, noreply| Request::Invalid { reply, noreply };
+        let cases: &[(&str, Request<'_>)] = &[
+            (" reassign 1 2", re(1, 2)),
+            ("  reassign  -1  +2 ", re(-1, 2)),
+            (" reassign 1 4294967298", re(1, 2)),
+            (" reassign 1 2147483648", re(1, i32::MIN)),
+            (" reassign a 2", err(BAD_FORMAT, false)),
+            (" reassign 1 99999999999999999999", err(BAD_FORMAT, false)),
+            (" reassign 1", err(ERROR, false)),
+            (" reassign 1 2 noreply", err(ERROR, false)),
+            (" automove 0", am(Some(0), false)),
+            (" automove 2 x y", am(Some(2), false)),
+            (" automove 4294967297", am(Some(1), false)),
+            (" automove 1 noreply", am(Some(1), true)),
+            (" automove 1 noreply x", am(Some(1), false)),
+            (" automove 3", err(ERROR, false)),
+            (" automove -1", err(BAD_FORMAT, false)),
+            (" automove x noreply", err(BAD_FORMAT, true)),
+            (" automove noreply", err(BAD_FORMAT, true)),
+            (" automove ratio 0.5", am(None, false)),
+            (" automove ratio -3 x", am(None, false)),
+            (" automove ratio", err(ERROR, false)),
+            (" automove ratio x", err(ERROR, false)),
+            (" automove ratio 1e400", err(ERROR, false)),
+            (" automove", err(ERROR, false)),
+            ("", err(ERROR, false)),
+            (" foo", err(ERROR, false)),
+        ];
+        for (line, want) in cases {
+            assert_eq!(&slabs(line.as_bytes()), want, "{line:?}");
+        }
     }
 
     #[test]

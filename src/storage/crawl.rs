@@ -159,6 +159,8 @@ pub(super) struct Crawler {
     enabled: AtomicBool,
     sleep: AtomicU32,
     tocrawl: AtomicU32,
+    /// `slabs automove`'s level: reported, with no effect (no slab pages).
+    automove: AtomicU32,
     /// A requested crawl: the next shard, and where in it and how many of
     /// its records are still to visit (`None` before the shard is started).
     pass: Mutex<Option<Pass>>,
@@ -176,6 +178,7 @@ impl Crawler {
             // memcached's defaults
             sleep: AtomicU32::new(100),
             tocrawl: AtomicU32::new(0),
+            automove: AtomicU32::new(0),
             pass: Mutex::new(None),
         }
     }
@@ -302,6 +305,15 @@ impl Cache {
 
     pub fn crawler_tocrawl(&self) -> u32 {
         self.crawler.tocrawl.load(Ordering::Relaxed)
+    }
+
+    /// `slabs automove <level>`: recorded for `stats settings` only.
+    pub fn set_slab_automove(&self, level: u32) {
+        self.crawler.automove.store(level, Ordering::Relaxed);
+    }
+
+    pub fn slab_automove(&self) -> u32 {
+        self.crawler.automove.load(Ordering::Relaxed)
     }
 
     fn pass(&self) -> std::sync::MutexGuard<'_, Option<Pass>> {
