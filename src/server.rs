@@ -433,8 +433,9 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     })
 }
 
-/// memcached's `-o no_lru_crawler`, `lru_crawler_sleep=N` and
-/// `lru_crawler_tocrawl=N` (which `config` checks and passes through).
+/// memcached's `-o no_lru_crawler`, `lru_crawler_sleep=N`,
+/// `lru_crawler_tocrawl=N` and `slab_automove[=N]` (which `config` checks
+/// and passes through).
 fn apply_crawler_options(shared: &Shared) {
     for opt in &shared.config.ignored_options {
         let (name, value) = opt.split_once('=').unwrap_or((opt, ""));
@@ -456,6 +457,8 @@ fn apply_crawler_options(shared: &Shared) {
                     shared.cache.set_crawler_tocrawl(n);
                 }
             }
+            // (memcached reads a bare `slab_automove` as level 1)
+            "slab_automove" => shared.cache.set_slab_automove(number().unwrap_or(1)),
             _ => {}
         }
     }

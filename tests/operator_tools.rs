@@ -1566,6 +1566,7 @@ table!(slabs_commands, &[], SLABS);
 /// `slabs automove <level>` is what `stats settings` reports afterwards.
 fn automove_level_is_reported(server: &Server) {
     let mut c = server.connect();
+    assert_eq!(stat_str(&c.stats("settings"), "slab_automove"), "1");
     for level in ["2", "0", "1"] {
         c.roundtrip(format!("slabs automove {level}\r\n"), "OK\r\n");
         assert_eq!(stat_str(&c.stats("settings"), "slab_automove"), level);
@@ -1578,6 +1579,16 @@ fn automove_level_is_reported(server: &Server) {
     assert_eq!(stat_str(&c.stats("settings"), "slab_reassign"), "yes");
 }
 both!(automove_level_is_reported, &[]);
+
+/// `-o slab_automove=N` sets the level `stats settings` starts from.
+fn automove_level_from_the_command_line(server: &Server) {
+    let mut c = server.connect();
+    assert_eq!(stat_str(&c.stats("settings"), "slab_automove"), "2");
+}
+both!(
+    automove_level_from_the_command_line,
+    &["-o", "slab_automove=2"]
+);
 
 /// `stats cachedump`'s refusals, and empty classes.
 const CACHEDUMP_REFUSED: Table = &[

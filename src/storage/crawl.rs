@@ -159,7 +159,8 @@ pub(super) struct Crawler {
     enabled: AtomicBool,
     sleep: AtomicU32,
     tocrawl: AtomicU32,
-    /// `slabs automove`'s level: reported, with no effect (no slab pages).
+    /// `slabs automove`'s level: reported, with no effect (no slab pages);
+    /// memcached 1.6's default is 1.
     automove: AtomicU32,
     /// A requested crawl: the next shard, and where in it and how many of
     /// its records are still to visit (`None` before the shard is started).
@@ -178,7 +179,7 @@ impl Crawler {
             // memcached's defaults
             sleep: AtomicU32::new(100),
             tocrawl: AtomicU32::new(0),
-            automove: AtomicU32::new(0),
+            automove: AtomicU32::new(1),
             pass: Mutex::new(None),
         }
     }
