@@ -53,6 +53,7 @@
 mod common;
 
 use common::escape;
+use common::random::{Differential, Rng};
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -69,38 +70,6 @@ const DEFAULT_CASES: u64 = 25;
 const DEFAULT_STEPS: usize = 150;
 /// How long one step may take before its reply counts as missing.
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
-
-// ---------------------------------------------------------------- PRNG
-
-/// splitmix64: small, seedable, good enough to drive a generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + self.below(hi - lo + 1)
-    }
-
-    /// True with probability `pct` percent.
-    fn chance(&mut self, pct: usize) -> bool {
-        self.below(100) < pct
-    }
-
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len())]
-    }
-}
 
 // ------------------------------------------------------------ commands
 
@@ -1107,44 +1076,6 @@ fn replay(steps: &[Step]) -> Option<Mismatch> {
     None
 }
 
-/// Drops steps from a failing run while it still fails (shortest failing
-/// prefix first, then chunks of decreasing size), within a budget.
-fn shrink(steps: &[Step], first: Mismatch) -> (Vec<Step>, Mismatch) {
-    let mut cur: Vec<Step> = steps[..=first.index].to_vec();
-    let mut best = first;
-    let started = Instant::now();
-    let mut tries = 0;
-    let mut chunk = cur.len().div_ceil(2);
-    while chunk >= 1 {
-        let mut start = 0;
-        while start < cur.len() {
-            if tries >= 400 || started.elapsed() > Duration::from_secs(120) {
-                return (cur, best);
-            }
-            tries += 1;
-            let end = (start + chunk).min(cur.len());
-            let mut cand = cur[..start].to_vec();
-            cand.extend_from_slice(&cur[end..]);
-            match replay(&cand) {
-                Some(m) => {
-                    cand.truncate(m.index + 1);
-                    cur = cand;
-                    best = m;
-                }
-                None => start += chunk,
-            }
-        }
-        if chunk == 1 {
-            break;
-        }
-        chunk = chunk.div_ceil(2).max(1);
-        if chunk == 2 && cur.len() <= 2 {
-            chunk = 1;
-        }
-    }
-    (cur, best)
-}
-
 fn describe(reply: &Reply) -> String {
     let mut s = escape(&reply.raw);
     if reply.closed {
@@ -1188,19 +1119,33 @@ fn report(seed: u64, steps: &[Step], m: &Mismatch) -> String {
     out
 }
 
-/// Case `i` of a run from `base`: case 0 is `base` itself, so a failing
-/// case reruns alone with its own seed; runs from nearby bases do not
-/// overlap.
-fn case_seed(base: u64, i: u64) -> u64 {
-    base.wrapping_add(i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-}
+/// The classic-command tester, for `common::random::run`.
+struct Classic;
 
-fn env_u64(name: &str) -> Option<u64> {
-    let v = std::env::var(name).ok()?;
-    Some(
-        v.parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
-    )
+impl Differential for Classic {
+    type Step = Step;
+    type Mismatch = Mismatch;
+    const LABEL: &'static str = "differential";
+    const ENV: &'static str = "FERROCACHE_DIFF";
+    const DEFAULT_SEED: u64 = DEFAULT_SEED;
+    const DEFAULT_CASES: u64 = DEFAULT_CASES;
+    const DEFAULT_STEPS: usize = DEFAULT_STEPS;
+
+    fn generate(seed: u64, steps: usize) -> Vec<Step> {
+        generate(seed, steps)
+    }
+
+    fn replay(steps: &[Step]) -> Option<Mismatch> {
+        replay(steps)
+    }
+
+    fn index(m: &Mismatch) -> usize {
+        m.index
+    }
+
+    fn report(seed: u64, steps: &[Step], m: &Mismatch) -> String {
+        report(seed, steps, m)
+    }
 }
 
 #[test]
@@ -1208,45 +1153,7 @@ fn differential_against_memcached() {
     if !common::memcached_available("the differential test") {
         return;
     }
-    let base = match std::env::var("FERROCACHE_DIFF_SEED").ok().as_deref() {
-        None | Some("") => DEFAULT_SEED,
-        Some("random") => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64,
-        Some(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("FERROCACHE_DIFF_SEED={v:?} is not a number")),
-    };
-    let cases = env_u64("FERROCACHE_DIFF_CASES").unwrap_or(DEFAULT_CASES);
-    let steps = env_u64("FERROCACHE_DIFF_STEPS").map_or(DEFAULT_STEPS, |n| n as usize);
-    eprintln!("differential: seed {base}, {cases} case(s) of {steps} steps");
-    let started = Instant::now();
-    let mut failures = Vec::new();
-    for case in 0..cases {
-        let seed = case_seed(base, case);
-        let plan = generate(seed, steps);
-        if let Some(m) = replay(&plan) {
-            let (reduced, m) = shrink(&plan, m);
-            let text = report(seed, &reduced, &m);
-            eprintln!("{text}");
-            failures.push(text);
-            if failures.len() >= 3 {
-                break;
-            }
-        }
-    }
-    eprintln!(
-        "differential: {cases} case(s) in {:.1} s, {} failing",
-        started.elapsed().as_secs_f64(),
-        failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} case(s) differ from memcached; first:\n{}",
-        failures.len(),
-        failures[0]
-    );
+    common::random::run::<Classic>();
 }
 
 /// The tester's own normalisation: equal uniques map to equal names, a

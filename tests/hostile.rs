@@ -24,31 +24,10 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::random::Rng;
 use common::{escape, eventually, free_tcp_port, is_root, Conn, Server, READ_TIMEOUT};
 
 // ------------------------------------------------------------ helpers
-
-/// A seeded xorshift generator: reproducible garbage.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 /// The items stored before a hostile test.
 struct Stock {

@@ -62,11 +62,12 @@
 
 mod common;
 
+use common::random::{Differential, Rng};
 use common::{escape, Server};
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const FLAGS: &[&str] = &[
     "-m",
@@ -82,33 +83,6 @@ const DEFAULT_STEPS: usize = 120;
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How far apart two TTLs may be and still count as the same.
 const TTL_SLACK: i64 = 2;
-
-// ---------------------------------------------------------------- PRNG
-
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, pct: usize) -> bool {
-        self.below(100) < pct
-    }
-
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len())]
-    }
-}
 
 // ---------------------------------------------------------------- keys
 
@@ -976,38 +950,6 @@ fn replay(steps: &[Step]) -> Option<Mismatch> {
     None
 }
 
-/// Drops steps from a failing run while it still fails: the shortest
-/// failing prefix first, then chunks of decreasing size.
-fn shrink(steps: &[Step], first: Mismatch) -> (Vec<Step>, Mismatch) {
-    let mut cur: Vec<Step> = steps[..=first.index].to_vec();
-    let mut best = first;
-    let started = Instant::now();
-    let mut chunk = cur.len().div_ceil(2);
-    loop {
-        let mut start = 0;
-        while start < cur.len() {
-            if started.elapsed() > Duration::from_secs(60) {
-                return (cur, best);
-            }
-            let end = (start + chunk).min(cur.len());
-            let mut cand = cur[..start].to_vec();
-            cand.extend_from_slice(&cur[end..]);
-            match replay(&cand) {
-                Some(m) => {
-                    cand.truncate(m.index + 1);
-                    cur = cand;
-                    best = m;
-                }
-                None => start += chunk,
-            }
-        }
-        if chunk == 1 {
-            return (cur, best);
-        }
-        chunk = chunk.div_ceil(2);
-    }
-}
-
 fn describe(reply: &Reply) -> String {
     let mut s = escape(&reply.raw);
     if reply.closed {
@@ -1050,24 +992,33 @@ fn report(seed: u64, steps: &[Step], m: &Mismatch) -> String {
     out
 }
 
-/// Case `i` of a run from `base` (case 0 is `base` itself, so a failing
-/// case reruns alone with its own seed). Mixed rather than stepped by
-/// splitmix's own increment: that would make case i+1's stream case i's
-/// shifted by one draw.
-fn case_seed(base: u64, i: u64) -> u64 {
-    if i == 0 {
-        return base;
-    }
-    let mut r = Rng(base ^ i.wrapping_mul(0xd1b5_4a32_d192_ed03));
-    r.next()
-}
+/// The meta-command tester, for `common::random::run`.
+struct Meta;
 
-fn env_u64(name: &str) -> Option<u64> {
-    let v = std::env::var(name).ok().filter(|v| !v.is_empty())?;
-    Some(
-        v.parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
-    )
+impl Differential for Meta {
+    type Step = Step;
+    type Mismatch = Mismatch;
+    const LABEL: &'static str = "meta differential";
+    const ENV: &'static str = "FERROCACHE_META_DIFF";
+    const DEFAULT_SEED: u64 = DEFAULT_SEED;
+    const DEFAULT_CASES: u64 = DEFAULT_CASES;
+    const DEFAULT_STEPS: usize = DEFAULT_STEPS;
+
+    fn generate(seed: u64, steps: usize) -> Vec<Step> {
+        generate(seed, steps)
+    }
+
+    fn replay(steps: &[Step]) -> Option<Mismatch> {
+        replay(steps)
+    }
+
+    fn index(m: &Mismatch) -> usize {
+        m.index
+    }
+
+    fn report(seed: u64, steps: &[Step], m: &Mismatch) -> String {
+        report(seed, steps, m)
+    }
 }
 
 #[test]
@@ -1075,43 +1026,7 @@ fn meta_differential_against_memcached() {
     if !common::memcached_available("the meta differential test") {
         return;
     }
-    let base = match std::env::var("FERROCACHE_META_DIFF_SEED").ok().as_deref() {
-        None | Some("") => DEFAULT_SEED,
-        Some("random") => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64,
-        Some(_) => env_u64("FERROCACHE_META_DIFF_SEED").unwrap(),
-    };
-    let cases = env_u64("FERROCACHE_META_DIFF_CASES").unwrap_or(DEFAULT_CASES);
-    let steps = env_u64("FERROCACHE_META_DIFF_STEPS").map_or(DEFAULT_STEPS, |n| n as usize);
-    eprintln!("meta differential: seed {base}, {cases} case(s) of {steps} steps");
-    let started = Instant::now();
-    let mut failures = Vec::new();
-    for case in 0..cases {
-        let seed = case_seed(base, case);
-        let plan = generate(seed, steps);
-        if let Some(m) = replay(&plan) {
-            let (reduced, m) = shrink(&plan, m);
-            let text = report(seed, &reduced, &m);
-            eprintln!("{text}");
-            failures.push(text);
-            if failures.len() >= 3 {
-                break;
-            }
-        }
-    }
-    eprintln!(
-        "meta differential: {cases} case(s) in {:.1} s, {} failing",
-        started.elapsed().as_secs_f64(),
-        failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} case(s) differ from memcached; first:\n{}",
-        failures.len(),
-        failures[0]
-    );
+    common::random::run::<Meta>();
 }
 
 /// The normalisation itself: uniques keep their identity, timings and
