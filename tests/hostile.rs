@@ -18,7 +18,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -950,6 +950,29 @@ impl Spawned {
         out
     }
 
+    /// SIGTERM, sent with kill(1) as an operator would.
+    fn sigterm(&self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -TERM failed");
+    }
+
+    /// The exit status, if the process exits within `limit` of `since`.
+    fn exit_within(&mut self, since: Instant, limit: Duration) -> Option<ExitStatus> {
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if since.elapsed() > limit {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn fd_count(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
             .unwrap()
@@ -1145,12 +1168,7 @@ fn sigterm_finishes_replies_in_flight() {
         escape(format!("VALUE term:0 0 {}\r\n", value.len()).as_bytes())
     );
     let signalled = Instant::now();
-    let ok = Command::new("kill")
-        .args(["-TERM", &server.pid().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -TERM failed");
+    server.sigterm();
     // It stops accepting while the reply (which we have not read yet) is
     // still owed.
     let addr = server.addr();
@@ -1177,15 +1195,7 @@ fn sigterm_finishes_replies_in_flight() {
             Err(_) => break,
         }
     }
-    let status = loop {
-        if let Some(s) = server.child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if signalled.elapsed() > Duration::from_secs(5) {
-            break None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
+    let status = server.exit_within(signalled, Duration::from_secs(5));
     let took = signalled.elapsed();
     eprintln!(
         "SIGTERM: {} of {} reply bytes received after the signal; exit {status:?} after {took:?}",
@@ -1391,21 +1401,8 @@ fn sigterm_does_not_wait_for_clients_that_never_read() {
     });
     assert!(started, "the replies did not start");
     let signalled = Instant::now();
-    let ok = Command::new("kill")
-        .args(["-TERM", &server.pid().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -TERM failed");
-    let status = loop {
-        if let Some(s) = server.child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if signalled.elapsed() > Duration::from_secs(10) {
-            break None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
+    server.sigterm();
+    let status = server.exit_within(signalled, Duration::from_secs(10));
     let took = signalled.elapsed();
     eprintln!("SIGTERM with 4 non-reading clients: exit {status:?} after {took:?}");
     let status =
