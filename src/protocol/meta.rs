@@ -273,6 +273,24 @@ fn too_many(get: bool) -> &'static [u8] {
     }
 }
 
+/// A flag's argument stored where it belongs, or, when it did not parse,
+/// the fault it names.
+fn parsed<T>(value: Option<T>, slot: &mut T, fault: &'static [u8]) -> Option<&'static [u8]> {
+    match value {
+        Some(v) => {
+            *slot = v;
+            None
+        }
+        None => Some(fault),
+    }
+}
+
+/// A flag without an argument: never a fault.
+fn switched_on(slot: &mut bool) -> Option<&'static [u8]> {
+    *slot = true;
+    None
+}
+
 fn check_opaque(tokens: &[u8]) -> Result<(), &'static [u8]> {
     if flag_tokens(tokens).any(|t| t[0] == b'O' && t.len() > MAX_OPAQUE_TOKEN) {
         Err(OPAQUE_TOO_LONG)
@@ -306,36 +324,13 @@ fn preparse(tokens: &[u8], key: &[u8]) -> Result<MetaFlags, &'static [u8]> {
                     .is_none()
                     .then_some(BAD_KEY)
             }
-            b'N' | b'T' | b'R' => match safe_strtol(arg) {
-                Some(t) => {
-                    *match flag {
-                        b'N' => &mut f.vivify,
-                        b'T' => &mut f.ttl,
-                        _ => &mut f.recache,
-                    } = Some(t);
-                    None
-                }
-                None => Some(BAD_TOKEN),
-            },
-            b'F' => match safe_strtoul(arg) {
-                Some(n) => {
-                    f.client_flags = n;
-                    None
-                }
-                // a fault without a message of its own
-                None => Some(named),
-            },
-            b'C' | b'E' => match safe_strtoull(arg) {
-                Some(n) => {
-                    *if flag == b'C' {
-                        &mut f.compare_cas
-                    } else {
-                        &mut f.new_cas
-                    } = Some(n);
-                    None
-                }
-                None => Some(BAD_TOKEN),
-            },
+            b'N' => parsed(safe_strtol(arg).map(Some), &mut f.vivify, BAD_TOKEN),
+            b'T' => parsed(safe_strtol(arg).map(Some), &mut f.ttl, BAD_TOKEN),
+            b'R' => parsed(safe_strtol(arg).map(Some), &mut f.recache, BAD_TOKEN),
+            // an unreadable F is a fault without a message of its own
+            b'F' => parsed(safe_strtoul(arg), &mut f.client_flags, named),
+            b'C' => parsed(safe_strtoull(arg).map(Some), &mut f.compare_cas, BAD_TOKEN),
+            b'E' => parsed(safe_strtoull(arg).map(Some), &mut f.new_cas, BAD_TOKEN),
             b'M' => match arg {
                 [mode] => {
                     f.mode = Some(*mode);
@@ -343,38 +338,13 @@ fn preparse(tokens: &[u8], key: &[u8]) -> Result<MetaFlags, &'static [u8]> {
                 }
                 _ => Some(M_LENGTH),
             },
-            b'J' | b'D' => match safe_strtoull(arg) {
-                Some(n) => {
-                    *if flag == b'J' {
-                        &mut f.initial
-                    } else {
-                        &mut f.delta
-                    } = n;
-                    None
-                }
-                None if flag == b'J' => Some(BAD_INITIAL),
-                None => Some(BAD_DELTA),
-            },
-            b'q' => {
-                f.quiet = true;
-                None
-            }
-            b'v' => {
-                f.value = true;
-                None
-            }
-            b'u' => {
-                f.no_update = true;
-                None
-            }
-            b'I' => {
-                f.invalidate = true;
-                None
-            }
-            b'x' => {
-                f.remove_value = true;
-                None
-            }
+            b'J' => parsed(safe_strtoull(arg), &mut f.initial, BAD_INITIAL),
+            b'D' => parsed(safe_strtoull(arg), &mut f.delta, BAD_DELTA),
+            b'q' => switched_on(&mut f.quiet),
+            b'v' => switched_on(&mut f.value),
+            b'u' => switched_on(&mut f.no_update),
+            b'I' => switched_on(&mut f.invalidate),
+            b'x' => switched_on(&mut f.remove_value),
             // known, acted on (or not) by the command itself
             b'O' | b'P' | b'L' | b'k' | b's' | b't' | b'c' | b'f' | b'h' | b'l' => None,
             _ => return Err(INVALID_FLAG),
