@@ -1567,6 +1567,16 @@ mod tests {
     use std::io::{Read, Write};
     use std::net::TcpStream;
 
+    /// A server with one worker on an ephemeral loopback port.
+    fn one_worker_on_loopback() -> (ServerHandle, SocketAddr) {
+        let mut config = Config::from_args(["ferrocache", "-t", "1"]).unwrap();
+        config.port = 0;
+        config.listen = vec!["127.0.0.1".into()];
+        let handle = start(config).unwrap();
+        let addr = handle.tcp_addrs()[0];
+        (handle, addr)
+    }
+
     fn roundtrip(s: &mut TcpStream, req: &[u8], want: &[u8]) {
         s.write_all(req).unwrap();
         let mut got = vec![0u8; want.len()];
@@ -1579,11 +1589,7 @@ mod tests {
     /// is counted, the other clients and the stored data are untouched.
     #[test]
     fn a_panic_closes_one_connection_and_is_counted() {
-        let mut config = Config::from_args(["ferrocache", "-t", "1"]).unwrap();
-        config.port = 0;
-        config.listen = vec!["127.0.0.1".into()];
-        let handle = start(config).unwrap();
-        let addr = handle.tcp_addrs()[0];
+        let (handle, addr) = one_worker_on_loopback();
         let connect = || {
             let s = TcpStream::connect(addr).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -1919,11 +1925,7 @@ mod tests {
     /// on one the server had already emptied.
     #[test]
     fn request_then_half_close_is_answered_and_closed() {
-        let mut config = Config::from_args(["ferrocache", "-t", "1"]).unwrap();
-        config.port = 0;
-        config.listen = vec!["127.0.0.1".into()];
-        let handle = start(config).unwrap();
-        let addr = handle.tcp_addrs()[0];
+        let (handle, addr) = one_worker_on_loopback();
         for i in 0..100 {
             let mut s = TcpStream::connect(addr).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
