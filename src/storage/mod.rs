@@ -24,8 +24,17 @@ use shard::{Attempt, Budget, ClassCounters, Ctx, FlushView, Shard};
 
 /// memcached's per-item overhead in its size rule (48-byte header, 8-byte
 /// cas, the key's NUL and the value's "\r\n"): an item is too large when
-/// key + value + this exceeds `-I`.
+/// key + value + this (+ 4 for client flags other than 0) exceeds `-I`.
 pub const ITEM_SIZE_OVERHEAD: usize = 59;
+
+/// memcached's rule for an item too large for `-I` (`item_size_max`), or
+/// for a record at all.
+fn too_large(key: usize, value: usize, flags: u32, item_size_max: usize) -> bool {
+    let flags_size = if flags == 0 { 0 } else { 4 };
+    key > MAX_KEY_LEN
+        || key + value > MAX_TOTAL_LEN
+        || key + value + flags_size + ITEM_SIZE_OVERHEAD > item_size_max
+}
 
 /// Records the expiry sweep looks at per shard per tick. Looking at one
 /// reads its 20-byte header (sequentially), so 1024 of them hold a shard's
@@ -528,11 +537,7 @@ impl Cache {
         data: &[u8],
         opts: &WriteOpts,
     ) -> (StoreOutcome, u64) {
-        let total = key.len() + data.len();
-        if key.len() > MAX_KEY_LEN
-            || total > MAX_TOTAL_LEN
-            || total + ITEM_SIZE_OVERHEAD > self.item_size_max
-        {
+        if too_large(key.len(), data.len(), flags, self.item_size_max) {
             if op == StoreOp::Set {
                 self.delete(key);
             }
@@ -1031,6 +1036,25 @@ mod tests {
             StoreOutcome::NotStored
         );
         assert_eq!(get(&c, "k").map(|v| v.len()), Some(max - 1));
+        // client flags other than 0 take 4 bytes of the limit, also when an
+        // append or prepend joins onto an item that has them
+        assert_eq!(
+            c.store(StoreOp::Set, b"f", 1, 0, &fits[..max - 4]),
+            StoreOutcome::TooLarge
+        );
+        assert_eq!(
+            c.store(StoreOp::Set, b"f", 1, 0, &fits[..max - 6]),
+            StoreOutcome::Stored
+        );
+        assert_eq!(
+            c.store(StoreOp::Prepend, b"f", 0, 0, b"xy"),
+            StoreOutcome::NotStored
+        );
+        assert_eq!(
+            c.store(StoreOp::Append, b"f", 0, 0, b"x"),
+            StoreOutcome::Stored
+        );
+        assert_eq!(get(&c, "f").map(|v| v.len()), Some(max - 5));
         // a failed set drops the old value, as memcached does
         assert_eq!(
             c.store(StoreOp::Set, b"k", 0, 0, &over),

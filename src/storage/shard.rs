@@ -37,7 +37,7 @@ use super::index::Index;
 use super::item::{self, class_of, pages, record_size, Header, Item, Mapping, CLASSES};
 use super::{
     ArithOpts, DeleteAction, DeleteOutcome, Lookup, MetaArithOutcome, StoreOp, StoreOutcome,
-    WriteOpts, ITEM_SIZE_OVERHEAD,
+    WriteOpts,
 };
 use crate::clock::{is_expired, Secs};
 
@@ -894,8 +894,12 @@ impl Shard {
             Some(it) if stale_write => (flags, it.deadline(), Vec::new()),
             _ => (flags, deadline, Vec::new()),
         };
-        let total = key.len() + old_value.len() + data.len();
-        if total + ITEM_SIZE_OVERHEAD > ctx.item_size_max || total > item::MAX_TOTAL_LEN {
+        if super::too_large(
+            key.len(),
+            old_value.len() + data.len(),
+            flags,
+            ctx.item_size_max,
+        ) {
             // only append/prepend get here (the caller checked the rest):
             // memcached answers NOT_STORED when the joined item is too large
             return done(StoreOutcome::NotStored);
@@ -909,7 +913,7 @@ impl Shard {
             win_sent: opts.win || (stale_write && old_item.is_some_and(Item::win_sent)),
             binary_key: opts.binary_key || (appended && old_item.is_some_and(Item::binary_key)),
         };
-        let size = record_size(key.len(), total - key.len(), flags);
+        let size = record_size(key.len(), old_value.len() + data.len(), flags);
         let place = match self.reserve(ctx, credit, size) {
             Reserve::Ok(place) => place,
             Reserve::NoMemory => return done(self.no_memory(op, hash, key, size)),
