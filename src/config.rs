@@ -1010,6 +1010,10 @@ struct Parser {
     warm_lru_pct: i64,
     napi_ids: i64,
     listen_given: bool,
+    /// `-o` options whose meaning is a promise ferrocache cannot keep yet
+    /// (`ext_path`, `ssl_*`), by name, in command-line order: refused once
+    /// memcached's own checks have passed (see [`unkept_promises`]).
+    unkept_options: Vec<String>,
 }
 
 impl Default for Parser {
@@ -1032,6 +1036,7 @@ impl Default for Parser {
             warm_lru_pct: 40,
             napi_ids: 0,
             listen_given: false,
+            unkept_options: Vec::new(),
         }
     }
 }
@@ -1254,6 +1259,9 @@ impl Parser {
         let missing_arg = |n: &str| format!("Missing {n} argument");
         let missing_num = |n: &str| format!("Missing numeric argument for {n}");
         let parse_fail = |n: &str| format!("could not parse argument to {n}");
+        if is_promise_option(name) && !self.unkept_options.iter().any(|o| o == name) {
+            self.unkept_options.push(name.to_string());
+        }
         match name {
             "idle_timeout" => {
                 let v = need(&missing_num(name))?;
@@ -1518,8 +1526,55 @@ impl Parser {
         self.cfg.item_size_max = isz as usize;
         self.cfg.napi_ids = self.napi_ids as u32;
         self.cfg.warnings = self.warnings;
+        let unkept = unkept_promises(&self.cfg, &self.unkept_options);
+        if !unkept.is_empty() {
+            return usage(unkept.join("\n"));
+        }
         Ok(self.cfg)
     }
+}
+
+/// `-o` options whose meaning is a promise about security or capacity: TLS
+/// (`ssl_*`: without them honoured, a client believing it talks TLS would
+/// be served in the clear or not at all) and the flash tier (`ext_path`:
+/// items memcached would keep on flash would be evicted instead).
+fn is_promise_option(name: &str) -> bool {
+    name == "ext_path" || name.starts_with("ssl_")
+}
+
+/// Fail closed: one line for each flag of `cfg` (and each `-o` option in
+/// `options`) whose meaning is a promise this build does not keep, naming
+/// the flag and what starting anyway would break. Empty when every promise
+/// asked for is kept. memcached would honour each of these; starting
+/// without doing so would leave an operator who moved the flag over from
+/// memcached believing in a guarantee that is not there (an open cache
+/// behind `-Y`, a cold cache after a restart with `-e`).
+fn unkept_promises(cfg: &Config, options: &[String]) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(file) = &cfg.auth_file {
+        lines.push(format!(
+            "ferrocache: -Y {} (ASCII authentication) is not supported yet: refusing to start \
+             a cache that every client could read and write",
+            file.display()
+        ));
+    }
+    if let Some(file) = &cfg.memory_file {
+        lines.push(format!(
+            "ferrocache: -e {} (restartable memory file) is not supported yet: refusing to start \
+             a cache that would be lost on restart",
+            file.display()
+        ));
+    }
+    for name in options {
+        let what = if name == "ext_path" {
+            "(extstore flash tier) is not supported yet: refusing to start a cache that would \
+             evict what should go to flash"
+        } else {
+            "(TLS) is not supported yet: refusing to start a cache that would not speak TLS"
+        };
+        lines.push(format!("ferrocache: -o {name} {what}"));
+    }
+    lines
 }
 
 /// `-o slab_sizes=A-B-...`, checked as memcached checks it.
@@ -1907,18 +1962,6 @@ mod tests {
             (&["--disable-dumping"], |c| c.disable_dumping = true),
             (&["-W"], |c| c.disable_watch = true),
             (&["--disable-watch"], |c| c.disable_watch = true),
-            (&["-Y", "/etc/auth"], |c| {
-                c.auth_file = Some("/etc/auth".into());
-                c.binding_protocol = "ascii".into();
-            }),
-            (&["--auth-file=/a", "-B", "ascii"], |c| {
-                c.auth_file = Some("/a".into());
-                c.binding_protocol = "ascii".into();
-            }),
-            (&["-e", "/dev/shm/mc"], |c| {
-                c.memory_file = Some("/dev/shm/mc".into())
-            }),
-            (&["--memory-file=/m"], |c| c.memory_file = Some("/m".into())),
             (&["-N", "2"], |c| c.napi_ids = 2),
             (&["--napi-ids=4"], |c| c.napi_ids = 4),
             (&["--napi_ids=4"], |c| c.napi_ids = 4),
@@ -1971,33 +2014,6 @@ mod tests {
                         .collect();
                 },
             ),
-            (
-                &[
-                    "-o",
-                    "ext_path=/d/f:64m,ext_page_size=64,ext_max_frag=0.8,ext_drop_unread",
-                ],
-                |c| {
-                    c.ignored_options = vec![
-                        "ext_path=/d/f:64m".into(),
-                        "ext_page_size=64".into(),
-                        "ext_max_frag=0.8".into(),
-                        "ext_drop_unread".into(),
-                    ]
-                },
-            ),
-            (
-                &[
-                    "-o",
-                    "ssl_chain_cert=/c,ssl_verify_mode=3,ssl_session_cache",
-                ],
-                |c| {
-                    c.ignored_options = vec![
-                        "ssl_chain_cert=/c".into(),
-                        "ssl_verify_mode=3".into(),
-                        "ssl_session_cache".into(),
-                    ]
-                },
-            ),
             (&["-o", "resp_obj_mem_limit"], |c| {
                 c.ignored_options = vec!["resp_obj_mem_limit".into()];
                 c.warnings = vec![
@@ -2043,6 +2059,79 @@ mod tests {
                 Err(e) => panic!("argv {argv:?} refused: {e}"),
             }
         }
+    }
+
+    /// Fail closed: a flag whose meaning is a promise this build does not
+    /// keep is refused with exit 64 and a line naming it, after memcached's
+    /// own checks of its syntax (which still come first, with memcached's
+    /// words). Each case is one that memcached 1.6.18 starts with.
+    #[test]
+    fn unkept_promises_are_refused() {
+        let table: &[(&[&str], &[&str])] = &[
+            (
+                &["-Y", "/etc/auth"],
+                &["-Y /etc/auth (ASCII authentication)"],
+            ),
+            (
+                &["--auth-file=/a", "-B", "ascii"],
+                &["-Y /a (ASCII authentication)"],
+            ),
+            (
+                &["-e", "/dev/shm/mc"],
+                &["-e /dev/shm/mc (restartable memory file)"],
+            ),
+            (&["--memory-file=/m"], &["-e /m (restartable memory file)"]),
+            (
+                &["-o", "ext_path=/d/f:64m,ext_page_size=64"],
+                &["-o ext_path (extstore"],
+            ),
+            (
+                &["-o", "ssl_session_cache"],
+                &["-o ssl_session_cache (TLS)"],
+            ),
+            (
+                &[
+                    "-o",
+                    "ssl_chain_cert=/c,ssl_verify_mode=3,ssl_chain_cert=/d",
+                ],
+                &["-o ssl_chain_cert (TLS)", "-o ssl_verify_mode (TLS)"],
+            ),
+            (
+                &["-e", "/m", "-Y", "/a", "-o", "ext_path=/d:1g"],
+                &[
+                    "-Y /a (ASCII",
+                    "-e /m (restartable",
+                    "-o ext_path (extstore",
+                ],
+            ),
+        ];
+        for (args, wanted) in table {
+            match parse(args) {
+                Err(ConfigError::Usage(msg)) => {
+                    let lines: Vec<&str> = msg.lines().collect();
+                    assert_eq!(lines.len(), wanted.len(), "{args:?}: {msg}");
+                    for (line, want) in lines.iter().zip(wanted.iter()) {
+                        assert!(
+                            line.starts_with(&format!("ferrocache: {want}")),
+                            "{args:?}: {line:?} should start with {want:?}"
+                        );
+                        assert!(line.contains("refusing to start"), "{args:?}: {line}");
+                    }
+                }
+                other => panic!("{args:?} must be refused with exit 64, got {other:?}"),
+            }
+        }
+        // memcached's own refusals keep their words and come first.
+        let binary = parse(&["-Y", "/a", "-B", "binary"]).unwrap_err();
+        assert!(binary
+            .message()
+            .starts_with("ERROR: You cannot allow the BINARY"));
+        let udp = parse(&["-Y", "/a", "-U", "11211"]).unwrap_err();
+        assert!(udp.message().starts_with("Cannot use UDP with ascii"));
+        let bad = parse(&["-o", "ext_path=/tmp/x"]).unwrap_err();
+        assert!(bad.message().starts_with("must supply size to ext_path"));
+        // Tuning knobs that promise nothing stay accepted.
+        assert!(parse(&["-o", "ext_page_size=64,hashpower=20,no_lru_maintainer"]).is_ok());
     }
 
     /// argv → memcached 1.6.18's refusal (wording and exit status checked

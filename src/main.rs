@@ -27,8 +27,11 @@ fn main() {
     if let Err(e) = process::init_logging(config.verbosity) {
         fail(e.exit_code(), e);
     }
+    // A warning, not info: an operator should see at the default level
+    // that a knob they set does nothing here (promises are refused instead,
+    // in `config`).
     for opt in &config.ignored_options {
-        log::info!(
+        log::warn!(
             "-o {}: accepted for compatibility, no effect in ferrocache",
             opt
         );

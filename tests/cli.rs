@@ -110,6 +110,58 @@ fn refused_flags(bin: &str) {
 }
 cli!(refused_flags);
 
+/// Fail closed: flags whose meaning is a promise ferrocache does not keep
+/// yet (ASCII authentication, a restartable memory file, the flash tier,
+/// TLS options) stop the start with exit 64 and a line naming the flag,
+/// and nothing listens. memcached 1.6.18 honours each of them and starts,
+/// so this runs against ferrocache alone.
+#[test]
+fn unkept_promises_refuse_to_start() {
+    let auth = temp_path("auth");
+    std::fs::write(&auth, "user:secret\n").unwrap();
+    let auth = auth.to_string_lossy().into_owned();
+    let port = free_tcp_port();
+    let port_arg = port.to_string();
+    let common = [
+        "-u",
+        "nobody",
+        "-p",
+        &port_arg,
+        "-l",
+        "127.0.0.1",
+        "-U",
+        "0",
+    ];
+    let cases: [(&[&str], &str); 4] = [
+        (&["-Y", &auth], "-Y"),
+        (&["-e", "/dev/shm/ferrocache-cli-test"], "-e"),
+        (
+            &["-o", "ext_path=/tmp/ferrocache-cli-test:64m"],
+            "-o ext_path",
+        ),
+        (
+            &["-o", "ssl_chain_cert=/etc/ssl/cert.pem"],
+            "-o ssl_chain_cert",
+        ),
+    ];
+    for (flags, name) in cases {
+        let args: Vec<&str> = common.iter().chain(flags.iter()).copied().collect();
+        let out = run(FERROCACHE, &args);
+        let msg = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{flags:?}: stderr: {msg}");
+        assert!(
+            msg.contains(&format!("ferrocache: {name} ")) && msg.contains("refusing to start"),
+            "{flags:?}: stderr must name the flag: {msg}"
+        );
+        assert!(
+            ask_version(port).is_none(),
+            "{flags:?}: something listens on {port}"
+        );
+    }
+    assert!(!std::path::Path::new("/dev/shm/ferrocache-cli-test").exists());
+    let _ = std::fs::remove_file(&auth);
+}
+
 /// As root, without -u, the server refuses to run (EX_USAGE).
 fn root_needs_user(bin: &str) {
     if !is_root() {
