@@ -1,7 +1,7 @@
 //! Scale-out: more than one ferrocache, the way operators already run
 //! memcached. ferrocache has no clustering of its own; these tests put three
-//! nodes behind the engines README.md ("Running more than one ferrocache")
-//! recommends, using the configuration snippets that section shows:
+//! nodes behind the engines docs/scale-out.md ("Running more than one
+//! ferrocache") recommends, using the configuration snippets that page shows:
 //!
 //! - twemproxy (Debian's `nutcracker`): a ketama pool with auto-eject;
 //!   tests/scaleout/nutcracker.yml.
@@ -42,9 +42,10 @@ use std::time::{Duration, Instant};
 
 const NUTCRACKER: &str = "/usr/sbin/nutcracker";
 const SNIPPETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scaleout");
-const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
-const README_SECTION: &str = "## Running more than one ferrocache";
-const README_NEXT_SECTION: &str = "## Packages: running ferrocache as a service";
+/// The page that shows the snippets these tests run.
+const SCALE_OUT_DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/scale-out.md");
+/// Its first line, so that a page renamed or replaced fails here.
+const SCALE_OUT_TITLE: &str = "# Running more than one ferrocache";
 
 /// Placeholder addresses in the snippets, replaced by the test's ports.
 const NODE_PLACEHOLDERS: [&str; 3] = ["127.0.0.1:11211", "127.0.0.1:11212", "127.0.0.1:11213"];
@@ -70,7 +71,7 @@ fn have_libmemcached_tools() -> bool {
 }
 
 // ---------------------------------------------------------------------------
-// Snippets: the same text as in README.md
+// Snippets: the same text as in docs/scale-out.md
 // ---------------------------------------------------------------------------
 
 fn snippet(name: &str) -> String {
@@ -94,25 +95,16 @@ fn substitute(text: &str, pairs: &[(&str, String)]) -> String {
     out
 }
 
-/// The README section this file documents, between its heading and the next.
-fn readme_section() -> String {
-    let readme = std::fs::read_to_string(README).expect("read README.md");
-    let start = readme
-        .find(&format!("\n{README_SECTION}\n"))
-        .unwrap_or_else(|| panic!("README.md has no line {README_SECTION:?}"));
-    let end = readme
-        .find(&format!("\n{README_NEXT_SECTION}\n"))
-        .unwrap_or_else(|| panic!("README.md has no line {README_NEXT_SECTION:?}"));
+/// The page this file documents (docs/scale-out.md), whole; it must start
+/// with its title.
+fn scale_out_doc() -> String {
+    let doc = std::fs::read_to_string(SCALE_OUT_DOC)
+        .unwrap_or_else(|e| panic!("read {SCALE_OUT_DOC}: {e}"));
     assert!(
-        start < end,
-        "{README_SECTION:?} must come before {README_NEXT_SECTION:?}"
+        doc.starts_with(&format!("{SCALE_OUT_TITLE}\n")),
+        "{SCALE_OUT_DOC} must start with the line {SCALE_OUT_TITLE:?}"
     );
-    let section = &readme[start..end];
-    assert!(
-        !section[README_SECTION.len() + 1..].contains("\n## "),
-        "{README_SECTION:?} must be immediately followed by {README_NEXT_SECTION:?}"
-    );
-    section.to_string()
+    doc
 }
 
 // ---------------------------------------------------------------------------
@@ -522,7 +514,7 @@ fn check_nutcracker(target: Target) {
     );
 
     if target == Target::Ferrocache {
-        // The line README.md quotes for health checks.
+        // The line docs/scale-out.md quotes for health checks.
         assert_eq!(
             version,
             format!(
@@ -592,7 +584,7 @@ fn check_nutcracker(target: Target) {
     let key = &keys[1];
     assert_eq!(px.command(&format!("touch {key} 3600\r\n")), "TOUCHED\r\n");
     assert_eq!(px.get(key), Some(value_of(key)), "{key} after touch");
-    // What nutcracker does not pass on (README says so): it closes the
+    // What nutcracker does not pass on (docs/scale-out.md says so): it closes the
     // client's connection.
     for request in ["stats\r\n", "flush_all\r\n", "mn\r\n"] {
         let mut c = proxy.connect();
@@ -713,7 +705,7 @@ fn memcstat_items(servers: &str) -> (Run, Vec<(String, u64)>) {
     (run, parsed)
 }
 
-/// The README snippet with the nodes' ports.
+/// The documented snippet with the nodes' ports.
 fn libmemcached_snippet(nodes: &[Node; 3]) -> String {
     let pairs: Vec<(&str, String)> = NODE_PLACEHOLDERS
         .iter()
@@ -723,7 +715,7 @@ fn libmemcached_snippet(nodes: &[Node; 3]) -> String {
     substitute(&snippet("libmemcached-tools.sh"), &pairs)
 }
 
-/// The `SERVERS=` value of the README snippet, with the nodes' ports.
+/// The `SERVERS=` value of the documented snippet, with the nodes' ports.
 fn servers_from_snippet(nodes: &[Node; 3]) -> String {
     libmemcached_snippet(nodes)
         .lines()
@@ -731,7 +723,7 @@ fn servers_from_snippet(nodes: &[Node; 3]) -> String {
         .expect("libmemcached-tools.sh sets SERVERS")
 }
 
-/// Runs the README snippet as it stands, by `sh -e`, in a directory with
+/// Runs the documented snippet as it stands, by `sh -e`, in a directory with
 /// the two files it copies: `copy.html` must come out identical to
 /// `report.html`, and `memcrm` leaves every node empty.
 fn run_libmemcached_snippet(nodes: &[Node; 3], list: &str) {
@@ -958,11 +950,11 @@ table!(proxy_and_mcrouter_requests, &[], PROXY_REQUESTS);
 // The tests
 // ---------------------------------------------------------------------------
 
-/// Every snippet file appears verbatim in README.md's section, in a fenced
-/// block, and the section sits right before the packaging section.
+/// Every snippet file appears verbatim in docs/scale-out.md, in a fenced
+/// block of its language: what the page quotes is what these tests run.
 #[test]
-fn readme_shows_the_tested_snippets_verbatim() {
-    let section = readme_section();
+fn scale_out_doc_shows_the_tested_snippets_verbatim() {
+    let doc = scale_out_doc();
     for (file, lang) in [
         ("nutcracker.yml", "yaml"),
         ("libmemcached-tools.sh", "sh"),
@@ -972,8 +964,8 @@ fn readme_shows_the_tested_snippets_verbatim() {
         assert!(text.ends_with('\n'), "{file} ends with a newline");
         let block = format!("```{lang}\n{text}```\n");
         assert!(
-            section.contains(&block),
-            "README section {README_SECTION:?} must contain tests/scaleout/{file} verbatim as:\n{block}"
+            doc.contains(&block),
+            "{SCALE_OUT_DOC} must contain tests/scaleout/{file} verbatim as:\n{block}"
         );
     }
 }
@@ -987,7 +979,7 @@ macro_rules! scaleout_tests {
             check_nutcracker($target);
         }
 
-        /// memccp/memccat/memcrm over three nodes from --servers, the README snippet run as it stands.
+        /// memccp/memccat/memcrm over three nodes from --servers, the documented snippet run as it stands.
         #[test]
         fn libmemcached_tools_hash_files_over_three_nodes() {
             check_libmemcached_tools($target);

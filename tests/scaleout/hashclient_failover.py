@@ -3,8 +3,8 @@
 Usage: hashclient_failover.py PID_OF_THIRD_NODE HOST:PORT HOST:PORT HOST:PORT
 
 Builds its client with cache_client() from pymemcache_hashclient.py, the
-snippet README.md shows. Spreads keys over the three nodes and reads them
-back; then kills the third node (SIGKILL to the given pid) and checks that
+snippet docs/scale-out.md shows. Spreads keys over the three nodes and reads
+them back; then kills the third node (SIGKILL to the given pid) and checks that
 the client keeps serving: keys on the other two still hit, the dead node's
 keys read as misses instead of raising, and once the client has dropped the
 dead node, writes of old and new keys succeed on the survivors.
