@@ -16,6 +16,7 @@
 //! hands sockets over, and the worker that owns a connection parses, executes
 //! and answers it.
 
+pub mod auth;
 pub mod clock;
 pub mod command;
 pub mod config;
