@@ -195,7 +195,8 @@ pub(super) fn flush(c: &mut Conn, stats: &WorkerStats) -> io::Result<()> {
     if c.wbuf.capacity() > KEEP_BUF && c.resume == 0 {
         c.wbuf = Vec::new();
     }
-    Ok(())
+    // what the transport holds of its own (none on a plain socket)
+    c.stream.write_pending()
 }
 
 /// Serves one connection as far as it can go without blocking: write what is
@@ -211,7 +212,7 @@ pub(super) fn drive(c: &mut Conn, ctx: &Context<'_>, limits: &Limits) -> Status 
         }
         let pending = c.wbuf.len() - c.wpos;
         if c.closing {
-            return if pending == 0 {
+            return if pending == 0 && !c.stream.wants_write() {
                 Status::Close
             } else {
                 Status::Keep

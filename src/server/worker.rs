@@ -214,7 +214,10 @@ impl Worker {
         let done: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.watcher.is_some() || (c.wpos == c.wbuf.len() && c.resume == 0))
+            .filter(|(_, c)| {
+                c.watcher.is_some()
+                    || (c.wpos == c.wbuf.len() && c.resume == 0 && !c.stream.wants_write())
+            })
             .map(|(k, _)| k)
             .collect();
         for k in done {
