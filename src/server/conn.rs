@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use log::{debug, trace};
 
+use super::buf::{ReadBuf, WriteBuf, OUT_LIMIT};
 use super::transport::Stream;
 use super::verbose::{log_reply, with_reply};
 use crate::command::ops::Watcher;
@@ -18,36 +19,20 @@ use crate::protocol::admin::LruCrawler;
 use crate::protocol::{self, Keys, Limits, ParseError, Request};
 use crate::stats::{bump, WorkerStats};
 
-/// A reply buffer past this many bytes stops the connection from executing
-/// more requests (and a multi-get pauses) until the client reads.
-const OUT_LIMIT: usize = 256 * 1024;
-/// Each read asks the kernel for at least this much.
-const READ_CHUNK: usize = 16 * 1024;
-/// Buffers that grew past this (a large value) are given back once empty.
-const KEEP_BUF: usize = 64 * 1024;
-
 /// One client connection, owned by one worker.
 pub(super) struct Conn {
     pub(super) stream: Stream,
     pub(super) fd: i32,
-    /// Bytes received; `rbuf[rpos..rend]` is not yet parsed.
-    pub(super) rbuf: Vec<u8>,
-    pub(super) rpos: usize,
-    pub(super) rend: usize,
-    /// Replies; `wbuf[wpos..]` is not yet written.
-    pub(super) wbuf: Vec<u8>,
-    pub(super) wpos: usize,
+    pub(super) input: ReadBuf,
+    pub(super) output: WriteBuf,
     /// Bytes of a too-large value still to throw away.
     pub(super) swallow: usize,
-    /// Where the multi-get at `rbuf[rpos..]` goes on (see
+    /// Where the multi-get at the front of `input` goes on (see
     /// [`Flow::Paused`]); 0 when no request is paused.
     pub(super) resume: usize,
     /// The paused multi-get itself, so that resuming it does not parse its
     /// line again (up to 2 MiB, thousands of times for a large reply).
     pub(super) paused: Option<Resumable>,
-    /// `rbuf[rpos..rpos + scanned]` holds no `\n`: the start of a line
-    /// still arriving, not searched again when more of it comes.
-    pub(super) scanned: usize,
     /// The socket may have unread bytes (edge-triggered readiness). A read
     /// that leaves room in the buffer took everything there was, so it
     /// clears this: bytes arriving later raise a new event (see
@@ -80,15 +65,11 @@ impl Conn {
         Conn {
             fd: stream.fd(),
             stream,
-            rbuf: Vec::new(),
-            rpos: 0,
-            rend: 0,
-            wbuf: Vec::new(),
-            wpos: 0,
+            input: ReadBuf::default(),
+            output: WriteBuf::default(),
             swallow: 0,
             resume: 0,
             paused: None,
-            scanned: 0,
             // data may have arrived before the registration
             readable: true,
             peer_closed: false,
@@ -102,8 +83,8 @@ impl Conn {
     }
 }
 
-/// A multi-get paused at its output limit, as offsets into the input at
-/// `rbuf[rpos..]`, which stays in place until the request is done.
+/// A multi-get paused at its output limit, as offsets into the unread
+/// input, which stays in place until the request is done.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Resumable {
     /// The request's bytes (its whole line).
@@ -176,26 +157,8 @@ enum Progress {
 /// Writes pending replies until done or the socket is full. Err on a dead
 /// socket.
 pub(super) fn flush(c: &mut Conn, stats: &WorkerStats) -> io::Result<()> {
-    while c.wpos < c.wbuf.len() {
-        match c.stream.write(&c.wbuf[c.wpos..]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                c.wpos += n;
-                bump(&stats.bytes_written, n as u64);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    c.wbuf.clear();
-    c.wpos = 0;
-    // A paused multi-get fills it again at once: keep it (freeing and
-    // growing a 256 KiB+ buffer for every pause cost page faults).
-    if c.wbuf.capacity() > KEEP_BUF && c.resume == 0 {
-        c.wbuf = Vec::new();
-    }
-    // what the transport holds of its own (none on a plain socket)
+    c.output.write_to(&mut c.stream, stats, c.resume != 0)?;
+    // then what the transport holds of its own (none on a plain socket)
     c.stream.write_pending()
 }
 
@@ -210,7 +173,7 @@ pub(super) fn drive(c: &mut Conn, ctx: &Context<'_>, limits: &Limits) -> Status 
         if flush(c, ctx.worker).is_err() {
             return Status::Close;
         }
-        let pending = c.wbuf.len() - c.wpos;
+        let pending = c.output.pending();
         if c.closing {
             return if pending == 0 && !c.stream.wants_write() {
                 Status::Close
@@ -242,7 +205,7 @@ pub(super) fn drive(c: &mut Conn, ctx: &Context<'_>, limits: &Limits) -> Status 
             Progress::NeedInput => {}
         }
         if !c.readable {
-            release_idle_buffer(c);
+            c.input.release_if_idle();
             return Status::Keep;
         }
         if budget == 0 {
@@ -256,7 +219,7 @@ pub(super) fn drive(c: &mut Conn, ctx: &Context<'_>, limits: &Limits) -> Status 
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 c.readable = false;
-                release_idle_buffer(c);
+                c.input.release_if_idle();
                 return Status::Keep;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -276,8 +239,8 @@ fn drive_watcher(c: &mut Conn, ctx: &Context<'_>) -> Status {
         if flush(c, ctx.worker).is_err() {
             return Status::Close;
         }
-        let pending = c.wbuf.len() - c.wpos;
-        if pending >= OUT_LIMIT || !w.drain_into(&mut c.wbuf) {
+        let pending = c.output.pending();
+        if pending >= OUT_LIMIT || !w.drain_into(c.output.replies()) {
             break;
         }
     }
@@ -294,15 +257,7 @@ fn drive_watcher(c: &mut Conn, ctx: &Context<'_>) -> Status {
     Status::Keep
 }
 
-fn release_idle_buffer(c: &mut Conn) {
-    if c.rpos == c.rend && c.rbuf.len() > KEEP_BUF {
-        c.rbuf = Vec::new();
-        c.rpos = 0;
-        c.rend = 0;
-    }
-}
-
-/// Reads what the socket holds into `rbuf`.
+/// Reads what the socket holds into `input`.
 ///
 /// A read that does not fill the free space has emptied the socket's receive
 /// queue, so it clears `c.readable`: the epoll registration is edge-triggered
@@ -316,21 +271,10 @@ fn release_idle_buffer(c: &mut Conn) {
 /// back to its event loop as soon as its read buffer is empty, too. It also
 /// saves the read that would only say WouldBlock.
 fn read_more(c: &mut Conn, ctx: &Context<'_>) -> io::Result<usize> {
-    if c.rpos > 0 {
-        c.rbuf.copy_within(c.rpos..c.rend, 0);
-        c.rend -= c.rpos;
-        c.rpos = 0;
-    }
-    if c.rbuf.len() - c.rend < READ_CHUNK {
-        let want = (c.rend + READ_CHUNK).max(c.rbuf.len() * 2);
-        c.rbuf.resize(want, 0);
-    }
-    let room = c.rbuf.len() - c.rend;
-    let n = c.stream.read(&mut c.rbuf[c.rend..])?;
-    if n < room && !c.peer_closed {
+    let (n, drained) = c.input.read_from(&mut c.stream)?;
+    if drained && !c.peer_closed {
         c.readable = false;
     }
-    c.rend += n;
     if n > 0 {
         bump(&ctx.worker.bytes_read, n as u64);
         c.last_active = ctx.clock.now();
@@ -343,10 +287,7 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
     let mut did = false;
     loop {
         if c.swallow > 0 {
-            let n = c.swallow.min(c.rend - c.rpos);
-            c.rpos += n;
-            c.swallow -= n;
-            c.scanned = 0;
+            c.swallow = c.input.skip(c.swallow);
             if c.swallow > 0 {
                 return if did {
                     Progress::Some
@@ -355,7 +296,7 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
                 };
             }
         }
-        if c.rpos == c.rend {
+        if c.input.is_empty() {
             c.stacked = false;
             return if did {
                 Progress::Some
@@ -363,32 +304,25 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
                 Progress::NeedInput
             };
         }
-        if c.wbuf.len() - c.wpos >= OUT_LIMIT {
+        if c.output.pending() >= OUT_LIMIT {
             return Progress::Some;
         }
         if *budget == 0 {
             return Progress::Budget;
         }
-        let input = &c.rbuf[c.rpos..c.rend];
+        let input = c.input.unread();
         let parsed = match c.paused {
             Some(p) if c.resume != 0 && p.consumed <= input.len() => {
                 Ok((p.request(input), p.consumed))
             }
-            _ if c.scanned > 0
-                && c.scanned <= input.len()
-                && !input[c.scanned..].contains(&b'\n') =>
-            {
-                Err(protocol::unfinished_line(input))
-            }
+            _ if c.input.line_unfinished() => Err(protocol::unfinished_line(input)),
             _ => protocol::parse(input, limits),
         };
         let (req, consumed) = match parsed {
             Ok(r) => r,
             Err(ParseError::Incomplete) => {
                 c.stacked = false;
-                if !input[c.scanned.min(input.len())..].contains(&b'\n') {
-                    c.scanned = input.len();
-                }
+                c.input.note_incomplete();
                 return if did {
                     Progress::Some
                 } else {
@@ -418,7 +352,7 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
                 String::from_utf8_lossy(&input[..line_end]).trim_end()
             );
         }
-        let before = c.wbuf.len();
+        let before = c.output.len();
         // -vv: a `noreply` request runs with its reply on, into a scratch
         // buffer, so that its outcome is logged as memcached logs it
         // (`>fd NOREPLY STORED`); the client still gets nothing.
@@ -440,9 +374,9 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
             _ => None,
         };
         let flow = if let Some(refusal) = refused {
-            c.wbuf.extend_from_slice(refusal);
+            c.output.replies().extend_from_slice(refusal);
             if debug {
-                log_reply(c.fd, ctx, &req, &c.wbuf[before..], "");
+                log_reply(c.fd, ctx, &req, c.output.since(before), "");
             }
             Flow::Done
         } else if let Some(loud) = &loud {
@@ -451,9 +385,9 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
             log_reply(c.fd, ctx, loud, &scratch, "NOREPLY ");
             flow
         } else {
-            let flow = command::execute(ctx, &req, c.resume, &mut c.wbuf, OUT_LIMIT);
+            let flow = command::execute(ctx, &req, c.resume, c.output.replies(), OUT_LIMIT);
             if debug {
-                log_reply(c.fd, ctx, &req, &c.wbuf[before..], "");
+                log_reply(c.fd, ctx, &req, c.output.since(before), "");
             }
             flow
         };
@@ -470,7 +404,7 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
                 trace!(
                     "{}: reply paused at {} bytes, resuming at {}",
                     c.fd,
-                    c.wbuf.len(),
+                    c.output.len(),
                     i
                 );
                 c.resume = i;
@@ -483,21 +417,13 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
                 // nothing after `watch` is executed: drop the rest of the input
                 c.resume = 0;
                 c.paused = None;
-                c.rpos = c.rend;
-                c.scanned = 0;
+                c.input.discard();
                 return Progress::Watch(mask);
             }
             Flow::Done | Flow::Close => {
                 c.resume = 0;
                 c.paused = None;
-                c.scanned = 0;
-                let avail = c.rend - c.rpos;
-                if consumed > avail {
-                    c.swallow = consumed - avail;
-                    c.rpos = c.rend;
-                } else {
-                    c.rpos += consumed;
-                }
+                c.swallow = c.input.skip(consumed);
                 if flow == Flow::Close {
                     return Progress::Close;
                 }
@@ -510,6 +436,7 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
 mod tests {
     use super::super::testing::*;
     use super::*;
+    use crate::server::buf::READ_CHUNK;
     use crate::server::transport::Script;
     use std::io::{Read, Write};
     use std::net::TcpStream;
@@ -552,32 +479,32 @@ mod tests {
             c.readable = true;
             assert!(matches!(drive(&mut c, &ctx, &shared.limits), Status::Keep));
             got += piece.len();
-            assert_eq!(c.rend - c.rpos, got, "the line is kept whole");
-            assert_eq!(c.scanned, got, "bytes known to hold no newline");
+            assert_eq!(c.input.len(), got, "the line is kept whole");
+            assert_eq!(c.input.scanned(), got, "bytes known to hold no newline");
         }
         assert!(script(&c).written.is_empty());
         // the bytes already searched are not looked at again: a newline
         // planted among them goes unseen
-        let planted = c.rpos + 100;
-        let was = std::mem::replace(&mut c.rbuf[planted], b'\n');
+        let planted = 100;
+        let was = std::mem::replace(&mut c.input.unread_mut()[planted], b'\n');
         script_mut(&mut c).chunks.push_back(b" more".to_vec());
         c.readable = true;
         assert!(matches!(drive(&mut c, &ctx, &shared.limits), Status::Keep));
         assert!(script(&c).written.is_empty(), "searched from the start");
-        c.rbuf[planted] = was;
+        c.input.unread_mut()[planted] = was;
         script_mut(&mut c)
             .chunks
             .push_back(b"\r\nget x\r\n".to_vec());
         c.readable = true;
         assert!(matches!(drive(&mut c, &ctx, &shared.limits), Status::Keep));
         assert_eq!(script(&c).written, b"END\r\nEND\r\n");
-        assert_eq!((c.rpos, c.scanned), (c.rend, 0));
+        assert_eq!((c.input.len(), c.input.scanned()), (0, 0));
         // still closed past the 2 MiB a multi-get line may have
         let mut c = scripted(&[], false);
         let piece = vec![b'k'; 64 * 1024];
         let mut status = Status::Keep;
         for _ in 0..40 {
-            let chunk = if c.rend == 0 {
+            let chunk = if c.input.is_empty() {
                 b"get ".to_vec()
             } else {
                 piece.clone()
@@ -590,7 +517,7 @@ mod tests {
             }
         }
         assert!(matches!(status, Status::Close), "an endless line is closed");
-        assert!(c.rend > protocol::MAX_GET_LINE_LEN - 64 * 1024);
+        assert!(c.input.len() > protocol::MAX_GET_LINE_LEN - 64 * 1024);
     }
 
     /// A multi-get paused at the output limit goes on from where it
@@ -626,9 +553,9 @@ mod tests {
             let p = c.paused.expect("the paused request is kept");
             assert_eq!(p.consumed, line.len());
             // the line is not read again: spoil the command word
-            c.rbuf[c.rpos..c.rpos + 3].copy_from_slice(b"xxx");
+            c.input.unread_mut()[..3].copy_from_slice(b"xxx");
             let mut pauses = 1;
-            while c.resume != 0 || !c.wbuf.is_empty() {
+            while c.resume != 0 || c.output.pending() != 0 {
                 script_mut(&mut c).room = 150_000;
                 drive(&mut c, &ctx, &shared.limits);
                 pauses += 1;
@@ -653,7 +580,7 @@ mod tests {
             want.extend_from_slice(b"END\r\n");
             assert!(script(&c).written == want, "reply differs (gat: {gat})");
             assert!(c.paused.is_none());
-            assert_eq!((c.rpos, c.rend), (c.rend, c.rend));
+            assert!(c.input.is_empty());
         }
     }
 

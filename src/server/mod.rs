@@ -14,6 +14,7 @@
 //! Must not interpret bytes beyond calling `protocol::parse` and
 //! `command::execute`.
 
+mod buf;
 mod conn;
 mod listen;
 mod transport;

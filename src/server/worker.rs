@@ -216,7 +216,7 @@ impl Worker {
             .iter()
             .filter(|(_, c)| {
                 c.watcher.is_some()
-                    || (c.wpos == c.wbuf.len() && c.resume == 0 && !c.stream.wants_write())
+                    || (c.output.pending() == 0 && c.resume == 0 && !c.stream.wants_write())
             })
             .map(|(k, _)| k)
             .collect();
@@ -279,9 +279,7 @@ impl Worker {
                 debug!("<{} watching (mask {:#x})", conn.fd, mask);
                 conn.watcher = Some(w);
                 // input is only read to notice a close from now on
-                conn.rbuf = Vec::new();
-                conn.rpos = 0;
-                conn.rend = 0;
+                conn.input.release();
                 self.watchers.push(key);
                 // lines may already be waiting
                 self.run_conn(key);
