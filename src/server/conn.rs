@@ -137,20 +137,27 @@ impl Resumable {
     }
 }
 
-pub(super) enum Status {
-    Keep,
+/// How far serving a connection got, and what comes next: one type for
+/// both levels of a connection's turn. The request loop (`process`) ends
+/// with `Executed`, `NeedInput`, `Yield`, `Close` or `Watch`; the whole turn
+/// (`drive`) ends with `Wait`, `Yield`, `Close` or `Watch`, which the worker
+/// acts on.
+pub(super) enum Step {
+    /// Requests were executed: write their replies, then go on.
+    Executed,
+    /// Nothing buffered is left to execute (or the next request is not all
+    /// here): read more.
+    NeedInput,
+    /// Nothing more can be done without blocking (nothing to read, or the
+    /// replies are over their limit): wait for the socket's next event.
+    Wait,
+    /// The request budget (-R) is used up with work left: let the worker's
+    /// other connections have their turn first.
     Yield,
+    /// Close the connection: from the request loop (`quit`, a command line
+    /// too long), once its replies are written; from `drive`, now.
     Close,
     /// The connection sent `watch`: register it as a watcher of this mask.
-    Watch(u32),
-}
-
-enum Progress {
-    /// Requests were executed; replies may be waiting.
-    Some,
-    NeedInput,
-    Budget,
-    Close,
     Watch(u32),
 }
 
@@ -164,21 +171,21 @@ pub(super) fn flush(c: &mut Conn, stats: &WorkerStats) -> io::Result<()> {
 
 /// Serves one connection as far as it can go without blocking: write what is
 /// pending, execute what is buffered (up to -R requests), read more.
-pub(super) fn drive(c: &mut Conn, ctx: &Context<'_>, limits: &Limits) -> Status {
+pub(super) fn drive(c: &mut Conn, ctx: &Context<'_>, limits: &Limits) -> Step {
     if c.watcher.is_some() {
         return drive_watcher(c, ctx);
     }
     let mut budget = ctx.config.reqs_per_event.max(1);
     loop {
         if flush(c, ctx.worker).is_err() {
-            return Status::Close;
+            return Step::Close;
         }
         let pending = c.output.pending();
         if c.closing {
             return if pending == 0 && !c.stream.wants_write() {
-                Status::Close
+                Step::Close
             } else {
-                Status::Keep
+                Step::Wait
             };
         }
         if pending >= OUT_LIMIT {
@@ -189,41 +196,42 @@ pub(super) fn drive(c: &mut Conn, ctx: &Context<'_>, limits: &Limits) -> Status 
                 c.fd,
                 pending
             );
-            return Status::Keep;
+            return Step::Wait;
         }
         match process(c, ctx, limits, &mut budget) {
-            Progress::Some => continue,
-            Progress::Watch(mask) => return Status::Watch(mask),
-            Progress::Budget => {
+            Step::Executed => continue,
+            Step::Watch(mask) => return Step::Watch(mask),
+            Step::Yield => {
                 trace!("{}: request budget (-R) used up, yielding", c.fd);
-                return Status::Yield;
+                return Step::Yield;
             }
-            Progress::Close => {
+            Step::Close => {
                 c.closing = true;
                 continue;
             }
-            Progress::NeedInput => {}
+            Step::Wait => return Step::Wait,
+            Step::NeedInput => {}
         }
         if !c.readable {
             c.input.release_if_idle();
-            return Status::Keep;
+            return Step::Wait;
         }
         if budget == 0 {
             // Requests to the -R limit were executed and the buffer is used
             // up: the rest waits in the socket until the other connections
             // had their turn.
-            return Status::Yield;
+            return Step::Yield;
         }
         match read_more(c, ctx) {
-            Ok(0) => return Status::Close,
+            Ok(0) => return Step::Close,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 c.readable = false;
                 c.input.release_if_idle();
-                return Status::Keep;
+                return Step::Wait;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Status::Close,
+            Err(_) => return Step::Close,
         }
     }
 }
@@ -231,13 +239,13 @@ pub(super) fn drive(c: &mut Conn, ctx: &Context<'_>, limits: &Limits) -> Status 
 /// A watching connection: write what is pending, take the watcher's new
 /// lines while the output is under its limit, and read (and drop) whatever
 /// the client sends, to notice when it goes away.
-fn drive_watcher(c: &mut Conn, ctx: &Context<'_>) -> Status {
+fn drive_watcher(c: &mut Conn, ctx: &Context<'_>) -> Step {
     let Some(w) = c.watcher.clone() else {
-        return Status::Keep;
+        return Step::Wait;
     };
     loop {
         if flush(c, ctx.worker).is_err() {
-            return Status::Close;
+            return Step::Close;
         }
         let pending = c.output.pending();
         if pending >= OUT_LIMIT || !w.drain_into(c.output.replies()) {
@@ -247,14 +255,14 @@ fn drive_watcher(c: &mut Conn, ctx: &Context<'_>) -> Status {
     let mut scratch = [0u8; 4096];
     while c.readable {
         match c.stream.read(&mut scratch) {
-            Ok(0) => return Status::Close,
+            Ok(0) => return Step::Close,
             Ok(n) => bump(&ctx.worker.bytes_read, n as u64),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.readable = false,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Status::Close,
+            Err(_) => return Step::Close,
         }
     }
-    Status::Keep
+    Step::Wait
 }
 
 /// Reads what the socket holds into `input`.
@@ -283,32 +291,24 @@ fn read_more(c: &mut Conn, ctx: &Context<'_>) -> io::Result<usize> {
 }
 
 /// Parses and executes buffered requests.
-fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize) -> Progress {
+fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize) -> Step {
     let mut did = false;
     loop {
         if c.swallow > 0 {
             c.swallow = c.input.skip(c.swallow);
             if c.swallow > 0 {
-                return if did {
-                    Progress::Some
-                } else {
-                    Progress::NeedInput
-                };
+                return if did { Step::Executed } else { Step::NeedInput };
             }
         }
         if c.input.is_empty() {
             c.stacked = false;
-            return if did {
-                Progress::Some
-            } else {
-                Progress::NeedInput
-            };
+            return if did { Step::Executed } else { Step::NeedInput };
         }
         if c.output.pending() >= OUT_LIMIT {
-            return Progress::Some;
+            return Step::Executed;
         }
         if *budget == 0 {
-            return Progress::Budget;
+            return Step::Yield;
         }
         let input = c.input.unread();
         let parsed = match c.paused {
@@ -323,15 +323,11 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
             Err(ParseError::Incomplete) => {
                 c.stacked = false;
                 c.input.note_incomplete();
-                return if did {
-                    Progress::Some
-                } else {
-                    Progress::NeedInput
-                };
+                return if did { Step::Executed } else { Step::NeedInput };
             }
             Err(ParseError::LineTooLong) => {
                 debug!("connection {}: command line too long, closing", c.fd);
-                return Progress::Close;
+                return Step::Close;
             }
         };
         *budget -= 1;
@@ -411,21 +407,21 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
                 if c.paused.is_none() {
                     c.paused = Resumable::of(&req, input, consumed);
                 }
-                return Progress::Some;
+                return Step::Executed;
             }
             Flow::Watch(mask) => {
                 // nothing after `watch` is executed: drop the rest of the input
                 c.resume = 0;
                 c.paused = None;
                 c.input.discard();
-                return Progress::Watch(mask);
+                return Step::Watch(mask);
             }
             Flow::Done | Flow::Close => {
                 c.resume = 0;
                 c.paused = None;
                 c.swallow = c.input.skip(consumed);
                 if flow == Flow::Close {
-                    return Progress::Close;
+                    return Step::Close;
                 }
             }
         }
@@ -477,7 +473,7 @@ mod tests {
         for piece in &pieces {
             script_mut(&mut c).chunks.push_back(piece.to_vec());
             c.readable = true;
-            assert!(matches!(drive(&mut c, &ctx, &shared.limits), Status::Keep));
+            assert!(matches!(drive(&mut c, &ctx, &shared.limits), Step::Wait));
             got += piece.len();
             assert_eq!(c.input.len(), got, "the line is kept whole");
             assert_eq!(c.input.scanned(), got, "bytes known to hold no newline");
@@ -489,20 +485,20 @@ mod tests {
         let was = std::mem::replace(&mut c.input.unread_mut()[planted], b'\n');
         script_mut(&mut c).chunks.push_back(b" more".to_vec());
         c.readable = true;
-        assert!(matches!(drive(&mut c, &ctx, &shared.limits), Status::Keep));
+        assert!(matches!(drive(&mut c, &ctx, &shared.limits), Step::Wait));
         assert!(script(&c).written.is_empty(), "searched from the start");
         c.input.unread_mut()[planted] = was;
         script_mut(&mut c)
             .chunks
             .push_back(b"\r\nget x\r\n".to_vec());
         c.readable = true;
-        assert!(matches!(drive(&mut c, &ctx, &shared.limits), Status::Keep));
+        assert!(matches!(drive(&mut c, &ctx, &shared.limits), Step::Wait));
         assert_eq!(script(&c).written, b"END\r\nEND\r\n");
         assert_eq!((c.input.len(), c.input.scanned()), (0, 0));
         // still closed past the 2 MiB a multi-get line may have
         let mut c = scripted(&[], false);
         let piece = vec![b'k'; 64 * 1024];
-        let mut status = Status::Keep;
+        let mut status = Step::Wait;
         for _ in 0..40 {
             let chunk = if c.input.is_empty() {
                 b"get ".to_vec()
@@ -512,11 +508,11 @@ mod tests {
             script_mut(&mut c).chunks.push_back(chunk);
             c.readable = true;
             status = drive(&mut c, &ctx, &shared.limits);
-            if matches!(status, Status::Close) {
+            if matches!(status, Step::Close) {
                 break;
             }
         }
-        assert!(matches!(status, Status::Close), "an endless line is closed");
+        assert!(matches!(status, Step::Close), "an endless line is closed");
         assert!(c.input.len() > protocol::MAX_GET_LINE_LEN - 64 * 1024);
     }
 
@@ -606,7 +602,7 @@ mod tests {
         let shared = one_worker();
         let ctx = shared.context(shared.stats.worker(0));
         let mut c = scripted(&[b"get a\r\n", b"get b\r\n"], false);
-        assert!(matches!(drive(&mut c, &ctx, &shared.limits), Status::Keep));
+        assert!(matches!(drive(&mut c, &ctx, &shared.limits), Step::Wait));
         assert_eq!(
             script(&c).written,
             b"END\r\n",
@@ -616,7 +612,7 @@ mod tests {
         assert!(!c.readable);
         // its readiness event
         c.readable = true;
-        assert!(matches!(drive(&mut c, &ctx, &shared.limits), Status::Keep));
+        assert!(matches!(drive(&mut c, &ctx, &shared.limits), Step::Wait));
         assert_eq!(script(&c).written, b"END\r\nEND\r\n");
         assert!(script(&c).chunks.is_empty());
     }
@@ -637,7 +633,7 @@ mod tests {
         big.extend_from_slice(b"\r\n");
         assert_eq!(big.len(), READ_CHUNK);
         let mut c = scripted(&[&big, b"get b\r\n"], false);
-        assert!(matches!(drive(&mut c, &ctx, &shared.limits), Status::Keep));
+        assert!(matches!(drive(&mut c, &ctx, &shared.limits), Step::Wait));
         assert_eq!(script(&c).written, b"END\r\nEND\r\n");
         assert!(script(&c).chunks.is_empty());
         assert!(!c.readable);
@@ -652,7 +648,7 @@ mod tests {
         let ctx = shared.context(shared.stats.worker(0));
         let mut c = scripted(&[b"get a\r\n"], true);
         c.peer_closed = true;
-        assert!(matches!(drive(&mut c, &ctx, &shared.limits), Status::Close));
+        assert!(matches!(drive(&mut c, &ctx, &shared.limits), Step::Close));
         assert_eq!(script(&c).written, b"END\r\n");
     }
 

@@ -18,7 +18,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use super::conn::{drive, flush, Conn, Status};
+use super::conn::{drive, flush, Conn, Step};
 use super::transport::Stream;
 use super::udp::{udp_execute, UDP_PAYLOAD};
 use super::{Shared, WAKER};
@@ -250,25 +250,26 @@ impl Worker {
         let worker = shared.stats.worker(self.id);
         let ctx = shared.context(worker);
         ops::set_client_fd(conn.fd);
-        let status = match catch_unwind(AssertUnwindSafe(|| drive(conn, &ctx, &shared.limits))) {
+        let step = match catch_unwind(AssertUnwindSafe(|| drive(conn, &ctx, &shared.limits))) {
             Ok(s) => s,
             Err(_) => {
                 error!("panic while serving connection {}; closing it", conn.fd);
                 bump(&worker.worker_panics, 1);
-                Status::Close
+                Step::Close
             }
         };
-        match status {
-            Status::Keep => {}
-            Status::Yield => {
+        match step {
+            // (`drive` ends a turn with Wait, Yield, Close or Watch)
+            Step::Wait | Step::Executed | Step::NeedInput => {}
+            Step::Yield => {
                 bump(&worker.conn_yields, 1);
                 if !conn.queued {
                     conn.queued = true;
                     self.ready.push(key);
                 }
             }
-            Status::Close => self.close(key),
-            Status::Watch(mask) => {
+            Step::Close => self.close(key),
+            Step::Watch(mask) => {
                 let waker = Arc::clone(&self.waker);
                 let w = shared.stats.watch.register(
                     mask,
