@@ -1,22 +1,23 @@
-//! One client connection: its buffers, its turn, its request loop.
+//! One client connection and its turn.
 //!
-//! Owns the read and write buffers of a connection, writing replies out,
-//! reading more, the request loop (parse, execute, pause a multi-get at the
-//! output limit, the pipelining refusal) and backpressure. Must not know
-//! the worker's poller or other connections.
+//! Owns a connection's state (its stream, read and write buffers, request
+//! loop, readiness, close and watch), and its turn (`drive`): write what is
+//! pending, run the request loop, read more, as far as it goes without
+//! blocking, with backpressure at the output limit. Must not know the
+//! worker's poller or other connections, nor parse: requests are the
+//! pipeline's.
 
 use std::io;
 use std::sync::Arc;
 
-use log::{debug, trace};
+use log::trace;
 
 use super::buf::{ReadBuf, WriteBuf, OUT_LIMIT};
+use super::pipeline::{Pipeline, Step, Turn};
 use super::transport::Stream;
-use super::verbose::{log_reply, with_reply};
 use crate::command::ops::Watcher;
-use crate::command::{self, Context, Flow};
-use crate::protocol::admin::LruCrawler;
-use crate::protocol::{self, Keys, Limits, ParseError, Request};
+use crate::command::Context;
+use crate::protocol::Limits;
 use crate::stats::{bump, WorkerStats};
 
 /// One client connection, owned by one worker.
@@ -25,14 +26,8 @@ pub(super) struct Conn {
     pub(super) fd: i32,
     pub(super) input: ReadBuf,
     pub(super) output: WriteBuf,
-    /// Bytes of a too-large value still to throw away.
-    pub(super) swallow: usize,
-    /// Where the multi-get at the front of `input` goes on (see
-    /// [`Flow::Paused`]); 0 when no request is paused.
-    pub(super) resume: usize,
-    /// The paused multi-get itself, so that resuming it does not parse its
-    /// line again (up to 2 MiB, thousands of times for a large reply).
-    pub(super) paused: Option<Resumable>,
+    /// Where its requests stand between turns.
+    pub(super) requests: Pipeline,
     /// The socket may have unread bytes (edge-triggered readiness). A read
     /// that leaves room in the buffer took everything there was, so it
     /// clears this: bytes arriving later raise a new event (see
@@ -49,15 +44,6 @@ pub(super) struct Conn {
     /// Set once the connection sent `watch`: it receives log lines and
     /// executes nothing more.
     pub(super) watcher: Option<Arc<Watcher>>,
-    /// Replies of earlier pipelined requests are still stacked, in
-    /// memcached's terms: it sends a connection's replies when its input
-    /// runs out and after a get (`get`, `gets`, `gat`, `gats`), `mn` or a
-    /// dump, and refuses a `watch` or `lru_crawler metadump` that comes
-    /// while others wait.
-    pub(super) stacked: bool,
-    /// `-vv` has logged the connection's protocol (memcached's `fd: Client
-    /// using the ascii protocol`, at its first command).
-    pub(super) announced: bool,
 }
 
 impl Conn {
@@ -67,9 +53,7 @@ impl Conn {
             stream,
             input: ReadBuf::default(),
             output: WriteBuf::default(),
-            swallow: 0,
-            resume: 0,
-            paused: None,
+            requests: Pipeline::default(),
             // data may have arrived before the registration
             readable: true,
             peer_closed: false,
@@ -77,94 +61,21 @@ impl Conn {
             queued: false,
             last_active: now,
             watcher: None,
-            stacked: false,
-            announced: false,
         }
     }
-}
 
-/// A multi-get paused at its output limit, as offsets into the unread
-/// input, which stays in place until the request is done.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Resumable {
-    /// The request's bytes (its whole line).
-    consumed: usize,
-    keys_at: usize,
-    keys_len: usize,
-    /// `gat`/`gats`: the exptime.
-    exptime: Option<i64>,
-    with_cas: bool,
-}
-
-impl Resumable {
-    fn of(req: &Request<'_>, input: &[u8], consumed: usize) -> Option<Resumable> {
-        let (keys, exptime, with_cas) = match *req {
-            Request::Get { keys, with_cas } => (keys, None, with_cas),
-            Request::Gat {
-                exptime,
-                keys,
-                with_cas,
-            } => (keys, Some(exptime), with_cas),
-            _ => return None,
-        };
-        let raw = keys.raw();
-        let keys_at = (raw.as_ptr() as usize).wrapping_sub(input.as_ptr() as usize);
-        if keys_at.checked_add(raw.len())? > consumed.min(input.len()) {
-            return None;
-        }
-        Some(Resumable {
-            consumed,
-            keys_at,
-            keys_len: raw.len(),
-            exptime,
-            with_cas,
-        })
+    /// Nothing left to send: no reply pending, no multi-get half answered,
+    /// nothing held by the transport.
+    pub(super) fn all_sent(&self) -> bool {
+        self.output.pending() == 0 && !self.requests.is_paused() && !self.stream.wants_write()
     }
-
-    fn request<'a>(&self, input: &'a [u8]) -> Request<'a> {
-        let keys = Keys::new(&input[self.keys_at..self.keys_at + self.keys_len]);
-        match self.exptime {
-            None => Request::Get {
-                keys,
-                with_cas: self.with_cas,
-            },
-            Some(exptime) => Request::Gat {
-                exptime,
-                keys,
-                with_cas: self.with_cas,
-            },
-        }
-    }
-}
-
-/// How far serving a connection got, and what comes next: one type for
-/// both levels of a connection's turn. The request loop (`process`) ends
-/// with `Executed`, `NeedInput`, `Yield`, `Close` or `Watch`; the whole turn
-/// (`drive`) ends with `Wait`, `Yield`, `Close` or `Watch`, which the worker
-/// acts on.
-pub(super) enum Step {
-    /// Requests were executed: write their replies, then go on.
-    Executed,
-    /// Nothing buffered is left to execute (or the next request is not all
-    /// here): read more.
-    NeedInput,
-    /// Nothing more can be done without blocking (nothing to read, or the
-    /// replies are over their limit): wait for the socket's next event.
-    Wait,
-    /// The request budget (-R) is used up with work left: let the worker's
-    /// other connections have their turn first.
-    Yield,
-    /// Close the connection: from the request loop (`quit`, a command line
-    /// too long), once its replies are written; from `drive`, now.
-    Close,
-    /// The connection sent `watch`: register it as a watcher of this mask.
-    Watch(u32),
 }
 
 /// Writes pending replies until done or the socket is full. Err on a dead
 /// socket.
 pub(super) fn flush(c: &mut Conn, stats: &WorkerStats) -> io::Result<()> {
-    c.output.write_to(&mut c.stream, stats, c.resume != 0)?;
+    c.output
+        .write_to(&mut c.stream, stats, c.requests.is_paused())?;
     // then what the transport holds of its own (none on a plain socket)
     c.stream.write_pending()
 }
@@ -175,7 +86,12 @@ pub(super) fn drive(c: &mut Conn, ctx: &Context<'_>, limits: &Limits) -> Step {
     if c.watcher.is_some() {
         return drive_watcher(c, ctx);
     }
-    let mut budget = ctx.config.reqs_per_event.max(1);
+    let mut turn = Turn {
+        ctx,
+        limits,
+        fd: c.fd,
+        budget: ctx.config.reqs_per_event.max(1),
+    };
     loop {
         if flush(c, ctx.worker).is_err() {
             return Step::Close;
@@ -198,7 +114,7 @@ pub(super) fn drive(c: &mut Conn, ctx: &Context<'_>, limits: &Limits) -> Step {
             );
             return Step::Wait;
         }
-        match process(c, ctx, limits, &mut budget) {
+        match c.requests.process(&mut c.input, &mut c.output, &mut turn) {
             Step::Executed => continue,
             Step::Watch(mask) => return Step::Watch(mask),
             Step::Yield => {
@@ -216,7 +132,7 @@ pub(super) fn drive(c: &mut Conn, ctx: &Context<'_>, limits: &Limits) -> Step {
             c.input.release_if_idle();
             return Step::Wait;
         }
-        if budget == 0 {
+        if turn.budget == 0 {
             // Requests to the -R limit were executed and the buffer is used
             // up: the rest waits in the socket until the other connections
             // had their turn.
@@ -290,148 +206,11 @@ fn read_more(c: &mut Conn, ctx: &Context<'_>) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Parses and executes buffered requests.
-fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize) -> Step {
-    let mut did = false;
-    loop {
-        if c.swallow > 0 {
-            c.swallow = c.input.skip(c.swallow);
-            if c.swallow > 0 {
-                return if did { Step::Executed } else { Step::NeedInput };
-            }
-        }
-        if c.input.is_empty() {
-            c.stacked = false;
-            return if did { Step::Executed } else { Step::NeedInput };
-        }
-        if c.output.pending() >= OUT_LIMIT {
-            return Step::Executed;
-        }
-        if *budget == 0 {
-            return Step::Yield;
-        }
-        let input = c.input.unread();
-        let parsed = match c.paused {
-            Some(p) if c.resume != 0 && p.consumed <= input.len() => {
-                Ok((p.request(input), p.consumed))
-            }
-            _ if c.input.line_unfinished() => Err(protocol::unfinished_line(input)),
-            _ => protocol::parse(input, limits),
-        };
-        let (req, consumed) = match parsed {
-            Ok(r) => r,
-            Err(ParseError::Incomplete) => {
-                c.stacked = false;
-                c.input.note_incomplete();
-                return if did { Step::Executed } else { Step::NeedInput };
-            }
-            Err(ParseError::LineTooLong) => {
-                debug!("connection {}: command line too long, closing", c.fd);
-                return Step::Close;
-            }
-        };
-        *budget -= 1;
-        did = true;
-        let debug = log::log_enabled!(log::Level::Debug);
-        if debug && c.resume == 0 {
-            if !c.announced {
-                c.announced = true;
-                debug!("{}: Client using the ascii protocol", c.fd);
-            }
-            let line_end = input
-                .iter()
-                .position(|&b| b == b'\n')
-                .unwrap_or(input.len());
-            debug!(
-                "<{} {}",
-                c.fd,
-                String::from_utf8_lossy(&input[..line_end]).trim_end()
-            );
-        }
-        let before = c.output.len();
-        // -vv: a `noreply` request runs with its reply on, into a scratch
-        // buffer, so that its outcome is logged as memcached logs it
-        // (`>fd NOREPLY STORED`); the client still gets nothing.
-        let loud = if debug { with_reply(&req) } else { None };
-        // memcached refuses these behind replies it has not sent yet
-        // (after its own checks of -W, or of the crawler's state and -X)
-        let refused: Option<&[u8]> = match req {
-            Request::Watch { .. } if c.stacked && !ctx.config.disable_watch => {
-                Some(b"ERROR cannot pipeline other commands before watch\r\n")
-            }
-            Request::LruCrawler(LruCrawler::Metadump(_))
-                if c.stacked
-                    && c.resume == 0
-                    && ctx.cache.crawler_enabled()
-                    && !ctx.config.disable_dumping =>
-            {
-                Some(b"ERROR cannot pipeline other commands before metadump\r\n")
-            }
-            _ => None,
-        };
-        let flow = if let Some(refusal) = refused {
-            c.output.replies().extend_from_slice(refusal);
-            if debug {
-                log_reply(c.fd, ctx, &req, c.output.since(before), "");
-            }
-            Flow::Done
-        } else if let Some(loud) = &loud {
-            let mut scratch = Vec::new();
-            let flow = command::execute(ctx, loud, c.resume, &mut scratch, OUT_LIMIT);
-            log_reply(c.fd, ctx, loud, &scratch, "NOREPLY ");
-            flow
-        } else {
-            let flow = command::execute(ctx, &req, c.resume, c.output.replies(), OUT_LIMIT);
-            if debug {
-                log_reply(c.fd, ctx, &req, c.output.since(before), "");
-            }
-            flow
-        };
-        c.stacked = refused.is_some()
-            || !matches!(
-                req,
-                Request::Get { .. }
-                    | Request::Gat { .. }
-                    | Request::MetaNoop
-                    | Request::LruCrawler(LruCrawler::Metadump(_))
-            );
-        match flow {
-            Flow::Paused(i) => {
-                trace!(
-                    "{}: reply paused at {} bytes, resuming at {}",
-                    c.fd,
-                    c.output.len(),
-                    i
-                );
-                c.resume = i;
-                if c.paused.is_none() {
-                    c.paused = Resumable::of(&req, input, consumed);
-                }
-                return Step::Executed;
-            }
-            Flow::Watch(mask) => {
-                // nothing after `watch` is executed: drop the rest of the input
-                c.resume = 0;
-                c.paused = None;
-                c.input.discard();
-                return Step::Watch(mask);
-            }
-            Flow::Done | Flow::Close => {
-                c.resume = 0;
-                c.paused = None;
-                c.swallow = c.input.skip(consumed);
-                if flow == Flow::Close {
-                    return Step::Close;
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
     use super::*;
+    use crate::protocol;
     use crate::server::buf::READ_CHUNK;
     use crate::server::transport::Script;
     use std::io::{Read, Write};
@@ -545,13 +324,13 @@ mod tests {
             let mut c = scripted(&[line.as_bytes()], false);
             script_mut(&mut c).room = 0;
             drive(&mut c, &ctx, &shared.limits);
-            assert!(c.resume > 0, "paused at the output limit");
-            let p = c.paused.expect("the paused request is kept");
-            assert_eq!(p.consumed, line.len());
+            assert!(c.requests.is_paused(), "paused at the output limit");
+            let consumed = c.requests.paused_len().expect("the paused request is kept");
+            assert_eq!(consumed, line.len());
             // the line is not read again: spoil the command word
             c.input.unread_mut()[..3].copy_from_slice(b"xxx");
             let mut pauses = 1;
-            while c.resume != 0 || c.output.pending() != 0 {
+            while c.requests.is_paused() || c.output.pending() != 0 {
                 script_mut(&mut c).room = 150_000;
                 drive(&mut c, &ctx, &shared.limits);
                 pauses += 1;
@@ -575,7 +354,7 @@ mod tests {
             }
             want.extend_from_slice(b"END\r\n");
             assert!(script(&c).written == want, "reply differs (gat: {gat})");
-            assert!(c.paused.is_none());
+            assert!(c.requests.paused_len().is_none());
             assert!(c.input.is_empty());
         }
     }

@@ -17,6 +17,7 @@
 mod buf;
 mod conn;
 mod listen;
+mod pipeline;
 mod transport;
 mod udp;
 mod verbose;

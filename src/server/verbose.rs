@@ -76,3 +76,21 @@ pub(super) fn with_reply<'a>(req: &Request<'a>) -> Option<Request<'a>> {
         _ => None,
     }
 }
+
+/// `-vv`: the request line as it came (`<fd get k`), after memcached's `fd:
+/// Client using the ascii protocol` at the connection's first command.
+pub(super) fn log_request(fd: i32, announced: &mut bool, input: &[u8]) {
+    if !*announced {
+        *announced = true;
+        debug!("{}: Client using the ascii protocol", fd);
+    }
+    let line_end = input
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(input.len());
+    debug!(
+        "<{} {}",
+        fd,
+        String::from_utf8_lossy(&input[..line_end]).trim_end()
+    );
+}

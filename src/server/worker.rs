@@ -18,7 +18,8 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use super::conn::{drive, flush, Conn, Step};
+use super::conn::{drive, flush, Conn};
+use super::pipeline::Step;
 use super::transport::Stream;
 use super::udp::{udp_execute, UDP_PAYLOAD};
 use super::{Shared, WAKER};
@@ -214,10 +215,7 @@ impl Worker {
         let done: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| {
-                c.watcher.is_some()
-                    || (c.output.pending() == 0 && c.resume == 0 && !c.stream.wants_write())
-            })
+            .filter(|(_, c)| c.watcher.is_some() || c.all_sent())
             .map(|(k, _)| k)
             .collect();
         for k in done {
