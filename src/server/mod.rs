@@ -35,7 +35,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use log::{error, info, trace};
-use mio::net::{TcpListener, UdpSocket, UnixListener};
+use mio::net::{TcpListener, UnixListener};
 use mio::{Interest, Poll, Token, Waker};
 use slab::Slab;
 
@@ -46,6 +46,7 @@ use crate::protocol::Limits;
 use crate::stats::{Stats, WorkerStats};
 use crate::storage::{Cache, CacheConfig};
 use listen::{bind_tcp, resolve_listen, Acceptor, Listener};
+use udp::Udp;
 use worker::{Worker, UDP_BASE};
 
 const WAKER: Token = Token(usize::MAX);
@@ -294,13 +295,7 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = crossbeam_channel::unbounded();
-        let mut udp = Vec::new();
-        for (i, u) in udp_sockets.iter().enumerate() {
-            let mut s = UdpSocket::from_std(u.try_clone()?);
-            poll.registry()
-                .register(&mut s, Token(UDP_BASE + i), Interest::READABLE)?;
-            udp.push(s);
-        }
+        let udp = Udp::register(&udp_sockets, poll.registry(), UDP_BASE)?;
         shared
             .wakers
             .lock()
@@ -316,11 +311,6 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
             conns: Slab::new(),
             ready: Vec::new(),
             drain_until: None,
-            udp_buf: if udp.is_empty() {
-                Vec::new()
-            } else {
-                vec![0u8; 65536]
-            },
             udp,
             watchers: Vec::new(),
         };

@@ -14,14 +14,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use log::{debug, error, warn};
 use mio::event::Source;
-use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use super::conn::{drive, flush, Conn};
 use super::pipeline::Step;
 use super::transport::Stream;
-use super::udp::{udp_execute, UDP_PAYLOAD};
+use super::udp::Udp;
 use super::{Shared, WAKER};
 use crate::command::ops;
 use crate::protocol::admin as admin_proto;
@@ -43,10 +42,7 @@ pub(super) struct Worker {
     pub(super) shared: Arc<Shared>,
     pub(super) conns: Slab<Conn>,
     pub(super) ready: Vec<usize>,
-    pub(super) udp: Vec<UdpSocket>,
-    /// One datagram's worth of receive space, kept for the worker's life
-    /// (empty when UDP is off).
-    pub(super) udp_buf: Vec<u8>,
+    pub(super) udp: Udp,
     /// Keys of this worker's watching connections.
     pub(super) watchers: Vec<usize>,
     /// Set once the server is stopping: connections with replies still in
@@ -288,62 +284,8 @@ impl Worker {
 
     fn serve_udp(&mut self, i: usize) {
         let shared = &*self.shared;
-        let worker = shared.stats.worker(self.id);
-        let ctx = shared.context(worker);
-        let mut out = Vec::new();
-        loop {
-            let (n, peer) = match self.udp[i].recv_from(&mut self.udp_buf) {
-                Ok(r) => r,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    debug!("udp recv: {}", e);
-                    return;
-                }
-            };
-            if n < 8 {
-                continue;
-            }
-            bump(&worker.bytes_read, n as u64);
-            let (hdr, payload) = self.udp_buf[..n].split_at(8);
-            let req_id = [hdr[0], hdr[1]];
-            out.clear();
-            if hdr[4] != 0 || hdr[5] != 1 {
-                out.extend_from_slice(b"SERVER_ERROR multi-packet request not supported\r\n");
-            } else {
-                let r = catch_unwind(AssertUnwindSafe(|| {
-                    udp_execute(&ctx, payload, &shared.limits, &mut out)
-                }));
-                if r.is_err() {
-                    error!("panic while serving a UDP request");
-                    bump(&worker.worker_panics, 1);
-                    continue;
-                }
-            }
-            if out.is_empty() {
-                continue;
-            }
-            let total = out.len().div_ceil(UDP_PAYLOAD);
-            if total > u16::MAX as usize {
-                continue;
-            }
-            let mut dgram = Vec::with_capacity(UDP_PAYLOAD + 8);
-            for (seq, chunk) in out.chunks(UDP_PAYLOAD).enumerate() {
-                dgram.clear();
-                dgram.extend_from_slice(&req_id);
-                dgram.extend_from_slice(&(seq as u16).to_be_bytes());
-                dgram.extend_from_slice(&(total as u16).to_be_bytes());
-                dgram.extend_from_slice(&[0, 0]);
-                dgram.extend_from_slice(chunk);
-                match self.udp[i].send_to(&dgram, peer) {
-                    Ok(w) => bump(&worker.bytes_written, w as u64),
-                    Err(e) => {
-                        debug!("udp send: {}", e);
-                        break;
-                    }
-                }
-            }
-        }
+        let ctx = shared.context(shared.stats.worker(self.id));
+        self.udp.serve(i, &ctx, &shared.limits);
     }
 }
 
