@@ -7,18 +7,21 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
 use log::{debug, error, trace, warn};
 use mio::net::{TcpListener, UnixListener};
-use mio::{Events, Poll, Waker};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
 use super::transport::Stream;
-use super::Shared;
+use super::worker::Inbox;
+use super::{Shared, WAKER};
+use crate::config::Config;
 use crate::stats::bump;
 
 /// How long the accept thread pauses when out of file descriptors.
@@ -26,7 +29,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Resolves one `-l` entry (already split by `config`) with its port. `*`
 /// binds the IPv6 wildcard, which on Linux also takes IPv4.
-pub(super) fn resolve_listen(host: Option<&str>, port: u16) -> io::Result<Vec<SocketAddr>> {
+fn resolve_listen(host: Option<&str>, port: u16) -> io::Result<Vec<SocketAddr>> {
     let Some(host) = host else {
         return Ok(vec![SocketAddr::new(IpAddr::from([0u16; 8]), port)]);
     };
@@ -38,7 +41,7 @@ pub(super) fn resolve_listen(host: Option<&str>, port: u16) -> io::Result<Vec<So
     Ok(addrs)
 }
 
-pub(super) fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
     let l = std::net::TcpListener::bind(addr)?;
     // std listens with its own backlog; listen() again sets memcached's -b.
     // SAFETY: plain syscall on a socket we own.
@@ -49,20 +52,138 @@ pub(super) fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<std::net::T
     Ok(l)
 }
 
+/// A bound unix socket, named `unix:path`.
+fn bind_unix(path: &Path, mask: u32) -> io::Result<Listener> {
+    if path.exists() {
+        // A stale socket from an earlier run; memcached removes it too.
+        let _ = std::fs::remove_file(path);
+    }
+    let l = std::os::unix::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mask))?;
+    l.set_nonblocking(true)?;
+    let name = format!("unix:{}", path.display());
+    Ok(Listener::Unix(UnixListener::from_std(l), name))
+}
+
+/// A listening socket with the name `stats conns` gives it
+/// (`tcp:addr`, `tcp6:addr`, `unix:path`).
 pub(super) enum Listener {
     Tcp(TcpListener, String),
     Unix(UnixListener, String),
 }
 
-pub(super) struct Acceptor {
-    pub(super) poll: Poll,
+impl Listener {
+    fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l, _) => registry.register(l, token, Interest::READABLE),
+            Listener::Unix(l, _) => registry.register(l, token, Interest::READABLE),
+        }
+    }
+}
+
+/// Everything start-up binds: the listeners the accept thread serves, the
+/// UDP sockets every worker reads, and what the server's handle reports.
+#[derive(Default)]
+pub(super) struct Bound {
     pub(super) listeners: Vec<Listener>,
-    pub(super) workers: Vec<(Sender<Stream>, Arc<Waker>)>,
-    pub(super) next: usize,
-    pub(super) shared: Arc<Shared>,
+    pub(super) tcp_addrs: Vec<SocketAddr>,
+    pub(super) udp_sockets: Vec<std::net::UdpSocket>,
+    pub(super) udp_addrs: Vec<SocketAddr>,
+    /// The unix socket's path, removed once the server has stopped.
+    pub(super) unix_path: Option<PathBuf>,
+}
+
+impl Bound {
+    /// Binds what `config` asks for: the unix socket (`-s`), or for each
+    /// `-l` address its UDP socket (with `-U`) and its TCP listener (unless
+    /// the command line said `-p 0`).
+    pub(super) fn bind(config: &Config) -> io::Result<Bound> {
+        let mut bound = Bound::default();
+        if let Some(path) = &config.unix_socket {
+            bound.listeners.push(bind_unix(path, config.unix_mask)?);
+            bound.unix_path = Some(path.clone());
+        } else {
+            let entries = config
+                .listen_addrs()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+            for entry in entries {
+                let port = entry.port.unwrap_or(config.port);
+                for addr in resolve_listen(entry.host.as_deref(), port)? {
+                    if config.udp_port != 0 {
+                        let udp_port = entry.port.unwrap_or(config.udp_port);
+                        bound.add_udp(SocketAddr::new(addr.ip(), udp_port))?;
+                    }
+                    if config.tcp_enabled {
+                        bound.add_tcp(addr, config.backlog)?;
+                    }
+                }
+            }
+        }
+        if bound.listeners.is_empty() && bound.udp_sockets.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no address to listen on",
+            ));
+        }
+        Ok(bound)
+    }
+
+    fn add_udp(&mut self, addr: SocketAddr) -> io::Result<()> {
+        let u = std::net::UdpSocket::bind(addr)?;
+        u.set_nonblocking(true)?;
+        self.udp_addrs.push(u.local_addr()?);
+        self.udp_sockets.push(u);
+        Ok(())
+    }
+
+    fn add_tcp(&mut self, addr: SocketAddr, backlog: i32) -> io::Result<()> {
+        let l = bind_tcp(addr, backlog)?;
+        let bound = l.local_addr()?;
+        self.tcp_addrs.push(bound);
+        let name = if bound.is_ipv4() {
+            format!("tcp:{}", bound)
+        } else {
+            format!("tcp6:{}", bound)
+        };
+        self.listeners
+            .push(Listener::Tcp(TcpListener::from_std(l), name));
+        Ok(())
+    }
+}
+
+/// The accept thread: its poller over the listeners, and the workers it
+/// hands connections to, in turn.
+pub(super) struct Acceptor {
+    poll: Poll,
+    listeners: Vec<Listener>,
+    workers: Vec<Inbox>,
+    next: usize,
+    shared: Arc<Shared>,
 }
 
 impl Acceptor {
+    /// The accept thread's poller, with its waker (for stopping) and the
+    /// listeners registered.
+    pub(super) fn new(
+        mut listeners: Vec<Listener>,
+        workers: Vec<Inbox>,
+        shared: &Arc<Shared>,
+    ) -> io::Result<Acceptor> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        shared.add_waker(waker);
+        for (i, l) in listeners.iter_mut().enumerate() {
+            l.register(poll.registry(), Token(i))?;
+        }
+        Ok(Acceptor {
+            poll,
+            listeners,
+            workers,
+            next: 0,
+            shared: Arc::clone(shared),
+        })
+    }
+
     pub(super) fn run(mut self) {
         let mut events = Events::with_capacity(64);
         // Listeners to retry after running out of file descriptors: mio is
@@ -152,11 +273,9 @@ impl Acceptor {
             .insert(stream.fd(), (peer.clone(), listen));
         trace!("new connection {} from {}", stream.fd(), peer);
         let n = self.workers.len();
-        let (tx, waker) = &self.workers[self.next % n];
+        let inbox = &self.workers[self.next % n];
         self.next = self.next.wrapping_add(1);
-        if tx.send(stream).is_ok() {
-            let _ = waker.wake();
-        }
+        inbox.send(stream);
     }
 }
 

@@ -26,7 +26,6 @@ mod worker;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -35,9 +34,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use log::{error, info, trace};
-use mio::net::{TcpListener, UnixListener};
-use mio::{Interest, Poll, Token, Waker};
-use slab::Slab;
+use mio::{Token, Waker};
 
 use crate::clock::Clock;
 use crate::command::{Context, ServerControl};
@@ -45,9 +42,8 @@ use crate::config::Config;
 use crate::protocol::Limits;
 use crate::stats::{Stats, WorkerStats};
 use crate::storage::{Cache, CacheConfig};
-use listen::{bind_tcp, resolve_listen, Acceptor, Listener};
-use udp::Udp;
-use worker::{Worker, UDP_BASE};
+use listen::{Acceptor, Bound};
+use worker::Worker;
 
 const WAKER: Token = Token(usize::MAX);
 
@@ -116,6 +112,14 @@ impl Shared {
             worker,
             server: self,
         }
+    }
+
+    /// `waker` is woken when the server is asked to stop.
+    fn add_waker(&self, waker: Arc<Waker>) {
+        self.wakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(waker);
     }
 
     fn request_stop(&self) {
@@ -231,56 +235,7 @@ impl ServerHandle {
 /// Binds every listener in `config` and starts the threads.
 pub fn start(config: Config) -> io::Result<ServerHandle> {
     let threads = config.threads.max(1);
-    let mut listeners = Vec::new();
-    let mut tcp_addrs = Vec::new();
-    let mut udp_sockets = Vec::new();
-    let mut udp_addrs = Vec::new();
-    let mut unix_path = None;
-    if let Some(path) = &config.unix_socket {
-        if path.exists() {
-            // A stale socket from an earlier run; memcached removes it too.
-            let _ = std::fs::remove_file(path);
-        }
-        let l = std::os::unix::net::UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(config.unix_mask))?;
-        l.set_nonblocking(true)?;
-        let name = format!("unix:{}", path.display());
-        listeners.push(Listener::Unix(UnixListener::from_std(l), name));
-        unix_path = Some(path.clone());
-    } else {
-        let entries = config
-            .listen_addrs()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        for entry in entries {
-            for addr in resolve_listen(entry.host.as_deref(), entry.port.unwrap_or(config.port))? {
-                if config.udp_port != 0 {
-                    let udp_port = entry.port.unwrap_or(config.udp_port);
-                    let u = std::net::UdpSocket::bind(SocketAddr::new(addr.ip(), udp_port))?;
-                    u.set_nonblocking(true)?;
-                    udp_addrs.push(u.local_addr()?);
-                    udp_sockets.push(u);
-                }
-                if !config.tcp_enabled {
-                    continue;
-                }
-                let l = bind_tcp(addr, config.backlog)?;
-                let bound = l.local_addr()?;
-                tcp_addrs.push(bound);
-                let name = if bound.is_ipv4() {
-                    format!("tcp:{}", bound)
-                } else {
-                    format!("tcp6:{}", bound)
-                };
-                listeners.push(Listener::Tcp(TcpListener::from_std(l), name));
-            }
-        }
-    }
-    if listeners.is_empty() && udp_sockets.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "no address to listen on",
-        ));
-    }
+    let bound = Bound::bind(&config)?;
 
     let shared = Arc::new(Shared::new(config));
 
@@ -290,93 +245,39 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         .set_eviction_sink(Arc::clone(&shared.stats.watch) as _);
 
     let mut handles = Vec::new();
-    let mut worker_txs = Vec::new();
+    let mut inboxes = Vec::new();
     for id in 0..threads {
-        let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let udp = Udp::register(&udp_sockets, poll.registry(), UDP_BASE)?;
-        shared
-            .wakers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::clone(&waker));
-        worker_txs.push((tx, Arc::clone(&waker)));
-        let worker = Worker {
-            id,
-            waker: Arc::clone(&waker),
-            poll,
-            rx,
-            shared: Arc::clone(&shared),
-            conns: Slab::new(),
-            ready: Vec::new(),
-            drain_until: None,
-            udp,
-            watchers: Vec::new(),
-        };
-        handles.push(
-            thread::Builder::new()
-                .name(format!("worker-{}", id))
-                .spawn(move || worker.run())?,
-        );
+        let (worker, inbox) = Worker::new(id, &shared, &bound.udp_sockets)?;
+        inboxes.push(inbox);
+        handles.push(spawn(format!("worker-{}", id), move || worker.run())?);
     }
 
-    let accept_poll = Poll::new()?;
-    let accept_waker = Arc::new(Waker::new(accept_poll.registry(), WAKER)?);
-    shared
-        .wakers
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(accept_waker);
-    for (i, l) in listeners.iter_mut().enumerate() {
-        match l {
-            Listener::Tcp(l, _) => {
-                accept_poll
-                    .registry()
-                    .register(l, Token(i), Interest::READABLE)?
-            }
-            Listener::Unix(l, _) => {
-                accept_poll
-                    .registry()
-                    .register(l, Token(i), Interest::READABLE)?
-            }
-        }
-    }
-    let acceptor = Acceptor {
-        poll: accept_poll,
-        listeners,
-        workers: worker_txs,
-        next: 0,
-        shared: Arc::clone(&shared),
-    };
-    handles.push(
-        thread::Builder::new()
-            .name("accept".into())
-            .spawn(move || acceptor.run())?,
-    );
+    let acceptor = Acceptor::new(bound.listeners, inboxes, &shared)?;
+    handles.push(spawn("accept".into(), move || acceptor.run())?);
 
     let clock_shared = Arc::clone(&shared);
-    handles.push(
-        thread::Builder::new()
-            .name("clock".into())
-            .spawn(move || clock_loop(clock_shared))?,
-    );
+    handles.push(spawn("clock".into(), move || clock_loop(clock_shared))?);
 
     info!(
         "listening on {:?}{}",
-        tcp_addrs,
-        unix_path
+        bound.tcp_addrs,
+        bound
+            .unix_path
             .as_ref()
             .map(|p| format!(" unix:{}", p.display()))
             .unwrap_or_default()
     );
     Ok(ServerHandle {
-        tcp: tcp_addrs,
-        udp: udp_addrs,
+        tcp: bound.tcp_addrs,
+        udp: bound.udp_addrs,
         shared,
         threads: handles,
-        unix_path,
+        unix_path: bound.unix_path,
     })
+}
+
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
+    thread::Builder::new().name(name).spawn(f)
 }
 
 /// memcached's `-o no_lru_crawler`, `lru_crawler_sleep=N`,

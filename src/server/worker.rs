@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use log::{debug, error, warn};
 use mio::event::Source;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -26,31 +26,81 @@ use crate::command::ops;
 use crate::protocol::admin as admin_proto;
 use crate::stats::bump;
 
-pub(super) const UDP_BASE: usize = usize::MAX - 1024;
+/// Tokens of a worker's poller: its waker is `WAKER`, its UDP sockets count
+/// up from here, its connections are their slab keys.
+const UDP_BASE: usize = usize::MAX - 1024;
 
 /// On SIGTERM (or `shutdown`), how long workers go on serving connections
 /// that still have replies in flight, and how often they look again.
 const DRAIN_LIMIT: Duration = Duration::from_millis(800);
 const DRAIN_CHECK: Duration = Duration::from_millis(10);
 
+/// How the accept thread reaches a worker: the channel its new streams go
+/// over, and the waker that tells it to look.
+pub(super) struct Inbox {
+    tx: Sender<Stream>,
+    waker: Arc<Waker>,
+}
+
+impl Inbox {
+    pub(super) fn send(&self, stream: Stream) {
+        if self.tx.send(stream).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// One worker thread's event loop and everything it owns.
 pub(super) struct Worker {
-    pub(super) id: usize,
+    id: usize,
     /// This worker's own waker (watchers wake it when lines arrive).
-    pub(super) waker: Arc<Waker>,
-    pub(super) poll: Poll,
-    pub(super) rx: Receiver<Stream>,
-    pub(super) shared: Arc<Shared>,
-    pub(super) conns: Slab<Conn>,
-    pub(super) ready: Vec<usize>,
-    pub(super) udp: Udp,
+    waker: Arc<Waker>,
+    poll: Poll,
+    rx: Receiver<Stream>,
+    shared: Arc<Shared>,
+    conns: Slab<Conn>,
+    ready: Vec<usize>,
+    udp: Udp,
     /// Keys of this worker's watching connections.
-    pub(super) watchers: Vec<usize>,
+    watchers: Vec<usize>,
     /// Set once the server is stopping: connections with replies still in
     /// flight are served until then, the rest are closed.
-    pub(super) drain_until: Option<Instant>,
+    drain_until: Option<Instant>,
 }
 
 impl Worker {
+    /// Worker `id`: its poller with its waker and a handle on each UDP
+    /// socket registered, and the inbox the accept thread hands it
+    /// connections through.
+    pub(super) fn new(
+        id: usize,
+        shared: &Arc<Shared>,
+        udp_sockets: &[std::net::UdpSocket],
+    ) -> io::Result<(Worker, Inbox)> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let udp = Udp::register(udp_sockets, poll.registry(), UDP_BASE)?;
+        shared.add_waker(Arc::clone(&waker));
+        let inbox = Inbox {
+            tx,
+            waker: Arc::clone(&waker),
+        };
+        let worker = Worker {
+            id,
+            waker,
+            poll,
+            rx,
+            shared: Arc::clone(shared),
+            conns: Slab::new(),
+            ready: Vec::new(),
+            drain_until: None,
+            udp,
+            watchers: Vec::new(),
+        };
+        Ok((worker, inbox))
+    }
+
     pub(super) fn run(mut self) {
         let mut events = Events::with_capacity(256);
         let mut last_idle_check = Instant::now();
