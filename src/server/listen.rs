@@ -1,6 +1,6 @@
 //! Listeners and the accept thread.
 //!
-//! Owns resolving and binding `-l`/`-p`/`-s` addresses and the accept
+//! Owns resolving and binding `-l`/`-p`/`-U`/`-s` addresses and the accept
 //! thread (`Acceptor`): it applies `-c` and hands each accepted stream to a
 //! worker, in turn. Must not read or write a connection beyond the one line
 //! that refuses it over `-c`.

@@ -1,5 +1,5 @@
-//! Listeners, workers, per-connection buffers and state, backpressure and
-//! limits (-c, -R, idle timeout).
+//! The server: listeners, workers, connections and their buffers, the
+//! transport seam, UDP, limits (-c, -R, idle timeout) and drain on stop.
 //!
 //! One accept thread owns the listeners and hands each accepted socket to a
 //! worker over a channel, waking it with a `mio::Waker`. Each worker owns its
@@ -7,6 +7,24 @@
 //! `command::execute`, and writes, so a request never crosses a thread. UDP
 //! sockets are read by every worker directly. A clock thread ticks the coarse
 //! clock and the cache's expirer.
+//!
+//! ```text
+//! mod.rs        Shared (what every thread shares), start, ServerHandle, clock thread
+//! listen.rs     binding -l/-p/-U/-s; the accept thread, -c
+//! worker.rs     a worker's event loop: its connections, UDP, watchers, idle, drain
+//! conn.rs       a connection and its turn: write, run its requests, read; backpressure
+//! pipeline.rs   the request loop: parse, execute, paused multi-gets, refusals, -R
+//! buf.rs        the read and write buffers and their limits
+//! transport.rs  Stream (TCP, unix socket): where a TLS stream plugs in
+//! udp.rs        UDP frames and datagram replies
+//! verbose.rs    the -vv request and reply log
+//! ```
+//!
+//! Files import down the list (worker → conn → pipeline → buf → transport;
+//! listen → worker for its `Inbox`), never one another both ways. A second
+//! codec (the binary protocol, `-B`) is picked per connection in
+//! `pipeline`, which is where `protocol::parse` is called; a TLS stream is
+//! one more `transport`.
 //!
 //! Owns the state shared by every thread of one server (`Shared`), start-up
 //! (`start`) and the handle that stops the server (`ServerHandle`).
@@ -45,6 +63,8 @@ use crate::storage::{Cache, CacheConfig};
 use listen::{Acceptor, Bound};
 use worker::Worker;
 
+/// The token of a poller's waker, in the workers' pollers and the accept
+/// thread's.
 const WAKER: Token = Token(usize::MAX);
 
 /// Shards per worker thread: enough that two workers rarely meet on a lock.

@@ -4,7 +4,7 @@
 //! today), and [`Transport`], the contract every kind of stream keeps, so
 //! that the worker registers and the connection reads, writes and flushes
 //! any of them the same way. Must not know what the bytes mean, nor hold the
-//! connection's buffers or limits (those are `conn`'s).
+//! connection's buffers or limits (those are `buf`'s).
 //!
 //! # Where a TLS stream plugs in
 //!
@@ -30,8 +30,8 @@
 //!   sealed records, a close_notify) stay in the transport, bounded by its
 //!   own buffers, and [`Transport::wants_write`] says so. The connection
 //!   then calls `write_pending` at each turn (a writable event is one), and
-//!   neither closes after `quit` nor counts its replies delivered at
-//!   shutdown (`worker::close_drained`) while `wants_write` holds.
+//!   neither closes after `quit` nor counts itself drained at shutdown
+//!   (`Conn::all_sent`) while `wants_write` holds.
 //! - **Reads.** `read` returns plaintext. It returns fewer bytes than asked
 //!   only once the socket said `WouldBlock` (or end of stream) and nothing
 //!   decrypted is left: the connection takes a short read to mean the

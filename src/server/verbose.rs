@@ -1,8 +1,8 @@
 //! `-vv`: the request and reply lines memcached logs for each command.
 //!
-//! Owns which replies are logged and how (`log_reply`), and running a
-//! `noreply` request loud so its outcome can be logged (`with_reply`).
-//! Must not change what the client receives.
+//! Owns what `-vv` logs of a request (`log_request`) and of its reply
+//! (`log_reply`), and running a `noreply` request loud so its outcome can
+//! be logged (`with_reply`). Must not change what the client receives.
 
 use log::debug;
 
