@@ -106,6 +106,17 @@ pub struct Config {
     pub binding_protocol: String,
     /// `-o idle_timeout=N`: close clients idle this many seconds (0 = never).
     pub idle_timeout: u64,
+    /// `-o lru_crawler` / `no_lru_crawler`: whether the background expirer
+    /// and requested crawls run (default on, as in memcached 1.6).
+    pub lru_crawler: bool,
+    /// `-o lru_crawler_sleep=N` (microseconds; `None`: the crawler's default).
+    pub lru_crawler_sleep: Option<u32>,
+    /// `-o lru_crawler_tocrawl=N` (items per class a crawl checks, 0 = all;
+    /// `None`: the crawler's default).
+    pub lru_crawler_tocrawl: Option<u32>,
+    /// `-o slab_automove[=N]`: the level `stats settings` reports and
+    /// `slabs automove` changes (default 1, a bare `slab_automove` is 1).
+    pub slab_automove: u32,
     /// `-o` options accepted for compatibility but without effect here, as
     /// given (`name` or `name=value`), in command-line order.
     pub ignored_options: Vec<String>,
@@ -161,6 +172,10 @@ impl Default for Config {
             stat_key_prefix: ':',
             binding_protocol: "auto".to_string(),
             idle_timeout: 0,
+            lru_crawler: true,
+            lru_crawler_sleep: None,
+            lru_crawler_tocrawl: None,
+            slab_automove: 1,
             ignored_options: Vec::new(),
             detail_enabled: false,
             enable_coredumps: false,
@@ -1289,8 +1304,6 @@ impl Parser {
             | "modern"
             | "drop_privileges"
             | "no_drop_privileges"
-            | "lru_crawler"
-            | "no_lru_crawler"
             | "lru_maintainer"
             | "no_lru_maintainer"
             | "slab_reassign"
@@ -1306,6 +1319,10 @@ impl Parser {
                 }
             }
             "no_chunked_items" => self.slab_chunk_max = SLAB_PAGE_SIZE,
+            "lru_crawler" | "no_lru_crawler" => {
+                self.cfg.lru_crawler = name == "lru_crawler";
+                return Ok(());
+            }
             "resp_obj_mem_limit" => self.warnings.push(
                 "DEPRECATED: resp_obj_mem_limit no longer used. See read_buf_mem_limit,".into(),
             ),
@@ -1359,11 +1376,17 @@ impl Parser {
                 if !(0..=1_000_000).contains(&n) {
                     return invalid("LRU crawler sleep must be between 0 and 1 second".into());
                 }
+                self.cfg.lru_crawler_sleep = Some(n as u32);
+                return Ok(());
             }
             "lru_crawler_tocrawl" => {
-                if safe_strtoul(need("Missing lru_crawler_tocrawl value")?).is_none() {
-                    return invalid("lru_crawler_tocrawl takes a numeric 32bit value".into());
+                match safe_strtoul(need("Missing lru_crawler_tocrawl value")?) {
+                    None => {
+                        return invalid("lru_crawler_tocrawl takes a numeric 32bit value".into())
+                    }
+                    Some(n) => self.cfg.lru_crawler_tocrawl = Some(n),
                 }
+                return Ok(());
             }
             "hot_lru_pct" | "warm_lru_pct" => {
                 let n = atoi(need(&missing_arg(name))?).0;
@@ -1385,11 +1408,13 @@ impl Parser {
                 need(&missing_arg(name))?;
             }
             "slab_automove" => {
-                if let Some(v) = value {
-                    if !(0..=2).contains(&atoi(v).0) {
-                        return invalid("slab_automove must be between 0 and 2".into());
-                    }
+                // (memcached reads a bare `slab_automove` as level 1)
+                let level = value.map_or(1, |v| atoi(v).0);
+                if !(0..=2).contains(&level) {
+                    return invalid("slab_automove must be between 0 and 2".into());
                 }
+                self.cfg.slab_automove = level as u32;
+                return Ok(());
             }
             "slab_automove_ratio" => {
                 let f = atof(need(&missing_arg(name))?);
@@ -1972,6 +1997,20 @@ mod tests {
             }),
             (&["-o", ""], |_| {}),
             (&["-o", "idle_timeout=5,"], |c| c.idle_timeout = 5),
+            // The crawler's options are honoured, so typed, not "ignored".
+            (&["-o", "no_lru_crawler,lru_crawler"], |_| {}),
+            (&["-o", "lru_crawler,no_lru_crawler"], |c| {
+                c.lru_crawler = false
+            }),
+            (&["-o", "lru_crawler_sleep=0"], |c| {
+                c.lru_crawler_sleep = Some(0)
+            }),
+            (&["-o", "lru_crawler_tocrawl=7"], |c| {
+                c.lru_crawler_tocrawl = Some(7)
+            }),
+            (&["-o", "slab_automove"], |c| c.slab_automove = 1),
+            (&["-o", "slab_automove=0"], |c| c.slab_automove = 0),
+            (&["-o", "slab_automove=2"], |c| c.slab_automove = 2),
             (
                 &[
                     "-o",
@@ -1981,8 +2020,7 @@ mod tests {
                 ],
                 |c| {
                     c.idle_timeout = 9;
-                    c.ignored_options =
-                        vec!["modern".into(), "hashpower=20".into(), "lru_crawler".into()];
+                    c.ignored_options = vec!["modern".into(), "hashpower=20".into()];
                 },
             ),
             (
@@ -1999,12 +2037,15 @@ mod tests {
                      no_drop_privileges,meta_response_old,slab_sizes=100-200",
                 ],
                 |c| {
+                    c.lru_crawler = false;
+                    c.lru_crawler_sleep = Some(100);
+                    c.lru_crawler_tocrawl = Some(0);
+                    c.slab_automove = 1;
                     c.ignored_options = "maxconns_fast,no_maxconns_fast,tail_repair_time=10,\
-                        no_lru_crawler,lru_crawler_sleep=100,lru_crawler_tocrawl=0,\
                         lru_maintainer,no_lru_maintainer,hot_lru_pct=20,warm_lru_pct=40,\
                         hot_max_factor=0.2,warm_max_factor=2.0,temporary_ttl=61,\
                         watcher_logbuf_size=256,worker_logbuf_size=64,slab_reassign,\
-                        no_slab_reassign,slab_automove=1,slab_automove_ratio=0.8,\
+                        no_slab_reassign,slab_automove_ratio=0.8,\
                         slab_automove_window=30,track_sizes,no_inline_ascii_resp,\
                         inline_ascii_resp,no_hashexpand,hash_algorithm=murmur3,\
                         read_buf_mem_limit=0,drop_privileges,no_drop_privileges,\

@@ -301,34 +301,17 @@ fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHand
 }
 
 /// memcached's `-o no_lru_crawler`, `lru_crawler_sleep=N`,
-/// `lru_crawler_tocrawl=N` and `slab_automove[=N]` (which `config` checks
-/// and passes through).
+/// `lru_crawler_tocrawl=N` and `slab_automove[=N]`, as `config` typed them.
 fn apply_crawler_options(shared: &Shared) {
-    for opt in &shared.config.ignored_options {
-        let (name, value) = opt.split_once('=').unwrap_or((opt, ""));
-        let number = || value.trim().parse::<u64>().ok().map(|n| n as u32);
-        match name {
-            "no_lru_crawler" => {
-                shared.cache.set_crawler_enabled(false);
-            }
-            "lru_crawler" => {
-                shared.cache.set_crawler_enabled(true);
-            }
-            "lru_crawler_sleep" => {
-                if let Some(n) = number() {
-                    shared.cache.set_crawler_sleep(n);
-                }
-            }
-            "lru_crawler_tocrawl" => {
-                if let Some(n) = number() {
-                    shared.cache.set_crawler_tocrawl(n);
-                }
-            }
-            // (memcached reads a bare `slab_automove` as level 1)
-            "slab_automove" => shared.cache.set_slab_automove(number().unwrap_or(1)),
-            _ => {}
-        }
+    let config = &shared.config;
+    shared.cache.set_crawler_enabled(config.lru_crawler);
+    if let Some(n) = config.lru_crawler_sleep {
+        shared.cache.set_crawler_sleep(n);
     }
+    if let Some(n) = config.lru_crawler_tocrawl {
+        shared.cache.set_crawler_tocrawl(n);
+    }
+    shared.cache.set_slab_automove(config.slab_automove);
 }
 
 /// Ticks the coarse clock and, while the crawler is enabled, lets the
