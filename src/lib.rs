@@ -17,6 +17,7 @@
 //! and answers it.
 
 pub mod clock;
+mod cnum;
 pub mod command;
 pub mod config;
 pub mod process;
