@@ -26,131 +26,19 @@
 //! an item of ~100 bytes cost ~20 bytes beyond its key and value.
 
 use std::collections::hash_map::RandomState;
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use std::collections::VecDeque;
-
-use super::crawl::Tap;
+use super::ctx::{Budget, Ctx};
 use super::index::Index;
 use super::item::{self, class_of, pages, record_size, Header, Item, Mapping, CLASSES};
-use super::{
-    ArithOpts, DeleteAction, DeleteOutcome, Lookup, MetaArithOutcome, StoreOp, StoreOutcome,
-    WriteOpts,
+use super::types::{
+    too_large, ArithOpts, DeleteAction, DeleteOutcome, Lookup, MetaArithOutcome, StoreOp,
+    StoreOutcome, WriteOpts,
 };
-use crate::clock::{is_expired, Secs};
+use crate::clock::Secs;
 use crate::cnum::{safe_strtoull_cstr, Backwards};
-
-/// The memory ceiling and what is charged against it, shared by all shards.
-#[derive(Debug)]
-pub(super) struct Budget {
-    used: AtomicUsize,
-    limit: AtomicUsize,
-}
-
-impl Budget {
-    pub(super) fn new(limit: usize) -> Budget {
-        Budget {
-            used: AtomicUsize::new(0),
-            limit: AtomicUsize::new(limit),
-        }
-    }
-
-    pub(super) fn used(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
-    }
-
-    pub(super) fn limit(&self) -> usize {
-        self.limit.load(Ordering::Relaxed)
-    }
-
-    pub(super) fn set_limit(&self, limit: usize) {
-        self.limit.store(limit, Ordering::Relaxed);
-    }
-
-    pub(super) fn over_limit(&self) -> bool {
-        self.used() > self.limit()
-    }
-
-    /// Adds `n` bytes if the total stays within the limit.
-    pub(super) fn try_charge(&self, n: usize) -> bool {
-        if n == 0 {
-            return true;
-        }
-        let limit = self.limit();
-        let mut cur = self.used();
-        loop {
-            match cur.checked_add(n) {
-                Some(new) if new <= limit => {
-                    match self.used.compare_exchange_weak(
-                        cur,
-                        new,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    ) {
-                        Ok(_) => return true,
-                        Err(now) => cur = now,
-                    }
-                }
-                _ => return false,
-            }
-        }
-    }
-
-    pub(super) fn uncharge(&self, n: usize) {
-        self.used.fetch_sub(n, Ordering::Relaxed);
-    }
-}
-
-/// What a flush has killed, as of one operation: items with a cas unique
-/// at or below `cas` (flush_all now) or last written or read before
-/// `before` (a delayed flush that has come due).
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct FlushView {
-    pub(super) cas: u64,
-    pub(super) before: Secs,
-}
-
-/// What one operation needs from the cache besides the shard.
-pub(super) struct Ctx<'a> {
-    pub(super) evict: bool,
-    pub(super) now: Secs,
-    pub(super) flush: FlushView,
-    pub(super) cas: &'a AtomicU64,
-    pub(super) item_size_max: usize,
-    /// Who hears about evictions (`watch evictions`).
-    pub(super) tap: &'a Tap,
-}
-
-impl Ctx<'_> {
-    fn next_cas(&self) -> u64 {
-        self.cas.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// Why `it` is dead, if it is: flushed first, as memcached checks.
-    #[inline]
-    fn death(&self, it: &Item) -> Option<Lookup> {
-        if it.cas() <= self.flush.cas || it.atime() < self.flush.before {
-            Some(Lookup::Flushed)
-        } else if is_expired(it.deadline(), self.now) {
-            Some(Lookup::Expired)
-        } else {
-            None
-        }
-    }
-
-    /// True when `it` is neither flushed nor expired (operator tools).
-    #[inline]
-    pub(super) fn alive(&self, it: &Item) -> bool {
-        self.death(it).is_none()
-    }
-
-    /// Why `it` is dead, if it is (operator tools).
-    pub(super) fn death_of(&self, it: &Item) -> Option<Lookup> {
-        self.death(it)
-    }
-}
 
 /// Per size class counters, kept under the shard lock.
 #[derive(Debug, Default, Clone, Copy)]
@@ -895,7 +783,7 @@ impl Shard {
             Some(it) if stale_write => (flags, it.deadline(), Vec::new()),
             _ => (flags, deadline, Vec::new()),
         };
-        if super::too_large(
+        if too_large(
             key.len(),
             old_value.len() + data.len(),
             flags,
@@ -1378,24 +1266,5 @@ impl Shard {
     /// `key`'s item, live or dead, without touching it.
     pub(super) fn peek(&self, hash: u32, key: &[u8]) -> Option<&Item> {
         self.find(hash, key).map(|(_, loc)| self.item(loc))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn budget_never_passes_the_limit() {
-        let b = Budget::new(100);
-        assert!(b.try_charge(60));
-        assert!(!b.try_charge(41));
-        assert!(b.try_charge(40));
-        assert_eq!(b.used(), 100);
-        assert!(b.try_charge(0));
-        b.uncharge(55);
-        assert_eq!(b.used(), 45);
-        b.set_limit(10);
-        assert!(b.over_limit());
     }
 }
