@@ -41,7 +41,7 @@ use ctx::{Budget, Ctx, Flush, Tap};
 #[cfg(test)]
 use item::pages;
 use item::{CLASSES, CLASS_SIZES, HEADER_WITH_FLAGS, MAX_KEY_LEN};
-use shard::{Attempt, ClassCounters, Shard};
+use shard::{ArithRequest, Attempt, ClassCounters, Round, Shard, StoreRequest};
 use types::too_large;
 pub use types::{
     class_for_len, ArithOpts, ArithOutcome, CacheConfig, CacheStats, ClassSet, ClassStats,
@@ -277,11 +277,16 @@ impl Cache {
             return (StoreOutcome::TooLarge, 0);
         }
         let (s, hash) = self.locate(key);
-        self.with_retries(s, |shard, ctx, credit, last| {
-            shard.store(
-                ctx, hash, op, key, flags, deadline, data, opts, credit, last,
-            )
-        })
+        let req = StoreRequest {
+            op,
+            key,
+            hash,
+            flags,
+            deadline,
+            data,
+            opts,
+        };
+        self.with_retries(s, |shard, ctx, round| shard.store(ctx, &req, round))
     }
 
     /// Runs a write against shard `s`; when the shard has nothing left to
@@ -289,26 +294,24 @@ impl Cache {
     fn with_retries<T>(
         &self,
         s: usize,
-        mut attempt: impl FnMut(&mut Shard, &Ctx, &mut usize, bool) -> Attempt<T>,
+        mut attempt: impl FnMut(&mut Shard, &Ctx, &mut Round) -> Attempt<T>,
     ) -> T {
-        // bytes charged to the budget for this write and not yet used
-        let mut credit = 0;
-        let mut last = false;
-        let mut round = 1;
+        let mut round = Round::default();
+        let mut attempts = 1;
         let out = loop {
             let ctx = self.ctx();
-            let result = attempt(&mut self.lock(s), &ctx, &mut credit, last);
+            let result = attempt(&mut self.lock(s), &ctx, &mut round);
             match result {
                 Attempt::Done(out) => break out,
                 Attempt::Short(missing) => {
-                    let found = self.evict_elsewhere(s, missing, &ctx, &mut credit);
-                    round += 1;
-                    last = !found || round == MAX_ATTEMPTS;
+                    let found = self.evict_elsewhere(s, missing, &ctx, &mut round.credit);
+                    attempts += 1;
+                    round.last = !found || attempts == MAX_ATTEMPTS;
                 }
             }
         };
-        if credit > 0 {
-            self.budget.uncharge(credit);
+        if round.credit > 0 {
+            self.budget.uncharge(round.credit);
         }
         out
     }
@@ -378,9 +381,14 @@ impl Cache {
             return MetaArithOutcome::NotFound;
         }
         let (s, hash) = self.locate(key);
-        self.with_retries(s, |shard, ctx, credit, last| {
-            shard.incr_decr(ctx, hash, key, delta, incr, opts, credit, last)
-        })
+        let req = ArithRequest {
+            key,
+            hash,
+            delta,
+            incr,
+            opts,
+        };
+        self.with_retries(s, |shard, ctx, round| shard.incr_decr(ctx, &req, round))
     }
 
     /// Looks `key` up for a meta command: calls `f` with the live item while

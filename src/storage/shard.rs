@@ -72,6 +72,43 @@ pub(super) enum Attempt<T> {
     Short(usize),
 }
 
+/// Where a write stands in its rounds of attempts (see
+/// `Cache::with_retries`): what it has charged, and whether a shortage is
+/// final.
+#[derive(Debug, Default)]
+pub(super) struct Round {
+    /// Bytes charged to the budget for this write and not yet used.
+    pub(super) credit: usize,
+    /// The last round: a shortage is final (`NoMemory`), not a request to
+    /// evict elsewhere.
+    pub(super) last: bool,
+}
+
+/// A set/add/replace/append/prepend/cas as [`Shard::store`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct StoreRequest<'a> {
+    pub(super) op: StoreOp,
+    pub(super) key: &'a [u8],
+    /// `key`'s index hash (the low half of the cache's hash).
+    pub(super) hash: u32,
+    pub(super) flags: u32,
+    pub(super) deadline: Secs,
+    pub(super) data: &'a [u8],
+    pub(super) opts: &'a WriteOpts,
+}
+
+/// An incr/decr as [`Shard::incr_decr`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ArithRequest<'a> {
+    pub(super) key: &'a [u8],
+    /// `key`'s index hash (the low half of the cache's hash).
+    pub(super) hash: u32,
+    pub(super) delta: u64,
+    /// Add (`true`) or subtract.
+    pub(super) incr: bool,
+    pub(super) opts: &'a ArithOpts,
+}
+
 /// Where a reserved record goes.
 enum Place {
     /// At the end of the open segment.
@@ -724,22 +761,23 @@ impl Shard {
         }
     }
 
-    /// One attempt at a write. `last` turns a shortage into
+    /// One attempt at a write. A shortage in the last round is
     /// [`StoreOutcome::NoMemory`].
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn store(
         &mut self,
         ctx: &Ctx,
-        hash: u32,
-        op: StoreOp,
-        key: &[u8],
-        flags: u32,
-        deadline: Secs,
-        data: &[u8],
-        opts: &WriteOpts,
-        credit: &mut usize,
-        last: bool,
+        req: &StoreRequest,
+        round: &mut Round,
     ) -> Attempt<(StoreOutcome, u64)> {
+        let StoreRequest {
+            op,
+            key,
+            hash,
+            flags,
+            deadline,
+            data,
+            opts,
+        } = *req;
         let done = |outcome| Attempt::Done((outcome, 0));
         let old = match self.find_live(hash, key, ctx) {
             Found::Live(loc) => Some(loc),
@@ -803,10 +841,10 @@ impl Shard {
             binary_key: opts.binary_key || (appended && old_item.is_some_and(Item::binary_key)),
         };
         let size = record_size(key.len(), old_value.len() + data.len(), flags);
-        let place = match self.reserve(ctx, credit, size) {
+        let place = match self.reserve(ctx, &mut round.credit, size) {
             Reserve::Ok(place) => place,
             Reserve::NoMemory => return done(self.no_memory(op, hash, key, size)),
-            Reserve::Short(_) if last => return done(self.no_memory(op, hash, key, size)),
+            Reserve::Short(_) if round.last => return done(self.no_memory(op, hash, key, size)),
             Reserve::Short(missing) => return Attempt::Short(missing),
         };
         let h = Header {
@@ -823,18 +861,19 @@ impl Shard {
     }
 
     /// One attempt at incr/decr (see [`super::Cache::incr_decr`]).
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn incr_decr(
         &mut self,
         ctx: &Ctx,
-        hash: u32,
-        key: &[u8],
-        delta: u64,
-        incr: bool,
-        opts: &ArithOpts,
-        credit: &mut usize,
-        last: bool,
+        req: &ArithRequest,
+        round: &mut Round,
     ) -> Attempt<MetaArithOutcome> {
+        let ArithRequest {
+            key,
+            hash,
+            delta,
+            incr,
+            opts,
+        } = *req;
         let Found::Live(loc) = self.find_live(hash, key, ctx) else {
             return Attempt::Done(MetaArithOutcome::NotFound);
         };
@@ -894,9 +933,9 @@ impl Shard {
             binary_key,
         };
         let size = record_size(key.len(), digits.len(), h.flags);
-        let place = match self.reserve(ctx, credit, size) {
+        let place = match self.reserve(ctx, &mut round.credit, size) {
             Reserve::Ok(place) => place,
-            Reserve::Short(missing) if !last => return Attempt::Short(missing),
+            Reserve::Short(missing) if !round.last => return Attempt::Short(missing),
             Reserve::Short(_) | Reserve::NoMemory => {
                 self.classes[class_of(size)].outofmemory += 1;
                 return Attempt::Done(MetaArithOutcome::NoMemory);
