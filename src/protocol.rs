@@ -20,7 +20,7 @@
 //!   [`Request::Invalid`]).
 //! - Numbers are read the way memcached's `strtol`-based helpers read them,
 //!   including the 32-bit truncation of flags, exptimes and byte counts (see
-//!   [`crate::cnum`]).
+//!   `crate::cnum`).
 //! - A storage command whose line is wrong is answered on its own and its
 //!   data block is *not* swallowed: the data is read as the next command. A
 //!   data block not followed by `\r\n` is a bad data chunk: exactly `bytes + 2`
