@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
+use crate::cnum::{atof, atoi, strtol, whole_f64, whole_i32, whole_u32};
+
 /// Exit status for a command line memcached rejects with `EX_USAGE`.
 pub const EX_USAGE: i32 = 64;
 
@@ -920,78 +922,6 @@ fn clap_error(argv0: &str, argv: &[OsString], e: &clap::Error) -> ConfigError {
     ConfigError::Invalid(format!("{first}\nIllegal argument \"?\""))
 }
 
-/// C's `atoi`: leading blanks, a sign, digits; anything after is ignored and
-/// no digits at all is 0. The result wraps to 32 bits as memcached's `int`s
-/// do (through `strtol`, which saturates at 64 bits first). The flag says
-/// whether the whole text was a number.
-fn atoi(s: &str) -> (i32, bool) {
-    let (v, clean) = strtol(s, 10);
-    (v as i32, clean)
-}
-
-/// C's `strtol` in `base` (8 or 10), saturating at 64 bits.
-fn strtol(s: &str, base: u32) -> (i64, bool) {
-    let t = s.trim_start();
-    let (neg, digits) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let mut v: i64 = 0;
-    let mut n = 0;
-    for c in digits.chars() {
-        match c.to_digit(base) {
-            Some(d) => {
-                v = v.saturating_mul(base as i64).saturating_add(d as i64);
-                n += 1;
-            }
-            None => break,
-        }
-    }
-    let v = if neg { -v } else { v };
-    (v, n > 0 && n == digits.chars().count())
-}
-
-/// C's `atof`: the longest leading float, else 0.
-fn atof(s: &str) -> f64 {
-    let t = s.trim_start();
-    let len = t
-        .find(|c: char| !matches!(c, '+' | '-' | '.' | 'e' | 'E' | '0'..='9'))
-        .unwrap_or(t.len());
-    (1..=len)
-        .rev()
-        .find_map(|n| t[..n].parse::<f64>().ok())
-        .unwrap_or(0.0)
-}
-
-/// memcached's `safe_strtoul`: the whole text an unsigned 32-bit number
-/// (trailing blanks allowed, no sign).
-fn safe_strtoul(s: &str) -> Option<u32> {
-    let t = s.trim_end();
-    if t.is_empty() || t.starts_with('-') {
-        return None;
-    }
-    t.trim_start().parse::<u32>().ok()
-}
-
-/// memcached's `safe_strtol`: the whole text a signed 32-bit number.
-fn safe_strtol(s: &str) -> Option<i32> {
-    let t = s.trim();
-    if t.is_empty() {
-        return None;
-    }
-    t.parse::<i32>().ok()
-}
-
-/// memcached's `safe_strtod`.
-fn safe_strtod(s: &str) -> Option<f64> {
-    let t = s.trim();
-    if t.is_empty() {
-        return None;
-    }
-    t.parse::<f64>().ok()
-}
-
 /// `-I`'s reading: a trailing k/K or m/M multiplies what `atoi` reads of
 /// the rest, in 32-bit arithmetic that wraps as memcached's does (so
 /// `-I 2048m` comes out negative and is refused as too small). Any other
@@ -1355,12 +1285,12 @@ impl Parser {
             | "worker_logbuf_size"
             | "read_buf_mem_limit"
             | "ssl_wbuf_size" => {
-                if safe_strtoul(need(&missing_arg(name))?).is_none() {
+                if whole_u32(need(&missing_arg(name))?).is_none() {
                     return invalid(parse_fail(name));
                 }
             }
             "slab_chunk_max" => {
-                match safe_strtol(need(&missing_arg(name))?) {
+                match whole_i32(need(&missing_arg(name))?) {
                     None => return invalid(parse_fail(name)),
                     // memcached 1.6.18 divides by it (and crashes on 0).
                     Some(n) if n <= 0 => return invalid("slab_chunk_max must be >= 0".into()),
@@ -1380,7 +1310,7 @@ impl Parser {
                 return Ok(());
             }
             "lru_crawler_tocrawl" => {
-                match safe_strtoul(need("Missing lru_crawler_tocrawl value")?) {
+                match whole_u32(need("Missing lru_crawler_tocrawl value")?) {
                     None => {
                         return invalid("lru_crawler_tocrawl takes a numeric 32bit value".into())
                     }
@@ -1428,14 +1358,14 @@ impl Parser {
                 }
             }
             "slab_automove_freeratio" | "ext_max_frag" => {
-                if safe_strtod(need(&missing_arg(name))?).is_none() {
+                if whole_f64(need(&missing_arg(name))?).is_none() {
                     return invalid(parse_fail(name));
                 }
             }
             "ssl_chain_cert" | "ssl_key" | "ssl_ciphers" | "ssl_ca_cert" => {
                 need(&missing_arg(name))?;
             }
-            "ssl_verify_mode" | "ssl_min_version" => match safe_strtol(need(&missing_arg(name))?) {
+            "ssl_verify_mode" | "ssl_min_version" => match whole_i32(need(&missing_arg(name))?) {
                 None => return invalid(parse_fail(name)),
                 Some(n) if !(0..=3).contains(&n) => {
                     return invalid(format!("Invalid {name}. Use help to see valid options."))
@@ -1443,7 +1373,7 @@ impl Parser {
                 Some(_) => {}
             },
             "ssl_keyformat" => {
-                if safe_strtol(need(&missing_arg(name))?).is_none() {
+                if whole_i32(need(&missing_arg(name))?).is_none() {
                     return invalid(parse_fail(name));
                 }
             }
@@ -1460,7 +1390,7 @@ impl Parser {
             "ext_page_size" | "ext_wbuf_size" | "ext_threads" | "ext_item_size"
             | "ext_item_age" | "ext_low_ttl" | "ext_recache_rate" | "ext_compact_under"
             | "ext_drop_under" | "ext_max_sleep" => {
-                if safe_strtoul(need(&missing_arg(name))?).is_none() {
+                if whole_u32(need(&missing_arg(name))?).is_none() {
                     return invalid(parse_fail(name));
                 }
             }
@@ -1614,7 +1544,7 @@ fn check_slab_sizes(list: &str, chunk_size: u64, chunk_max: u64) -> Result<(), C
     for part in list.split('-').filter(|p| !p.is_empty()) {
         // memcached reports the last good size when a part is not a number.
         // memcached's safe_strtoul leaves 0 behind when it fails.
-        let parsed = safe_strtoul(part);
+        let parsed = whole_u32(part);
         size = parsed.map_or(0, u64::from);
         if parsed.is_none() || size < chunk_size || size > chunk_max {
             return usage(format!("slab size {size} is out of valid range"));
@@ -2471,24 +2401,10 @@ mod tests {
 
     #[test]
     fn numbers_read_like_c() {
-        assert_eq!(atoi("42"), (42, true));
-        assert_eq!(atoi(" 42"), (42, true));
-        assert_eq!(atoi("42x"), (42, false));
-        assert_eq!(atoi("-7"), (-7, true));
-        assert_eq!(atoi("abc"), (0, false));
-        assert_eq!(atoi(""), (0, false));
-        assert_eq!(atoi("99999999999").0, 99999999999i64 as i32);
-        assert_eq!(strtol("0777x", 8), (0o777, false));
-        assert_eq!(strtol("888", 8), (0, false));
-        assert_eq!(atof("1.5x"), 1.5);
-        assert_eq!(atof("abc"), 0.0);
-        assert_eq!(atof("2e"), 2.0);
+        // (the readers themselves are tested in `cnum`)
         assert_eq!(item_size("2k"), (2048, true));
         assert_eq!(item_size("2g"), (2, false));
         assert_eq!(item_size("2048m").0, i64::from(i32::MIN));
-        assert_eq!(safe_strtoul("5"), Some(5));
-        assert_eq!(safe_strtoul("-1"), None);
-        assert_eq!(safe_strtoul("5x"), None);
     }
 
     /// A config file in the temp directory, removed when dropped.

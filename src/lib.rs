@@ -18,6 +18,7 @@
 
 pub mod auth;
 pub mod clock;
+mod cnum;
 pub mod command;
 pub mod config;
 pub mod process;

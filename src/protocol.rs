@@ -20,7 +20,7 @@
 //!   [`Request::Invalid`]).
 //! - Numbers are read the way memcached's `strtol`-based helpers read them,
 //!   including the 32-bit truncation of flags, exptimes and byte counts (see
-//!   the `num` module).
+//!   `crate::cnum`).
 //! - A storage command whose line is wrong is answered on its own and its
 //!   data block is *not* swallowed: the data is read as the next command. A
 //!   data block not followed by `\r\n` is a bad data chunk: exactly `bytes + 2`
@@ -29,11 +29,10 @@
 pub mod admin;
 pub mod base64;
 pub mod meta;
-mod num;
 mod scan;
 
+use crate::cnum::{safe_strtol, safe_strtoul, safe_strtoull, Backwards};
 pub use meta::{Meta, MetaFlags};
-use num::{safe_strtol, safe_strtoul, safe_strtoull, Backwards};
 
 /// Longest key memcached accepts.
 pub const MAX_KEY_LEN: usize = 250;

@@ -7,8 +7,8 @@
 //! reads them (32-bit truncation, `-1` refused); class lists are ids
 //! separated by commas (empty items skipped), each 1 to 63.
 
-use super::num::{safe_strtol, safe_strtoul};
 use super::{next_token, Request};
+use crate::cnum::{safe_strtod, safe_strtol, safe_strtoul};
 
 /// Highest class id memcached accepts in a class list.
 const MAX_CLASS_ID: u32 = 63;
@@ -181,14 +181,6 @@ pub(super) fn slabs(rest: &[u8]) -> Request<'_> {
 /// them (`safe_strtoul`: 32-bit truncation, `-1` refused).
 pub fn cachedump_args(class: &[u8], limit: &[u8]) -> Option<(u32, u32)> {
     Some((safe_strtoul(class)?, safe_strtoul(limit)?))
-}
-
-/// memcached's `safe_strtod`: a whole token read by `strtod`, refused when
-/// it overflows (`1e400`). (`strtod`'s hexadecimal forms are not read.)
-fn safe_strtod(tok: &[u8]) -> Option<f64> {
-    let v: f64 = std::str::from_utf8(tok).ok()?.parse().ok()?;
-    let spelled_inf = tok.iter().any(|b| b.eq_ignore_ascii_case(&b'i'));
-    (v.is_finite() || spelled_inf).then_some(v)
 }
 
 /// `rest`: what follows `watch`. No word means `fetchers`; an unknown word

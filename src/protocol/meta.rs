@@ -7,8 +7,8 @@
 //! they were sent.
 
 use super::base64;
-use super::num::{safe_strtol, safe_strtoul, safe_strtoull};
 use super::{error, invalid, next_token, Limits, ParseError, Request, BAD_FORMAT, MAX_KEY_LEN};
+use crate::cnum::{safe_strtol, safe_strtoul, safe_strtoull};
 
 /// memcached refuses a meta line of more than this many tokens (command,
 /// key, `ms`'s length and the flags).

@@ -26,130 +26,19 @@
 //! an item of ~100 bytes cost ~20 bytes beyond its key and value.
 
 use std::collections::hash_map::RandomState;
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use std::collections::VecDeque;
-
-use super::crawl::Tap;
+use super::ctx::{Budget, Ctx};
 use super::index::Index;
 use super::item::{self, class_of, pages, record_size, Header, Item, Mapping, CLASSES};
-use super::{
-    ArithOpts, DeleteAction, DeleteOutcome, Lookup, MetaArithOutcome, StoreOp, StoreOutcome,
-    WriteOpts,
+use super::types::{
+    too_large, ArithOpts, DeleteAction, DeleteOutcome, Lookup, MetaArithOutcome, StoreOp,
+    StoreOutcome, WriteOpts,
 };
-use crate::clock::{is_expired, Secs};
-
-/// The memory ceiling and what is charged against it, shared by all shards.
-#[derive(Debug)]
-pub(super) struct Budget {
-    used: AtomicUsize,
-    limit: AtomicUsize,
-}
-
-impl Budget {
-    pub(super) fn new(limit: usize) -> Budget {
-        Budget {
-            used: AtomicUsize::new(0),
-            limit: AtomicUsize::new(limit),
-        }
-    }
-
-    pub(super) fn used(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
-    }
-
-    pub(super) fn limit(&self) -> usize {
-        self.limit.load(Ordering::Relaxed)
-    }
-
-    pub(super) fn set_limit(&self, limit: usize) {
-        self.limit.store(limit, Ordering::Relaxed);
-    }
-
-    pub(super) fn over_limit(&self) -> bool {
-        self.used() > self.limit()
-    }
-
-    /// Adds `n` bytes if the total stays within the limit.
-    pub(super) fn try_charge(&self, n: usize) -> bool {
-        if n == 0 {
-            return true;
-        }
-        let limit = self.limit();
-        let mut cur = self.used();
-        loop {
-            match cur.checked_add(n) {
-                Some(new) if new <= limit => {
-                    match self.used.compare_exchange_weak(
-                        cur,
-                        new,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    ) {
-                        Ok(_) => return true,
-                        Err(now) => cur = now,
-                    }
-                }
-                _ => return false,
-            }
-        }
-    }
-
-    pub(super) fn uncharge(&self, n: usize) {
-        self.used.fetch_sub(n, Ordering::Relaxed);
-    }
-}
-
-/// What a flush has killed, as of one operation: items with a cas unique
-/// at or below `cas` (flush_all now) or last written or read before
-/// `before` (a delayed flush that has come due).
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct FlushView {
-    pub(super) cas: u64,
-    pub(super) before: Secs,
-}
-
-/// What one operation needs from the cache besides the shard.
-pub(super) struct Ctx<'a> {
-    pub(super) evict: bool,
-    pub(super) now: Secs,
-    pub(super) flush: FlushView,
-    pub(super) cas: &'a AtomicU64,
-    pub(super) item_size_max: usize,
-    /// Who hears about evictions (`watch evictions`).
-    pub(super) tap: &'a Tap,
-}
-
-impl Ctx<'_> {
-    fn next_cas(&self) -> u64 {
-        self.cas.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// Why `it` is dead, if it is: flushed first, as memcached checks.
-    #[inline]
-    fn death(&self, it: &Item) -> Option<Lookup> {
-        if it.cas() <= self.flush.cas || it.atime() < self.flush.before {
-            Some(Lookup::Flushed)
-        } else if is_expired(it.deadline(), self.now) {
-            Some(Lookup::Expired)
-        } else {
-            None
-        }
-    }
-
-    /// True when `it` is neither flushed nor expired (operator tools).
-    #[inline]
-    pub(super) fn alive(&self, it: &Item) -> bool {
-        self.death(it).is_none()
-    }
-
-    /// Why `it` is dead, if it is (operator tools).
-    pub(super) fn death_of(&self, it: &Item) -> Option<Lookup> {
-        self.death(it)
-    }
-}
+use crate::clock::Secs;
+use crate::cnum::{safe_strtoull_cstr, Backwards};
 
 /// Per size class counters, kept under the shard lock.
 #[derive(Debug, Default, Clone, Copy)]
@@ -181,6 +70,43 @@ pub(super) enum Attempt<T> {
     Done(T),
     /// Nothing left to evict here; this many more bytes are needed.
     Short(usize),
+}
+
+/// Where a write stands in its rounds of attempts (see
+/// `Cache::with_retries`): what it has charged, and whether a shortage is
+/// final.
+#[derive(Debug, Default)]
+pub(super) struct Round {
+    /// Bytes charged to the budget for this write and not yet used.
+    pub(super) credit: usize,
+    /// The last round: a shortage is final (`NoMemory`), not a request to
+    /// evict elsewhere.
+    pub(super) last: bool,
+}
+
+/// A set/add/replace/append/prepend/cas as [`Shard::store`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct StoreRequest<'a> {
+    pub(super) op: StoreOp,
+    pub(super) key: &'a [u8],
+    /// `key`'s index hash (the low half of the cache's hash).
+    pub(super) hash: u32,
+    pub(super) flags: u32,
+    pub(super) deadline: Secs,
+    pub(super) data: &'a [u8],
+    pub(super) opts: &'a WriteOpts,
+}
+
+/// An incr/decr as [`Shard::incr_decr`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ArithRequest<'a> {
+    pub(super) key: &'a [u8],
+    /// `key`'s index hash (the low half of the cache's hash).
+    pub(super) hash: u32,
+    pub(super) delta: u64,
+    /// Add (`true`) or subtract.
+    pub(super) incr: bool,
+    pub(super) opts: &'a ArithOpts,
 }
 
 /// Where a reserved record goes.
@@ -835,22 +761,23 @@ impl Shard {
         }
     }
 
-    /// One attempt at a write. `last` turns a shortage into
+    /// One attempt at a write. A shortage in the last round is
     /// [`StoreOutcome::NoMemory`].
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn store(
         &mut self,
         ctx: &Ctx,
-        hash: u32,
-        op: StoreOp,
-        key: &[u8],
-        flags: u32,
-        deadline: Secs,
-        data: &[u8],
-        opts: &WriteOpts,
-        credit: &mut usize,
-        last: bool,
+        req: &StoreRequest,
+        round: &mut Round,
     ) -> Attempt<(StoreOutcome, u64)> {
+        let StoreRequest {
+            op,
+            key,
+            hash,
+            flags,
+            deadline,
+            data,
+            opts,
+        } = *req;
         let done = |outcome| Attempt::Done((outcome, 0));
         let old = match self.find_live(hash, key, ctx) {
             Found::Live(loc) => Some(loc),
@@ -894,7 +821,7 @@ impl Shard {
             Some(it) if stale_write => (flags, it.deadline(), Vec::new()),
             _ => (flags, deadline, Vec::new()),
         };
-        if super::too_large(
+        if too_large(
             key.len(),
             old_value.len() + data.len(),
             flags,
@@ -914,10 +841,10 @@ impl Shard {
             binary_key: opts.binary_key || (appended && old_item.is_some_and(Item::binary_key)),
         };
         let size = record_size(key.len(), old_value.len() + data.len(), flags);
-        let place = match self.reserve(ctx, credit, size) {
+        let place = match self.reserve(ctx, &mut round.credit, size) {
             Reserve::Ok(place) => place,
             Reserve::NoMemory => return done(self.no_memory(op, hash, key, size)),
-            Reserve::Short(_) if last => return done(self.no_memory(op, hash, key, size)),
+            Reserve::Short(_) if round.last => return done(self.no_memory(op, hash, key, size)),
             Reserve::Short(missing) => return Attempt::Short(missing),
         };
         let h = Header {
@@ -934,18 +861,19 @@ impl Shard {
     }
 
     /// One attempt at incr/decr (see [`super::Cache::incr_decr`]).
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn incr_decr(
         &mut self,
         ctx: &Ctx,
-        hash: u32,
-        key: &[u8],
-        delta: u64,
-        incr: bool,
-        opts: &ArithOpts,
-        credit: &mut usize,
-        last: bool,
+        req: &ArithRequest,
+        round: &mut Round,
     ) -> Attempt<MetaArithOutcome> {
+        let ArithRequest {
+            key,
+            hash,
+            delta,
+            incr,
+            opts,
+        } = *req;
         let Found::Live(loc) = self.find_live(hash, key, ctx) else {
             return Attempt::Done(MetaArithOutcome::NotFound);
         };
@@ -963,7 +891,7 @@ impl Shard {
         if opts.compare.is_some_and(|c| c != 0 && c != current.cas()) {
             return Attempt::Done(MetaArithOutcome::Exists);
         }
-        let Some(value) = parse_counter(current.value()) else {
+        let Some(value) = safe_strtoull_cstr(current.value()) else {
             return Attempt::Done(MetaArithOutcome::NonNumeric);
         };
         let new = if incr {
@@ -971,8 +899,8 @@ impl Shard {
         } else {
             value.saturating_sub(delta)
         };
-        let mut buf = [0u8; 20];
-        let digits = format_u64(new, &mut buf);
+        let mut buf = Backwards::<20>::new();
+        let digits = buf.push_u64(new).as_bytes();
         if digits.len() <= old_len {
             let cas = opts.cas.unwrap_or_else(|| ctx.next_cas());
             // in place, padded with spaces as memcached does
@@ -1005,9 +933,9 @@ impl Shard {
             binary_key,
         };
         let size = record_size(key.len(), digits.len(), h.flags);
-        let place = match self.reserve(ctx, credit, size) {
+        let place = match self.reserve(ctx, &mut round.credit, size) {
             Reserve::Ok(place) => place,
-            Reserve::Short(missing) if !last => return Attempt::Short(missing),
+            Reserve::Short(missing) if !round.last => return Attempt::Short(missing),
             Reserve::Short(_) | Reserve::NoMemory => {
                 self.classes[class_of(size)].outofmemory += 1;
                 return Attempt::Done(MetaArithOutcome::NoMemory);
@@ -1377,127 +1305,5 @@ impl Shard {
     /// `key`'s item, live or dead, without touching it.
     pub(super) fn peek(&self, hash: u32, key: &[u8]) -> Option<&Item> {
         self.find(hash, key).map(|(_, loc)| self.item(loc))
-    }
-}
-
-/// memcached's `safe_strtoull` on a stored value (which memcached follows
-/// with "\r\n"): optional leading whitespace, an optional sign, at least one
-/// digit, no overflow, then whitespace, NUL or the end. A '-' is refused
-/// only when the negated value is negative as an i64 (so "-0" reads as 0).
-fn parse_counter(v: &[u8]) -> Option<u64> {
-    fn space(b: u8) -> bool {
-        matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-    }
-    let mut i = v.iter().take_while(|&&b| space(b)).count();
-    let negative = match v.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let start = i;
-    let mut n: u64 = 0;
-    while let Some(&b) = v.get(i).filter(|b| b.is_ascii_digit()) {
-        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-        i += 1;
-    }
-    if i == start {
-        return None;
-    }
-    match v.get(i) {
-        None | Some(0) => {}
-        Some(&b) if space(b) => {}
-        Some(_) => return None,
-    }
-    if negative {
-        let n = n.wrapping_neg();
-        return ((n as i64) >= 0).then_some(n);
-    }
-    Some(n)
-}
-
-/// Writes `n` in decimal into `buf`, returning the digits.
-fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[i..]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counters_parse_like_strtoull() {
-        // checked against memcached 1.6.18 with incr (see the storage report)
-        let ok: &[(&[u8], u64)] = &[
-            (b"100", 100),
-            (b"99 ", 99),
-            (b" 12", 12),
-            (b"12 abc", 12),
-            (b"5\t\t", 5),
-            (b"18446744073709551615", u64::MAX),
-            (b"000000000000000000000007", 7),
-            (b"-0", 0),
-            (b"+5", 5),
-            (b"-18446744073709551615", 1),
-            (b"7\0x", 7),
-        ];
-        for (v, n) in ok {
-            assert_eq!(
-                parse_counter(v),
-                Some(*n),
-                "{:?}",
-                String::from_utf8_lossy(v)
-            );
-        }
-        let bad: &[&[u8]] = &[
-            b"",
-            b" ",
-            b"12abc",
-            b"18446744073709551616",
-            b"-1",
-            b"+",
-            b"0x10",
-            b"abc",
-            b"1.5",
-        ];
-        for v in bad {
-            assert_eq!(parse_counter(v), None, "{:?}", String::from_utf8_lossy(v));
-        }
-    }
-
-    #[test]
-    fn formats_decimal() {
-        let mut buf = [0; 20];
-        assert_eq!(format_u64(0, &mut buf), b"0");
-        assert_eq!(format_u64(99, &mut buf), b"99");
-        assert_eq!(format_u64(u64::MAX, &mut buf), b"18446744073709551615");
-    }
-
-    #[test]
-    fn budget_never_passes_the_limit() {
-        let b = Budget::new(100);
-        assert!(b.try_charge(60));
-        assert!(!b.try_charge(41));
-        assert!(b.try_charge(40));
-        assert_eq!(b.used(), 100);
-        assert!(b.try_charge(0));
-        b.uncharge(55);
-        assert_eq!(b.used(), 45);
-        b.set_limit(10);
-        assert!(b.over_limit());
     }
 }

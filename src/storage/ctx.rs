@@ -1,0 +1,217 @@
+//! What the shards share, and what one operation carries into a shard: the
+//! memory budget, the flush_all state, the cas counter and the eviction tap.
+//!
+//! Owns the cache-wide state a shard may touch while the cache holds its
+//! lock (all of it atomics or set once). Must not hold items or take a shard
+//! lock; must not use `shard`, `crawl` or the cache above them.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use super::item::Item;
+use super::types::{EvictionSink, ItemMeta, Lookup};
+use crate::clock::{is_expired, Secs};
+
+/// The memory ceiling and what is charged against it, shared by all shards.
+#[derive(Debug)]
+pub(super) struct Budget {
+    used: AtomicUsize,
+    limit: AtomicUsize,
+}
+
+impl Budget {
+    pub(super) fn new(limit: usize) -> Budget {
+        Budget {
+            used: AtomicUsize::new(0),
+            limit: AtomicUsize::new(limit),
+        }
+    }
+
+    pub(super) fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn set_limit(&self, limit: usize) {
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+
+    pub(super) fn over_limit(&self) -> bool {
+        self.used() > self.limit()
+    }
+
+    /// Adds `n` bytes if the total stays within the limit.
+    pub(super) fn try_charge(&self, n: usize) -> bool {
+        if n == 0 {
+            return true;
+        }
+        let limit = self.limit();
+        let mut cur = self.used();
+        loop {
+            match cur.checked_add(n) {
+                Some(new) if new <= limit => {
+                    match self.used.compare_exchange_weak(
+                        cur,
+                        new,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) => return true,
+                        Err(now) => cur = now,
+                    }
+                }
+                _ => return false,
+            }
+        }
+    }
+
+    pub(super) fn uncharge(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+/// What a flush has killed, as of one operation: items with a cas unique
+/// at or below `cas` (flush_all now) or last written or read before
+/// `before` (a delayed flush that has come due).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct FlushView {
+    pub(super) cas: u64,
+    pub(super) before: Secs,
+}
+
+/// What one operation needs from the cache besides the shard.
+pub(super) struct Ctx<'a> {
+    pub(super) evict: bool,
+    pub(super) now: Secs,
+    pub(super) flush: FlushView,
+    pub(super) cas: &'a AtomicU64,
+    pub(super) item_size_max: usize,
+    /// Who hears about evictions (`watch evictions`).
+    pub(super) tap: &'a Tap,
+}
+
+impl Ctx<'_> {
+    /// A new cas unique (uniques start at 1).
+    pub(super) fn next_cas(&self) -> u64 {
+        self.cas.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Why `it` is dead, if it is: flushed first, as memcached checks.
+    #[inline]
+    pub(super) fn death(&self, it: &Item) -> Option<Lookup> {
+        if it.cas() <= self.flush.cas || it.atime() < self.flush.before {
+            Some(Lookup::Flushed)
+        } else if is_expired(it.deadline(), self.now) {
+            Some(Lookup::Expired)
+        } else {
+            None
+        }
+    }
+
+    /// True when `it` is neither flushed nor expired.
+    #[inline]
+    pub(super) fn alive(&self, it: &Item) -> bool {
+        self.death(it).is_none()
+    }
+}
+
+/// flush_all state. Readers take a [`FlushView`] with three atomic loads;
+/// writers (flush_all, rare) serialise on `lock`.
+#[derive(Debug, Default)]
+pub(super) struct Flush {
+    /// Items with a cas unique at or below this are flushed (flush_all now).
+    cas: AtomicU64,
+    /// Items last written or read before this second are flushed (delayed
+    /// flushes that have come due).
+    before: AtomicU32,
+    /// A delayed flush not yet due (0: none).
+    pending: AtomicU32,
+    lock: Mutex<()>,
+}
+
+impl Flush {
+    pub(super) fn view(&self, now: Secs) -> FlushView {
+        let pending = self.pending.load(Ordering::Acquire);
+        let mut before = self.before.load(Ordering::Acquire);
+        if pending != 0 && pending <= now {
+            before = before.max(pending);
+        }
+        FlushView {
+            cas: self.cas.load(Ordering::Acquire),
+            before,
+        }
+    }
+
+    /// See [`super::Cache::flush_all`]; `last_cas`: the last unique handed
+    /// out, which a flush now kills with everything older.
+    pub(super) fn flush(&self, at: Option<Secs>, now: Secs, last_cas: &AtomicU64) {
+        let _serial = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        // a delayed flush that has come due stays in force
+        let pending = self.pending.load(Ordering::Acquire);
+        if pending != 0 && pending <= now {
+            self.before.fetch_max(pending, Ordering::AcqRel);
+        }
+        match at {
+            Some(deadline) if deadline > now => self.pending.store(deadline, Ordering::Release),
+            _ => {
+                // as memcached, a new flush_all replaces a pending one
+                self.pending.store(0, Ordering::Release);
+                self.cas
+                    .fetch_max(last_cas.load(Ordering::Acquire), Ordering::AcqRel);
+            }
+        }
+    }
+}
+
+/// The eviction hook a shard calls through its [`Ctx`].
+pub(super) struct Tap {
+    sink: OnceLock<Arc<dyn EvictionSink>>,
+    epoch_unix: u64,
+}
+
+impl Tap {
+    /// `epoch_unix`: the unix time of the cache clock's second 0.
+    pub(super) fn new(epoch_unix: u64) -> Tap {
+        Tap {
+            sink: OnceLock::new(),
+            epoch_unix,
+        }
+    }
+
+    /// Installs who hears about evictions (once; later calls are ignored).
+    pub(super) fn set_sink(&self, sink: Arc<dyn EvictionSink>) {
+        let _ = self.sink.set(sink);
+    }
+
+    /// An eviction of `it` is about to happen.
+    #[inline]
+    pub(super) fn evicting(&self, it: &Item, ctx: &Ctx) {
+        if let Some(sink) = self.sink.get() {
+            if sink.wants() {
+                sink.evicted(it.key(), &ItemMeta::of(it, ctx.now, self.epoch_unix));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_never_passes_the_limit() {
+        let b = Budget::new(100);
+        assert!(b.try_charge(60));
+        assert!(!b.try_charge(41));
+        assert!(b.try_charge(40));
+        assert_eq!(b.used(), 100);
+        assert!(b.try_charge(0));
+        b.uncharge(55);
+        assert_eq!(b.used(), 45);
+        b.set_limit(10);
+        assert!(b.over_limit());
+    }
+}

@@ -1,0 +1,405 @@
+//! What callers of the cache see: the types [`super::Cache`]'s public
+//! methods take and return (writes, outcomes, options, stats, the operator
+//! tools' dump and eviction types), and memcached's item size rule.
+//!
+//! Owns the storage API's vocabulary and nothing behind it: no shard, no
+//! lock, no policy. Must not use any storage file but `item` (for the record
+//! limits and size classes the size rule and `ItemMeta` are stated in).
+
+use crate::clock::Secs;
+
+use super::item::{class_of, record_size, Item, MAX_KEY_LEN, MAX_TOTAL_LEN};
+
+// ---- memcached's item size rule ----
+
+/// memcached's per-item overhead in its size rule (48-byte header, 8-byte
+/// cas, the key's NUL and the value's "\r\n"): an item is too large when
+/// key + value + this (+ 4 for client flags other than 0) exceeds `-I`.
+///
+/// The cache's one copy of the figure. memcached leaves the cas out under
+/// `-C` (51 then); the cache applies 59 whatever `-C` says, so under `-C`
+/// it refuses as too large a key + value 51 to 58 bytes short of `-I` that
+/// memcached stores.
+pub const ITEM_SIZE_OVERHEAD: usize = 59;
+
+/// memcached's rule for an item too large for `-I` (`item_size_max`), or
+/// for a record at all.
+pub(super) fn too_large(key: usize, value: usize, flags: u32, item_size_max: usize) -> bool {
+    let flags_size = if flags == 0 { 0 } else { 4 };
+    key > MAX_KEY_LEN
+        || key + value > MAX_TOTAL_LEN
+        || key + value + flags_size + ITEM_SIZE_OVERHEAD > item_size_max
+}
+
+// ---- the cache's operations ----
+
+/// How the cache is sized and behaves when full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// The ceiling for everything the cache allocates, in bytes (`-m`).
+    pub memory_limit: usize,
+    /// Evict least recently used items when full; `false` (`-M`) makes a
+    /// write that does not fit fail with [`StoreOutcome::NoMemory`].
+    pub evict: bool,
+    /// Number of shards, a power of two (rounded up; fitted to the memory
+    /// limit, see `shard_count` in [`super`]; at most 4096: each shard carries ~4 KB
+    /// of fixed counters).
+    pub shards: usize,
+    /// Largest item (key + value + overhead) accepted, `-I`.
+    pub item_size_max: usize,
+}
+
+/// A write, with the compare-and-swap unique for `Cas`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOp {
+    Set,
+    Add,
+    Replace,
+    Append,
+    Prepend,
+    Cas(u64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOutcome {
+    Stored,
+    /// add on an existing key, replace/append/prepend on a missing one; and,
+    /// as memcached 1.6 answers, an append/prepend whose result would be too
+    /// large or does not fit in memory (the old value stays).
+    NotStored,
+    /// cas with a stale unique.
+    Exists,
+    /// cas on a missing key.
+    NotFound,
+    /// key + value + [`ITEM_SIZE_OVERHEAD`] exceeds `-I` (or the key is over
+    /// 255 bytes). A `set` that is too large removes the old value, as
+    /// memcached's does.
+    TooLarge,
+    /// Does not fit and eviction is off (or nothing is left to evict, or the
+    /// item alone is larger than the memory limit). A `set` that fails so
+    /// removes the old value (memcached does the same); replace and cas keep it.
+    NoMemory,
+}
+
+/// Why a read missed, so `stats` can tell expired and flushed from absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Hit,
+    Miss,
+    Expired,
+    Flushed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArithOutcome {
+    /// The new value.
+    Value(u64),
+    NotFound,
+    NonNumeric,
+    NoMemory,
+}
+
+/// What the meta commands add to a write (all off for the classic ones).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOpts {
+    /// Append/prepend only if the item's unique is this (else `Exists`).
+    pub compare: Option<u64>,
+    /// With [`StoreOp::Cas`]: a unique *older* than the item's still stores,
+    /// but marks the item stale, keeping its deadline and win token.
+    pub invalidate: bool,
+    /// The new item's cas unique, instead of the next one (meta `E`).
+    /// Kept to 48 bits.
+    pub cas: Option<u64>,
+    /// The key came base64-encoded; meta replies echo it encoded.
+    pub binary_key: bool,
+    /// The new item starts with its recache token handed out (`mg N`).
+    pub win: bool,
+}
+
+/// What the meta arithmetic command adds to incr/decr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArithOpts {
+    /// Only if the item's unique is this (0 means no check, as memcached).
+    pub compare: Option<u64>,
+    /// A new deadline on success.
+    pub touch: Option<Secs>,
+    /// The new cas unique, instead of the next one.
+    pub cas: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaArithOutcome {
+    /// The new value, the item's new unique and its deadline.
+    Done {
+        value: u64,
+        cas: u64,
+        deadline: Secs,
+    },
+    NotFound,
+    /// The compare unique did not match.
+    Exists,
+    NonNumeric,
+    NoMemory,
+}
+
+/// What a meta delete does to a live item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteAction {
+    Remove,
+    /// `md I`: mark stale with a new unique, hand the win token out again,
+    /// optionally with a new deadline.
+    Invalidate {
+        deadline: Option<Secs>,
+        cas: Option<u64>,
+    },
+    /// `md x`: keep the item, with an empty value, client flags 0 and a new
+    /// unique.
+    ClearValue {
+        cas: Option<u64>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Done,
+    NotFound,
+    /// The compare unique did not match.
+    Exists,
+}
+
+/// A live item as a meta command sees it, while its shard is locked: what
+/// it holds, its access history before this command, and the meta marks.
+pub struct MetaView<'a> {
+    item: &'a mut Item,
+}
+
+impl<'a> MetaView<'a> {
+    pub(super) fn new(item: &'a mut Item) -> MetaView<'a> {
+        MetaView { item }
+    }
+}
+
+impl MetaView<'_> {
+    pub fn key(&self) -> &[u8] {
+        self.item.key()
+    }
+    pub fn value(&self) -> &[u8] {
+        self.item.value()
+    }
+    pub fn flags(&self) -> u32 {
+        self.item.flags()
+    }
+    pub fn cas(&self) -> u64 {
+        self.item.cas()
+    }
+    /// Clock second it expires at; 0 = never.
+    pub fn deadline(&self) -> Secs {
+        self.item.deadline()
+    }
+    pub fn set_deadline(&mut self, deadline: Secs) {
+        self.item.set_deadline(deadline);
+    }
+    /// Clock second of its last write or read.
+    pub fn last_access(&self) -> Secs {
+        self.item.atime()
+    }
+    pub fn fetched(&self) -> bool {
+        self.item.fetched()
+    }
+    pub fn stale(&self) -> bool {
+        self.item.stale()
+    }
+    pub fn win_sent(&self) -> bool {
+        self.item.win_sent()
+    }
+    /// Hands the recache token out: later readers see `Z`.
+    pub fn set_win_sent(&mut self) {
+        self.item.set_win_sent(true);
+    }
+    pub fn binary_key(&self) -> bool {
+        self.item.binary_key()
+    }
+}
+
+/// A stored item as a reader sees it, valid while the shard is locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemRef<'a> {
+    pub key: &'a [u8],
+    pub flags: u32,
+    pub data: &'a [u8],
+    pub cas: u64,
+}
+
+/// Totals for `stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub limit_maxbytes: u64,
+    /// Accounted bytes in use (everything counted against the limit: the
+    /// segments' and large items' mappings, and the index tables).
+    pub bytes: u64,
+    /// Items held, including dead ones not yet met by an access or the sweep.
+    pub curr_items: u64,
+    /// Successful stores (incl. an incr/decr that rewrote a longer item).
+    pub total_items: u64,
+    /// Live items evicted to make room.
+    pub evictions: u64,
+    /// Expired or flushed items removed: on access, when their segment is
+    /// recycled, or by the sweep.
+    pub reclaimed: u64,
+    /// Reclaimed items that had expired (not flushed) without being read.
+    pub expired_unfetched: u64,
+    /// Evicted items never read.
+    pub evicted_unfetched: u64,
+    /// Evicted items that had been read at least twice.
+    pub evicted_active: u64,
+    /// Items removed by the background expirer.
+    pub crawler_reclaimed: u64,
+    /// Writes refused for lack of memory (`-M`).
+    pub outofmemory: u64,
+}
+
+/// Per size class figures for `stats items` / `stats slabs`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClassStats {
+    /// Class number, from 1.
+    pub id: u32,
+    /// Largest item total size (bytes) counted in this class.
+    pub chunk_size: u64,
+    pub number: u64,
+    /// Seconds since the least recently used item of the class was accessed.
+    pub age: u64,
+    /// Sum of key + value + header bytes of the class's items.
+    pub mem_requested: u64,
+    pub evicted: u64,
+    pub evicted_nonzero: u64,
+    pub evicted_unfetched: u64,
+    /// Evicted although used since their last turn of the CLOCK.
+    pub evicted_active: u64,
+    pub expired_unfetched: u64,
+    pub reclaimed: u64,
+    /// Expired items the sweep (or a requested crawl) took out.
+    pub crawler_reclaimed: u64,
+    pub outofmemory: u64,
+}
+
+// ---- operator tools: dumps, `me`, `watch evictions` ----
+
+/// Highest class id memcached accepts in `lru_crawler` class lists (its
+/// `MAX_NUMBER_OF_SLAB_CLASSES - 1`); ferrocache's classes stop at
+/// [`super::Cache::class_count`], the ids above are valid and empty.
+pub const MAX_CLASS_ID: u32 = 63;
+
+/// One item's metadata, as `lru_crawler metadump` and `me` report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemMeta {
+    /// Unix time the item expires; `None` when it never does.
+    pub exp: Option<u64>,
+    /// Unix time of the item's last write or read.
+    pub last_access: u64,
+    pub cas: u64,
+    /// Read at least once since it was written.
+    pub fetched: bool,
+    /// The size class (from 1) it counts in, as in `stats items`.
+    pub class: u32,
+    /// Bytes the item takes: its record, header, key and value (the size
+    /// its class is chosen by, so it is never above the class's
+    /// `chunk_size`).
+    pub size: u64,
+    /// Bytes of the value.
+    pub value_len: usize,
+    /// Unix time when this was read (for the relative forms: `me`'s `la`).
+    pub now: u64,
+    /// Stored with a base64 key (meta `b`): `me` shows the key encoded.
+    pub binary_key: bool,
+}
+
+impl ItemMeta {
+    /// `it`'s metadata at clock second `now`, in unix time (`epoch_unix`:
+    /// the unix time of the cache clock's second 0).
+    pub(super) fn of(it: &Item, now: Secs, epoch_unix: u64) -> ItemMeta {
+        let class_size = it.class_size();
+        ItemMeta {
+            exp: (it.deadline() != 0).then(|| epoch_unix + u64::from(it.deadline())),
+            last_access: epoch_unix + u64::from(it.atime()),
+            cas: it.cas(),
+            fetched: it.fetched(),
+            class: class_of(class_size) as u32 + 1,
+            size: class_size as u64,
+            value_len: it.value().len(),
+            now: epoch_unix + u64::from(now),
+            binary_key: it.binary_key(),
+        }
+    }
+}
+
+/// The size class (from 1) an item with `key_len + value_len = total` bytes
+/// and client flags 0 counts in, without looking it up (flags add 4 bytes).
+pub fn class_for_len(total: usize) -> u32 {
+    class_of(record_size(0, total, 0)) as u32 + 1
+}
+
+/// A set of class ids (1 to [`MAX_CLASS_ID`]) a dump lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassSet(u64);
+
+impl ClassSet {
+    pub const ALL: ClassSet = ClassSet(u64::MAX);
+
+    pub fn empty() -> ClassSet {
+        ClassSet(0)
+    }
+
+    /// Adds `id`; false (and nothing added) when it is not a valid id.
+    pub fn insert(&mut self, id: u32) -> bool {
+        if !(1..=MAX_CLASS_ID).contains(&id) {
+            return false;
+        }
+        self.0 |= 1 << id;
+        true
+    }
+
+    pub fn contains(&self, id: u32) -> bool {
+        id <= MAX_CLASS_ID && self.0 & (1 << id) != 0
+    }
+}
+
+/// Where a dump goes on: a shard, and a segment (the low 32 bits of its
+/// sequence number) and offset in it. Packs into a `usize` (a
+/// [`crate::command::Flow::Paused`] count) and back; 0 is the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DumpCursor {
+    pub(super) shard: usize,
+    /// The low 32 bits of the segment's sequence number.
+    pub(super) seq: u32,
+    pub(super) off: usize,
+}
+
+// The packing: 12 bits of shard, 32 of sequence, 20 of offset.
+const _: () = assert!(usize::BITS >= 64);
+const OFF_BITS: u32 = 20;
+
+impl DumpCursor {
+    pub fn start() -> DumpCursor {
+        DumpCursor::default()
+    }
+
+    pub fn pack(self) -> usize {
+        (self.shard << 52) | ((self.seq as usize) << OFF_BITS) | self.off
+    }
+
+    pub fn unpack(n: usize) -> DumpCursor {
+        DumpCursor {
+            shard: n >> 52,
+            seq: (n >> OFF_BITS) as u32,
+            off: n & ((1 << OFF_BITS) - 1),
+        }
+    }
+}
+
+/// Who hears about evictions (`watch evictions`). Called with a shard lock
+/// held: must be quick and must not call back into the cache.
+pub trait EvictionSink: Send + Sync {
+    /// Whether anybody listens now (checked before anything is computed).
+    fn wants(&self) -> bool;
+    fn evicted(&self, key: &[u8], meta: &ItemMeta);
+}
