@@ -31,13 +31,13 @@ use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use slab::Slab;
 
 use crate::clock::Clock;
-use crate::command::ops::{self, Watcher};
 use crate::command::{self, Context, Flow, ServerControl};
 use crate::config::Config;
 use crate::protocol::admin::{self as admin_proto, LruCrawler};
 use crate::protocol::{self, Keys, Limits, ParseError, Request};
 use crate::stats::{bump, Stats, WorkerStats};
 use crate::storage::{Cache, CacheConfig};
+use crate::watch::{WatchHub, Watcher};
 
 /// A reply buffer past this many bytes stops the connection from executing
 /// more requests (and a multi-get pauses) until the client reads.
@@ -73,6 +73,9 @@ struct Shared {
     cache: Cache,
     clock: Arc<Clock>,
     stats: Stats,
+    /// `watch` log streams (evictions come from the cache, the rest from
+    /// commands and connections).
+    watch: Arc<WatchHub>,
     limits: Limits,
     stopping: AtomicBool,
     /// `-v` levels, moved by the `verbosity` command (memcached caps it at 2).
@@ -106,6 +109,7 @@ impl Shared {
         };
         Shared {
             stats: Stats::new(threads),
+            watch: Arc::new(WatchHub::new()),
             verbosity: AtomicU32::new(u32::from(config.verbosity)),
             config,
             cache,
@@ -119,8 +123,9 @@ impl Shared {
         }
     }
 
-    /// What a command executed by the worker owning `worker` may touch.
-    fn context<'a>(&'a self, worker: &'a WorkerStats) -> Context<'a> {
+    /// What a command executed by the worker owning `worker` for the
+    /// connection (or UDP socket) `conn_fd` may touch.
+    fn context<'a>(&'a self, worker: &'a WorkerStats, conn_fd: i32) -> Context<'a> {
         Context {
             config: &self.config,
             cache: &self.cache,
@@ -128,6 +133,8 @@ impl Shared {
             stats: &self.stats,
             worker,
             server: self,
+            watch: &self.watch,
+            conn_fd,
         }
     }
 
@@ -330,7 +337,7 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     apply_crawler_options(&shared);
     shared
         .cache
-        .set_eviction_sink(Arc::clone(&shared.stats.watch) as _);
+        .set_eviction_sink(Arc::clone(&shared.watch) as _);
 
     let mut handles = Vec::new();
     let mut worker_txs = Vec::new();
@@ -920,14 +927,9 @@ impl Worker {
             }
             entry.insert(conn);
             debug!("<{} new auto-negotiating client connection", fd);
-            if self
-                .shared
-                .stats
-                .watch
-                .wants(admin_proto::watch::CONNEVENTS)
-            {
+            if self.shared.watch.wants(admin_proto::watch::CONNEVENTS) {
                 let peer = self.peer_of(fd);
-                ops::log_conn(&self.shared.stats.watch, fd, &peer, None);
+                self.shared.watch.log_conn(fd, &peer, None);
             }
             // Data may have arrived before registration.
             self.run_conn(key);
@@ -966,19 +968,14 @@ impl Worker {
             let mut c = self.conns.remove(key);
             let _ = c.stream.deregister(self.poll.registry());
             if let Some(w) = c.watcher.take() {
-                self.shared.stats.watch.unregister(&w);
+                self.shared.watch.unregister(&w);
                 self.watchers.retain(|&k| k != key);
             }
             debug!("<{} connection closed.", c.fd);
-            if self
-                .shared
-                .stats
-                .watch
-                .wants(admin_proto::watch::CONNEVENTS)
-            {
+            if self.shared.watch.wants(admin_proto::watch::CONNEVENTS) {
                 let peer = self.peer_of(c.fd);
                 let reason = if c.closing { "normal" } else { "error" };
-                ops::log_conn(&self.shared.stats.watch, c.fd, &peer, Some(reason));
+                self.shared.watch.log_conn(c.fd, &peer, Some(reason));
             }
             self.forget(c.fd);
         }
@@ -1032,8 +1029,7 @@ impl Worker {
             return;
         };
         let worker = shared.stats.worker(self.id);
-        let ctx = shared.context(worker);
-        ops::set_client_fd(conn.fd);
+        let ctx = shared.context(worker, conn.fd);
         let status = match catch_unwind(AssertUnwindSafe(|| drive(conn, &ctx, &shared.limits))) {
             Ok(s) => s,
             Err(_) => {
@@ -1054,7 +1050,7 @@ impl Worker {
             Status::Close => self.close(key),
             Status::Watch(mask) => {
                 let waker = Arc::clone(&self.waker);
-                let w = shared.stats.watch.register(
+                let w = shared.watch.register(
                     mask,
                     Box::new(move || {
                         let _ = waker.wake();
@@ -1076,7 +1072,8 @@ impl Worker {
     fn serve_udp(&mut self, i: usize) {
         let shared = &*self.shared;
         let worker = shared.stats.worker(self.id);
-        let ctx = shared.context(worker);
+        // memcached's watch lines show a UDP request's socket as its `cfd`
+        let ctx = shared.context(worker, self.udp[i].as_raw_fd());
         let mut out = Vec::new();
         loop {
             let (n, peer) = match self.udp[i].recv_from(&mut self.udp_buf) {
@@ -1686,7 +1683,7 @@ mod tests {
     #[test]
     fn a_line_arriving_in_pieces_is_searched_once() {
         let shared = one_worker();
-        let ctx = shared.context(shared.stats.worker(0));
+        let ctx = shared.context(shared.stats.worker(0), -1);
         let mut line = b"get".to_vec();
         for i in 0..20_000 {
             line.extend_from_slice(format!(" key:{i}").as_bytes());
@@ -1747,7 +1744,7 @@ mod tests {
     #[test]
     fn a_paused_multiget_resumes_without_parsing_again() {
         let shared = one_worker();
-        let ctx = shared.context(shared.stats.worker(0));
+        let ctx = shared.context(shared.stats.worker(0), -1);
         let value = vec![b'v'; 100_000];
         let mut setup = Vec::new();
         for k in ["a", "bb", "ccc"] {
@@ -1811,7 +1808,7 @@ mod tests {
     #[test]
     fn a_udp_reply_is_bounded() {
         let shared = one_worker();
-        let ctx = shared.context(shared.stats.worker(0));
+        let ctx = shared.context(shared.stats.worker(0), -1);
         let value = vec![b'u'; 1_000_000];
         let mut set = format!("set b 0 0 {}\r\n", value.len()).into_bytes();
         set.extend_from_slice(&value);
@@ -1867,7 +1864,7 @@ mod tests {
     #[test]
     fn a_turn_ends_with_the_read_that_emptied_the_socket() {
         let shared = one_worker();
-        let ctx = shared.context(shared.stats.worker(0));
+        let ctx = shared.context(shared.stats.worker(0), -1);
         let mut c = scripted(&[b"get a\r\n", b"get b\r\n"], false);
         assert!(matches!(drive(&mut c, &ctx, &shared.limits), Status::Keep));
         assert_eq!(
@@ -1889,7 +1886,7 @@ mod tests {
     #[test]
     fn a_full_read_is_followed_by_another() {
         let shared = one_worker();
-        let ctx = shared.context(shared.stats.worker(0));
+        let ctx = shared.context(shared.stats.worker(0), -1);
         // 16 KiB of one get (a long multi-get line, all misses), then
         // a second get that arrived with it
         let mut big = b"get".to_vec();
@@ -1912,7 +1909,7 @@ mod tests {
     #[test]
     fn a_closed_peer_is_read_to_the_end() {
         let shared = one_worker();
-        let ctx = shared.context(shared.stats.worker(0));
+        let ctx = shared.context(shared.stats.worker(0), -1);
         let mut c = scripted(&[b"get a\r\n"], true);
         c.peer_closed = true;
         assert!(matches!(drive(&mut c, &ctx, &shared.limits), Status::Close));
