@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::protocol::{self, Keys, Request, Response, StoreMode};
 use crate::stats::{bump, Stats, WorkerStats};
 use crate::storage::{ArithOutcome, Cache, ItemRef, Lookup, StoreOp, StoreOutcome};
+use crate::watch::WatchHub;
 
 /// The memcached release whose protocol and stats ferrocache follows.
 pub const MEMCACHED_COMPAT: &str = "1.6.18";
@@ -45,6 +46,11 @@ pub struct Context<'a> {
     /// The calling worker's own counters.
     pub worker: &'a WorkerStats,
     pub server: &'a dyn ServerControl,
+    /// The `watch` log streams of this server.
+    pub watch: &'a WatchHub,
+    /// The descriptor of the connection being served (a UDP request: the
+    /// socket's), which watch lines show as `cfd=`.
+    pub conn_fd: i32,
 }
 
 /// What the connection does after a request.

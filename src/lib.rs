@@ -26,6 +26,7 @@ pub mod protocol;
 pub mod server;
 pub mod stats;
 pub mod storage;
+pub mod watch;
 
 pub use config::Config;
 pub use server::{start, ServerHandle};

@@ -3,12 +3,12 @@
 //! Each worker owns one [`WorkerStats`] and is its only writer, so bumping a
 //! counter is a plain load and store, no locked instruction. Readers sum all
 //! workers. `stats reset` never writes a worker's counters: it records the
-//! current sums as a baseline that later reports subtract. Must not do I/O.
+//! current sums as a baseline that later reports subtract. Must not do I/O
+//! or import `command`, `server` or `watch` (what they know that a report
+//! needs is passed in as numbers).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-
-use crate::command::ops::WatchHub;
+use std::sync::Mutex;
 
 use crate::storage::CacheStats;
 
@@ -85,8 +85,6 @@ pub struct Stats {
     /// accept thread); written by that one thread only.
     pub acceptor: WorkerStats,
     baseline: Mutex<(Totals, CacheStats)>,
-    /// `watch` streams (see `command::ops`).
-    pub watch: Arc<WatchHub>,
 }
 
 impl Stats {
@@ -95,7 +93,6 @@ impl Stats {
             workers: (0..workers).map(|_| WorkerStats::default()).collect(),
             acceptor: WorkerStats::default(),
             baseline: Mutex::new((Totals::default(), CacheStats::default())),
-            watch: Arc::new(WatchHub::new()),
         }
     }
 

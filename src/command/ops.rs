@@ -1,28 +1,19 @@
-//! Operator commands: `lru_crawler` (with the streaming `metadump`), the
-//! `watch` log streams and the lines they carry, and the formats of one
-//! item's metadata (`metadump` lines, `me` replies).
+//! Operator commands: `lru_crawler` (with the streaming `metadump`),
+//! `watch` and what the watch lines report from the cache, and the formats
+//! of one item's metadata (`metadump` lines, `me` replies).
 //!
-//! Everything the hot path pays for `watch` is [`WatchHub::wants`]: one
-//! relaxed atomic load. Lines are formatted only when somebody watches the
-//! stream, into per-watcher buffers of bounded size; when a watcher's
-//! buffer is full its lines are dropped and counted, and the count is sent
-//! as a `skipped=N` line (memcached's) once there is room again.
+//! The watch log itself (watchers, their buffers, the line text) is
+//! `crate::watch`'s; a command reaches it through [`Context::watch`] and
+//! names its connection with [`Context::conn_fd`].
 
-use std::cell::Cell;
 use std::io::Write;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Context, Flow};
 use crate::clock::Secs;
 use crate::protocol::admin::{cachedump_args, watch, CrawlTarget, LruCrawler};
-use crate::storage::crawl::{class_for_len, ClassSet, DumpCursor, EvictionSink, ItemMeta};
+use crate::storage::crawl::{class_for_len, ClassSet, DumpCursor, ItemMeta};
 use crate::storage::{Lookup, StoreOp, StoreOutcome};
-
-/// Bytes of lines one watcher may have waiting (memcached's default
-/// `watcher_logbuf_size`). Past it, lines for that watcher are dropped.
-pub const WATCH_BUF: usize = 256 * 1024;
+use crate::watch::{write_uriencoded, Mutation};
 
 // ------------------------------------------------------------ slabs
 
@@ -238,19 +229,6 @@ fn metadump(
     }
 }
 
-/// Appends `key` as memcached's `uriencode` writes it: ASCII letters,
-/// digits and `-._~` as they are, every other byte as `%XX`.
-pub fn write_uriencoded(key: &[u8], out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in key {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b);
-        } else {
-            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        }
-    }
-}
-
 fn yes_no(b: bool) -> &'static str {
     if b {
         "yes"
@@ -307,7 +285,7 @@ pub fn write_me_line(key: &[u8], meta: &ItemMeta, use_cas: bool, out: &mut Vec<u
 
 /// Executes `watch`: refused under `-W`; otherwise answers `OK` and turns
 /// the connection into a watcher ([`Flow::Watch`]), which the server
-/// registers with [`WatchHub::register`].
+/// registers with its [`crate::watch::WatchHub`].
 pub fn watch_command(ctx: &Context<'_>, mask: u32, out: &mut Vec<u8>) -> Flow {
     if ctx.config.disable_watch {
         out.extend_from_slice(b"CLIENT_ERROR watch commands not allowed\r\n");
@@ -317,221 +295,22 @@ pub fn watch_command(ctx: &Context<'_>, mask: u32, out: &mut Vec<u8>) -> Flow {
     Flow::Watch(mask)
 }
 
-thread_local! {
-    /// The descriptor of the connection the worker is serving (`cfd=`).
-    static CLIENT_FD: Cell<i32> = const { Cell::new(-1) };
-}
-
-/// Tells `watch` lines which connection the calling worker now serves.
-#[inline]
-pub fn set_client_fd(fd: i32) {
-    CLIENT_FD.with(|c| c.set(fd));
-}
-
-fn client_fd() -> i32 {
-    CLIENT_FD.with(|c| c.get())
-}
-
-/// The watchers of one server, and the union of what they watch.
-pub struct WatchHub {
-    mask: AtomicU32,
-    gid: AtomicU64,
-    watchers: Mutex<Vec<Arc<Watcher>>>,
-}
-
-/// One watching connection's stream.
-pub struct Watcher {
-    mask: u32,
-    buf: Mutex<WatchBuf>,
-    /// Makes the owning worker drain the buffer.
-    wake: Box<dyn Fn() + Send + Sync>,
-}
-
-#[derive(Default)]
-struct WatchBuf {
-    lines: Vec<u8>,
-    /// Lines dropped since the buffer was last full.
-    skipped: u64,
-    /// The worker was woken and has not drained the buffer since.
-    woken: bool,
-}
-
-impl std::fmt::Debug for WatchHub {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WatchHub")
-            .field("mask", &self.mask.load(Ordering::Relaxed))
-            .field("watchers", &self.list().len())
-            .finish()
-    }
-}
-
-impl Default for WatchHub {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl WatchHub {
-    pub fn new() -> WatchHub {
-        WatchHub {
-            mask: AtomicU32::new(0),
-            gid: AtomicU64::new(0),
-            watchers: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Whether anybody watches any of the `streams` bits: the one check on
-    /// the hot path.
-    #[inline]
-    pub fn wants(&self, streams: u32) -> bool {
-        self.mask.load(Ordering::Relaxed) & streams != 0
-    }
-
-    fn list(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Watcher>>> {
-        self.watchers.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn update_mask(&self, list: &[Arc<Watcher>]) {
-        let mask = list.iter().fold(0, |m, w| m | w.mask);
-        self.mask.store(mask, Ordering::Relaxed);
-    }
-
-    /// A new watcher of `mask`; `wake` is called (from any thread) when its
-    /// buffer gets lines after having been drained.
-    pub fn register(&self, mask: u32, wake: Box<dyn Fn() + Send + Sync>) -> Arc<Watcher> {
-        let w = Arc::new(Watcher {
-            mask,
-            buf: Mutex::new(WatchBuf::default()),
-            wake,
-        });
-        let mut list = self.list();
-        list.push(Arc::clone(&w));
-        self.update_mask(&list);
-        w
-    }
-
-    pub fn unregister(&self, w: &Arc<Watcher>) {
-        let mut list = self.list();
-        list.retain(|x| !Arc::ptr_eq(x, w));
-        self.update_mask(&list);
-    }
-
-    /// Sends one line to every watcher of `stream`: `ts=… gid=… ` then what
-    /// `body` writes (which must end in `\n`).
-    pub fn emit(&self, stream: u32, body: impl FnOnce(&mut Vec<u8>)) {
-        let list = self.list();
-        if !list.iter().any(|w| w.mask & stream != 0) {
-            return;
-        }
-        let gid = self.gid.fetch_add(1, Ordering::Relaxed) + 1;
-        let t = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let mut line = Vec::with_capacity(160);
-        // memcached prints the microseconds without leading zeros
-        let _ = write!(
-            line,
-            "ts={}.{} gid={} ",
-            t.as_secs(),
-            t.subsec_micros(),
-            gid
-        );
-        body(&mut line);
-        for w in list.iter().filter(|w| w.mask & stream != 0) {
-            w.push(&line);
-        }
-    }
-}
-
-impl Watcher {
-    fn lock(&self) -> std::sync::MutexGuard<'_, WatchBuf> {
-        self.buf.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn push(&self, line: &[u8]) {
-        let mut b = self.lock();
-        let note = if b.skipped > 0 {
-            format!("skipped={}\n", b.skipped)
-        } else {
-            String::new()
-        };
-        if b.lines.len() + note.len() + line.len() > WATCH_BUF {
-            b.skipped += 1;
-            return;
-        }
-        b.lines.extend_from_slice(note.as_bytes());
-        b.lines.extend_from_slice(line);
-        b.skipped = 0;
-        if !b.woken {
-            b.woken = true;
-            drop(b);
-            (self.wake)();
-        }
-    }
-
-    /// Moves the waiting lines to `out`. Returns false when there were none.
-    pub fn drain_into(&self, out: &mut Vec<u8>) -> bool {
-        let mut b = self.lock();
-        b.woken = false;
-        if b.lines.is_empty() {
-            return false;
-        }
-        if out.is_empty() {
-            std::mem::swap(out, &mut b.lines);
-        } else {
-            out.extend_from_slice(&b.lines);
-            b.lines.clear();
-        }
-        if b.lines.capacity() > WATCH_BUF * 2 {
-            b.lines = Vec::new();
-        }
-        true
-    }
-}
-
-/// `ttl=` of memcached's mutation lines: seconds left (as an unsigned
-/// 32-bit number, so an already expired deadline wraps), 0 for never.
-fn ttl_of(deadline: Secs, now: Secs) -> u32 {
-    if deadline == 0 {
-        0
-    } else {
-        deadline.wrapping_sub(now)
-    }
-}
+// The `log_*` functions below read what a watch line reports from the
+// cache and pass it, with the connection, to `crate::watch`, which formats
+// the lines. Each returns at once when nobody watches the stream.
 
 /// A read of `key` (get, gets, gat, gats, touch): `len` is the value's
 /// length on a hit.
 #[inline]
 pub fn log_fetch(ctx: &Context<'_>, key: &[u8], lookup: Lookup, len: usize) {
-    let hub = &ctx.stats.watch;
-    if !hub.wants(watch::FETCHERS) {
-        return;
-    }
-    let (status, class, size) = match lookup {
-        Lookup::Hit => ("found", class_for_len(key.len() + len), len),
-        Lookup::Miss => ("not_found", 0, 0),
-        Lookup::Expired => ("expired", 0, 0),
-        Lookup::Flushed => ("flushed", 0, 0),
-    };
-    hub.emit(watch::FETCHERS, |l| {
-        l.extend_from_slice(b"type=item_get key=");
-        write_uriencoded(key, l);
-        let _ = writeln!(
-            l,
-            " status={} clsid={} cfd={} size={}",
-            status,
-            class,
-            client_fd(),
-            size
-        );
-    });
+    ctx.watch.log_fetch(ctx.conn_fd, key, lookup, len);
 }
 
 /// The lookup a write makes first (set, add, …, delete, incr, decr), which
 /// memcached logs as a read: the item as it is before the write.
 #[inline]
 pub fn log_lookup(ctx: &Context<'_>, key: &[u8]) {
-    if !ctx.stats.watch.wants(watch::FETCHERS) {
+    if !ctx.watch.wants(watch::FETCHERS) {
         return;
     }
     match ctx.cache.lookup_meta(key) {
@@ -543,7 +322,7 @@ pub fn log_lookup(ctx: &Context<'_>, key: &[u8]) {
 /// A `touch`: logged as memcached does, as a read.
 #[inline]
 pub fn log_touch(ctx: &Context<'_>, key: &[u8], hit: bool) {
-    if !ctx.stats.watch.wants(watch::FETCHERS) {
+    if !ctx.watch.wants(watch::FETCHERS) {
         return;
     }
     match ctx.cache.item_meta(key).filter(|_| hit) {
@@ -562,26 +341,9 @@ pub fn log_store(
     deadline: Secs,
     outcome: StoreOutcome,
 ) {
-    let hub = &ctx.stats.watch;
-    if !hub.wants(watch::MUTATIONS) {
+    if !ctx.watch.wants(watch::MUTATIONS) {
         return;
     }
-    let status = match outcome {
-        StoreOutcome::Stored => "stored",
-        StoreOutcome::NotStored => "not_stored",
-        StoreOutcome::Exists => "exists",
-        StoreOutcome::NotFound => "not_found",
-        StoreOutcome::TooLarge => "too_large",
-        StoreOutcome::NoMemory => "no_memory",
-    };
-    let cmd = match op {
-        StoreOp::Set => "set",
-        StoreOp::Add => "add",
-        StoreOp::Replace => "replace",
-        StoreOp::Append => "append",
-        StoreOp::Prepend => "prepend",
-        StoreOp::Cas(_) => "cas",
-    };
     let (mut class, mut size, mut deadline) = (class_for_len(key.len() + len), len, deadline);
     if matches!(op, StoreOp::Append | StoreOp::Prepend) && outcome == StoreOutcome::Stored {
         // the item as joined, with the deadline it kept
@@ -593,83 +355,22 @@ pub fn log_store(
             });
         }
     }
-    let ttl = ttl_of(deadline, ctx.clock.now());
-    hub.emit(watch::MUTATIONS, |l| {
-        l.extend_from_slice(b"type=item_store key=");
-        write_uriencoded(key, l);
-        let _ = writeln!(
-            l,
-            " status={} cmd={} ttl={} clsid={} cfd={} size={}",
-            status,
-            cmd,
-            ttl,
-            class,
-            client_fd(),
-            size
-        );
-    });
-}
-
-impl EvictionSink for WatchHub {
-    fn wants(&self) -> bool {
-        WatchHub::wants(self, watch::EVICTIONS)
-    }
-
-    /// `type=eviction key=… fetch=… ttl=<seconds left, -1 never> la=<seconds
-    /// since last access> clsid=… size=<value bytes>`.
-    fn evicted(&self, key: &[u8], meta: &ItemMeta) {
-        let ttl = meta.exp.map_or(-1, |e| e as i64 - meta.now as i64);
-        let la = meta.now.saturating_sub(meta.last_access);
-        self.emit(watch::EVICTIONS, |l| {
-            l.extend_from_slice(b"type=eviction key=");
-            write_uriencoded(key, l);
-            let _ = writeln!(
-                l,
-                " fetch={} ttl={} la={} clsid={} size={}",
-                yes_no(meta.fetched),
-                ttl,
-                la,
-                meta.class,
-                meta.value_len
-            );
-        });
-    }
-}
-
-/// A connection opened or closed (`watch connevents`). `peer` is
-/// `tcp:1.2.3.4:5678`, `tcp6:[::1]:5678` or a unix socket's name.
-pub fn log_conn(hub: &WatchHub, fd: i32, peer: &str, closed: Option<&str>) {
-    if !hub.wants(watch::CONNEVENTS) {
-        return;
-    }
-    let (transport, addr) = peer.split_once(':').unwrap_or(("unix", peer));
-    let transport = if transport == "tcp6" {
-        "tcp"
-    } else {
-        transport
+    let m = Mutation {
+        key,
+        op,
+        outcome,
+        class,
+        size,
+        deadline,
+        now: ctx.clock.now(),
     };
-    let (rip, rport) = match addr.rsplit_once(':') {
-        Some((ip, port)) if transport == "tcp" => (ip.trim_matches(|c| c == '[' || c == ']'), port),
-        _ => (addr, "0"),
-    };
-    hub.emit(watch::CONNEVENTS, |l| {
-        let _ = match closed {
-            None => writeln!(
-                l,
-                "type=conn_new rip={rip} rport={rport} transport={transport} cfd={fd}"
-            ),
-            Some(reason) => writeln!(
-                l,
-                "type=conn_close rip={rip} rport={rport} transport={transport} reason={reason} cfd={fd}"
-            ),
-        };
-    });
+    ctx.watch.log_store(ctx.conn_fd, &m);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
 
     fn meta() -> ItemMeta {
         ItemMeta {
@@ -682,29 +383,6 @@ mod tests {
             value_len: 1,
             now: 1_795_654_500,
             binary_key: false,
-        }
-    }
-
-    #[test]
-    fn keys_are_uriencoded_as_memcached_does() {
-        // as memcached 1.6.18 printed them
-        let cases: &[(&[u8], &str)] = &[
-            (b"a%b:c", "a%25b%3Ac"),
-            (b"t\tab", "t%09ab"),
-            (
-                b"\xc3\xa9\x01\x7f\"+=&/?#",
-                "%C3%A9%01%7F%22%2B%3D%26%2F%3F%23",
-            ),
-            (
-                b"-._~!*()@$,[];{}|^`",
-                "-._~%21%2A%28%29%40%24%2C%5B%5D%3B%7B%7D%7C%5E%60",
-            ),
-            (b"AZaz09", "AZaz09"),
-        ];
-        for (key, want) in cases {
-            let mut out = Vec::new();
-            write_uriencoded(key, &mut out);
-            assert_eq!(String::from_utf8(out).unwrap(), *want);
         }
     }
 
@@ -779,6 +457,8 @@ mod tests {
             stats: &stats,
             worker: stats.worker(0),
             server: &NoServer,
+            watch: &crate::watch::WatchHub::new(),
+            conn_fd: -1,
         };
         const LIMIT: usize = 16 * 1024;
         let dump = LruCrawler::Metadump(CrawlTarget::All);
@@ -818,49 +498,5 @@ mod tests {
                 .count(),
             N
         );
-    }
-
-    #[test]
-    fn a_full_watcher_drops_lines_and_says_how_many() {
-        let hub = WatchHub::new();
-        assert!(!hub.wants(watch::FETCHERS));
-        let wakes = Arc::new(AtomicUsize::new(0));
-        let w2 = Arc::clone(&wakes);
-        let w = hub.register(
-            watch::FETCHERS,
-            Box::new(move || {
-                w2.fetch_add(1, Ordering::Relaxed);
-            }),
-        );
-        assert!(hub.wants(watch::FETCHERS) && !hub.wants(watch::MUTATIONS));
-        let body = vec![b'x'; 1000];
-        let mut sent = 0;
-        for _ in 0..1000 {
-            hub.emit(watch::FETCHERS, |l| {
-                l.extend_from_slice(&body);
-                l.push(b'\n');
-            });
-            sent += 1;
-        }
-        hub.emit(watch::MUTATIONS, |_| panic!("nobody watches mutations"));
-        assert_eq!(wakes.load(Ordering::Relaxed), 1, "one wake until drained");
-        let mut out = Vec::new();
-        assert!(w.drain_into(&mut out));
-        assert!(out.len() <= WATCH_BUF);
-        let kept = out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
-        assert!(kept < sent);
-        // the next line that fits carries the count first
-        hub.emit(watch::FETCHERS, |l| l.extend_from_slice(b"type=last\n"));
-        out.clear();
-        assert!(w.drain_into(&mut out));
-        let text = String::from_utf8(out).unwrap();
-        assert_eq!(
-            text.lines().next(),
-            Some(&*format!("skipped={}", sent - kept))
-        );
-        assert!(text.lines().nth(1).unwrap().ends_with("type=last"));
-        assert_eq!(wakes.load(Ordering::Relaxed), 2);
-        hub.unregister(&w);
-        assert!(!hub.wants(watch::FETCHERS));
     }
 }

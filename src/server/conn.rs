@@ -15,10 +15,10 @@ use log::trace;
 use super::buf::{ReadBuf, WriteBuf, OUT_LIMIT};
 use super::pipeline::{Pipeline, Step, Turn};
 use super::transport::Stream;
-use crate::command::ops::Watcher;
 use crate::command::Context;
 use crate::protocol::Limits;
 use crate::stats::{bump, WorkerStats};
+use crate::watch::Watcher;
 
 /// One client connection, owned by one worker.
 pub(super) struct Conn {
@@ -241,7 +241,7 @@ mod tests {
     #[test]
     fn a_line_arriving_in_pieces_is_searched_once() {
         let shared = one_worker();
-        let ctx = shared.context(shared.stats.worker(0));
+        let ctx = shared.context(shared.stats.worker(0), -1);
         let mut line = b"get".to_vec();
         for i in 0..20_000 {
             line.extend_from_slice(format!(" key:{i}").as_bytes());
@@ -302,7 +302,7 @@ mod tests {
     #[test]
     fn a_paused_multiget_resumes_without_parsing_again() {
         let shared = one_worker();
-        let ctx = shared.context(shared.stats.worker(0));
+        let ctx = shared.context(shared.stats.worker(0), -1);
         let value = vec![b'v'; 100_000];
         let mut setup = Vec::new();
         for k in ["a", "bb", "ccc"] {
@@ -379,7 +379,7 @@ mod tests {
     #[test]
     fn a_turn_ends_with_the_read_that_emptied_the_socket() {
         let shared = one_worker();
-        let ctx = shared.context(shared.stats.worker(0));
+        let ctx = shared.context(shared.stats.worker(0), -1);
         let mut c = scripted(&[b"get a\r\n", b"get b\r\n"], false);
         assert!(matches!(drive(&mut c, &ctx, &shared.limits), Step::Wait));
         assert_eq!(
@@ -401,7 +401,7 @@ mod tests {
     #[test]
     fn a_full_read_is_followed_by_another() {
         let shared = one_worker();
-        let ctx = shared.context(shared.stats.worker(0));
+        let ctx = shared.context(shared.stats.worker(0), -1);
         // 16 KiB of one get (a long multi-get line, all misses), then
         // a second get that arrived with it
         let mut big = b"get".to_vec();
@@ -424,7 +424,7 @@ mod tests {
     #[test]
     fn a_closed_peer_is_read_to_the_end() {
         let shared = one_worker();
-        let ctx = shared.context(shared.stats.worker(0));
+        let ctx = shared.context(shared.stats.worker(0), -1);
         let mut c = scripted(&[b"get a\r\n"], true);
         c.peer_closed = true;
         assert!(matches!(drive(&mut c, &ctx, &shared.limits), Step::Close));

@@ -26,8 +26,9 @@
 //! `pipeline`, which is where `protocol::parse` is called; a TLS stream is
 //! one more `transport`.
 //!
-//! Owns the state shared by every thread of one server (`Shared`), start-up
-//! (`start`) and the handle that stops the server (`ServerHandle`).
+//! Owns the state shared by every thread of one server (`Shared`: the cache,
+//! the counters, the `watch` hub), start-up (`start`) and the handle that
+//! stops the server (`ServerHandle`).
 //!
 //! Must not interpret bytes beyond calling `protocol::parse` and
 //! `command::execute`.
@@ -60,6 +61,7 @@ use crate::config::Config;
 use crate::protocol::Limits;
 use crate::stats::{Stats, WorkerStats};
 use crate::storage::{Cache, CacheConfig};
+use crate::watch::WatchHub;
 use listen::{Acceptor, Bound};
 use worker::Worker;
 
@@ -76,6 +78,9 @@ struct Shared {
     cache: Cache,
     clock: Arc<Clock>,
     stats: Stats,
+    /// `watch` log streams (evictions come from the cache, the rest from
+    /// commands and connections).
+    watch: Arc<WatchHub>,
     limits: Limits,
     stopping: AtomicBool,
     /// `-v` levels, moved by the `verbosity` command (memcached caps it at 2).
@@ -109,6 +114,7 @@ impl Shared {
         };
         Shared {
             stats: Stats::new(threads),
+            watch: Arc::new(WatchHub::new()),
             verbosity: AtomicU32::new(u32::from(config.verbosity)),
             config,
             cache,
@@ -122,8 +128,9 @@ impl Shared {
         }
     }
 
-    /// What a command executed by the worker owning `worker` may touch.
-    fn context<'a>(&'a self, worker: &'a WorkerStats) -> Context<'a> {
+    /// What a command executed by the worker owning `worker` for the
+    /// connection (or UDP socket) `conn_fd` may touch.
+    fn context<'a>(&'a self, worker: &'a WorkerStats, conn_fd: i32) -> Context<'a> {
         Context {
             config: &self.config,
             cache: &self.cache,
@@ -131,6 +138,8 @@ impl Shared {
             stats: &self.stats,
             worker,
             server: self,
+            watch: &self.watch,
+            conn_fd,
         }
     }
 
@@ -262,7 +271,7 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     apply_crawler_options(&shared);
     shared
         .cache
-        .set_eviction_sink(Arc::clone(&shared.stats.watch) as _);
+        .set_eviction_sink(Arc::clone(&shared.watch) as _);
 
     let mut handles = Vec::new();
     let mut inboxes = Vec::new();

@@ -7,6 +7,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::unix::io::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use log::{debug, error};
@@ -56,6 +57,11 @@ impl Udp {
             },
             sockets: udp,
         })
+    }
+
+    /// The descriptor of socket `i` (this worker's handle on it).
+    pub(super) fn fd(&self, i: usize) -> i32 {
+        self.sockets[i].as_raw_fd()
     }
 
     /// Answers every datagram waiting on socket `i`.
@@ -171,7 +177,7 @@ mod tests {
     #[test]
     fn a_udp_reply_is_bounded() {
         let shared = one_worker();
-        let ctx = shared.context(shared.stats.worker(0));
+        let ctx = shared.context(shared.stats.worker(0), -1);
         let value = vec![b'u'; 1_000_000];
         let mut set = format!("set b 0 0 {}\r\n", value.len()).into_bytes();
         set.extend_from_slice(&value);

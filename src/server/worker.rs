@@ -22,7 +22,6 @@ use super::pipeline::Step;
 use super::transport::Stream;
 use super::udp::Udp;
 use super::{Shared, WAKER};
-use crate::command::ops;
 use crate::protocol::admin as admin_proto;
 use crate::stats::bump;
 
@@ -180,14 +179,9 @@ impl Worker {
             }
             entry.insert(conn);
             debug!("<{} new auto-negotiating client connection", fd);
-            if self
-                .shared
-                .stats
-                .watch
-                .wants(admin_proto::watch::CONNEVENTS)
-            {
+            if self.shared.watch.wants(admin_proto::watch::CONNEVENTS) {
                 let peer = self.peer_of(fd);
-                ops::log_conn(&self.shared.stats.watch, fd, &peer, None);
+                self.shared.watch.log_conn(fd, &peer, None);
             }
             // Data may have arrived before registration.
             self.run_conn(key);
@@ -226,19 +220,14 @@ impl Worker {
             let mut c = self.conns.remove(key);
             let _ = c.stream.deregister(self.poll.registry());
             if let Some(w) = c.watcher.take() {
-                self.shared.stats.watch.unregister(&w);
+                self.shared.watch.unregister(&w);
                 self.watchers.retain(|&k| k != key);
             }
             debug!("<{} connection closed.", c.fd);
-            if self
-                .shared
-                .stats
-                .watch
-                .wants(admin_proto::watch::CONNEVENTS)
-            {
+            if self.shared.watch.wants(admin_proto::watch::CONNEVENTS) {
                 let peer = self.peer_of(c.fd);
                 let reason = if c.closing { "normal" } else { "error" };
-                ops::log_conn(&self.shared.stats.watch, c.fd, &peer, Some(reason));
+                self.shared.watch.log_conn(c.fd, &peer, Some(reason));
             }
             self.forget(c.fd);
         }
@@ -292,8 +281,7 @@ impl Worker {
             return;
         };
         let worker = shared.stats.worker(self.id);
-        let ctx = shared.context(worker);
-        ops::set_client_fd(conn.fd);
+        let ctx = shared.context(worker, conn.fd);
         let step = match catch_unwind(AssertUnwindSafe(|| drive(conn, &ctx, &shared.limits))) {
             Ok(s) => s,
             Err(_) => {
@@ -315,7 +303,7 @@ impl Worker {
             Step::Close => self.close(key),
             Step::Watch(mask) => {
                 let waker = Arc::clone(&self.waker);
-                let w = shared.stats.watch.register(
+                let w = shared.watch.register(
                     mask,
                     Box::new(move || {
                         let _ = waker.wake();
@@ -334,7 +322,8 @@ impl Worker {
 
     fn serve_udp(&mut self, i: usize) {
         let shared = &*self.shared;
-        let ctx = shared.context(shared.stats.worker(self.id));
+        // memcached's watch lines show a UDP request's socket as its `cfd`
+        let ctx = shared.context(shared.stats.worker(self.id), self.udp.fd(i));
         self.udp.serve(i, &ctx, &shared.limits);
     }
 }
