@@ -57,7 +57,6 @@ use common::random::{Differential, Rng};
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Flags both servers run with. memcached's LRU threads briefly hold items,
@@ -758,49 +757,6 @@ fn generate(seed: u64, steps: usize) -> Vec<Step> {
     (0..steps).map(|_| g.step()).collect()
 }
 
-// ------------------------------------------------------------- servers
-
-/// A spawned memcached with its stderr discarded (`verbosity` would
-/// otherwise fill an unread pipe), killed on drop.
-struct Memcached {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Memcached {
-    fn start() -> Memcached {
-        for _ in 0..5 {
-            let port = common::free_tcp_port();
-            let mut child = Command::new(common::MEMCACHED)
-                .args(["-u", "root", "-l", "127.0.0.1", "-U", "0", "-p"])
-                .arg(port.to_string())
-                .args(FLAGS)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn memcached");
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let up = common::eventually(Duration::from_secs(10), || {
-                matches!(child.try_wait(), Ok(None)) && TcpStream::connect(addr).is_ok()
-            });
-            if up {
-                return Memcached { child, addr };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("memcached did not start");
-    }
-}
-
-impl Drop for Memcached {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 // -------------------------------------------------------------- runner
 
 /// What one server answered to one step.
@@ -1057,9 +1013,9 @@ struct Mismatch {
 /// Plays `steps` against a fresh memcached and a fresh ferrocache; the
 /// first step whose replies differ, if any.
 fn replay(steps: &[Step]) -> Option<Mismatch> {
-    let memcached = Memcached::start();
+    let memcached = common::Server::memcached(FLAGS);
     let ferro = common::Server::ferrocache(FLAGS);
-    let mut m = Runner::new(memcached.addr);
+    let mut m = Runner::new(memcached.tcp_addr());
     let mut f = Runner::new(ferro.tcp_addr());
     for (index, step) in steps.iter().enumerate() {
         let rm = m.step(step);
@@ -1105,9 +1061,9 @@ fn report(seed: u64, steps: &[Step], m: &Mismatch) -> String {
         steps.len()
     );
     // Replay once more to show every step's replies.
-    let memcached = Memcached::start();
+    let memcached = common::Server::memcached(FLAGS);
     let ferro = common::Server::ferrocache(FLAGS);
-    let mut rm = Runner::new(memcached.addr);
+    let mut rm = Runner::new(memcached.tcp_addr());
     let mut rf = Runner::new(ferro.tcp_addr());
     for (i, step) in steps.iter().enumerate() {
         let a = rm.step(step);
@@ -1159,7 +1115,7 @@ impl Differential for Classic {
 
 #[test]
 fn differential_against_memcached() {
-    if !common::memcached_available("the differential test") {
+    if !common::Target::Memcached.available() {
         return;
     }
     common::random::run::<Classic>();
@@ -1194,7 +1150,7 @@ fn normalisation_keeps_cas_identity() {
 /// Plays fixed steps through the same machinery (regressions for what the
 /// random runs found).
 fn fixed(steps: &[&[u8]]) {
-    if !common::memcached_available("the differential test") {
+    if !common::Target::Memcached.available() {
         return;
     }
     let plan: Vec<Step> = steps

@@ -18,14 +18,15 @@ mod common;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::random::Rng;
-use common::{escape, eventually, free_tcp_port, is_root, Conn, Server, READ_TIMEOUT};
+use common::tools::{free_port, require, Process};
+use common::{escape, eventually, is_root, Conn, Server, Target, READ_TIMEOUT};
 
 // ------------------------------------------------------------ helpers
 
@@ -850,57 +851,27 @@ both!(eviction_and_expiry_race, &["-m", "4"]);
 
 // ------------------------------------------------- spawned ferrocache
 
-const BIN: &str = env!("CARGO_BIN_EXE_ferrocache");
-
-/// The built ferrocache binary as a child process, killed on drop.
-struct Spawned {
-    child: Child,
-    port: u16,
-}
+/// The built ferrocache binary as a child process (`common::tools::Process`),
+/// with what these tests read from /proc about it.
+struct Spawned(Process);
 
 impl Spawned {
     /// `ferrocache -u root -l 127.0.0.1 -p <free> -U 0 <args>`.
     fn start(args: &[&str]) -> Spawned {
-        let port = free_tcp_port();
-        let p = port.to_string();
-        let mut full = vec!["-u", "root", "-l", "127.0.0.1", "-p", &p, "-U", "0"];
-        full.extend_from_slice(args);
-        Spawned::start_exact(&full, port)
+        Spawned(Process::start(Target::Ferrocache, args))
     }
 
     /// Exactly these arguments; `port` is where it is expected to listen.
     fn start_exact(args: &[&str], port: u16) -> Spawned {
-        let child = Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ferrocache");
-        let mut s = Spawned { child, port };
-        let up = eventually(Duration::from_secs(10), || {
-            if let Ok(Some(status)) = s.child.try_wait() {
-                panic!("ferrocache {args:?} exited: {status}");
-            }
-            TcpStream::connect(("127.0.0.1", port)).is_ok_and(|mut c| {
-                c.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-                let _ = c.write_all(b"version\r\n");
-                drain(&mut c, Duration::from_millis(500))
-                    .0
-                    .starts_with(b"VERSION ")
-            })
-        });
-        assert!(up, "ferrocache {args:?} did not serve within 10 s");
-        s.port = port;
-        s
+        Spawned(Process::start_exact(Target::Ferrocache, args, port))
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.0.pid()
     }
 
     fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        self.0.addr()
     }
 
     fn connect(&self) -> Conn {
@@ -963,7 +934,7 @@ impl Spawned {
     /// The exit status, if the process exits within `limit` of `since`.
     fn exit_within(&mut self, since: Instant, limit: Duration) -> Option<ExitStatus> {
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.0.child().try_wait().unwrap() {
                 return Some(status);
             }
             if since.elapsed() > limit {
@@ -977,13 +948,6 @@ impl Spawned {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
             .unwrap()
             .count()
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -1051,11 +1015,8 @@ fn unread_multiget_replies_keep_memory_bounded() {
 /// are free.
 #[test]
 fn fd_exhaustion_neither_spins_nor_stops() {
-    if !std::path::Path::new("/usr/bin/prlimit").exists() {
-        if std::env::var_os("CI").is_some() {
-            panic!("prlimit (util-linux) is missing, and CI is set");
-        }
-        eprintln!("SKIPPED: prlimit not installed (apt-get install util-linux)");
+    let prlimit = std::path::Path::new("/usr/bin/prlimit").exists();
+    if !require("prlimit", prlimit, "util-linux") {
         return;
     }
     let server = Spawned::start(&["-t", "2", "-c", "1000"]);
@@ -1222,7 +1183,7 @@ fn sigterm_finishes_replies_in_flight() {
 /// port gets no answer.
 #[test]
 fn udp_off_without_flag() {
-    let port = free_tcp_port();
+    let port = free_port();
     let p = port.to_string();
     let server = Spawned::start_exact(&["-u", "root", "-p", &p], port);
     let inodes = server.socket_inodes();
@@ -1253,7 +1214,7 @@ fn udp_off_without_flag() {
 /// Without `-l`, every listening socket is on 127.0.0.1.
 #[test]
 fn default_listen_is_loopback() {
-    let port = free_tcp_port();
+    let port = free_port();
     let p = port.to_string();
     let server = Spawned::start_exact(&["-u", "root", "-p", &p, "-U", "0"], port);
     let inodes = server.socket_inodes();
@@ -1286,7 +1247,7 @@ fn user_flag_drops_root() {
         eprintln!("SKIPPED: not running as root; -u is only used by root");
         return;
     }
-    let port = free_tcp_port();
+    let port = free_port();
     let p = port.to_string();
     let server = Spawned::start_exact(
         &["-u", "nobody", "-l", "127.0.0.1", "-p", &p, "-U", "0"],

@@ -1023,7 +1023,7 @@ impl Differential for Meta {
 
 #[test]
 fn meta_differential_against_memcached() {
-    if !common::memcached_available("the meta differential test") {
+    if !common::Target::Memcached.available() {
         return;
     }
     common::random::run::<Meta>();

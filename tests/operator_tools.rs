@@ -15,32 +15,19 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::io::AsRawFd;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{eventually, free_tcp_port, is_root, stat_str, stat_u64, temp_path, Conn, Server};
+use common::tools::{require, Process};
+use common::{eventually, stat_str, stat_u64, temp_path, Conn, Server, Target};
 
 type Table = &'static [(&'static [u8], &'static [u8])];
 
 const MEMCACHED_TOOL: &str = "/usr/share/memcached/scripts/memcached-tool";
 const DAMEMTOP: &str = "/usr/share/memcached/scripts/damemtop";
 const MEMCSTAT: &str = "/usr/bin/memcstat";
-const FERROCACHE: &str = env!("CARGO_BIN_EXE_ferrocache");
-
-/// Whether an outside tool can run; otherwise a loud skip (a failure
-/// under CI).
-fn tool_or_skip(what: &str, available: bool, install: &str) -> bool {
-    if available {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{what} is not available, and CI is set: install {install}");
-    }
-    eprintln!("SKIPPED: {what} is not available ({install}); this test did not run");
-    false
-}
 
 fn perl_tool(path: &str) -> bool {
     Path::new(path).exists()
@@ -972,65 +959,38 @@ fn slow_watcher_gets_skipped_counts() {
 
 // -------------------------------------------------------------------- -vv
 
-/// Starts a server binary with `-vv` on a free port, stderr to a file.
+/// A server binary on a free port with its stderr in a log file, removed
+/// on drop.
 struct Verbose {
-    child: Child,
+    _process: Process,
     port: u16,
-    log: std::path::PathBuf,
+    log: PathBuf,
 }
 
 impl Drop for Verbose {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.log);
     }
 }
 
-fn start_verbose(bin: &str) -> Verbose {
-    start_logged(bin, "-vv")
+fn start_verbose(target: Target) -> Verbose {
+    start_logged(target, "-vv")
 }
 
 /// A server binary started with `flag` (`-vv`, or a harmless one such as
 /// `-C` to start quiet), stderr to a file.
-fn start_logged(bin: &str, flag: &str) -> Verbose {
-    start_logged_with(bin, &[flag])
+fn start_logged(target: Target, flag: &str) -> Verbose {
+    start_logged_with(target, &[flag])
 }
 
-fn start_logged_with(bin: &str, flags: &[&str]) -> Verbose {
-    let port = free_tcp_port();
+fn start_logged_with(target: Target, flags: &[&str]) -> Verbose {
     let log = temp_path("vv.log");
-    let file = std::fs::File::create(&log).expect("log file");
-    let mut args = vec![
-        "-p".to_string(),
-        port.to_string(),
-        "-l".into(),
-        "127.0.0.1".into(),
-        "-U".into(),
-        "0".into(),
-    ];
-    args.extend(flags.iter().map(|f| f.to_string()));
-    if is_root() {
-        args.extend(["-u".into(), "root".into()]);
+    let process = Process::start_logged(target, flags, &log);
+    Verbose {
+        port: process.port(),
+        _process: process,
+        log,
     }
-    let child = Command::new(bin)
-        .args(&args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(file)
-        .spawn()
-        .expect("spawn");
-    let v = Verbose { child, port, log };
-    assert!(
-        eventually(Duration::from_secs(10), || TcpStream::connect((
-            "127.0.0.1",
-            port
-        ))
-        .is_ok()),
-        "{bin} did not listen"
-    );
-    v
 }
 
 /// The `<fd …` / `>fd …` lines of one connection, fd replaced by `N`
@@ -1054,8 +1014,9 @@ fn conn_lines(log: &str, fd: &str) -> Vec<String> {
     first.map_or_else(Vec::new, |i| lines[i..].to_vec())
 }
 
-fn verbose_logs_commands_and_replies(bin: &str) {
-    let v = start_verbose(bin);
+fn verbose_logs_commands_and_replies(target: Target) {
+    let bin = target.program();
+    let v = start_verbose(target);
     // the listening probe above may have left its own lines: use a marker
     let mut s = TcpStream::connect(("127.0.0.1", v.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -1175,13 +1136,13 @@ fn verbose_logs_commands_and_replies(bin: &str) {
 
 #[test]
 fn verbose_logs_commands_and_replies_ferrocache() {
-    verbose_logs_commands_and_replies(FERROCACHE);
+    verbose_logs_commands_and_replies(Target::Ferrocache);
 }
 
 #[test]
 fn verbose_logs_commands_and_replies_memcached() {
-    if common::memcached_or_skip(&[]).is_some() {
-        verbose_logs_commands_and_replies(common::MEMCACHED);
+    if Target::Memcached.available() {
+        verbose_logs_commands_and_replies(Target::Memcached);
     }
 }
 
@@ -1193,7 +1154,7 @@ fn verbose_logs_commands_and_replies_memcached() {
 #[test]
 fn very_verbose_logs_state_changes() {
     let state_lines = |flag: &str| -> String {
-        let v = start_logged_with(FERROCACHE, &[flag, "-R", "2"]);
+        let v = start_logged_with(Target::Ferrocache, &[flag, "-R", "2"]);
         let mut s = TcpStream::connect(("127.0.0.1", v.port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let big = "v".repeat(200 * 1024);
@@ -1247,8 +1208,9 @@ fn very_verbose_logs_state_changes() {
 
 /// `verbosity 2` on a quiet server turns the -vv lines on from then on,
 /// and `stats settings` shows it (memcached caps the level at 2).
-fn verbosity_command_turns_logging_on(bin: &str) {
-    let v = start_logged(bin, "-C");
+fn verbosity_command_turns_logging_on(target: Target) {
+    let bin = target.program();
+    let v = start_logged(target, "-C");
     let mut s = TcpStream::connect(("127.0.0.1", v.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut roundtrip = |req: &str, want: &str| {
@@ -1287,13 +1249,13 @@ fn verbosity_command_turns_logging_on(bin: &str) {
 
 #[test]
 fn verbosity_command_turns_logging_on_ferrocache() {
-    verbosity_command_turns_logging_on(FERROCACHE);
+    verbosity_command_turns_logging_on(Target::Ferrocache);
 }
 
 #[test]
 fn verbosity_command_turns_logging_on_memcached() {
-    if common::memcached_or_skip(&[]).is_some() {
-        verbosity_command_turns_logging_on(common::MEMCACHED);
+    if Target::Memcached.available() {
+        verbosity_command_turns_logging_on(Target::Memcached);
     }
 }
 
@@ -1320,11 +1282,7 @@ fn tool(server: &Server, args: &[&str]) -> (String, String) {
 }
 
 fn have_tool() -> bool {
-    tool_or_skip(
-        MEMCACHED_TOOL,
-        perl_tool(MEMCACHED_TOOL),
-        "apt-get install memcached perl",
-    )
+    require(MEMCACHED_TOOL, perl_tool(MEMCACHED_TOOL), "memcached perl")
 }
 
 fn load_items(c: &mut Conn) {
@@ -1428,11 +1386,7 @@ both!(tool_dump_reloads, &[]);
 // ------------------------------------------------------- memcstat, damemtop
 
 fn memcstat_reads_stats(server: &Server) {
-    if !tool_or_skip(
-        MEMCSTAT,
-        Path::new(MEMCSTAT).exists(),
-        "apt-get install libmemcached-tools",
-    ) {
+    if !require(MEMCSTAT, Path::new(MEMCSTAT).exists(), "libmemcached-tools") {
         return;
     }
     load_items(&mut server.connect());
@@ -1457,10 +1411,10 @@ both!(memcstat_reads_stats, &[]);
 #[test]
 fn damemtop_shows_both_servers() {
     let script = Path::new("/usr/bin/script");
-    if !tool_or_skip(
+    if !require(
         DAMEMTOP,
         perl_tool(DAMEMTOP) && script.exists(),
-        "apt-get install memcached libanyevent-perl libyaml-perl libterm-readkey-perl bsdutils",
+        "memcached libanyevent-perl libyaml-perl libterm-readkey-perl bsdutils",
     ) {
         return;
     }
