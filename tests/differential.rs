@@ -550,8 +550,8 @@ impl Gen {
             })
             .collect();
         // 0x80 as the first byte of a connection switches memcached to the
-        // binary protocol, which ferrocache does not serve (README,
-        // "Differences from memcached").
+        // binary protocol, which ferrocache does not serve
+        // (docs/differences.md).
         if line.first() == Some(&0x80) {
             line[0] = b'?';
         }
@@ -639,7 +639,7 @@ impl Gen {
                 self.batch_read |= self.in_batch;
                 self.retrieval()
             }
-            // README, "Differences from memcached": ferrocache always pads a
+            // docs/differences.md: ferrocache always pads a
             // shorter incr/decr result in place; memcached only when no
             // reply still references the item, as a retrieval earlier in
             // the same read does. No arithmetic after one in a batch.
@@ -751,7 +751,7 @@ impl Replies {
                 Some((len, cas)) => {
                     let data_end = nl + 1 + len + 2;
                     let data = &rest[nl + 1..data_end];
-                    // README, "Differences from memcached": ferrocache pads
+                    // docs/differences.md: ferrocache pads
                     // a shorter incr/decr result with spaces in place;
                     // memcached does so only when nothing else holds the
                     // item at that instant (its LRU thread may), so it

@@ -15,15 +15,15 @@
 //!   compared; `t<n>` and `me`'s `exp=` (but for `-1`) may differ by 2 s;
 //!   a `t` of a deadline already past (2^32 minus a count of the server's
 //!   own clock) is not compared.
-//! - `me`'s `cls=` and `size=` (ferrocache's own storage: README,
-//!   "Differences from memcached").
+//! - `me`'s `cls=` and `size=` (ferrocache's own storage:
+//!   docs/differences.md).
 //! - whether a key is shown base64-encoded (`k<key> b`, `me`'s key): both
 //!   are compared as the raw key, since memcached 1.6.18 drops an item's
 //!   base64 mark on append, prepend and a lengthening incr, and then shows
 //!   the raw bytes (see `binary_key_mark_survives_append` in
 //!   meta_commands.rs for ferrocache's side).
 //! - a number an `incr`/`decr`/`ma` shrank in place: compared without its
-//!   space padding (README, "Differences from memcached").
+//!   space padding (docs/differences.md).
 //!
 //! - `h<0|1>` and `me`'s `fetch=`, unless `FERROCACHE_META_DIFF_STRICT=1`:
 //!   memcached 1.6.18 changes a number in place, keeping the item's fetched
@@ -34,7 +34,7 @@
 //!   always changes the number in place and keeps the mark.
 //!
 //! The generator avoids two inputs whose answers depend on memcached's
-//! internals (README, "Differences from memcached"): `T` on `ma` (memcached
+//! internals (docs/differences.md): `T` on `ma` (memcached
 //! 1.6.18 loses it when the number grows longer), and arithmetic after a
 //! retrieval in the same batch (memcached pads a number changed in place
 //! only when no reply still holds the item, and an append then makes the
@@ -258,8 +258,8 @@ impl Gen {
         } else {
             match self.rng.pick(b"cfhklqstuvIOOONNTTRRFFCCCCMMMMJJDD") {
                 // memcached 1.6.18 drops an `ma`'s T when the number grows
-                // longer (it updates the replaced item): README,
-                // "Differences from memcached"; `ttl_and_access` tests T
+                // longer (it updates the replaced item):
+                // docs/differences.md; `ttl_and_access` tests T
                 b'T' if verb == "ma" => b't',
                 letter => letter,
             }
@@ -271,7 +271,7 @@ impl Gen {
                 let mut o = self.opaque();
                 // memcached 1.6.18 carries out an `mg` or `ma` (touch,
                 // vivify, arithmetic) and refuses its over-long opaque
-                // after: README, "Differences from memcached";
+                // after: docs/differences.md;
                 // `refused_requests_change_nothing` tests ferrocache's side
                 if !fault || verb == "ma" || verb == "mg" {
                     o.truncate(31);
@@ -518,8 +518,8 @@ impl Gen {
             // memcached changes a number in place (space-padded) only when
             // no reply still holds the item: after a retrieval in the same
             // batch it makes a new, unpadded item instead, and a later
-            // append makes the two servers' values differ for good (README,
-            // "Differences from memcached")
+            // append makes the two servers' values differ for good
+            // (docs/differences.md)
             while retrieved && one.starts_with_any(&[b"ma", b"incr", b"decr"]) {
                 one = self.single();
             }

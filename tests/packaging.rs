@@ -487,8 +487,8 @@ struct Packages {
     rpm: PathBuf,
 }
 
-/// Builds both packages once per test run, with the script the README
-/// documents.
+/// Builds both packages once per test run, with the script
+/// docs/packaging.md documents.
 fn packages() -> &'static Packages {
     static BUILT: OnceLock<Result<Packages, String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
