@@ -169,20 +169,17 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// The flags that make either binary serve TCP on `port` of 127.0.0.1
+/// only, started as root or not.
+fn serve_flags(port: &str) -> [&str; 8] {
+    ["-u", "root", "-p", port, "-l", "127.0.0.1", "-U", "0"]
+}
+
 /// It serves on the port it was given, and SIGTERM stops it with status 0.
 fn serves_and_stops_on_sigterm(bin: &str) {
     let port = free_port();
     let child = Command::new(bin)
-        .args([
-            "-u",
-            "root",
-            "-p",
-            &port.to_string(),
-            "-l",
-            "127.0.0.1",
-            "-U",
-            "0",
-        ])
+        .args(serve_flags(&port.to_string()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -249,22 +246,10 @@ fn daemonize_with_pid_file(bin: &str) {
     let port = free_port();
     let pid_file = temp_path("daemon.pid");
     let mut guard = DaemonGuard(None, pid_file.clone());
-    let out = run(
-        bin,
-        &[
-            "-d",
-            "-P",
-            pid_file.to_str().unwrap(),
-            "-u",
-            "root",
-            "-p",
-            &port.to_string(),
-            "-l",
-            "127.0.0.1",
-            "-U",
-            "0",
-        ],
-    );
+    let port_arg = port.to_string();
+    let mut args = vec!["-d", "-P", pid_file.to_str().unwrap()];
+    args.extend(serve_flags(&port_arg));
+    let out = run(bin, &args);
     // stop whatever started, even if the assertions below fail
     let read_pid =
         || -> Option<u32> { std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok() };

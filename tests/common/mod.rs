@@ -259,6 +259,12 @@ pub fn escape(bytes: &[u8]) -> String {
     out
 }
 
+/// Where two byte strings first differ (0 when one is a prefix of the
+/// other), for failure messages.
+pub fn first_difference(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(0)
+}
+
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
@@ -393,11 +399,7 @@ impl Conn {
         }
         let got: Vec<u8> = self.pending.drain(..expected.len()).collect();
         if got != expected {
-            let at = got
-                .iter()
-                .zip(expected)
-                .position(|(a, b)| a != b)
-                .unwrap_or(0);
+            let at = first_difference(&got, expected);
             panic!(
                 "reply mismatch at byte {at}\n  expected: {}\n  received: {}",
                 escape(expected),
