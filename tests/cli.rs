@@ -12,23 +12,24 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{eventually, free_tcp_port, is_root, temp_path, MEMCACHED};
-
-const FERROCACHE: &str = env!("CARGO_BIN_EXE_ferrocache");
+use common::tools::free_port;
+use common::{eventually, is_root, temp_path};
 
 /// Runs one CLI test against the ferrocache binary and against memcached.
 macro_rules! cli {
     ($test:ident) => {
         mod $test {
+            use super::common::Target;
+
             #[test]
             fn ferrocache() {
-                super::$test(super::FERROCACHE);
+                super::$test(Target::Ferrocache.program());
             }
 
             #[test]
             fn memcached() {
-                if super::common::memcached_available("the reference half of this test") {
-                    super::$test(super::MEMCACHED);
+                if Target::Memcached.available() {
+                    super::$test(Target::Memcached.program());
                 }
             }
         }
@@ -168,7 +169,7 @@ fn root_needs_user(bin: &str) {
         eprintln!("not running as root: nothing to check");
         return;
     }
-    let port = free_tcp_port().to_string();
+    let port = free_port().to_string();
     let out = run(bin, &["-p", &port, "-l", "127.0.0.1", "-U", "0"]);
     assert_eq!(out.status.code(), Some(64), "stderr: {}", text(&out.stderr));
     let msg = text(&out.stderr);
@@ -220,20 +221,17 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// The flags that make either binary serve TCP on `port` of 127.0.0.1
+/// only, started as root or not.
+fn serve_flags(port: &str) -> [&str; 8] {
+    ["-u", "root", "-p", port, "-l", "127.0.0.1", "-U", "0"]
+}
+
 /// It serves on the port it was given, and SIGTERM stops it with status 0.
 fn serves_and_stops_on_sigterm(bin: &str) {
-    let port = free_tcp_port();
+    let port = free_port();
     let child = Command::new(bin)
-        .args([
-            "-u",
-            "root",
-            "-p",
-            &port.to_string(),
-            "-l",
-            "127.0.0.1",
-            "-U",
-            "0",
-        ])
+        .args(serve_flags(&port.to_string()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -297,25 +295,13 @@ impl Drop for DaemonGuard {
 /// -d detaches (the launching process exits 0), -P writes the daemon's
 /// pid, and that process serves until signalled.
 fn daemonize_with_pid_file(bin: &str) {
-    let port = free_tcp_port();
+    let port = free_port();
     let pid_file = temp_path("daemon.pid");
     let mut guard = DaemonGuard(None, pid_file.clone());
-    let out = run(
-        bin,
-        &[
-            "-d",
-            "-P",
-            pid_file.to_str().unwrap(),
-            "-u",
-            "root",
-            "-p",
-            &port.to_string(),
-            "-l",
-            "127.0.0.1",
-            "-U",
-            "0",
-        ],
-    );
+    let port_arg = port.to_string();
+    let mut args = vec!["-d", "-P", pid_file.to_str().unwrap()];
+    args.extend(serve_flags(&port_arg));
+    let out = run(bin, &args);
     // stop whatever started, even if the assertions below fail
     let read_pid =
         || -> Option<u32> { std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok() };

@@ -26,7 +26,8 @@
 //! the past or at least 1000 s ahead) and flush_all delays are 0, past or a
 //! day ahead, so replies never depend on timing.
 //!
-//! Reading replies: every step is sent followed by a sentinel
+//! Reading replies (the runner both differential testers share,
+//! `common::differential`): every step is sent followed by a sentinel
 //! (`set __sentinel__ …` with a per-step number, then `get __sentinel__`) and
 //! read until the sentinel's unique reply arrives (or the server closes).
 //! Steps are built so that they are always complete requests.
@@ -38,10 +39,12 @@
 //! Knobs (environment):
 //! - `FERROCACHE_DIFF_CASES=N`: number of cases (default 25, each a fresh
 //!   pair of servers and 150 steps).
-//! - `FERROCACHE_DIFF_SEED=S`: the first case's seed (case i uses S+i);
-//!   `random` picks one from the clock. Default: a fixed seed, so that CI
-//!   is deterministic.
+//! - `FERROCACHE_DIFF_SEED=S`: the first case's seed (the later cases'
+//!   are derived from it, and a failing case prints its own); `random`
+//!   picks one from the clock. Default: a fixed seed, so that CI is
+//!   deterministic.
 //! - `FERROCACHE_DIFF_STEPS=N`: steps per case (default 150).
+//! - `FERROCACHE_DIFF_SHOW=1`: print every step and memcached's reply.
 //! - `FERROCACHE_DIFF_SKIP_KNOWN=1`: avoid the inputs behind differences
 //!   already found (regression tests at the end of this file), so that a
 //!   long run reports new ones.
@@ -52,92 +55,15 @@
 
 mod common;
 
-use common::escape;
-use common::random::{Differential, Rng};
-use std::collections::HashMap;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use common::differential::{self, CasRef, Differential, Normaliser, Part, Step, Uniques};
+use common::random::Rng;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Flags both servers run with. memcached's LRU threads briefly hold items,
-/// and a held number is rewritten as a new unpadded item instead of in
-/// place: without them, whether memcached pads depends only on the requests.
-const FLAGS: &[&str] = &[
-    "-m",
-    "64",
-    "-I",
-    "1m",
-    "-o",
-    "no_lru_maintainer,no_lru_crawler",
-];
 /// memcached's item size limit at `-I 1m`, minus its 59-byte item header
 /// (with cas): `key + bytes` above this is "object too large".
 const MAX_KEY_PLUS_VALUE: usize = 1024 * 1024 - 59;
-const DEFAULT_SEED: u64 = 0x5eed_f00d_2026_0006;
-const DEFAULT_CASES: u64 = 25;
-const DEFAULT_STEPS: usize = 150;
-/// How long one step may take before its reply counts as missing.
-const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
 // ------------------------------------------------------------ commands
-
-/// Which cas unique a `cas` command sends, resolved per server at run time
-/// from that server's own earlier replies.
-#[derive(Clone, Copy, Debug)]
-enum CasRef {
-    /// The unique this server last showed for the key (real, unless the
-    /// item changed since: then stale).
-    Latest(usize),
-    /// The n-th distinct unique this server has shown (usually stale).
-    Seen(usize),
-}
-
-#[derive(Clone, Debug)]
-enum Part {
-    Bytes(Vec<u8>),
-    Cas(CasRef),
-}
-
-/// One step: bytes (with cas placeholders) sent in one write.
-#[derive(Clone, Debug, Default)]
-struct Step {
-    parts: Vec<Part>,
-    /// It may make the server close the connection (quit, an HTTP request
-    /// line): sent without the sentinel first, see [`Runner::step`].
-    may_close: bool,
-    /// It is a line memcached takes for HTTP (an unknown command ending in
-    /// `HTTP/…`): memcached closes at once and drops the replies to the
-    /// requests before it in the same read that it has not sent yet (not
-    /// those to gets), where ferrocache sends them. So it never follows
-    /// other requests in a step.
-    http: bool,
-}
-
-impl Step {
-    fn push(&mut self, bytes: impl AsRef<[u8]>) {
-        if let Some(Part::Bytes(b)) = self.parts.last_mut() {
-            b.extend_from_slice(bytes.as_ref());
-        } else {
-            self.parts.push(Part::Bytes(bytes.as_ref().to_vec()));
-        }
-    }
-
-    fn push_cas(&mut self, r: CasRef) {
-        self.parts.push(Part::Cas(r));
-    }
-
-    fn append(&mut self, other: Step) {
-        self.may_close |= other.may_close;
-        self.http |= other.http;
-        for p in other.parts {
-            match p {
-                Part::Bytes(b) => self.push(b),
-                Part::Cas(r) => self.push_cas(r),
-            }
-        }
-    }
-}
 
 /// The keys commands use. Index 0.. are valid; `KEY_251` is one byte too
 /// long.
@@ -170,6 +96,12 @@ struct Gen {
     batch_read: bool,
     /// An immediate flush_all was generated (see `misc`).
     flushed: bool,
+    /// The request just generated is a line memcached takes for HTTP (an
+    /// unknown command ending in `HTTP/…`): memcached closes at once and
+    /// drops the replies to the requests before it in the same read that
+    /// it has not sent yet (not those to gets), where ferrocache sends
+    /// them. So it never follows other requests in a step.
+    http: bool,
 }
 
 impl Gen {
@@ -185,6 +117,7 @@ impl Gen {
             in_batch: false,
             batch_read: false,
             flushed: false,
+            http: false,
             skip_known: std::env::var("FERROCACHE_DIFF_SKIP_KNOWN").is_ok_and(|v| v == "1"),
         }
     }
@@ -594,7 +527,7 @@ impl Gen {
             _ => {
                 s.may_close = true;
                 let line = self.rng.pick(&["quit", "quit now", "GET / HTTP/1.1"]);
-                s.http = line.ends_with("HTTP/1.1");
+                self.http = line.ends_with("HTTP/1.1");
                 line.into()
             }
         };
@@ -617,8 +550,8 @@ impl Gen {
             })
             .collect();
         // 0x80 as the first byte of a connection switches memcached to the
-        // binary protocol, which ferrocache does not serve (README,
-        // "Differences from memcached").
+        // binary protocol, which ferrocache does not serve
+        // (docs/differences.md).
         if line.first() == Some(&0x80) {
             line[0] = b'?';
         }
@@ -690,7 +623,7 @@ impl Gen {
                 let t = self.rng.pick(ANY);
                 // An unknown command ending in HTTP/… closes the connection.
                 s.may_close |= t.starts_with("HTTP/");
-                s.http |= t.starts_with("HTTP/");
+                self.http |= t.starts_with("HTTP/");
                 s.push(t);
             }
         }
@@ -699,13 +632,14 @@ impl Gen {
     }
 
     fn one(&mut self) -> Step {
+        self.http = false;
         match self.rng.below(100) {
             0..=37 => self.storage(),
             38..=57 => {
                 self.batch_read |= self.in_batch;
                 self.retrieval()
             }
-            // README, "Differences from memcached": ferrocache always pads a
+            // docs/differences.md: ferrocache always pads a
             // shorter incr/decr result in place; memcached only when no
             // reply still references the item, as a retrieval earlier in
             // the same read does. No arithmetic after one in a batch.
@@ -741,7 +675,7 @@ impl Gen {
                     break;
                 }
                 let next = self.one();
-                if next.http {
+                if self.http {
                     break;
                 }
                 s.append(next);
@@ -753,223 +687,36 @@ impl Gen {
     }
 }
 
-fn generate(seed: u64, steps: usize) -> Vec<Step> {
-    let mut g = Gen::new(seed);
-    (0..steps).map(|_| g.step()).collect()
-}
+// ----------------------------------------------------------- replies
 
-// ------------------------------------------------------------- servers
-
-/// A spawned memcached with its stderr discarded (`verbosity` would
-/// otherwise fill an unread pipe), killed on drop.
-struct Memcached {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Memcached {
-    fn start() -> Memcached {
-        for _ in 0..5 {
-            let port = common::free_tcp_port();
-            let mut child = Command::new(common::MEMCACHED)
-                .args(["-u", "root", "-l", "127.0.0.1", "-U", "0", "-p"])
-                .arg(port.to_string())
-                .args(FLAGS)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn memcached");
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let up = common::eventually(Duration::from_secs(10), || {
-                matches!(child.try_wait(), Ok(None)) && TcpStream::connect(addr).is_ok()
-            });
-            if up {
-                return Memcached { child, addr };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("memcached did not start");
-    }
-}
-
-impl Drop for Memcached {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// -------------------------------------------------------------- runner
-
-/// What one server answered to one step.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Reply {
-    /// The bytes before the sentinel's reply.
-    raw: Vec<u8>,
-    /// The server closed the connection (the sentinel got no reply).
-    closed: bool,
-    /// Neither the sentinel's reply nor a close came in time.
-    timed_out: bool,
-    /// `raw` with cas uniques and version text normalised.
-    normal: Vec<u8>,
-    /// The exact bytes sent.
-    sent: Vec<u8>,
-}
-
-/// One server's side of a run: its connection and what it showed so far.
-struct Runner {
-    addr: SocketAddr,
-    conn: Option<TcpStream>,
+/// How the classic tester reads one server's replies.
+struct Replies {
     keys: Vec<Vec<u8>>,
-    /// Last unique shown per key.
-    latest: HashMap<Vec<u8>, u64>,
-    /// Distinct uniques in the order first shown.
-    seen: Vec<u64>,
-    order: HashMap<u64, usize>,
-    counter: u64,
+    uniques: Uniques,
 }
 
-impl Runner {
-    fn new(addr: SocketAddr) -> Runner {
-        Runner {
-            addr,
-            conn: None,
+impl Normaliser for Replies {
+    fn new() -> Replies {
+        Replies {
             keys: key_pool(),
-            latest: HashMap::new(),
-            seen: Vec::new(),
-            order: HashMap::new(),
-            counter: 0,
+            uniques: Uniques::default(),
         }
     }
 
-    fn resolve(&self, step: &Step) -> Vec<u8> {
-        let mut out = Vec::new();
-        for p in &step.parts {
-            match p {
-                Part::Bytes(b) => out.extend_from_slice(b),
-                Part::Cas(r) => {
-                    let v = match *r {
-                        CasRef::Latest(k) => self.latest.get(&self.keys[k]).copied(),
-                        CasRef::Seen(n) if !self.seen.is_empty() => {
-                            Some(self.seen[n % self.seen.len()])
-                        }
-                        CasRef::Seen(_) => None,
-                    };
-                    // Never shown one: a unique no server reaches in a run.
-                    let v = v.unwrap_or(1 << 62);
-                    out.extend_from_slice(v.to_string().as_bytes());
-                }
-            }
-        }
-        out
+    fn uniques(&self) -> &Uniques {
+        &self.uniques
     }
 
-    fn step(&mut self, step: &Step) -> Reply {
-        let sent = self.resolve(step);
-        self.counter += 1;
-        let mark = format!("{:08}", self.counter);
-        let sentinel = format!("set __sentinel__ 0 0 8\r\n{mark}\r\nget __sentinel__\r\n");
-        let tail = format!("STORED\r\nVALUE __sentinel__ 0 8\r\n{mark}\r\nEND\r\n");
-        if self.conn.is_none() {
-            let c = TcpStream::connect(self.addr).expect("connect");
-            c.set_nodelay(true).unwrap();
-            self.conn = Some(c);
-        }
-        let conn = self.conn.as_mut().unwrap();
-        conn.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let mut raw = Vec::new();
-        let mut written = 0;
-        let mut closed = false;
-        let mut timed_out = false;
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut bytes = sent.clone();
-        if step.may_close {
-            // A server that closes with unread input resets the connection,
-            // and a reset discards replies the client has not read yet: send
-            // the sentinel only once the server has shown it stays open.
-            let _ = conn.write_all(&sent);
-            written = sent.len();
-            conn.set_read_timeout(Some(Duration::from_millis(300)))
-                .unwrap();
-            loop {
-                match conn.read(&mut buf) {
-                    Ok(0) => {
-                        closed = true;
-                        break;
-                    }
-                    Ok(n) => raw.extend_from_slice(&buf[..n]),
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                        break
-                    }
-                    Err(_) => {
-                        closed = true;
-                        break;
-                    }
-                }
-            }
-        }
-        bytes.extend_from_slice(sentinel.as_bytes());
-        // Write and read at once: a large value may be answered (or the
-        // connection closed) before all of it is written.
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        conn.set_nonblocking(true).unwrap();
-        while !closed {
-            if written < bytes.len() {
-                match conn.write(&bytes[written..]) {
-                    Ok(n) => written += n,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    // The server closed; what it sent is still readable.
-                    Err(_) => written = bytes.len(),
-                }
-            }
-            match conn.read(&mut buf) {
-                Ok(0) => {
-                    closed = true;
-                    break;
-                }
-                Ok(n) => {
-                    raw.extend_from_slice(&buf[..n]);
-                    if raw.ends_with(tail.as_bytes()) {
-                        raw.truncate(raw.len() - tail.len());
-                        break;
-                    }
-                    continue;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => {
-                    closed = true;
-                    break;
-                }
-            }
-            if Instant::now() > deadline {
-                timed_out = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_micros(50));
-        }
-        if closed || timed_out {
-            self.conn = None;
-        }
-        let normal = self.normalise(&raw);
-        Reply {
-            raw,
-            closed,
-            timed_out,
-            normal,
-            sent,
-        }
+    fn normalise(&mut self, raw: &[u8], _step: &Step) -> (Vec<u8>, Vec<i64>) {
+        (self.normal_text(raw), Vec::new())
     }
+}
 
+impl Replies {
     /// Splits a reply into lines and data blocks; replaces cas uniques by
     /// their order of first appearance and version text by a placeholder,
     /// remembering the uniques for later `cas` steps.
-    fn normalise(&mut self, raw: &[u8]) -> Vec<u8> {
+    fn normal_text(&mut self, raw: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         let mut rest = raw;
         while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
@@ -1004,7 +751,7 @@ impl Runner {
                 Some((len, cas)) => {
                     let data_end = nl + 1 + len + 2;
                     let data = &rest[nl + 1..data_end];
-                    // README, "Differences from memcached": ferrocache pads
+                    // docs/differences.md: ferrocache pads
                     // a shorter incr/decr result with spaces in place;
                     // memcached does so only when nothing else holds the
                     // item at that instant (its LRU thread may), so it
@@ -1024,13 +771,9 @@ impl Runner {
                     out.extend_from_slice(fields[2]);
                     out.extend_from_slice(format!(" {shown}").as_bytes());
                     if let Some(cas) = cas {
-                        let next = self.order.len();
-                        let ord = *self.order.entry(cas).or_insert(next);
-                        if ord == self.seen.len() {
-                            self.seen.push(cas);
-                        }
-                        self.latest.insert(fields[1].to_vec(), cas);
-                        out.extend_from_slice(format!(" #{ord}").as_bytes());
+                        let key = self.keys.iter().position(|k| k == fields[1]);
+                        let name = self.uniques.name(cas, key);
+                        out.extend_from_slice(format!(" {name}").as_bytes());
                     }
                     out.extend_from_slice(b"\r\n");
                     out.extend_from_slice(&data[..shown]);
@@ -1048,166 +791,54 @@ impl Runner {
     }
 }
 
-struct Mismatch {
-    index: usize,
-    memcached: Reply,
-    ferrocache: Reply,
-}
-
-/// Plays `steps` against a fresh memcached and a fresh ferrocache; the
-/// first step whose replies differ, if any.
-fn replay(steps: &[Step]) -> Option<Mismatch> {
-    let memcached = Memcached::start();
-    let ferro = common::Server::ferrocache(FLAGS);
-    let mut m = Runner::new(memcached.addr);
-    let mut f = Runner::new(ferro.tcp_addr());
-    for (index, step) in steps.iter().enumerate() {
-        let rm = m.step(step);
-        let rf = f.step(step);
-        if rm.timed_out {
-            panic!(
-                "memcached did not finish step {index} within {STEP_TIMEOUT:?}: the generator \
-                 made an incomplete request (a bug in this test)\n  sent: {}\n  got: {}",
-                escape(&rm.sent),
-                escape(&rm.raw)
-            );
-        }
-        if (rm.normal.as_slice(), rm.closed, rm.timed_out)
-            != (rf.normal.as_slice(), rf.closed, rf.timed_out)
-        {
-            return Some(Mismatch {
-                index,
-                memcached: rm,
-                ferrocache: rf,
-            });
-        }
-    }
-    None
-}
-
-fn describe(reply: &Reply) -> String {
-    let mut s = escape(&reply.raw);
-    if reply.closed {
-        s.push_str(" <connection closed>");
-    }
-    if reply.timed_out {
-        s.push_str(" <no complete reply within the step timeout>");
-    }
-    s
-}
-
-fn report(seed: u64, steps: &[Step], m: &Mismatch) -> String {
-    let mut out = format!(
-        "differential mismatch, case seed {seed} (rerun: FERROCACHE_DIFF_SEED={seed} \
-         FERROCACHE_DIFF_CASES=1 cargo test --release --test differential -- --nocapture)\n\
-         reduced to {} step(s); each step is sent in one write, followed by a sentinel \
-         (set/get __sentinel__) not shown:\n",
-        steps.len()
-    );
-    // Replay once more to show every step's replies.
-    let memcached = Memcached::start();
-    let ferro = common::Server::ferrocache(FLAGS);
-    let mut rm = Runner::new(memcached.addr);
-    let mut rf = Runner::new(ferro.tcp_addr());
-    for (i, step) in steps.iter().enumerate() {
-        let a = rm.step(step);
-        let b = rf.step(step);
-        out.push_str(&format!("  step {i}: {}\n", escape(&a.sent)));
-        if b.sent != a.sent {
-            out.push_str(&format!("    (to ferrocache: {})\n", escape(&b.sent)));
-        }
-        out.push_str(&format!("    memcached:  {}\n", describe(&a)));
-        out.push_str(&format!("    ferrocache: {}\n", describe(&b)));
-    }
-    out.push_str(&format!(
-        "first difference at step {}:\n  memcached:  {}\n  ferrocache: {}\n",
-        m.index,
-        describe(&m.memcached),
-        describe(&m.ferrocache)
-    ));
-    out
-}
-
-/// The classic-command tester, for `common::random::run`.
+/// The classic-command tester, for `common::differential::run`.
 struct Classic;
 
 impl Differential for Classic {
-    type Step = Step;
-    type Mismatch = Mismatch;
+    type Normaliser = Replies;
     const LABEL: &'static str = "differential";
+    const TEST: &'static str = "differential";
     const ENV: &'static str = "FERROCACHE_DIFF";
-    const DEFAULT_SEED: u64 = DEFAULT_SEED;
-    const DEFAULT_CASES: u64 = DEFAULT_CASES;
-    const DEFAULT_STEPS: usize = DEFAULT_STEPS;
+    const DEFAULT_SEED: u64 = 0x5eed_f00d_2026_0006;
+    const DEFAULT_CASES: u64 = 25;
+    const DEFAULT_STEPS: usize = 150;
 
     fn generate(seed: u64, steps: usize) -> Vec<Step> {
-        generate(seed, steps)
-    }
-
-    fn replay(steps: &[Step]) -> Option<Mismatch> {
-        replay(steps)
-    }
-
-    fn index(m: &Mismatch) -> usize {
-        m.index
-    }
-
-    fn report(seed: u64, steps: &[Step], m: &Mismatch) -> String {
-        report(seed, steps, m)
+        let mut g = Gen::new(seed);
+        (0..steps).map(|_| g.step()).collect()
     }
 }
 
 #[test]
 fn differential_against_memcached() {
-    if !common::memcached_available("the differential test") {
-        return;
-    }
-    common::random::run::<Classic>();
+    differential::run::<Classic>();
 }
 
 /// The tester's own normalisation: equal uniques map to equal names, a
 /// fresh unique to a fresh name, and only inside VALUE lines.
 #[test]
 fn normalisation_keeps_cas_identity() {
-    let mut r = Runner::new(SocketAddr::from(([127, 0, 0, 1], 1)));
-    let a = r.normalise(b"VALUE a 0 1 77\r\nx\r\nVALUE b 0 2 99\r\n77\r\nEND\r\n");
+    let mut r = Replies::new();
+    let a = r.normal_text(b"VALUE a 0 1 77\r\nx\r\nVALUE b 0 2 99\r\n77\r\nEND\r\n");
     assert_eq!(
         a,
         b"VALUE a 0 1 #0\r\nx\r\nVALUE b 0 2 #1\r\n77\r\nEND\r\n".to_vec()
     );
-    let b = r.normalise(b"VALUE b 0 1 77\r\ny\r\nVERSION 1.2\r\n");
+    let b = r.normal_text(b"VALUE b 0 1 77\r\ny\r\nVERSION 1.2\r\n");
     assert_eq!(b, b"VALUE b 0 1 #0\r\ny\r\nVERSION <version>\r\n".to_vec());
-    assert_eq!(r.latest.get(&b"b"[..]), Some(&77));
-    assert_eq!(r.seen, vec![77, 99]);
+    // b is the key pool's item 1
+    assert_eq!(r.uniques.latest.get(&1), Some(&77));
+    assert_eq!(r.uniques.seen, vec![77, 99]);
     // A padded number compares as the number; other spaces count.
-    let p = r.normalise(b"VALUE n 0 5\r\n8    \r\nVALUE t 0 3\r\na  \r\nEND\r\n");
+    let p = r.normal_text(b"VALUE n 0 5\r\n8    \r\nVALUE t 0 3\r\na  \r\nEND\r\n");
     assert_eq!(
         p,
         b"VALUE n 0 1\r\n8\r\nVALUE t 0 3\r\na  \r\nEND\r\n".to_vec()
     );
     // Different uniques in the same places give different text.
-    let mut other = Runner::new(SocketAddr::from(([127, 0, 0, 1], 1)));
-    let c = other.normalise(b"VALUE a 0 1 5\r\nx\r\nVALUE b 0 2 5\r\n77\r\nEND\r\n");
+    let mut other = Replies::new();
+    let c = other.normal_text(b"VALUE a 0 1 5\r\nx\r\nVALUE b 0 2 5\r\n77\r\nEND\r\n");
     assert_ne!(c, a);
-}
-
-/// Plays fixed steps through the same machinery (regressions for what the
-/// random runs found).
-fn fixed(steps: &[&[u8]]) {
-    if !common::memcached_available("the differential test") {
-        return;
-    }
-    let plan: Vec<Step> = steps
-        .iter()
-        .map(|b| {
-            let mut s = Step::default();
-            s.push(b);
-            s
-        })
-        .collect();
-    if let Some(m) = replay(&plan) {
-        panic!("{}", report(0, &plan[..=m.index], &m));
-    }
 }
 
 /// Found by the random runs: memcached reads `flush_all <unix time before
@@ -1216,7 +847,7 @@ fn fixed(steps: &[&[u8]]) {
 /// flush.)
 #[test]
 fn flush_all_with_absolute_time_in_the_past() {
-    fixed(&[
+    differential::fixed::<Classic>(&[
         b"set fa 0 0 1\r\n1\r\n",
         b"flush_all 2592001\r\n",
         b"get fa\r\n",
@@ -1232,5 +863,5 @@ fn flush_all_with_absolute_time_in_the_past() {
 #[test]
 fn gat_touches_keys_before_an_overlong_key() {
     let line = format!("gat -1 g {}\r\n", "K".repeat(251));
-    fixed(&[b"set g 0 0 1\r\n1\r\n", line.as_bytes(), b"get g\r\n"]);
+    differential::fixed::<Classic>(&[b"set g 0 0 1\r\n1\r\n", line.as_bytes(), b"get g\r\n"]);
 }

@@ -16,16 +16,13 @@
 mod common;
 
 use common::tools::{
-    args, drain, free_port, have_pymemcache, on_path, payload, require, run, snapshot, Run, Target,
-    TempDir, PYTHON,
+    args, have_pymemcache, on_path, payload, require, run, Process, Run, Target, TempDir, PYTHON,
 };
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const MEMCACHED_TOOL: &str = "/usr/share/memcached/scripts/memcached-tool";
 const PERL: &str = "/usr/bin/perl";
@@ -34,10 +31,10 @@ const PYMEMCACHE_SCRIPT: &str = concat!(
     "/tests/interop/pymemcache_roundtrip.py"
 );
 
-/// The flags every server here gets; the expectations below follow from them.
-const COMMON_FLAGS: [&str; 8] = ["-U", "0", "-t", "2", "-m", "64", "-l", "127.0.0.1"];
+/// The flags every server here gets besides the launcher's (`-l 127.0.0.1
+/// -U 0`, see `Process::start`); the expectations below follow from them.
+const COMMON_FLAGS: [&str; 4] = ["-t", "2", "-m", "64"];
 const MAXBYTES: u64 = 64 * 1024 * 1024;
-const STARTUP: Duration = Duration::from_secs(5);
 
 // ---------------------------------------------------------------------------
 // Which tools are here (the servers: common::tools::Target)
@@ -56,87 +53,16 @@ fn have_memcached_tool() -> bool {
 // Servers
 // ---------------------------------------------------------------------------
 
-/// A spawned server process; killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    target: Target,
+fn start(target: Target) -> Process {
+    start_with(target, &[])
 }
 
-impl Server {
-    fn start(target: Target) -> Server {
-        Server::start_with(target, &[])
-    }
-
-    /// Spawns `target` with `-u root -p PORT` + COMMON_FLAGS + `extra` and
-    /// waits (bounded) until it accepts TCP connections. A server that exits
-    /// first, for instance because another process took the port, is retried
-    /// on a new port.
-    fn start_with(target: Target, extra: &[&str]) -> Server {
-        let mut failures = Vec::new();
-        for _attempt in 0..3 {
-            let port = free_port();
-            let port_arg = port.to_string();
-            // -u is needed when running as root, like memcached; it is ignored otherwise.
-            let mut args = vec!["-u", "root", "-p", port_arg.as_str()];
-            args.extend_from_slice(&COMMON_FLAGS);
-            args.extend_from_slice(extra);
-            let mut child = Command::new(target.program())
-                .args(&args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("spawn {} {args:?}: {e}", target.program()));
-            let (stderr, reader) = drain(child.stderr.take().expect("piped stderr"));
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let deadline = Instant::now() + STARTUP;
-            loop {
-                if let Ok(Some(status)) = child.try_wait() {
-                    let _ = reader.join(); // all of stderr, up to EOF
-                    failures.push(format!(
-                        "{} {args:?} exited with {status} before accepting connections; stderr:\n{}",
-                        target.program(),
-                        snapshot(&stderr)
-                    ));
-                    break;
-                }
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                    return Server {
-                        child,
-                        port,
-                        target,
-                    };
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let _ = reader.join();
-                    panic!(
-                        "{} {args:?} did not accept connections within {STARTUP:?}; stderr:\n{}",
-                        target.program(),
-                        snapshot(&stderr)
-                    );
-                }
-                thread::sleep(Duration::from_millis(20));
-            }
-        }
-        panic!(
-            "could not start {target:?} in 3 attempts:\n{}",
-            failures.join("\n")
-        );
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `target` with the launcher's `-u root -l 127.0.0.1 -p PORT -U 0`, then
+/// COMMON_FLAGS and `extra`, once it answers.
+fn start_with(target: Target, extra: &[&str]) -> Process {
+    let mut args = COMMON_FLAGS.to_vec();
+    args.extend_from_slice(extra);
+    Process::start(target, &args)
 }
 
 // ---------------------------------------------------------------------------
@@ -150,9 +76,9 @@ struct Raw {
 }
 
 impl Raw {
-    fn connect(server: &Server) -> Raw {
+    fn connect(server: &Process) -> Raw {
         let stream = TcpStream::connect(server.addr())
-            .unwrap_or_else(|e| panic!("connect {:?} at {}: {e}", server.target, server.addr()));
+            .unwrap_or_else(|e| panic!("connect {:?} at {}: {e}", server.target(), server.addr()));
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .expect("read timeout");
@@ -240,8 +166,8 @@ fn parse_memccapable(run: &Run) -> CapableReport {
     }
 }
 
-fn run_memccapable(server: &Server) -> Run {
-    let port = server.port.to_string();
+fn run_memccapable(server: &Process) -> Run {
+    let port = server.port().to_string();
     // -a: ASCII protocol only; -t 5: per-operation timeout, so a hang fails.
     run(
         "memccapable",
@@ -254,7 +180,7 @@ fn check_memccapable(target: Target) {
     if !target.available() || !have_libmemcached_tool("memccapable") {
         return;
     }
-    let server = Server::start(target);
+    let server = start(target);
     let run = run_memccapable(&server);
     let report = parse_memccapable(&run);
     let _ = writeln!(
@@ -297,9 +223,9 @@ fn check_memccapable(target: Target) {
 // pymemcache
 // ---------------------------------------------------------------------------
 
-fn run_pymemcache_script(servers: &[Server]) -> Run {
+fn run_pymemcache_script(servers: &[Process]) -> Run {
     let mut argv = vec![PYMEMCACHE_SCRIPT.to_string()];
-    argv.extend(servers.iter().map(Server::addr));
+    argv.extend(servers.iter().map(|s| s.addr().to_string()));
     run(PYTHON, &argv, &[])
 }
 
@@ -307,11 +233,7 @@ fn check_pymemcache(target: Target) {
     if !target.available() || !have_pymemcache("pymemcache") {
         return;
     }
-    let servers = [
-        Server::start(target),
-        Server::start(target),
-        Server::start(target),
-    ];
+    let servers = [start(target), start(target), start(target)];
     let run = run_pymemcache_script(&servers);
     run.assert_success();
     assert!(
@@ -372,7 +294,7 @@ const GENERAL_STATS: [&str; 16] = [
 ];
 
 /// Puts the server in a known state: 5 items, 2 hits, 1 miss. Returns its version.
-fn known_state(server: &Server) -> String {
+fn known_state(server: &Process) -> String {
     let mut raw = Raw::connect(server);
     for i in 0..5 {
         raw.set(&format!("stat:{i}"), 0, format!("value {i}").as_bytes());
@@ -409,14 +331,14 @@ fn check_memcstat(target: Target) {
     if !target.available() || !have_libmemcached_tool("memcstat") {
         return;
     }
-    let server = Server::start(target);
+    let server = start(target);
     let version = known_state(&server);
-    let (run, sections) = memcstat(&server.addr());
+    let (run, sections) = memcstat(&server.addr().to_string());
     let transcript = run.transcript();
     assert_eq!(sections.len(), 1, "one server section:\n{transcript}");
     assert_eq!(
         sections[0].0,
-        format!("127.0.0.1 ({})", server.port),
+        format!("127.0.0.1 ({})", server.port()),
         "server header:\n{transcript}"
     );
     assert_known_stats(&sections[0].1, &version, &transcript);
@@ -430,7 +352,7 @@ fn check_memccp_memccat_memcrm(target: Target) {
     {
         return;
     }
-    let server = Server::start(target);
+    let server = start(target);
     let servers = format!("--servers={}", server.addr());
     let dir = TempDir::new("memccp");
     let file = dir.path("payload.bin");
@@ -512,7 +434,7 @@ fn check_memccp_memccat_memcrm(target: Target) {
 
 /// memcached-tool's tables: a `#HOST:PORT Field Value` header, then one
 /// right-aligned `name value` row per stat.
-fn parse_memcached_tool(run: &Run, server: &Server) -> BTreeMap<String, String> {
+fn parse_memcached_tool(run: &Run, server: &Process) -> BTreeMap<String, String> {
     let out = run.stdout();
     let mut lines = out.lines();
     let header = lines.next().unwrap_or_default();
@@ -538,9 +460,13 @@ fn check_memcached_tool_stats(target: Target) {
     if !target.available() || !have_memcached_tool() {
         return;
     }
-    let server = Server::start(target);
+    let server = start(target);
     let version = known_state(&server);
-    let run = run(MEMCACHED_TOOL, &[server.addr(), "stats".into()], &[]);
+    let run = run(
+        MEMCACHED_TOOL,
+        &[server.addr().to_string(), "stats".into()],
+        &[],
+    );
     run.assert_success();
     let stats = parse_memcached_tool(&run, &server);
     assert_known_stats(&stats, &version, &run.transcript());
@@ -550,15 +476,19 @@ fn check_memcached_tool_settings(target: Target) {
     if !target.available() || !have_memcached_tool() {
         return;
     }
-    let server = Server::start(target);
-    let run = run(MEMCACHED_TOOL, &[server.addr(), "settings".into()], &[]);
+    let server = start(target);
+    let run = run(
+        MEMCACHED_TOOL,
+        &[server.addr().to_string(), "settings".into()],
+        &[],
+    );
     run.assert_success();
     let settings = parse_memcached_tool(&run, &server);
     // Each follows from a flag given (-m 64 -t 2 -p PORT -U 0) or a default.
     let expect = [
         ("maxbytes", MAXBYTES.to_string()),
         ("maxconns", "1024".to_string()),
-        ("tcpport", server.port.to_string()),
+        ("tcpport", server.port().to_string()),
         ("udpport", "0".to_string()),
         ("num_threads", "2".to_string()),
         ("item_size_max", "1048576".to_string()),
@@ -638,7 +568,7 @@ mod against_memcached {
         if !Target::Memcached.available() || !have_libmemcached_tool("memccapable") {
             return;
         }
-        let server = Server::start_with(Target::Memcached, &["-F"]);
+        let server = start_with(Target::Memcached, &["-F"]);
         let run = run_memccapable(&server);
         let report = parse_memccapable(&run);
         assert!(
@@ -667,9 +597,9 @@ mod against_memcached {
             return;
         }
         let servers = [
-            Server::start_with(Target::Memcached, &["-I", "4m", "-t", "4"]),
-            Server::start(Target::Memcached),
-            Server::start(Target::Memcached),
+            start_with(Target::Memcached, &["-I", "4m", "-t", "4"]),
+            start(Target::Memcached),
+            start(Target::Memcached),
         ];
         let run = run_pymemcache_script(&servers);
         assert!(

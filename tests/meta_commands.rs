@@ -761,7 +761,7 @@ fn newer_flags_e_and_x() {
 }
 
 /// Where ferrocache deliberately answers otherwise than memcached 1.6.18
-/// (README, "Differences from memcached"), so against ferrocache alone: a
+/// (docs/differences.md), so against ferrocache alone: a
 /// refused `mg` or `ma` changes nothing, and `ma`'s `T` applies also when
 /// the number grows longer.
 #[test]

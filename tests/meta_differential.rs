@@ -15,15 +15,15 @@
 //!   compared; `t<n>` and `me`'s `exp=` (but for `-1`) may differ by 2 s;
 //!   a `t` of a deadline already past (2^32 minus a count of the server's
 //!   own clock) is not compared.
-//! - `me`'s `cls=` and `size=` (ferrocache's own storage: README,
-//!   "Differences from memcached").
+//! - `me`'s `cls=` and `size=` (ferrocache's own storage:
+//!   docs/differences.md).
 //! - whether a key is shown base64-encoded (`k<key> b`, `me`'s key): both
 //!   are compared as the raw key, since memcached 1.6.18 drops an item's
 //!   base64 mark on append, prepend and a lengthening incr, and then shows
 //!   the raw bytes (see `binary_key_mark_survives_append` in
 //!   meta_commands.rs for ferrocache's side).
 //! - a number an `incr`/`decr`/`ma` shrank in place: compared without its
-//!   space padding (README, "Differences from memcached").
+//!   space padding (docs/differences.md).
 //!
 //! - `h<0|1>` and `me`'s `fetch=`, unless `FERROCACHE_META_DIFF_STRICT=1`:
 //!   memcached 1.6.18 changes a number in place, keeping the item's fetched
@@ -34,7 +34,7 @@
 //!   always changes the number in place and keeps the mark.
 //!
 //! The generator avoids two inputs whose answers depend on memcached's
-//! internals (README, "Differences from memcached"): `T` on `ma` (memcached
+//! internals (docs/differences.md): `T` on `ma` (memcached
 //! 1.6.18 loses it when the number grows longer), and arithmetic after a
 //! retrieval in the same batch (memcached pads a number changed in place
 //! only when no reply still holds the item, and an append then makes the
@@ -46,10 +46,12 @@
 //! thresholds are far from them, so no answer depends on a clock tick.
 //!
 //! Each step (one request, or a pipelined batch ending in `mn` or not) is
-//! sent in one write followed by a sentinel (`set` and `get` of a key the
-//! steps never use) and read until the sentinel's reply. On a mismatch the
-//! tester keeps the shortest failing prefix, drops every step it can while
-//! the run still fails, and prints the steps with both servers' replies.
+//! sent, by the runner both differential testers share
+//! (`common::differential`), in one write followed by a sentinel (`set`
+//! and `get` of a key the steps never use) and read until the sentinel's
+//! reply. On a mismatch the tester keeps the shortest failing prefix, drops
+//! every step it can while the run still fails, and prints the steps with
+//! both servers' replies.
 //!
 //! Knobs (environment): `FERROCACHE_META_DIFF_CASES` (default 12 cases, a
 //! fresh pair of servers each), `FERROCACHE_META_DIFF_STEPS` (default 120),
@@ -62,25 +64,10 @@
 
 mod common;
 
-use common::random::{Differential, Rng};
-use common::{escape, Server};
+use common::differential::{self, CasRef, Differential, Normaliser, Part, Step, Uniques};
+use common::random::Rng;
 use std::collections::HashMap;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
 
-const FLAGS: &[&str] = &[
-    "-m",
-    "64",
-    "-I",
-    "1m",
-    "-o",
-    "no_lru_maintainer,no_lru_crawler",
-];
-const DEFAULT_SEED: u64 = 0x6d65_7461_2026_0005;
-const DEFAULT_CASES: u64 = 12;
-const DEFAULT_STEPS: usize = 120;
-const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How far apart two TTLs may be and still count as the same.
 const TTL_SLACK: i64 = 2;
 
@@ -183,53 +170,6 @@ fn b64(data: &[u8]) -> Vec<u8> {
 
 // --------------------------------------------------------------- steps
 
-/// Which cas unique to send, resolved per server from its own replies.
-#[derive(Clone, Copy, Debug)]
-enum CasRef {
-    /// The unique this server last showed for the item.
-    Latest(usize),
-    /// The n-th distinct unique this server has shown.
-    Seen(usize),
-}
-
-#[derive(Clone, Debug)]
-enum Part {
-    Bytes(Vec<u8>),
-    Cas(CasRef),
-}
-
-/// Bytes (with cas placeholders) sent in one write, and the item the
-/// replies' `c` flags belong to when it is one request about one item.
-#[derive(Clone, Debug, Default)]
-struct Step {
-    parts: Vec<Part>,
-    item: Option<usize>,
-}
-
-impl Step {
-    fn push(&mut self, bytes: impl AsRef<[u8]>) {
-        if let Some(Part::Bytes(b)) = self.parts.last_mut() {
-            b.extend_from_slice(bytes.as_ref());
-        } else {
-            self.parts.push(Part::Bytes(bytes.as_ref().to_vec()));
-        }
-    }
-
-    /// Whether the step's first bytes are one of `verbs`.
-    fn starts_with_any(&self, verbs: &[&[u8]]) -> bool {
-        matches!(self.parts.first(), Some(Part::Bytes(b)) if verbs.iter().any(|v| b.starts_with(v)))
-    }
-
-    fn append(&mut self, other: Step) {
-        for p in other.parts {
-            match p {
-                Part::Bytes(b) => self.push(b),
-                cas => self.parts.push(cas),
-            }
-        }
-    }
-}
-
 struct Gen {
     rng: Rng,
     forms: Vec<KeyForm>,
@@ -318,8 +258,8 @@ impl Gen {
         } else {
             match self.rng.pick(b"cfhklqstuvIOOONNTTRRFFCCCCMMMMJJDD") {
                 // memcached 1.6.18 drops an `ma`'s T when the number grows
-                // longer (it updates the replaced item): README,
-                // "Differences from memcached"; `ttl_and_access` tests T
+                // longer (it updates the replaced item):
+                // docs/differences.md; `ttl_and_access` tests T
                 b'T' if verb == "ma" => b't',
                 letter => letter,
             }
@@ -331,7 +271,7 @@ impl Gen {
                 let mut o = self.opaque();
                 // memcached 1.6.18 carries out an `mg` or `ma` (touch,
                 // vivify, arithmetic) and refuses its over-long opaque
-                // after: README, "Differences from memcached";
+                // after: docs/differences.md;
                 // `refused_requests_change_nothing` tests ferrocache's side
                 if !fault || verb == "ma" || verb == "mg" {
                     o.truncate(31);
@@ -358,10 +298,10 @@ impl Gen {
             }),
             b'C' => match (self.rng.below(6), item) {
                 _ if fault => s.push(self.rng.pick(&["abc", "-1", "", "1x"])),
-                (0..=2, Some(i)) => s.parts.push(Part::Cas(CasRef::Latest(i))),
+                (0..=2, Some(i)) => s.push_cas(CasRef::Latest(i)),
                 (3, _) => {
                     let n = self.rng.below(64);
-                    s.parts.push(Part::Cas(CasRef::Seen(n)));
+                    s.push_cas(CasRef::Seen(n));
                 }
                 _ => s.push(self.rng.pick(&["0", "1", "99999"])),
             },
@@ -487,7 +427,7 @@ impl Gen {
             2 => {
                 let value = self.value();
                 s.push(format!("cas {key} 0 0 {} ", value.len()));
-                s.parts.push(Part::Cas(CasRef::Latest(item)));
+                s.push_cas(CasRef::Latest(item));
                 s.push(b"\r\n");
                 s.push(value);
                 s.push(b"\r\n");
@@ -578,8 +518,8 @@ impl Gen {
             // memcached changes a number in place (space-padded) only when
             // no reply still holds the item: after a retrieval in the same
             // batch it makes a new, unpadded item instead, and a later
-            // append makes the two servers' values differ for good (README,
-            // "Differences from memcached")
+            // append makes the two servers' values differ for good
+            // (docs/differences.md)
             while retrieved && one.starts_with_any(&[b"ma", b"incr", b"decr"]) {
                 one = self.single();
             }
@@ -623,63 +563,24 @@ fn quiet_flag(b: &mut Vec<u8>) {
     }
 }
 
-fn generate(seed: u64, steps: usize) -> Vec<Step> {
-    let mut g = Gen::new(seed);
-    (0..steps).map(|_| g.step()).collect()
-}
+// ----------------------------------------------------------- replies
 
-// -------------------------------------------------------------- runner
-
-#[derive(Clone, Debug)]
-struct Reply {
-    raw: Vec<u8>,
-    closed: bool,
-    timed_out: bool,
-    /// `raw` normalised.
-    normal: Vec<u8>,
-    /// TTLs taken out of `normal` (compared with slack).
-    ttls: Vec<i64>,
-    sent: Vec<u8>,
-}
-
-impl Reply {
-    fn agrees(&self, other: &Reply) -> bool {
-        self.normal == other.normal
-            && self.closed == other.closed
-            && self.timed_out == other.timed_out
-            && self.ttls.len() == other.ttls.len()
-            && self
-                .ttls
-                .iter()
-                .zip(&other.ttls)
-                .all(|(a, b)| (a - b).abs() <= TTL_SLACK)
-    }
-}
-
-struct Runner {
-    addr: SocketAddr,
-    conn: Option<TcpStream>,
+/// How the meta tester reads one server's replies.
+struct Replies {
+    uniques: Uniques,
+    /// The classic keys' items, for their `VALUE` lines.
     classic: HashMap<Vec<u8>, usize>,
-    latest: HashMap<usize, u64>,
-    seen: Vec<u64>,
-    order: HashMap<u64, usize>,
-    counter: u64,
-    /// The base64 key forms, decoded (see [`Runner::key_bytes`]).
+    /// The base64 key forms, decoded (see [`Replies::key_bytes`]).
     decoded: HashMap<Vec<u8>, Vec<u8>>,
     /// `FERROCACHE_META_DIFF_STRICT=1`: compare `h` and `me`'s `fetch=`.
     strict: bool,
 }
 
-impl Runner {
-    fn new(addr: SocketAddr) -> Runner {
-        Runner {
-            addr,
-            conn: None,
+impl Normaliser for Replies {
+    fn new() -> Replies {
+        Replies {
+            uniques: Uniques::default(),
             classic: classic_keys().into_iter().collect(),
-            latest: HashMap::new(),
-            seen: Vec::new(),
-            order: HashMap::new(),
-            counter: 0,
             decoded: key_forms()
                 .into_iter()
                 .filter(|f| f.base64 && f.item.is_some())
@@ -689,6 +590,16 @@ impl Runner {
         }
     }
 
+    fn uniques(&self) -> &Uniques {
+        &self.uniques
+    }
+
+    fn normalise(&mut self, raw: &[u8], step: &Step) -> (Vec<u8>, Vec<i64>) {
+        self.normal_text(raw, step.item)
+    }
+}
+
+impl Replies {
     /// A key as a reply shows it, as raw bytes: `k` tokens and `me` lines
     /// show a key base64-encoded when the item was stored with `b`, and
     /// memcached 1.6.18 forgets that mark on append, prepend and an incr
@@ -701,102 +612,9 @@ impl Runner {
         }
     }
 
-    fn resolve(&self, step: &Step) -> Vec<u8> {
-        let mut out = Vec::new();
-        for p in &step.parts {
-            match p {
-                Part::Bytes(b) => out.extend_from_slice(b),
-                Part::Cas(r) => {
-                    let v = match *r {
-                        CasRef::Latest(i) => self.latest.get(&i).copied(),
-                        CasRef::Seen(n) if !self.seen.is_empty() => {
-                            Some(self.seen[n % self.seen.len()])
-                        }
-                        CasRef::Seen(_) => None,
-                    };
-                    let v = v.unwrap_or(1 << 40);
-                    out.extend_from_slice(v.to_string().as_bytes());
-                }
-            }
-        }
-        out
-    }
-
-    fn step(&mut self, step: &Step) -> Reply {
-        let sent = self.resolve(step);
-        self.counter += 1;
-        let mark = format!("{:08}", self.counter);
-        let sentinel = format!("set __sentinel__ 0 0 8\r\n{mark}\r\nget __sentinel__\r\n");
-        let tail = format!("STORED\r\nVALUE __sentinel__ 0 8\r\n{mark}\r\nEND\r\n");
-        if self.conn.is_none() {
-            let c = TcpStream::connect(self.addr).expect("connect");
-            c.set_nodelay(true).unwrap();
-            c.set_read_timeout(Some(Duration::from_millis(100)))
-                .unwrap();
-            self.conn = Some(c);
-        }
-        let conn = self.conn.as_mut().unwrap();
-        let mut bytes = sent.clone();
-        bytes.extend_from_slice(sentinel.as_bytes());
-        let mut raw = Vec::new();
-        let mut closed = false;
-        let mut timed_out = false;
-        // requests are small (a few KiB): one write fits the socket buffer
-        if conn.write_all(&bytes).is_err() {
-            closed = true;
-        }
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        let mut buf = vec![0u8; 64 * 1024];
-        while !closed {
-            match conn.read(&mut buf) {
-                Ok(0) => closed = true,
-                Ok(n) => {
-                    raw.extend_from_slice(&buf[..n]);
-                    if raw.ends_with(tail.as_bytes()) {
-                        raw.truncate(raw.len() - tail.len());
-                        break;
-                    }
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    if Instant::now() > deadline {
-                        timed_out = true;
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => closed = true,
-            }
-        }
-        if closed || timed_out {
-            self.conn = None;
-        }
-        let (normal, ttls) = self.normalise(&raw, step.item);
-        Reply {
-            raw,
-            closed,
-            timed_out,
-            normal,
-            ttls,
-            sent,
-        }
-    }
-
-    /// The name of unique `cas` in this server's run, learning it.
-    fn cas_name(&mut self, cas: u64, item: Option<usize>) -> String {
-        if let Some(i) = item {
-            self.latest.insert(i, cas);
-        }
-        let next = self.order.len();
-        let ord = *self.order.entry(cas).or_insert(next);
-        if ord == self.seen.len() {
-            self.seen.push(cas);
-        }
-        format!("#{ord}")
-    }
-
     /// Lines and data blocks with cas uniques, timings and storage details
     /// replaced (see the module comment), and the TTLs taken out.
-    fn normalise(&mut self, raw: &[u8], item: Option<usize>) -> (Vec<u8>, Vec<i64>) {
+    fn normal_text(&mut self, raw: &[u8], item: Option<usize>) -> (Vec<u8>, Vec<i64>) {
         let mut out = Vec::new();
         let mut ttls = Vec::new();
         let mut rest = raw;
@@ -819,7 +637,7 @@ impl Runner {
                     let key_item = self.classic.get(fields[1]).copied();
                     words.extend(fields[..4].iter().map(|f| f.to_vec()));
                     if let Some(cas) = fields.get(4).and_then(|f| number(f)) {
-                        words.push(self.cas_name(cas as u64, key_item).into_bytes());
+                        words.push(self.uniques.name(cas as u64, key_item).into_bytes());
                     }
                 }
                 b"HD" | b"VA" | b"EN" | b"NS" | b"EX" | b"NF" => {
@@ -838,7 +656,7 @@ impl Runner {
                         let w = match (f.first(), arg) {
                             (Some(b'c'), Some(0)) => f.to_vec(),
                             (Some(b'c'), Some(cas)) => {
-                                format!("c{}", self.cas_name(cas as u64, item)).into_bytes()
+                                format!("c{}", self.uniques.name(cas as u64, item)).into_bytes()
                             }
                             (Some(b'l'), Some(_)) => b"l~".to_vec(),
                             (Some(b'h'), Some(_)) if !self.strict => b"h~".to_vec(),
@@ -872,7 +690,7 @@ impl Runner {
                             (b"la" | b"cls" | b"size", _) => [name, b"=~"].concat(),
                             (b"fetch", _) if !self.strict => b"fetch=~".to_vec(),
                             (b"cas", Some(cas)) => {
-                                format!("cas={}", self.cas_name(cas as u64, item)).into_bytes()
+                                format!("cas={}", self.uniques.name(cas as u64, item)).into_bytes()
                             }
                             _ => f.to_vec(),
                         };
@@ -914,128 +732,37 @@ impl Runner {
     }
 }
 
-struct Mismatch {
-    index: usize,
-    memcached: Reply,
-    ferrocache: Reply,
-}
-
-fn replay(steps: &[Step]) -> Option<Mismatch> {
-    let memcached = Server::memcached(FLAGS);
-    let ferro = Server::ferrocache(FLAGS);
-    let mut m = Runner::new(memcached.tcp_addr());
-    let mut f = Runner::new(ferro.tcp_addr());
-    let show = std::env::var_os("FERROCACHE_META_DIFF_SHOW").is_some();
-    for (index, step) in steps.iter().enumerate() {
-        let rm = m.step(step);
-        let rf = f.step(step);
-        if show {
-            eprintln!("{index}: {}\n  -> {}", escape(&rm.sent), escape(&rm.raw));
-        }
-        assert!(
-            !rm.timed_out,
-            "memcached did not finish step {index}: the generator made an incomplete \
-             request (a bug in this test)\n  sent: {}\n  got: {}",
-            escape(&rm.sent),
-            escape(&rm.raw)
-        );
-        if !rm.agrees(&rf) {
-            return Some(Mismatch {
-                index,
-                memcached: rm,
-                ferrocache: rf,
-            });
-        }
-    }
-    None
-}
-
-fn describe(reply: &Reply) -> String {
-    let mut s = escape(&reply.raw);
-    if reply.closed {
-        s.push_str(" <connection closed>");
-    }
-    if reply.timed_out {
-        s.push_str(" <no complete reply>");
-    }
-    s
-}
-
-fn report(seed: u64, steps: &[Step], m: &Mismatch) -> String {
-    let mut out = format!(
-        "meta differential mismatch, case seed {seed} (rerun: FERROCACHE_META_DIFF_SEED={seed} \
-         FERROCACHE_META_DIFF_CASES=1 cargo test --release --test meta_differential -- \
-         --nocapture)\nreduced to {} step(s), each sent in one write and followed by a \
-         sentinel set/get (not shown):\n",
-        steps.len()
-    );
-    let memcached = Server::memcached(FLAGS);
-    let ferro = Server::ferrocache(FLAGS);
-    let mut rm = Runner::new(memcached.tcp_addr());
-    let mut rf = Runner::new(ferro.tcp_addr());
-    for (i, step) in steps.iter().enumerate() {
-        let a = rm.step(step);
-        let b = rf.step(step);
-        out.push_str(&format!("  step {i}: {}\n", escape(&a.sent)));
-        if b.sent != a.sent {
-            out.push_str(&format!("    (to ferrocache: {})\n", escape(&b.sent)));
-        }
-        out.push_str(&format!("    memcached:  {}\n", describe(&a)));
-        out.push_str(&format!("    ferrocache: {}\n", describe(&b)));
-    }
-    out.push_str(&format!(
-        "first difference at step {}:\n  memcached:  {}\n  ferrocache: {}\n",
-        m.index,
-        describe(&m.memcached),
-        describe(&m.ferrocache)
-    ));
-    out
-}
-
-/// The meta-command tester, for `common::random::run`.
+/// The meta-command tester, for `common::differential::run`.
 struct Meta;
 
 impl Differential for Meta {
-    type Step = Step;
-    type Mismatch = Mismatch;
+    type Normaliser = Replies;
     const LABEL: &'static str = "meta differential";
+    const TEST: &'static str = "meta_differential";
     const ENV: &'static str = "FERROCACHE_META_DIFF";
-    const DEFAULT_SEED: u64 = DEFAULT_SEED;
-    const DEFAULT_CASES: u64 = DEFAULT_CASES;
-    const DEFAULT_STEPS: usize = DEFAULT_STEPS;
+    const DEFAULT_SEED: u64 = 0x6d65_7461_2026_0005;
+    const DEFAULT_CASES: u64 = 12;
+    const DEFAULT_STEPS: usize = 120;
+    const TTL_SLACK: i64 = TTL_SLACK;
 
     fn generate(seed: u64, steps: usize) -> Vec<Step> {
-        generate(seed, steps)
-    }
-
-    fn replay(steps: &[Step]) -> Option<Mismatch> {
-        replay(steps)
-    }
-
-    fn index(m: &Mismatch) -> usize {
-        m.index
-    }
-
-    fn report(seed: u64, steps: &[Step], m: &Mismatch) -> String {
-        report(seed, steps, m)
+        let mut g = Gen::new(seed);
+        (0..steps).map(|_| g.step()).collect()
     }
 }
 
 #[test]
 fn meta_differential_against_memcached() {
-    if !common::memcached_available("the meta differential test") {
-        return;
-    }
-    common::random::run::<Meta>();
+    differential::run::<Meta>();
 }
 
 /// The normalisation itself: uniques keep their identity, timings and
 /// storage details are masked, TTLs are taken out for the slack compare.
 #[test]
 fn normalisation_keeps_cas_identity() {
-    let mut r = Runner::new(SocketAddr::from(([127, 0, 0, 1], 1)));
+    let mut r = Replies::new();
     r.strict = true;
-    let (a, t) = r.normalise(
+    let (a, t) = r.normal_text(
         b"HD c77 t99 l3 O1\r\nVA 2 c99 kc5\r\n9 \r\nEN\r\nVALUE a 0 1 77\r\nx\r\nNS c0\r\n",
         Some(0),
     );
@@ -1044,9 +771,9 @@ fn normalisation_keeps_cas_identity() {
         b"HD c#0 t~ l~ O1\r\nVA 1 c#1 kc5\r\n9\r\nEN\r\nVALUE a 0 1 #0\r\nx\r\nNS c0\r\n".to_vec()
     );
     assert_eq!(t, vec![99]);
-    assert_eq!(r.latest.get(&0), Some(&77));
-    assert_eq!(r.seen, vec![77, 99]);
-    let (me, t) = r.normalise(
+    assert_eq!(r.uniques.latest.get(&0), Some(&77));
+    assert_eq!(r.uniques.seen, vec![77, 99]);
+    let (me, t) = r.normal_text(
         b"ME a exp=-1 la=5 cas=99 fetch=no cls=1 size=63\r\nME b exp=-98 la=0 cas=5 fetch=yes cls=2 size=70\r\n",
         None,
     );
@@ -1056,10 +783,10 @@ fn normalisation_keeps_cas_identity() {
     );
     assert_eq!(t, vec![-98]);
     // different uniques in the same places read differently
-    let mut other = Runner::new(SocketAddr::from(([127, 0, 0, 1], 1)));
-    let (b, _) = other.normalise(b"HD c5 t99 l3 O1\r\nVA 2 c5 kc5\r\n9 \r\n", None);
+    let mut other = Replies::new();
+    let (b, _) = other.normal_text(b"HD c5 t99 l3 O1\r\nVA 2 c5 kc5\r\n9 \r\n", None);
     assert!(!a.starts_with(&b));
-    let x = Reply {
+    let x = differential::Reply {
         raw: vec![],
         closed: false,
         timed_out: false,
@@ -1069,9 +796,9 @@ fn normalisation_keeps_cas_identity() {
     };
     let mut y = x.clone();
     y.ttls = vec![98];
-    assert!(x.agrees(&y));
+    assert!(x.agrees(&y, TTL_SLACK));
     y.ttls = vec![97];
-    assert!(!x.agrees(&y));
+    assert!(!x.agrees(&y, TTL_SLACK));
 }
 
 /// The generator's own key forms: base64 forms decode to their item's

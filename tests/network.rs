@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{escape, eventually, stat_u64, Server, READ_TIMEOUT};
+use common::{escape, eventually, first_difference, stat_u64, Server, READ_TIMEOUT};
 
 /// Many requests in one write are all answered, in order.
 fn pipelining(server: &Server) {
@@ -111,11 +111,7 @@ fn slow_read(stream: &mut TcpStream, expected: &[u8], chunk: usize, pause: Durat
         thread::sleep(pause);
     }
     if got != expected {
-        let at = got
-            .iter()
-            .zip(expected)
-            .position(|(a, b)| a != b)
-            .unwrap_or(0);
+        let at = first_difference(&got, expected);
         panic!(
             "large reply differs at byte {at}: got {} expected {}",
             escape(&got[at.saturating_sub(20)..(at + 40).min(got.len())]),

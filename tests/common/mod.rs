@@ -9,21 +9,21 @@
 // Each test file uses a different subset of this module.
 #![allow(dead_code)]
 
+pub mod differential;
 pub mod random;
 pub mod tools;
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The reference server.
-pub const MEMCACHED: &str = "/usr/bin/memcached";
+pub use tools::Target;
+use tools::{flag_value, Process};
 
 /// How long any single expectation may wait for bytes.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -71,24 +71,13 @@ macro_rules! table {
     };
 }
 
-/// Whether the reference memcached is installed. When it is not: under CI
-/// (`CI` set) a panic, never a silent pass; otherwise a loud note that
-/// `what` did not run, and false.
-pub fn memcached_available(what: &str) -> bool {
-    if Path::new(MEMCACHED).exists() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{MEMCACHED} is not installed, and CI is set: {what} must run");
-    }
-    eprintln!("SKIPPED: memcached not installed at {MEMCACHED}; {what} did not run (apt-get install memcached)");
-    false
-}
-
-/// The reference memcached started with `args`, or `None` (and a loud note)
-/// when it is not installed (see [`memcached_available`]).
+/// The reference memcached started with `args`, or `None` when it is not
+/// installed (a loud note, or a panic under CI: see
+/// [`Target::available`]).
 pub fn memcached_or_skip(args: &[&str]) -> Option<Server> {
-    memcached_available("the reference half of this test").then(|| Server::memcached(args))
+    Target::Memcached
+        .available()
+        .then(|| Server::memcached(args))
 }
 
 /// Whether the tests run as root (the uid from /proc).
@@ -103,21 +92,14 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Which implementation a [`Server`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Ferrocache,
-    Memcached,
-}
-
 /// A running server under test, stopped on drop.
 pub struct Server {
-    kind: Kind,
+    target: Target,
     tcp: Option<SocketAddr>,
     udp: Option<SocketAddr>,
     unix: Option<PathBuf>,
     handle: Option<ferrocache::ServerHandle>,
-    child: Option<Child>,
+    process: Option<Process>,
 }
 
 impl Server {
@@ -146,98 +128,39 @@ impl Server {
         };
         let udp = handle.udp_addrs().first().copied();
         Server {
-            kind: Kind::Ferrocache,
+            target: Target::Ferrocache,
             tcp,
             udp,
             unix,
             handle: Some(handle),
-            child: None,
+            process: None,
         }
     }
 
     /// A spawned `/usr/bin/memcached -u root -l 127.0.0.1 -p <free> -U 0
-    /// <args>`, returned once it accepts connections.
+    /// <args>` (see [`Process::start`]), returned once it answers.
     pub fn memcached(args: &[&str]) -> Server {
+        let process = Process::start(Target::Memcached, args);
         let unix = flag_value(args, "-s").map(PathBuf::from);
         let udp_port: Option<u16> = flag_value(args, "-U")
             .map(|p| p.parse().expect("-U takes a port"))
             .filter(|&p| p != 0);
-        let mut last_error = String::new();
-        // A port picked by binding :0 may be taken again before memcached
-        // binds it; try a few fresh ones.
-        for _attempt in 0..5 {
-            let port = free_tcp_port();
-            let mut cmd = Command::new(MEMCACHED);
-            cmd.args([
-                "-u",
-                "root",
-                "-l",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                "0",
-            ])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-            let mut child = cmd.spawn().expect("spawn memcached");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if let Some(status) = child.try_wait().expect("try_wait") {
-                    let mut err = String::new();
-                    if let Some(mut e) = child.stderr.take() {
-                        let _ = e.read_to_string(&mut err);
-                    }
-                    last_error = format!("memcached {args:?} exited with {status}: {err}");
-                    break;
-                }
-                // Ready once it answers a request (so the probe connection
-                // is fully accounted for in its stats before the test runs).
-                let ready = match &unix {
-                    Some(path) => UnixStream::connect(path).is_ok_and(|s| {
-                        s.set_read_timeout(Some(READ_TIMEOUT)).is_ok() && probe_version(s)
-                    }),
-                    None => TcpStream::connect(("127.0.0.1", port)).is_ok_and(|s| {
-                        s.set_read_timeout(Some(READ_TIMEOUT)).is_ok() && probe_version(s)
-                    }),
-                };
-                if ready {
-                    return Server {
-                        kind: Kind::Memcached,
-                        tcp: if unix.is_some() {
-                            None
-                        } else {
-                            Some(SocketAddr::from(([127, 0, 0, 1], port)))
-                        },
-                        udp: udp_port.map(|p| SocketAddr::from(([127, 0, 0, 1], p))),
-                        unix,
-                        handle: None,
-                        child: Some(child),
-                    };
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("memcached {args:?} did not accept connections within 10 s");
-                }
-                thread::sleep(Duration::from_millis(5));
-            }
-            if unix.is_some() || udp_port.is_some() {
-                // The caller chose those addresses; a new TCP port won't help.
-                break;
-            }
+        Server {
+            target: Target::Memcached,
+            tcp: unix.is_none().then(|| process.addr()),
+            udp: udp_port.map(|p| SocketAddr::from(([127, 0, 0, 1], p))),
+            unix,
+            handle: None,
+            process: Some(process),
         }
-        panic!("could not start memcached: {last_error}");
     }
 
-    pub fn kind(&self) -> Kind {
-        self.kind
+    pub fn target(&self) -> Target {
+        self.target
     }
 
     pub fn is_memcached(&self) -> bool {
-        self.kind == Kind::Memcached
+        self.target == Target::Memcached
     }
 
     pub fn tcp_addr(&self) -> SocketAddr {
@@ -273,16 +196,14 @@ impl Server {
 
     /// The process id of a spawned memcached.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.id())
+        self.process.as_ref().map(Process::pid)
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        // A spawned memcached stops as its `Process` drops.
+        self.process = None;
         if let Some(handle) = self.handle.take() {
             // Bounded: a shutdown that hangs must fail the test, not the suite.
             let (tx, rx) = mpsc::channel();
@@ -299,26 +220,6 @@ impl Drop for Server {
             let _ = std::fs::remove_file(path);
         }
     }
-}
-
-/// Whether a server answers `version` on this fresh connection.
-fn probe_version<S: Read + Write>(mut s: S) -> bool {
-    let mut buf = [0u8; 64];
-    s.write_all(b"version\r\n").is_ok()
-        && matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"VERSION "))
-}
-
-/// The value following `flag` in `args` (`-U 1234` → `1234`).
-fn flag_value<'a>(args: &[&'a str], flag: &str) -> Option<&'a str> {
-    args.iter()
-        .position(|a| *a == flag)
-        .and_then(|i| args.get(i + 1).copied())
-}
-
-/// A TCP port that was free a moment ago on 127.0.0.1.
-pub fn free_tcp_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind :0");
-    l.local_addr().unwrap().port()
 }
 
 /// A UDP port that was free a moment ago on 127.0.0.1.
@@ -356,6 +257,12 @@ pub fn escape(bytes: &[u8]) -> String {
         out.push_str(&format!("… ({} bytes in all)", bytes.len()));
     }
     out
+}
+
+/// Where two byte strings first differ (0 when one is a prefix of the
+/// other), for failure messages.
+pub fn first_difference(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(0)
 }
 
 pub enum Stream {
@@ -492,11 +399,7 @@ impl Conn {
         }
         let got: Vec<u8> = self.pending.drain(..expected.len()).collect();
         if got != expected {
-            let at = got
-                .iter()
-                .zip(expected)
-                .position(|(a, b)| a != b)
-                .unwrap_or(0);
+            let at = first_difference(&got, expected);
             panic!(
                 "reply mismatch at byte {at}\n  expected: {}\n  received: {}",
                 escape(expected),
@@ -687,7 +590,7 @@ fn names(stats: &[(String, String)]) -> Vec<&str> {
 /// sent.
 pub fn transcript<R: AsRef<[u8]>, E: AsRef<[u8]>>(server: &Server, steps: &[(R, E)]) {
     let mut conn = server.connect();
-    let kind = server.kind();
+    let target = server.target();
     for (i, (request, reply)) in steps.iter().enumerate() {
         let (request, reply) = (request.as_ref(), reply.as_ref());
         let step = std::panic::AssertUnwindSafe(|| {
@@ -700,7 +603,7 @@ pub fn transcript<R: AsRef<[u8]>, E: AsRef<[u8]>>(server: &Server, steps: &[(R, 
         });
         if let Err(e) = std::panic::catch_unwind(step) {
             eprintln!(
-                "{kind:?}: transcript step {} failed\n  request: {}",
+                "{target:?}: transcript step {} failed\n  request: {}",
                 i + 1,
                 escape(request)
             );

@@ -1,25 +1,35 @@
-//! Outside programs for the tests that drive them (`interop.rs`,
-//! `scaleout.rs`): which server binary a check runs against, whether a tool
-//! is installed (skip loudly, or fail under CI), spawned processes' output,
-//! scratch directories and binary-safe payloads.
+//! Outside programs for the tests that drive them: which server a check
+//! runs against ([`Target`]), the one launcher for a server binary as a
+//! child process ([`Process`]), whether a tool is installed (skip loudly,
+//! or fail under CI), spawned processes' output, scratch directories and
+//! binary-safe payloads.
+//!
+//! Owns: everything about processes outside the test. Must not: know the
+//! protocol beyond the `version` probe that says a server is up (the
+//! byte-level client is `common::Conn`).
 
 use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::MEMCACHED;
-
+/// The reference server.
+pub const MEMCACHED: &str = "/usr/bin/memcached";
 /// Debian's python, the one with pymemcache (another python3 may come
 /// first on PATH).
 pub const PYTHON: &str = "/usr/bin/python3";
 /// How long one tool run may take before it is killed.
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a spawned server may take to answer its first `version`.
+pub const STARTUP: Duration = Duration::from_secs(10);
 
-/// The server binary a check runs against.
+/// Which server a check runs against: ferrocache, or the reference
+/// memcached it must answer like. The one such type of every test file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
     Ferrocache,
@@ -27,6 +37,7 @@ pub enum Target {
 }
 
 impl Target {
+    /// The binary: the ferrocache this test run built, or Debian's memcached.
     pub fn program(self) -> &'static str {
         match self {
             Target::Ferrocache => env!("CARGO_BIN_EXE_ferrocache"),
@@ -34,7 +45,8 @@ impl Target {
         }
     }
 
-    /// False (after saying so) when the reference server is not installed.
+    /// False (after saying so) when the reference server is not installed;
+    /// under CI a panic instead (see [`require`]).
     pub fn available(self) -> bool {
         match self {
             Target::Ferrocache => true,
@@ -80,18 +92,28 @@ pub fn have_pymemcache(module: &str) -> bool {
     require("pymemcache", present, "python3-pymemcache")
 }
 
-/// A port nobody was listening on a moment ago, never handed out twice by
-/// this process (the tests run in parallel).
+/// A TCP port nobody was listening on a moment ago on 127.0.0.1, never
+/// handed out twice by this process (the tests run in parallel).
 pub fn free_port() -> u16 {
     static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
     loop {
-        let port = super::free_tcp_port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind 127.0.0.1:0")
+            .port();
         let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
         if !handed_out.contains(&port) {
             handed_out.push(port);
             return port;
         }
     }
+}
+
+/// The value following `flag` in `args` (`-U 1234` → `1234`).
+pub fn flag_value<'a>(args: &[&'a str], flag: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| *a == flag)
+        .and_then(|i| args.get(i + 1).copied())
 }
 
 /// Collects a child's output on a thread so the child never blocks on a full pipe.
@@ -117,6 +139,176 @@ pub fn drain(
 
 pub fn snapshot(buf: &Arc<Mutex<Vec<u8>>>) -> String {
     String::from_utf8_lossy(&buf.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+}
+
+/// A server binary running as a child process, killed on drop: the one
+/// launcher of every test that spawns a server, ferrocache's binary or
+/// memcached alike.
+pub struct Process {
+    target: Target,
+    child: Child,
+    port: u16,
+    unix: Option<PathBuf>,
+    /// Standard error as read so far, unless it goes to a log file.
+    stderr: Option<Arc<Mutex<Vec<u8>>>>,
+    log: Option<PathBuf>,
+}
+
+impl Process {
+    /// `program -u root -l 127.0.0.1 -p <free port> -U 0 <args>` (a later
+    /// flag wins), once it answers `version`: on the unix socket when
+    /// `args` name one with `-s`. `-u root` lets the tests run as root
+    /// (both servers refuse root without `-u`; they ignore it otherwise).
+    /// A server that exits first, because another process took the port a
+    /// moment after it was free, is retried on a new port.
+    pub fn start(target: Target, args: &[&str]) -> Process {
+        Process::launch(target, args, None)
+    }
+
+    /// [`Process::start`] with standard error written to `log`, and
+    /// RUST_LOG unset so that ferrocache logs exactly what its flags ask.
+    pub fn start_logged(target: Target, args: &[&str], log: &Path) -> Process {
+        Process::launch(target, args, Some(log))
+    }
+
+    /// Exactly `args`, nothing added and no retry, for the tests of what
+    /// the defaults are; `port` is where the server should answer.
+    pub fn start_exact(target: Target, args: &[&str], port: u16) -> Process {
+        spawn(target, args, port, None).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    fn launch(target: Target, args: &[&str], log: Option<&Path>) -> Process {
+        // Addresses the caller chose (a unix socket, a UDP port): a new
+        // TCP port would not help.
+        let chosen = flag_value(args, "-s").is_some()
+            || flag_value(args, "-U").is_some_and(|port| port != "0");
+        let mut failures = Vec::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let port_arg = port.to_string();
+            let mut full = vec!["-u", "root", "-l", "127.0.0.1", "-p", &port_arg, "-U", "0"];
+            full.extend_from_slice(args);
+            match spawn(target, &full, port, log) {
+                Ok(process) => return process,
+                Err(why) => failures.push(why),
+            }
+            if chosen {
+                break;
+            }
+        }
+        panic!("could not start {target:?}:\n{}", failures.join("\n"));
+    }
+
+    pub fn target(&self) -> Target {
+        self.target
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its TCP address on 127.0.0.1.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The child itself: to signal it, or wait for it to exit.
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    /// What it wrote to standard error so far (its log file's contents
+    /// when it was started with one).
+    pub fn stderr(&self) -> String {
+        match (&self.stderr, &self.log) {
+            (Some(buf), _) => snapshot(buf),
+            (None, Some(log)) => std::fs::read_to_string(log).unwrap_or_default(),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// Whether it answers `version` on a fresh connection. Ready once it
+    /// answers a request, not merely accepts: the probe connection is then
+    /// fully accounted for in its stats before the test runs.
+    fn answers_version(&self) -> bool {
+        fn probe(mut s: impl Read + Write) -> bool {
+            let mut buf = [0u8; 64];
+            s.write_all(b"version\r\n").is_ok()
+                && matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"VERSION "))
+        }
+        let timeout = Some(Duration::from_secs(2));
+        match &self.unix {
+            Some(path) => UnixStream::connect(path)
+                .is_ok_and(|s| s.set_read_timeout(timeout).is_ok() && probe(s)),
+            None => TcpStream::connect_timeout(&self.addr(), Duration::from_millis(500))
+                .is_ok_and(|s| s.set_read_timeout(timeout).is_ok() && probe(s)),
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns `target args` and waits until it answers `version`: the process,
+/// or what it said when it exited first. Panics when it does neither
+/// within [`STARTUP`].
+fn spawn(target: Target, args: &[&str], port: u16, log: Option<&Path>) -> Result<Process, String> {
+    let program = target.program();
+    let mut cmd = Command::new(program);
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null());
+    match log {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+            cmd.stderr(file).env_remove("RUST_LOG");
+        }
+        // Drained as it comes: an unread pipe would stall a server that
+        // logs (`verbosity` turns memcached's logging on).
+        None => {
+            cmd.stderr(Stdio::piped());
+        }
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {program} {args:?}: {e}"));
+    let reader = child.stderr.take().map(drain);
+    let mut process = Process {
+        target,
+        child,
+        port,
+        unix: flag_value(args, "-s").map(PathBuf::from),
+        stderr: reader.as_ref().map(|(buf, _)| Arc::clone(buf)),
+        log: log.map(Path::to_path_buf),
+    };
+    let deadline = Instant::now() + STARTUP;
+    loop {
+        if let Ok(Some(status)) = process.child.try_wait() {
+            if let Some((_, handle)) = reader {
+                let _ = handle.join(); // all of it, up to EOF
+            }
+            return Err(format!(
+                "{program} {args:?} exited with {status} before answering; stderr:\n{}",
+                process.stderr()
+            ));
+        }
+        if process.answers_version() {
+            return Ok(process);
+        }
+        if Instant::now() > deadline {
+            let said = process.stderr();
+            drop(process);
+            panic!("{program} {args:?} did not answer within {STARTUP:?}; stderr:\n{said}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// A finished tool run.
