@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::tools::free_port;
-use common::{eventually, is_root, temp_path};
+use common::{eventually, is_root, temp_path, Target};
 
 /// Runs one CLI test against the ferrocache binary and against memcached.
 macro_rules! cli {
@@ -121,7 +121,7 @@ fn unkept_promises_refuse_to_start() {
     let auth = temp_path("auth");
     std::fs::write(&auth, "user:secret\n").unwrap();
     let auth = auth.to_string_lossy().into_owned();
-    let port = free_tcp_port();
+    let port = free_port();
     let port_arg = port.to_string();
     let common = [
         "-u",
@@ -147,7 +147,7 @@ fn unkept_promises_refuse_to_start() {
     ];
     for (flags, name) in cases {
         let args: Vec<&str> = common.iter().chain(flags.iter()).copied().collect();
-        let out = run(FERROCACHE, &args);
+        let out = run(&Target::Ferrocache.program(), &args);
         let msg = text(&out.stderr);
         assert_eq!(out.status.code(), Some(64), "{flags:?}: stderr: {msg}");
         assert!(
