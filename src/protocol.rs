@@ -31,9 +31,13 @@ pub mod base64;
 pub mod meta;
 mod num;
 mod scan;
+pub mod text;
+
+use std::fmt::Display;
 
 pub use meta::{Meta, MetaFlags};
-use num::{safe_strtol, safe_strtoul, safe_strtoull, Backwards};
+use num::{safe_strtol, safe_strtoul, safe_strtoull};
+pub use text::{encode, TextReply};
 
 /// Longest key memcached accepts.
 pub const MAX_KEY_LEN: usize = 250;
@@ -247,12 +251,11 @@ pub enum Request<'a> {
         key: &'a [u8],
         base64: bool,
     },
-    /// A complete request that is wrong: answer exactly `reply` (e.g.
-    /// `b"ERROR"`, `b"CLIENT_ERROR bad command line format"`), without the
-    /// trailing CRLF — or nothing at all when `noreply` is set, as memcached
-    /// stays silent about errors in a command that carried `noreply`.
+    /// A complete request that is wrong: answer `fault` — or nothing at
+    /// all when `noreply` is set, as memcached stays silent about errors in
+    /// a command that carried `noreply`.
     Invalid {
-        reply: &'static [u8],
+        fault: Fault,
         noreply: bool,
     },
     /// `lru_crawler <subcommand> [arg]` (see [`admin::LruCrawler`]).
@@ -283,12 +286,12 @@ pub enum ParseError {
     LineTooLong,
 }
 
-const ERROR: &[u8] = b"ERROR";
-const BAD_FORMAT: &[u8] = b"CLIENT_ERROR bad command line format";
-const BAD_DATA_CHUNK: &[u8] = b"CLIENT_ERROR bad data chunk";
-const BAD_EXPTIME: &[u8] = b"CLIENT_ERROR invalid exptime argument";
-const BAD_DELTA: &[u8] = b"CLIENT_ERROR invalid numeric delta argument";
-const DELETE_USAGE: &[u8] = b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]";
+const ERROR: Fault = Fault::UnknownCommand;
+const BAD_FORMAT: Fault = Fault::BadCommandLineFormat;
+const BAD_DATA_CHUNK: Fault = Fault::BadDataChunk;
+const BAD_EXPTIME: Fault = Fault::BadExptime;
+const BAD_DELTA: Fault = Fault::BadDelta;
+const DELETE_USAGE: Fault = Fault::DeleteUsage;
 
 /// Parses one request at the start of `buf`.
 ///
@@ -388,8 +391,8 @@ pub fn unfinished_line(buf: &[u8]) -> ParseError {
     }
 }
 
-fn invalid(reply: &'static [u8], noreply: bool) -> Request<'static> {
-    Request::Invalid { reply, noreply }
+fn invalid(fault: Fault, noreply: bool) -> Request<'static> {
+    Request::Invalid { fault, noreply }
 }
 
 fn error() -> Request<'static> {
@@ -749,6 +752,99 @@ fn unknown<'a>(cmd: &[u8], rest: &[u8]) -> Request<'a> {
     }
 }
 
+/// Why a request was refused by the parser: the request is malformed. Each
+/// codec names these its own way; the text codec's lines are memcached's
+/// (see `text::fault_line`, which spells every one of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// An unknown command, or a known one with the wrong number of
+    /// arguments (`ERROR`).
+    UnknownCommand,
+    BadCommandLineFormat,
+    /// A data block not followed by `\r\n`. memcached has counted the set
+    /// (`cmd_set`) by the time it sees this.
+    BadDataChunk,
+    BadExptime,
+    /// `incr`/`decr`'s delta is not a number.
+    BadDelta,
+    /// `delete <key> <anything but 0 or noreply>`.
+    DeleteUsage,
+    /// A meta flag given twice (or a flag byte above 126).
+    DuplicateFlag,
+    InvalidFlag,
+    /// A meta flag's numeric argument does not read.
+    BadToken,
+    /// `M` with other than one mode letter.
+    ModeTokenLength,
+    /// `ma`'s `J` does not read.
+    BadInitial,
+    /// `ma`'s `D` does not read.
+    BadMetaDelta,
+    /// A `b` key that is not base64.
+    BadKeyEncoding,
+    OpaqueTooLong,
+    /// What `md` and `ma` answer for any flag fault.
+    InvalidOrDuplicateFlag,
+    InvalidArithMode,
+    InvalidSetMode,
+    /// Too many tokens on an `mg` line (memcached words it apart).
+    GetFlagsTooLong,
+    /// Too many tokens on another meta line.
+    FlagsTooLong,
+    /// `lru_crawler sleep` above one second.
+    SleepTooLong,
+}
+
+/// A command that could not do what was asked, or refused to: its outcome
+/// as a value, for the codec to name (the text codec's lines are in
+/// `text::failure_line`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The value is larger than `-I` allows.
+    TooLarge,
+    /// `-M` and no memory for the item.
+    NoMemoryStoring,
+    /// incr/decr could not build the new value.
+    NoMemory,
+    NonNumeric,
+    /// `flush_all` under `-F`.
+    FlushDisabled,
+    /// `shutdown` without `-A`.
+    ShutdownDisabled,
+    BadShutdownMode,
+    MemlimitTooSmall,
+    /// A `cache_memlimit` that looks like bytes, not megabytes.
+    MemlimitTooLarge,
+    StatsDetailUsage,
+    CachedumpDisabled,
+    CachedumpBadClass,
+    /// `stats cachedump` without its two numbers.
+    CachedumpUsage,
+    SlabsSameClass,
+    SlabsBadClass,
+    SlabsNoSpare,
+    /// `lru_crawler enable` while the crawler runs.
+    CrawlerRunning,
+    CrawlerDisabled,
+    CrawlBadClass,
+    /// `lru_crawler crawl hash`: memcached cannot crawl by hash table.
+    CrawlByHash,
+    CrawlerBusy,
+    CrawlNothingToDo,
+    MetadumpDisabled,
+    WatchDisabled,
+    /// `watch` behind replies not yet sent.
+    WatchAfterPipeline,
+    /// `lru_crawler metadump` behind replies not yet sent.
+    MetadumpAfterPipeline,
+    /// A multi-get's reply does not fit in a UDP reply.
+    UdpReplyTooLarge,
+    /// A UDP request spread over several datagrams.
+    UdpMultiPacket,
+    /// A connection over `-c`, answered once and closed.
+    TooManyConnections,
+}
+
 /// One reply, borrowing what it reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response<'a> {
@@ -760,123 +856,184 @@ pub enum Response<'a> {
     Touched,
     Ok,
     End,
-    Error,
-    /// `CLIENT_ERROR <msg>`
-    ClientError(&'a str),
-    /// `SERVER_ERROR <msg>`
-    ServerError(&'a str),
-    /// `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`
+    /// A retrieval's hit.
     Value {
         key: &'a [u8],
         flags: u32,
         data: &'a [u8],
         cas: Option<u64>,
     },
-    /// The decimal result of incr/decr.
+    /// The result of incr/decr.
     Number(u64),
-    /// `VERSION <v>`
     Version(&'a str),
-    /// `STAT <name> <value>`
-    Stat(&'a str, &'a str),
-    /// Any other one-line reply, sent as is plus CRLF: the `reply` of
-    /// [`Request::Invalid`], and memcached's odd ones (`RESET`,
-    /// `ERROR: shutdown not enabled`, `MEMLIMIT_TOO_SMALL …`).
-    Line(&'a [u8]),
+    /// `stats reset` done.
+    Reset,
+    /// `mn`: every reply before this one has been sent.
+    MetaNoop,
+    /// The request was malformed.
+    Fault(Fault),
+    /// The command failed or was refused.
+    Failure(Failure),
+    /// One item of `stats cachedump`: its key, value length and expiry
+    /// (unix time, 0 for never).
+    CachedumpItem {
+        key: &'a [u8],
+        value_len: usize,
+        exp: u64,
+    },
+    /// One item of `lru_crawler metadump`.
+    MetadumpItem(&'a ItemInfo<'a>),
+    /// `me`'s answer for a live item.
+    MetaDebug(&'a ItemInfo<'a>),
 }
 
-/// Appends the decimal digits of `n` (the numbers in meta replies).
-pub fn push_decimal(out: &mut Vec<u8>, n: u64) {
-    let mut digits = Backwards::<20>::new();
-    digits.push_u64(n);
-    out.extend_from_slice(digits.as_bytes());
+/// One item as the operator commands show it (`metadump`, `me`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemInfo<'a> {
+    pub key: &'a [u8],
+    /// The key was stored in binary (meta `b`): `me` shows it in base64.
+    pub binary_key: bool,
+    /// Unix time the item expires; `None` when it never does.
+    pub exp: Option<u64>,
+    /// Unix time of the last access.
+    pub last_access: u64,
+    /// Unix time now (the relative forms: `me`'s `exp` and `la`).
+    pub now: u64,
+    /// 0 under `-C`.
+    pub cas: u64,
+    pub fetched: bool,
+    pub class: u32,
+    pub size: u64,
 }
 
-/// Appends the wire form of `resp` (with its CRLF) to `out`.
-pub fn encode(resp: &Response<'_>, out: &mut Vec<u8>) {
-    match *resp {
-        Response::Stored => out.extend_from_slice(b"STORED\r\n"),
-        Response::NotStored => out.extend_from_slice(b"NOT_STORED\r\n"),
-        Response::Exists => out.extend_from_slice(b"EXISTS\r\n"),
-        Response::NotFound => out.extend_from_slice(b"NOT_FOUND\r\n"),
-        Response::Deleted => out.extend_from_slice(b"DELETED\r\n"),
-        Response::Touched => out.extend_from_slice(b"TOUCHED\r\n"),
-        Response::Ok => out.extend_from_slice(b"OK\r\n"),
-        Response::End => out.extend_from_slice(b"END\r\n"),
-        Response::Error => out.extend_from_slice(b"ERROR\r\n"),
-        Response::ClientError(msg) => line(out, &[b"CLIENT_ERROR ", msg.as_bytes()]),
-        Response::ServerError(msg) => line(out, &[b"SERVER_ERROR ", msg.as_bytes()]),
-        Response::Value {
-            key,
-            flags,
-            data,
-            cas,
-        } => {
-            let tail = value_header_tail(flags, data.len(), cas);
-            let tail = tail.as_bytes();
-            out.reserve(VALUE.len() + key.len() + tail.len() + data.len() + 2);
-            out.extend_from_slice(VALUE);
-            out.extend_from_slice(key);
-            out.extend_from_slice(tail);
-            out.extend_from_slice(data);
-            out.extend_from_slice(b"\r\n");
-        }
-        Response::Number(n) => {
-            let mut line = Backwards::<22>::new();
-            line.push(b"\r\n").push_u64(n);
-            out.extend_from_slice(line.as_bytes());
-        }
-        Response::Version(v) => line(out, &[b"VERSION ", v.as_bytes()]),
-        Response::Stat(name, value) => {
-            line(out, &[b"STAT ", name.as_bytes(), b" ", value.as_bytes()])
-        }
-        Response::Line(l) => line(out, &[l]),
-    }
+/// What a meta reply says (`mg ms md ma`); the text codec's two letters are
+/// memcached's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaStatus {
+    /// `HD`, or `VA <len>` when the reply carries a value.
+    Done,
+    /// `EN`: `mg` missed.
+    Miss,
+    /// `NS`
+    NotStored,
+    /// `EX`: the compare unique did not match.
+    Exists,
+    /// `NF`
+    NotFound,
 }
 
-/// Writes `VALUE <key> <flags> <len>[ <cas>]\r\n`, for a caller that copies
-/// the data itself (straight from the cache) and then ends it with `\r\n`.
-pub fn encode_value_header(
-    key: &[u8],
-    flags: u32,
+/// One flag a meta reply returns, with its value, in the order the client
+/// sent the flags (then the marks `Z`, `X`, `W`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaField<'a> {
+    /// `s`: value length.
+    Size(u64),
+    /// `t`: seconds left; `None` for never (`-1`).
+    Ttl(Option<u32>),
+    /// `c`
+    Cas(u64),
+    /// `f`: client flags.
+    Flags(u32),
+    /// `l`: seconds since the last access.
+    LastAccess(u64),
+    /// `h`: fetched before (0 or 1).
+    Hit(bool),
+    /// `O`: the opaque token as sent, letter included.
+    Opaque(&'a [u8]),
+    /// `k`: the key; a binary key goes back in base64, with `b`.
+    Key { key: &'a [u8], binary: bool },
+    /// `W`: this client won the right to recache.
+    Win,
+    /// `X`: the item is stale.
+    Stale,
+    /// `Z`: a win was already sent to someone else.
+    WinSent,
+}
+
+/// The flags of one meta reply: at most one per client flag (the parser
+/// admits 17) and the three marks.
+#[derive(Debug, Clone, Copy)]
+pub struct MetaFields<'a> {
+    fields: [MetaField<'a>; MetaFields::CAP],
     len: usize,
-    cas: Option<u64>,
-    out: &mut Vec<u8>,
-) {
-    let tail = value_header_tail(flags, len, cas);
-    let tail = tail.as_bytes();
-    out.reserve(VALUE.len() + key.len() + tail.len());
-    out.extend_from_slice(VALUE);
-    out.extend_from_slice(key);
-    out.extend_from_slice(tail);
 }
 
-const VALUE: &[u8] = b"VALUE ";
+impl<'a> MetaFields<'a> {
+    const CAP: usize = 24;
 
-/// ` <flags> <len>[ <cas>]\r\n`, formatted in place: at most
-/// 1 + 10 + 1 + 20 + 1 + 20 + 2 bytes.
-#[inline]
-fn value_header_tail(flags: u32, len: usize, cas: Option<u64>) -> Backwards<55> {
-    let mut tail = Backwards::<55>::new();
-    tail.push(b"\r\n");
-    if let Some(cas) = cas {
-        tail.push_u64(cas).push(b" ");
+    pub fn new() -> MetaFields<'a> {
+        MetaFields {
+            fields: [MetaField::Win; MetaFields::CAP],
+            len: 0,
+        }
     }
-    tail.push_u64(len as u64)
-        .push(b" ")
-        .push_u64(u64::from(flags))
-        .push(b" ");
-    tail
+
+    /// Adds `f`; beyond the capacity (which the parser's token limit keeps
+    /// out of reach) it is dropped.
+    #[inline]
+    pub fn push(&mut self, f: MetaField<'a>) {
+        if let Some(slot) = self.fields.get_mut(self.len) {
+            *slot = f;
+            self.len += 1;
+        }
+    }
+
+    pub fn as_slice(&self) -> &[MetaField<'a>] {
+        &self.fields[..self.len]
+    }
+
+    /// Fills in the key of every `k` field: a command that changes the item
+    /// while it goes through the flags borrows the item's key only at the end.
+    pub fn with_key<'b>(self, key: &'b [u8], binary: bool) -> MetaFields<'b>
+    where
+        'a: 'b,
+    {
+        let mut f: MetaFields<'b> = self;
+        for slot in &mut f.fields[..f.len] {
+            if let MetaField::Key { .. } = slot {
+                *slot = MetaField::Key { key, binary };
+            }
+        }
+        f
+    }
 }
 
-/// Appends `parts` and a CRLF, growing `out` at most once.
-#[inline]
-fn line(out: &mut Vec<u8>, parts: &[&[u8]]) {
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    out.reserve(len + 2);
-    for p in parts {
-        out.extend_from_slice(p);
+impl Default for MetaFields<'_> {
+    fn default() -> Self {
+        Self::new()
     }
-    out.extend_from_slice(b"\r\n");
+}
+
+/// A meta command's reply.
+#[derive(Debug, Clone, Copy)]
+pub struct MetaReply<'a> {
+    pub status: MetaStatus,
+    pub fields: &'a [MetaField<'a>],
+    /// The value, sent after the status line (`v`).
+    pub value: Option<&'a [u8]>,
+}
+
+/// Where a command's outcomes go: each codec implements it over its
+/// connection's output. `command::execute` is generic over it, so the text
+/// path pays no dynamic call.
+pub trait Reply {
+    /// Adds one reply.
+    fn respond(&mut self, r: &Response<'_>);
+    /// Adds a meta command's reply.
+    fn meta(&mut self, r: &MetaReply<'_>);
+    /// Adds one `stats` entry.
+    fn stat(&mut self, name: &dyn Display, value: &dyn Display);
+    /// Bytes written so far: a multi-get or a dump pauses once this passes
+    /// the connection's output limit, and `stats cachedump` stops at its
+    /// size cap.
+    fn len(&self) -> usize;
+    /// Drops what was written past `len` (a cachedump item that crossed its
+    /// cap).
+    fn truncate(&mut self, len: usize);
+    /// Whether nothing was written yet.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[cfg(test)]
@@ -892,11 +1049,11 @@ mod tests {
         parse(buf, &LIMITS)
     }
 
-    fn err(reply: &'static [u8]) -> Request<'static> {
+    fn err(reply: Fault) -> Request<'static> {
         invalid(reply, false)
     }
 
-    fn silent(reply: &'static [u8]) -> Request<'static> {
+    fn silent(reply: Fault) -> Request<'static> {
         invalid(reply, true)
     }
 
@@ -1763,8 +1920,8 @@ mod tests {
                 Ok((req, used)) => {
                     match req {
                         Request::Invalid { noreply: true, .. } => {}
-                        Request::Invalid { reply, .. } => {
-                            out.push(String::from_utf8_lossy(reply).into_owned())
+                        Request::Invalid { fault, .. } => {
+                            out.push(String::from_utf8_lossy(text::fault_line(fault)).into_owned())
                         }
                         Request::TooLarge { noreply: false, .. } => {
                             out.push("SERVER_ERROR object too large for cache".into())
@@ -1873,134 +2030,5 @@ mod tests {
         };
         let got: Vec<&[u8]> = keys.iter().collect();
         assert_eq!(got, vec![&b"x\ty"[..], b"z"]);
-    }
-
-    fn encoded(resp: Response<'_>) -> Vec<u8> {
-        let mut out = b"prev|".to_vec();
-        encode(&resp, &mut out);
-        assert!(out.starts_with(b"prev|"), "encode must append");
-        out.split_off(5)
-    }
-
-    #[test]
-    fn encode_every_response() {
-        let cases: Vec<(Response<'_>, &[u8])> = vec![
-            (Response::Stored, b"STORED\r\n"),
-            (Response::NotStored, b"NOT_STORED\r\n"),
-            (Response::Exists, b"EXISTS\r\n"),
-            (Response::NotFound, b"NOT_FOUND\r\n"),
-            (Response::Deleted, b"DELETED\r\n"),
-            (Response::Touched, b"TOUCHED\r\n"),
-            (Response::Ok, b"OK\r\n"),
-            (Response::End, b"END\r\n"),
-            (Response::Error, b"ERROR\r\n"),
-            (
-                Response::ClientError("bad data chunk"),
-                b"CLIENT_ERROR bad data chunk\r\n",
-            ),
-            (
-                Response::ServerError("object too large for cache"),
-                b"SERVER_ERROR object too large for cache\r\n",
-            ),
-            (
-                Response::Value {
-                    key: b"a",
-                    flags: 0,
-                    data: b"abc",
-                    cas: None,
-                },
-                b"VALUE a 0 3\r\nabc\r\n",
-            ),
-            (
-                Response::Value {
-                    key: b"c",
-                    flags: 4294967295,
-                    data: b"x",
-                    cas: Some(63),
-                },
-                b"VALUE c 4294967295 1 63\r\nx\r\n",
-            ),
-            (
-                Response::Value {
-                    key: b"k\t",
-                    flags: 10,
-                    data: b"",
-                    cas: Some(0),
-                },
-                b"VALUE k\t 10 0 0\r\n\r\n",
-            ),
-            (
-                Response::Value {
-                    key: b"n",
-                    flags: 1,
-                    data: b"\r\n",
-                    cas: Some(u64::MAX),
-                },
-                b"VALUE n 1 2 18446744073709551615\r\n\r\n\r\n",
-            ),
-            (Response::Number(0), b"0\r\n"),
-            (
-                Response::Number(9223372036854775810),
-                b"9223372036854775810\r\n",
-            ),
-            (Response::Number(u64::MAX), b"18446744073709551615\r\n"),
-            (Response::Version("1.6.18"), b"VERSION 1.6.18\r\n"),
-            (Response::Stat("pid", "3562"), b"STAT pid 3562\r\n"),
-            (
-                Response::Stat("sizes_status", "disabled"),
-                b"STAT sizes_status disabled\r\n",
-            ),
-            (Response::Line(b"RESET"), b"RESET\r\n"),
-            (
-                Response::Line(b"ERROR: shutdown not enabled"),
-                b"ERROR: shutdown not enabled\r\n",
-            ),
-            (
-                Response::Line(DELETE_USAGE),
-                &b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"[..],
-            ),
-        ];
-        for (resp, want) in cases {
-            let got = encoded(resp.clone());
-            assert_eq!(got, want, "{resp:?}: {:?}", String::from_utf8_lossy(&got));
-        }
-    }
-
-    #[test]
-    fn value_header_then_data_is_a_value() {
-        for (key, flags, data, cas) in [
-            (&b"a"[..], 0u32, &b"abc"[..], None),
-            (b"key", 77, b"", Some(12345u64)),
-            (b"x", u32::MAX, b"0123456789", Some(u64::MAX)),
-        ] {
-            let mut out = Vec::new();
-            encode_value_header(key, flags, data.len(), cas, &mut out);
-            out.extend_from_slice(data);
-            out.extend_from_slice(b"\r\n");
-            let whole = encoded(Response::Value {
-                key,
-                flags,
-                data,
-                cas,
-            });
-            assert_eq!(out, whole);
-        }
-        let mut out = Vec::new();
-        encode_value_header(b"k", 5, 1048516, Some(9), &mut out);
-        assert_eq!(out, b"VALUE k 5 1048516 9\r\n");
-    }
-
-    #[test]
-    fn invalid_replies_encode_to_memcached_lines() {
-        // The replies the parser hands out, as the server will write them.
-        let (req, _) = p(b"incr n x\r\n").expect("complete");
-        let Request::Invalid { reply, noreply } = req else {
-            panic!("not invalid: {req:?}");
-        };
-        assert!(!noreply);
-        assert_eq!(
-            encoded(Response::Line(reply)),
-            b"CLIENT_ERROR invalid numeric delta argument\r\n"
-        );
     }
 }

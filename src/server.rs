@@ -32,10 +32,10 @@ use slab::Slab;
 
 use crate::clock::Clock;
 use crate::command::ops::{self, Watcher};
-use crate::command::{self, Context, Flow, ServerControl};
+use crate::command::{self, ConnInfo, Context, Flow, ServerControl};
 use crate::config::Config;
 use crate::protocol::admin::{self as admin_proto, LruCrawler};
-use crate::protocol::{self, Keys, Limits, ParseError, Request};
+use crate::protocol::{self, Keys, Limits, ParseError, Request, TextReply};
 use crate::stats::{bump, Stats, WorkerStats};
 use crate::storage::{Cache, CacheConfig};
 
@@ -150,13 +150,16 @@ impl ServerControl for Shared {
         self.curr_conns.load(Ordering::Relaxed) as u64
     }
 
-    fn write_conns(&self, out: &mut Vec<u8>) {
+    fn conns(&self) -> Vec<ConnInfo> {
         let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
-        for (fd, (peer, listen)) in conns.iter() {
-            out.extend_from_slice(format!("STAT {}:addr {}\r\n", fd, peer).as_bytes());
-            out.extend_from_slice(format!("STAT {}:listen_addr {}\r\n", fd, listen).as_bytes());
-            out.extend_from_slice(format!("STAT {}:state conn_parse_cmd\r\n", fd).as_bytes());
-        }
+        conns
+            .iter()
+            .map(|(&fd, (peer, listen))| ConnInfo {
+                fd,
+                peer: peer.clone(),
+                listen: listen.clone(),
+            })
+            .collect()
     }
 
     fn shutdown(&self) {
@@ -1151,7 +1154,9 @@ fn udp_execute(ctx: &Context<'_>, mut payload: &[u8], limits: &Limits, out: &mut
                 // A multi-get pauses once the output holds UDP_REPLY_MAX: a
                 // 1.4 KB datagram naming one 1 MB value 700 times asked for
                 // 700 MB of reply.
-                if let Flow::Paused(_) = command::execute(ctx, &req, 0, out, UDP_REPLY_MAX) {
+                if let Flow::Paused(_) =
+                    command::execute(ctx, &req, 0, &mut TextReply::new(out), UDP_REPLY_MAX)
+                {
                     out.truncate(start);
                     out.extend_from_slice(b"SERVER_ERROR out of memory writing get response\r\n");
                 }
@@ -1435,11 +1440,23 @@ fn process(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, budget: &mut usize)
             Flow::Done
         } else if let Some(loud) = &loud {
             let mut scratch = Vec::new();
-            let flow = command::execute(ctx, loud, c.resume, &mut scratch, OUT_LIMIT);
+            let flow = command::execute(
+                ctx,
+                loud,
+                c.resume,
+                &mut TextReply::new(&mut scratch),
+                OUT_LIMIT,
+            );
             log_reply(c.fd, ctx, loud, &scratch, "NOREPLY ");
             flow
         } else {
-            let flow = command::execute(ctx, &req, c.resume, &mut c.wbuf, OUT_LIMIT);
+            let flow = command::execute(
+                ctx,
+                &req,
+                c.resume,
+                &mut TextReply::new(&mut c.wbuf),
+                OUT_LIMIT,
+            );
             if debug {
                 log_reply(c.fd, ctx, &req, &c.wbuf[before..], "");
             }

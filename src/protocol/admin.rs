@@ -8,14 +8,14 @@
 //! separated by commas (empty items skipped), each 1 to 63.
 
 use super::num::{safe_strtol, safe_strtoul};
-use super::{next_token, Request};
+use super::{next_token, Fault, Request};
 
 /// Highest class id memcached accepts in a class list.
 const MAX_CLASS_ID: u32 = 63;
 
-const ERROR: &[u8] = b"ERROR";
-const BAD_FORMAT: &[u8] = b"CLIENT_ERROR bad command line format";
-const SLEEP_TOO_LONG: &[u8] = b"CLIENT_ERROR sleep must be one second or less";
+const ERROR: Fault = Fault::UnknownCommand;
+const BAD_FORMAT: Fault = Fault::BadCommandLineFormat;
+const SLEEP_TOO_LONG: Fault = Fault::SleepTooLong;
 
 /// What a crawl or a dump covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,10 +79,7 @@ pub(super) fn lru_crawler(rest: &[u8]) -> Request<'_> {
     let (arg, rest) = next_token(rest);
     let (extra, _) = next_token(rest);
     if !extra.is_empty() {
-        return Request::Invalid {
-            reply: ERROR,
-            noreply: false,
-        };
+        return invalid(ERROR);
     }
     let cmd = match (sub, arg.is_empty()) {
         (b"enable", true) => LruCrawler::Enable,
@@ -103,9 +100,9 @@ pub(super) fn lru_crawler(rest: &[u8]) -> Request<'_> {
     Request::LruCrawler(cmd)
 }
 
-fn invalid(reply: &'static [u8]) -> Request<'static> {
+fn invalid(fault: Fault) -> Request<'static> {
     Request::Invalid {
-        reply,
+        fault,
         noreply: false,
     }
 }
@@ -170,7 +167,7 @@ pub(super) fn slabs(rest: &[u8]) -> Request<'_> {
             };
             match outcome {
                 Ok(level) => Request::SlabsAutomove { level, noreply },
-                Err(reply) => Request::Invalid { reply, noreply },
+                Err(fault) => Request::Invalid { fault, noreply },
             }
         }
         _ => invalid(ERROR),
@@ -197,7 +194,7 @@ fn safe_strtod(tok: &[u8]) -> Option<f64> {
 pub(super) fn watch(rest: &[u8]) -> Request<'_> {
     if rest.split(|&b| b == b' ').rfind(|w| !w.is_empty()) == Some(b"noreply") {
         return Request::Invalid {
-            reply: ERROR,
+            fault: ERROR,
             noreply: true,
         };
     }
@@ -267,10 +264,10 @@ mod tests {
         lru_crawler(line.as_bytes())
     }
 
-    fn reply(r: &Request<'_>) -> &'static [u8] {
+    fn reply(r: &Request<'_>) -> Fault {
         match r {
-            Request::Invalid { reply, .. } => reply,
-            _ => b"",
+            Request::Invalid { fault, .. } => *fault,
+            _ => panic!("not refused: {r:?}"),
         }
     }
 
@@ -313,7 +310,7 @@ mod tests {
     fn slabs_commands() {
         let re = |src, dst| Request::SlabsReassign { src, dst };
         let am = |level, noreply| Request::SlabsAutomove { level, noreply };
-        let err = |reply, noreply| Request::Invalid { reply, noreply };
+        let err = |fault, noreply| Request::Invalid { fault, noreply };
         let cases: &[(&str, Request<'_>)] = &[
             (" reassign 1 2", re(1, 2)),
             ("  reassign  -1  +2 ", re(-1, 2)),
@@ -365,7 +362,7 @@ mod tests {
             assert_eq!(
                 watch(quiet),
                 Request::Invalid {
-                    reply: ERROR,
+                    fault: ERROR,
                     noreply: true
                 }
             );
