@@ -8,7 +8,8 @@
 //! separated by commas (empty items skipped), each 1 to 63.
 
 use super::num::{safe_strtol, safe_strtoul};
-use super::{next_token, Fault, Request};
+use super::text::next_token;
+use super::{Fault, Request};
 
 /// Highest class id memcached accepts in a class list.
 const MAX_CLASS_ID: u32 = 63;
@@ -74,7 +75,7 @@ pub mod watch {
 const MAX_TOKENS: usize = 24;
 
 /// `rest`: what follows `lru_crawler` on the line.
-pub(super) fn lru_crawler(rest: &[u8]) -> Request<'_> {
+pub(in crate::protocol) fn lru_crawler(rest: &[u8]) -> Request<'_> {
     let (sub, rest) = next_token(rest);
     let (arg, rest) = next_token(rest);
     let (extra, _) = next_token(rest);
@@ -129,7 +130,7 @@ fn target(arg: &[u8]) -> CrawlTarget {
 /// 32-bit truncation) and knows no `noreply`; `automove <0|1|2> …` and
 /// `automove ratio <float> …` ignore extra words and are silent when the
 /// last word is `noreply`; anything else is `ERROR`.
-pub(super) fn slabs(rest: &[u8]) -> Request<'_> {
+pub(in crate::protocol) fn slabs(rest: &[u8]) -> Request<'_> {
     let mut words: [&[u8]; 4] = [&[]; 4];
     let mut count = 0;
     let mut last: &[u8] = &[];
@@ -191,7 +192,7 @@ fn safe_strtod(tok: &[u8]) -> Option<f64> {
 /// `rest`: what follows `watch`. No word means `fetchers`; an unknown word
 /// is `ERROR`. A last word `noreply` makes memcached silent (it is an
 /// unknown word too: the `ERROR` is not sent).
-pub(super) fn watch(rest: &[u8]) -> Request<'_> {
+pub(in crate::protocol) fn watch(rest: &[u8]) -> Request<'_> {
     if rest.split(|&b| b == b' ').rfind(|w| !w.is_empty()) == Some(b"noreply") {
         return Request::Invalid {
             fault: ERROR,

@@ -8,11 +8,8 @@
 
 use super::base64;
 use super::num::{safe_strtol, safe_strtoul, safe_strtoull};
-use super::text::push_decimal;
-use super::{
-    error, invalid, next_token, Fault, Limits, MetaField, MetaReply, MetaStatus, ParseError,
-    Request, BAD_FORMAT, MAX_KEY_LEN,
-};
+use super::text::{error, invalid, next_token, push_decimal, BAD_FORMAT};
+use super::{Fault, Limits, MetaField, MetaReply, MetaStatus, ParseError, Request, MAX_KEY_LEN};
 
 /// memcached refuses a meta line of more than this many tokens (command,
 /// key, `ms`'s length and the flags).
@@ -143,14 +140,14 @@ pub fn flag_tokens(mut s: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// Which meta command a line is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+pub(in crate::protocol) enum Kind {
     Get,
     Delete,
     Arith,
 }
 
 /// `mg`, `md`, `ma`: `<key> <flags>*`.
-pub(super) fn keyed(kind: Kind, rest: &[u8]) -> Request<'_> {
+pub(in crate::protocol) fn keyed(kind: Kind, rest: &[u8]) -> Request<'_> {
     let (key, tokens) = next_token(rest);
     if key.is_empty() {
         return error();
@@ -189,7 +186,7 @@ pub(super) fn keyed(kind: Kind, rest: &[u8]) -> Request<'_> {
 /// `ms <key> <datalen> <flags>*` and its data block. As memcached, faults
 /// found before the length is known leave the data to be read as commands;
 /// faults after it swallow the data.
-pub(super) fn set<'a>(
+pub(in crate::protocol) fn set<'a>(
     rest: &'a [u8],
     buf: &'a [u8],
     line_len: usize,
@@ -256,7 +253,7 @@ pub(super) fn set<'a>(
 }
 
 /// `me <key> [b]`.
-pub(super) fn debug(rest: &[u8]) -> Request<'_> {
+pub(in crate::protocol) fn debug(rest: &[u8]) -> Request<'_> {
     let (key, after) = next_token(rest);
     if key.is_empty() || key.len() > MAX_KEY_LEN {
         return invalid(BAD_FORMAT, false);
@@ -367,7 +364,7 @@ fn preparse(tokens: &[u8], key: &[u8]) -> Result<MetaFlags, Fault> {
 
 /// Appends a meta reply: the status (`VA <len>` when it carries a value),
 /// the returned flags in order, CRLF, then the value and its CRLF.
-pub(super) fn encode_reply(r: &MetaReply<'_>, out: &mut Vec<u8>) {
+pub(in crate::protocol) fn encode_reply(r: &MetaReply<'_>, out: &mut Vec<u8>) {
     let code: &[u8] = match r.status {
         MetaStatus::Done if r.value.is_some() => b"VA ",
         MetaStatus::Done => b"HD",
