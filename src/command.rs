@@ -18,6 +18,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::protocol::{Failure, Fault, Keys, Limits, Reply, Request, Response, StoreMode};
 use crate::stats::{bump, Stats, WorkerStats};
+use crate::storage::crawl::DumpCursor;
 use crate::storage::{ArithOutcome, Cache, ItemRef, Lookup, StoreOp, StoreOutcome};
 
 /// The memcached release whose protocol and stats ferrocache follows.
@@ -80,10 +81,9 @@ pub struct Context<'a> {
 pub enum Flow {
     /// The request is answered; go on with the next one.
     Done,
-    /// A multi-get filled the output past its limit: flush, then call again
-    /// with this resume point (for a retrieval, the byte offset in its key
-    /// list of the first key not yet answered; never 0).
-    Paused(usize),
+    /// A multi-get or a dump filled the output past its limit: flush, then
+    /// call again with this resume point.
+    Paused(Resume),
     /// Close the connection once the output is flushed (`quit`, `shutdown`).
     Close,
     /// `watch`: once the output is flushed, the connection receives the
@@ -92,19 +92,46 @@ pub enum Flow {
     Watch(u32),
 }
 
+/// Whether `req` is one memcached refuses while replies of earlier
+/// pipelined requests wait unsent ([`Request::pipelining_refusal`]) and
+/// would refuse now: it makes its own checks first (`watch` under `-W`,
+/// a metadump with the crawler off or under `-X`, answer those instead).
+pub fn refused_after_pipeline(ctx: &Context<'_>, req: &Request<'_>) -> bool {
+    match req {
+        Request::Watch { .. } => !ctx.config.disable_watch,
+        Request::LruCrawler(crate::protocol::admin::LruCrawler::Metadump(_)) => {
+            ctx.cache.crawler_enabled() && !ctx.config.disable_dumping
+        }
+        _ => false,
+    }
+}
+
+/// Where a paused reply goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// A multi-get: the byte offset in its key list of the first key not
+    /// yet answered (never 0: a call always answers one key).
+    Key(usize),
+    /// A metadump: where its walk over the cache goes on.
+    Dump(DumpCursor),
+}
+
 /// Executes one request, handing its reply to `out`.
 ///
-/// `resume` is 0, or what a previous [`Flow::Paused`] of the same request
-/// returned (for a retrieval, where in its key list to go on); `out_limit`
-/// is where a multi-get or a dump pauses ([`Reply::len`]). Only those
-/// pause: every other reply is small.
+/// `resume` is `None`, or what a previous [`Flow::Paused`] of the same
+/// request returned; `out_limit` is where a multi-get or a dump pauses
+/// ([`Reply::len`]). Only those pause: every other reply is small.
 pub fn execute<R: Reply>(
     ctx: &Context<'_>,
     req: &Request<'_>,
-    resume: usize,
+    resume: Option<Resume>,
     out: &mut R,
     out_limit: usize,
 ) -> Flow {
+    let resume_key = match resume {
+        Some(Resume::Key(at)) => at,
+        _ => 0,
+    };
     let w = ctx.worker;
     // fault injection for the server's own tests: a panic mid-request
     #[cfg(test)]
@@ -113,7 +140,7 @@ pub fn execute<R: Reply>(
     }
     match *req {
         Request::Get { keys, with_cas } => {
-            retrieve(ctx, keys, None, with_cas, resume, out, out_limit)
+            retrieve(ctx, keys, None, with_cas, resume_key, out, out_limit)
         }
         Request::Gat {
             exptime,
@@ -121,7 +148,15 @@ pub fn execute<R: Reply>(
             with_cas,
         } => {
             let deadline = ctx.clock.deadline(exptime);
-            retrieve(ctx, keys, Some(deadline), with_cas, resume, out, out_limit)
+            retrieve(
+                ctx,
+                keys,
+                Some(deadline),
+                with_cas,
+                resume_key,
+                out,
+                out_limit,
+            )
         }
         Request::GatBadKey { exptime, keys } => {
             // memcached has touched the keys before the bad one by the time
@@ -298,7 +333,13 @@ pub fn execute<R: Reply>(
         Request::MetaArith(ref m) => meta::arith(ctx, m, out),
         Request::MetaNoop => reply(false, &Response::MetaNoop, out),
         Request::MetaDebug { key, base64 } => meta::debug(ctx, key, base64, out),
-        Request::LruCrawler(cmd) => ops::lru_crawler(ctx, cmd, resume, out, out_limit),
+        Request::LruCrawler(cmd) => {
+            let at = match resume {
+                Some(Resume::Dump(at)) => Some(at),
+                _ => None,
+            };
+            ops::lru_crawler(ctx, cmd, at, out, out_limit)
+        }
         Request::Watch { mask } => ops::watch_command(ctx, mask, out),
         Request::SlabsReassign { src, dst } => reply(
             false,
@@ -364,7 +405,7 @@ fn retrieve<R: Reply>(
         // at least one key per call, so a call always makes progress (and a
         // pause is never at offset 0, which means "from the start")
         if n > 0 && out.len() >= out_limit {
-            return Flow::Paused(at);
+            return Flow::Paused(Resume::Key(at));
         }
         let write = |item: ItemRef<'_>| {
             let cas = if show_cas {

@@ -365,6 +365,32 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// A `cas` command's key and the unique it compares: `-vv` logs
+    /// memcached's `CAS:  failure` line when it is refused.
+    pub fn cas_compare(&self) -> Option<(&'a [u8], u64)> {
+        match *self {
+            Request::Store {
+                mode: StoreMode::Cas,
+                key,
+                cas,
+                ..
+            } => Some((key, cas)),
+            _ => None,
+        }
+    }
+
+    /// The retrieval [`Request::retrieval`] took apart.
+    pub fn retrieval_of(keys: Keys<'a>, exptime: Option<i64>, with_cas: bool) -> Request<'a> {
+        match exptime {
+            None => Request::Get { keys, with_cas },
+            Some(exptime) => Request::Gat {
+                exptime,
+                keys,
+                with_cas,
+            },
+        }
+    }
+
     /// A retrieval's keys, exptime (`gat`, `gats`) and whether it shows cas
     /// uniques: what a multi-get paused at its output limit needs to be
     /// rebuilt without parsing its line again.

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{Context, Flow};
+use super::{Context, Flow, Resume};
 use crate::clock::Secs;
 use crate::protocol::admin::{cachedump_args, watch, CrawlTarget, LruCrawler};
 pub use crate::protocol::text::write_uriencoded;
@@ -124,7 +124,7 @@ fn cachedump_class<R: Reply>(ctx: &Context<'_>, id: u32, limit: u32, out: &mut R
 pub fn lru_crawler<R: Reply>(
     ctx: &Context<'_>,
     cmd: LruCrawler,
-    resume: usize,
+    resume: Option<DumpCursor>,
     out: &mut R,
     out_limit: usize,
 ) -> Flow {
@@ -180,13 +180,13 @@ pub fn lru_crawler<R: Reply>(
 fn metadump<R: Reply>(
     ctx: &Context<'_>,
     target: CrawlTarget,
-    resume: usize,
+    resume: Option<DumpCursor>,
     out: &mut R,
     out_limit: usize,
 ) -> Flow {
     // memcached checks in this order; a dump already under way goes on
     // whatever happens to the switches meanwhile
-    let refused = if resume != 0 {
+    let refused = if resume.is_some() {
         None
     } else if !ctx.cache.crawler_enabled() {
         Some(Failure::CrawlerDisabled)
@@ -216,7 +216,7 @@ fn metadump<R: Reply>(
         _ => ClassSet::ALL,
     };
     let use_cas = ctx.config.use_cas;
-    let mut at = DumpCursor::unpack(resume);
+    let mut at = resume.unwrap_or_else(DumpCursor::start);
     loop {
         let next = ctx.cache.dump_step(at, classes, |key, meta| {
             out.respond(&Response::MetadumpItem(&item_info(key, meta, use_cas)));
@@ -225,7 +225,7 @@ fn metadump<R: Reply>(
             Some(next) => {
                 at = next;
                 if out.len() >= out_limit {
-                    return Flow::Paused(at.pack());
+                    return Flow::Paused(Resume::Dump(at));
                 }
             }
             None => {
@@ -676,7 +676,7 @@ mod tests {
         };
         const LIMIT: usize = 16 * 1024;
         let dump = LruCrawler::Metadump(CrawlTarget::All);
-        let (mut resume, mut calls, mut all) = (0, 0, Vec::new());
+        let (mut resume, mut calls, mut all) = (None, 0, Vec::new());
         loop {
             // the server empties the buffer between calls
             let mut out = Vec::new();
@@ -696,9 +696,9 @@ mod tests {
             all.extend_from_slice(&out);
             calls += 1;
             match flow {
-                Flow::Paused(at) => {
-                    assert_ne!(at, resume, "no progress");
-                    resume = at;
+                Flow::Paused(Resume::Dump(at)) => {
+                    assert_ne!(Some(at), resume, "no progress");
+                    resume = Some(at);
                 }
                 Flow::Done => break,
                 other => panic!("{other:?}"),

@@ -1,5 +1,5 @@
 //! The operator commands' wire format: `lru_crawler …`, `slabs …` and
-//! `watch …` requests, and the reply summary `-vv` logs.
+//! `watch …` requests.
 //!
 //! As observed on memcached 1.6.18: arguments are separated by one or more
 //! spaces; a wrong number of arguments or an unknown word is `ERROR`; the
@@ -223,40 +223,6 @@ pub(in crate::protocol) fn watch(rest: &[u8]) -> Request<'_> {
     Request::Watch { mask }
 }
 
-/// What `-vv` logs after a request, as memcached does: one `sending key
-/// <key>` per value sent, then the reply's last line; nothing for a
-/// `STAT` listing or a dump (memcached logs none for those) or an empty
-/// reply. Calls `f` with each summary line.
-pub fn reply_summary(reply: &[u8], mut f: impl FnMut(&[u8], &[u8])) {
-    let mut rest = reply;
-    let mut last: &[u8] = &[];
-    while !rest.is_empty() {
-        let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
-        let line = rest[..end].strip_suffix(b"\r").unwrap_or(&rest[..end]);
-        rest = &rest[(end + 1).min(rest.len())..];
-        if let Some(v) = line.strip_prefix(b"VALUE ") {
-            let key_end = v.iter().position(|&b| b == b' ').unwrap_or(v.len());
-            f(b"sending key ", &v[..key_end]);
-            // skip the data block: its length is the line's 3rd field
-            let bytes = v
-                .split(|&b| b == b' ')
-                .nth(2)
-                .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
-                .unwrap_or(0);
-            rest = &rest[(bytes + 2).min(rest.len())..];
-            last = &[];
-            continue;
-        }
-        if line.starts_with(b"STAT ") || line.starts_with(b"key=") {
-            return;
-        }
-        last = line;
-    }
-    if !last.is_empty() {
-        f(b"", last);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,27 +334,5 @@ mod tests {
                 }
             );
         }
-    }
-
-    #[test]
-    fn summaries_name_keys_and_the_last_line() {
-        let mut got = Vec::new();
-        let mut sum = |r: &[u8]| {
-            got.clear();
-            reply_summary(r, |a, b| got.push([a, b].concat()));
-            got.clone()
-        };
-        assert_eq!(sum(b"STORED\r\n"), [b"STORED".to_vec()]);
-        assert_eq!(
-            sum(b"VALUE a 0 3\r\nEND\r\nVALUE b 5 0 9\r\n\r\nEND\r\n"),
-            [
-                b"sending key a".to_vec(),
-                b"sending key b".to_vec(),
-                b"END".to_vec()
-            ]
-        );
-        assert!(sum(b"STAT pid 1\r\nEND\r\n").is_empty());
-        assert!(sum(b"key=a exp=-1\nEND\r\n").is_empty());
-        assert!(sum(b"").is_empty());
     }
 }

@@ -1,0 +1,397 @@
+//! The server: listeners, workers, connections and their buffers, the
+//! transport seam, UDP, limits (-c, -R, idle timeout) and drain on stop.
+//!
+//! One accept thread owns the listeners and hands each accepted socket to a
+//! worker over a channel, waking it with a `mio::Waker`. Each worker owns its
+//! connections and its own `mio::Poll`: it reads, calls `protocol::parse` and
+//! `command::execute`, and writes, so a request never crosses a thread. UDP
+//! sockets are read by every worker directly. A clock thread ticks the coarse
+//! clock and the cache's expirer.
+//!
+//! ```text
+//! mod.rs        Shared (what every thread shares), start, ServerHandle, clock thread
+//! listen.rs     binding -l/-p/-U/-s; the accept thread, -c
+//! worker.rs     a worker's event loop: its connections, UDP, watchers, idle, drain
+//! conn.rs       a connection and its turn: write, run its requests, read; backpressure
+//! pipeline.rs   the request loop: parse, execute, paused multi-gets, refusals, -R
+//! buf.rs        the read and write buffers and their limits
+//! transport.rs  Stream (TCP, unix socket): where a TLS stream plugs in
+//! udp.rs        UDP frames and datagram replies
+//! verbose.rs    the -vv request and reply log
+//! ```
+//!
+//! Files import down the list (worker → conn → pipeline → buf → transport;
+//! listen → worker for its `Inbox`), never one another both ways. A second
+//! codec (the binary protocol, `-B`) is picked per connection in
+//! `pipeline`, which is where `protocol::parse` is called; a TLS stream is
+//! one more `transport`.
+//!
+//! Owns the state shared by every thread of one server (`Shared`), start-up
+//! (`start`) and the handle that stops the server (`ServerHandle`).
+//!
+//! Must not interpret bytes beyond calling `protocol::parse` and
+//! `command::execute`.
+
+mod buf;
+mod conn;
+mod listen;
+mod pipeline;
+mod transport;
+mod udp;
+mod verbose;
+mod worker;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use log::{error, info, trace};
+use mio::{Token, Waker};
+
+use crate::clock::Clock;
+use crate::command::{self, ConnInfo, Context, ServerControl};
+use crate::config::Config;
+use crate::protocol::Limits;
+use crate::stats::{Stats, WorkerStats};
+use crate::storage::{Cache, CacheConfig};
+use listen::{Acceptor, Bound};
+use worker::Worker;
+
+/// The token of a poller's waker, in the workers' pollers and the accept
+/// thread's.
+const WAKER: Token = Token(usize::MAX);
+
+/// Shards per worker thread: enough that two workers rarely meet on a lock.
+const SHARDS_PER_THREAD: usize = 16;
+
+/// State shared by every thread of one server.
+struct Shared {
+    config: Config,
+    cache: Cache,
+    clock: Arc<Clock>,
+    stats: Stats,
+    limits: Limits,
+    stopping: AtomicBool,
+    /// `-v` levels, moved by the `verbosity` command (memcached caps it at 2).
+    verbosity: AtomicU32,
+    curr_conns: AtomicUsize,
+    /// fd → (peer, listener) for `stats conns`.
+    conns: Mutex<BTreeMap<i32, (String, String)>>,
+    wakers: Mutex<Vec<Arc<Waker>>>,
+    stopped: (Mutex<bool>, Condvar),
+}
+
+impl Shared {
+    /// The cache, clock, statistics and limits `config` asks for; no thread
+    /// or socket yet.
+    fn new(config: Config) -> Shared {
+        let threads = config.threads.max(1);
+        let clock = Arc::new(Clock::new());
+        let shards = (threads * SHARDS_PER_THREAD).next_power_of_two();
+        let cache = Cache::new(
+            CacheConfig {
+                memory_limit: config.memory_limit,
+                evict: !config.no_evict,
+                shards,
+                item_size_max: config.item_size_max,
+            },
+            Arc::clone(&clock),
+        );
+        let limits = command::parse_limits(&config);
+        Shared {
+            stats: Stats::new(threads),
+            verbosity: AtomicU32::new(u32::from(config.verbosity)),
+            config,
+            cache,
+            clock,
+            limits,
+            stopping: AtomicBool::new(false),
+            curr_conns: AtomicUsize::new(0),
+            conns: Mutex::new(BTreeMap::new()),
+            wakers: Mutex::new(Vec::new()),
+            stopped: (Mutex::new(false), Condvar::new()),
+        }
+    }
+
+    /// What a command executed by the worker owning `worker` may touch.
+    fn context<'a>(&'a self, worker: &'a WorkerStats) -> Context<'a> {
+        Context {
+            config: &self.config,
+            cache: &self.cache,
+            clock: &self.clock,
+            stats: &self.stats,
+            worker,
+            server: self,
+        }
+    }
+
+    /// `waker` is woken when the server is asked to stop.
+    fn add_waker(&self, waker: Arc<Waker>) {
+        self.wakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(waker);
+    }
+
+    fn request_stop(&self) {
+        if self.stopping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        info!("shutting down");
+        for w in self.wakers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = w.wake();
+        }
+        let (lock, cvar) = &self.stopped;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cvar.notify_all();
+    }
+}
+
+impl ServerControl for Shared {
+    fn curr_connections(&self) -> u64 {
+        self.curr_conns.load(Ordering::Relaxed) as u64
+    }
+
+    fn conns(&self) -> Vec<ConnInfo> {
+        let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        conns
+            .iter()
+            .map(|(&fd, (peer, listen))| ConnInfo {
+                fd,
+                peer: peer.clone(),
+                listen: listen.clone(),
+            })
+            .collect()
+    }
+
+    fn shutdown(&self) {
+        self.request_stop();
+    }
+
+    fn verbosity(&self) -> u32 {
+        self.verbosity.load(Ordering::Relaxed)
+    }
+
+    fn set_verbosity(&self, level: u32) {
+        let level = level.min(2);
+        self.verbosity.store(level, Ordering::Relaxed);
+        let filter = match level {
+            0 => log::LevelFilter::Warn,
+            1 => log::LevelFilter::Info,
+            2 => log::LevelFilter::Debug,
+            _ => log::LevelFilter::Trace,
+        };
+        log::set_max_level(filter);
+    }
+}
+
+/// A running server: its bound addresses and a way to stop it.
+pub struct ServerHandle {
+    tcp: Vec<SocketAddr>,
+    udp: Vec<SocketAddr>,
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    unix_path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("tcp", &self.tcp)
+            .field("udp", &self.udp)
+            .finish()
+    }
+}
+
+impl ServerHandle {
+    /// Bound TCP addresses (the real port when `-p 0` was asked).
+    pub fn tcp_addrs(&self) -> &[SocketAddr] {
+        &self.tcp
+    }
+
+    /// Bound UDP addresses (empty unless `-U`).
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp
+    }
+
+    /// Asks every thread to stop, finishing replies in flight; returns once
+    /// they have.
+    pub fn shutdown(self) {
+        self.shared.request_stop();
+        self.wait();
+    }
+
+    /// A closure that stops the server from another thread (signal handling).
+    pub fn stopper(&self) -> impl Fn() + Send + Sync + 'static {
+        let shared = Arc::clone(&self.shared);
+        move || shared.request_stop()
+    }
+
+    /// Blocks until the server stops (a `shutdown` command, [`Self::stopper`]
+    /// or [`Self::shutdown`]), then joins its threads.
+    pub fn wait(mut self) {
+        {
+            let (lock, cvar) = &self.shared.stopped;
+            let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
+            while !*stopped {
+                stopped = cvar.wait(stopped).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Some(p) = self.unix_path.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Binds every listener in `config` and starts the threads.
+pub fn start(config: Config) -> io::Result<ServerHandle> {
+    let threads = config.threads.max(1);
+    let bound = Bound::bind(&config)?;
+
+    let shared = Arc::new(Shared::new(config));
+
+    apply_crawler_options(&shared);
+    shared
+        .cache
+        .set_eviction_sink(Arc::clone(&shared.stats.watch) as _);
+
+    let mut handles = Vec::new();
+    let mut inboxes = Vec::new();
+    for id in 0..threads {
+        let (worker, inbox) = Worker::new(id, &shared, &bound.udp_sockets)?;
+        inboxes.push(inbox);
+        handles.push(spawn(format!("worker-{}", id), move || worker.run())?);
+    }
+
+    let acceptor = Acceptor::new(bound.listeners, inboxes, &shared)?;
+    handles.push(spawn("accept".into(), move || acceptor.run())?);
+
+    let clock_shared = Arc::clone(&shared);
+    handles.push(spawn("clock".into(), move || clock_loop(clock_shared))?);
+
+    info!(
+        "listening on {:?}{}",
+        bound.tcp_addrs,
+        bound
+            .unix_path
+            .as_ref()
+            .map(|p| format!(" unix:{}", p.display()))
+            .unwrap_or_default()
+    );
+    Ok(ServerHandle {
+        tcp: bound.tcp_addrs,
+        udp: bound.udp_addrs,
+        shared,
+        threads: handles,
+        unix_path: bound.unix_path,
+    })
+}
+
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
+    thread::Builder::new().name(name).spawn(f)
+}
+
+/// memcached's `-o no_lru_crawler`, `lru_crawler_sleep=N`,
+/// `lru_crawler_tocrawl=N` and `slab_automove[=N]` (which `config` checks
+/// and passes through).
+fn apply_crawler_options(shared: &Shared) {
+    for opt in &shared.config.ignored_options {
+        let (name, value) = opt.split_once('=').unwrap_or((opt, ""));
+        let number = || value.trim().parse::<u64>().ok().map(|n| n as u32);
+        match name {
+            "no_lru_crawler" => {
+                shared.cache.set_crawler_enabled(false);
+            }
+            "lru_crawler" => {
+                shared.cache.set_crawler_enabled(true);
+            }
+            "lru_crawler_sleep" => {
+                if let Some(n) = number() {
+                    shared.cache.set_crawler_sleep(n);
+                }
+            }
+            "lru_crawler_tocrawl" => {
+                if let Some(n) = number() {
+                    shared.cache.set_crawler_tocrawl(n);
+                }
+            }
+            // (memcached reads a bare `slab_automove` as level 1)
+            "slab_automove" => shared.cache.set_slab_automove(number().unwrap_or(1)),
+            _ => {}
+        }
+    }
+}
+
+/// Ticks the coarse clock and, while the crawler is enabled, lets the
+/// expirer sweep a slice of the cache and runs a slice of a requested crawl
+/// (`lru_crawler crawl`), ten times a second.
+fn clock_loop(shared: Arc<Shared>) {
+    while !shared.stopping.load(Ordering::Relaxed) {
+        {
+            let (lock, cvar) = &shared.stopped;
+            let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+            if *guard {
+                break;
+            }
+            let _ = cvar.wait_timeout(guard, Duration::from_millis(100));
+        }
+        shared.clock.tick();
+        if !shared.cache.crawler_enabled() {
+            continue;
+        }
+        let crawling = shared.cache.crawl_pending();
+        let swept = catch_unwind(AssertUnwindSafe(|| {
+            shared.cache.tick();
+            shared.cache.crawl_tick()
+        }));
+        match swept {
+            Ok(n) => {
+                if n > 0 {
+                    trace!("lru crawler: {} expired items removed", n);
+                }
+                if crawling && !shared.cache.crawl_pending() {
+                    trace!("lru crawler: requested crawl finished");
+                }
+            }
+            Err(_) => error!("expirer panicked; it will retry on the next tick"),
+        }
+    }
+}
+
+/// Helpers the unit tests of several files share.
+#[cfg(test)]
+mod testing {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    /// A server with one worker on an ephemeral loopback port.
+    pub(super) fn one_worker_on_loopback() -> (ServerHandle, SocketAddr) {
+        let mut config = Config::from_args(["ferrocache", "-t", "1"]).unwrap();
+        config.port = 0;
+        config.listen = vec!["127.0.0.1".into()];
+        let handle = start(config).unwrap();
+        let addr = handle.tcp_addrs()[0];
+        (handle, addr)
+    }
+
+    pub(super) fn roundtrip(s: &mut TcpStream, req: &[u8], want: &[u8]) {
+        s.write_all(req).unwrap();
+        let mut got = vec![0u8; want.len()];
+        s.read_exact(&mut got).unwrap();
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+    }
+
+    pub(super) fn one_worker() -> Shared {
+        Shared::new(Config::from_args(["ferrocache", "-t", "1"]).unwrap())
+    }
+}
