@@ -1,19 +1,25 @@
 //! The one place that joins protocol and storage: a parsed
-//! [`Request`] becomes cache calls, counter bumps and encoded replies.
+//! [`Request`] becomes cache calls, counter bumps and reply values.
 //!
-//! Must not touch a socket: what it needs from the server (connection counts,
-//! shutting down) comes through the [`ServerControl`] trait.
+//! Owns what each command does and answers. Must not touch a socket (what
+//! it needs from the server, connection counts and shutting down, comes
+//! through the [`ServerControl`] trait), nor write a wire byte: every
+//! answer is a [`Response`], a meta reply or a stat handed to a
+//! [`Reply`] sink, which the connection's codec turns into bytes.
+//! [`execute`] is generic over the sink, so each codec gets its own
+//! monomorphised copy and the text path makes no dynamic call.
 
 mod meta;
 pub mod ops;
 
 use std::fmt::Display;
-use std::io::Write;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::protocol::{self, Keys, Request, Response, StoreMode};
+use crate::protocol::text::yes_no;
+use crate::protocol::{Failure, Fault, Keys, Limits, Reply, Request, Response, StoreMode};
 use crate::stats::{bump, Stats, WorkerStats};
+use crate::storage::crawl::DumpCursor;
 use crate::storage::{ArithOutcome, Cache, ItemRef, Lookup, StoreOp, StoreOutcome};
 use crate::watch::WatchHub;
 
@@ -28,13 +34,37 @@ pub const VERSION: &str = concat!("1.6.18-ferrocache-", env!("CARGO_PKG_VERSION"
 /// The parts of the running server that commands read or act on.
 pub trait ServerControl {
     fn curr_connections(&self) -> u64;
-    /// Writes the `STAT <fd>:<field> <value>` lines of `stats conns`.
-    fn write_conns(&self, out: &mut Vec<u8>);
+    /// The open connections, by descriptor, for `stats conns`.
+    fn conns(&self) -> Vec<ConnInfo>;
     /// Starts an orderly shutdown (the `shutdown` command with `-A`).
     fn shutdown(&self);
     /// The current `-v` level (`stats settings`).
     fn verbosity(&self) -> u32;
     fn set_verbosity(&self, level: u32);
+}
+
+/// One open connection as `stats conns` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnInfo {
+    pub fd: i32,
+    /// `tcp:1.2.3.4:5678`, `tcp6:[::1]:5678` or a unix socket's path.
+    pub peer: String,
+    /// The listener it came in on, in the same form.
+    pub listen: String,
+}
+
+/// memcached's item header counts 8 bytes of cas that `-C` leaves out.
+const CAS_BYTES: usize = 8;
+
+/// The parse limits `config` sets: the one place that turns `-I` (and
+/// `-C`) into the largest key plus value a storage command may carry,
+/// through storage's own item-size rule so that the parser refuses exactly
+/// what the cache would.
+pub fn parse_limits(config: &Config) -> Limits {
+    let overhead = crate::storage::ITEM_SIZE_OVERHEAD - if config.use_cas { 0 } else { CAS_BYTES };
+    Limits {
+        max_key_plus_value: config.item_size_max.saturating_sub(overhead),
+    }
 }
 
 /// Everything a command may touch, borrowed from the worker that runs it.
@@ -58,10 +88,9 @@ pub struct Context<'a> {
 pub enum Flow {
     /// The request is answered; go on with the next one.
     Done,
-    /// A multi-get filled the output past its limit: flush, then call again
-    /// with this resume point (for a retrieval, the byte offset in its key
-    /// list of the first key not yet answered; never 0).
-    Paused(usize),
+    /// A multi-get or a dump filled the output past its limit: flush, then
+    /// call again with this resume point.
+    Paused(Resume),
     /// Close the connection once the output is flushed (`quit`, `shutdown`).
     Close,
     /// `watch`: once the output is flushed, the connection receives the
@@ -70,18 +99,46 @@ pub enum Flow {
     Watch(u32),
 }
 
-/// Executes one request, appending its reply to `out`.
+/// Whether `req` is one memcached refuses while replies of earlier
+/// pipelined requests wait unsent ([`Request::pipelining_refusal`]) and
+/// would refuse now: it makes its own checks first (`watch` under `-W`,
+/// a metadump with the crawler off or under `-X`, answer those instead).
+pub fn refused_after_pipeline(ctx: &Context<'_>, req: &Request<'_>) -> bool {
+    match req {
+        Request::Watch { .. } => !ctx.config.disable_watch,
+        Request::LruCrawler(crate::protocol::admin::LruCrawler::Metadump(_)) => {
+            ctx.cache.crawler_enabled() && !ctx.config.disable_dumping
+        }
+        _ => false,
+    }
+}
+
+/// Where a paused reply goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// A multi-get: the byte offset in its key list of the first key not
+    /// yet answered (never 0: a call always answers one key).
+    Key(usize),
+    /// A metadump: where its walk over the cache goes on.
+    Dump(DumpCursor),
+}
+
+/// Executes one request, handing its reply to `out`.
 ///
-/// `resume` is 0, or what a previous [`Flow::Paused`] of the same request
-/// returned (for a retrieval, where in its key list to go on); `out_limit` is where a multi-get
-/// pauses. Only retrieval commands pause: every other reply is small.
-pub fn execute(
+/// `resume` is `None`, or what a previous [`Flow::Paused`] of the same
+/// request returned; `out_limit` is where a multi-get or a dump pauses
+/// ([`Reply::len`]). Only those pause: every other reply is small.
+pub fn execute<R: Reply>(
     ctx: &Context<'_>,
     req: &Request<'_>,
-    resume: usize,
-    out: &mut Vec<u8>,
+    resume: Option<Resume>,
+    out: &mut R,
     out_limit: usize,
 ) -> Flow {
+    let resume_key = match resume {
+        Some(Resume::Key(at)) => at,
+        _ => 0,
+    };
     let w = ctx.worker;
     // fault injection for the server's own tests: a panic mid-request
     #[cfg(test)]
@@ -90,7 +147,7 @@ pub fn execute(
     }
     match *req {
         Request::Get { keys, with_cas } => {
-            retrieve(ctx, keys, None, with_cas, resume, out, out_limit)
+            retrieve(ctx, keys, None, with_cas, resume_key, out, out_limit)
         }
         Request::Gat {
             exptime,
@@ -98,7 +155,15 @@ pub fn execute(
             with_cas,
         } => {
             let deadline = ctx.clock.deadline(exptime);
-            retrieve(ctx, keys, Some(deadline), with_cas, resume, out, out_limit)
+            retrieve(
+                ctx,
+                keys,
+                Some(deadline),
+                with_cas,
+                resume_key,
+                out,
+                out_limit,
+            )
         }
         Request::GatBadKey { exptime, keys } => {
             // memcached has touched the keys before the bad one by the time
@@ -112,11 +177,7 @@ pub fn execute(
                     bump(&w.touch_misses, 1);
                 }
             }
-            reply(
-                false,
-                &Response::ClientError("bad command line format"),
-                out,
-            )
+            reply(false, &Response::Fault(Fault::BadCommandLineFormat), out)
         }
         Request::Store {
             mode,
@@ -192,10 +253,8 @@ pub fn execute(
                     bump(misses, 1);
                     Response::NotFound
                 }
-                ArithOutcome::NonNumeric => {
-                    Response::ClientError("cannot increment or decrement non-numeric value")
-                }
-                ArithOutcome::NoMemory => Response::ServerError("out of memory"),
+                ArithOutcome::NonNumeric => Response::Failure(Failure::NonNumeric),
+                ArithOutcome::NoMemory => Response::Failure(Failure::NoMemory),
             };
             reply(noreply, &resp, out)
         }
@@ -225,18 +284,10 @@ pub fn execute(
             // the delay.
             bump(&w.cmd_flush, 1);
             if ctx.config.disable_flush {
-                return reply(
-                    noreply,
-                    &Response::ClientError("flush_all not allowed"),
-                    out,
-                );
+                return reply(noreply, &Response::Failure(Failure::FlushDisabled), out);
             }
             if bad_delay {
-                return reply(
-                    noreply,
-                    &Response::ClientError("invalid exptime argument"),
-                    out,
-                );
+                return reply(noreply, &Response::Fault(Fault::BadExptime), out);
             }
             if delay > 0 {
                 let at = ctx.clock.deadline(delay);
@@ -258,22 +309,20 @@ pub fn execute(
         Request::Quit => Flow::Close,
         Request::Shutdown { bad_mode, .. } => {
             if !ctx.config.enable_shutdown {
-                return reply(false, &Response::Line(b"ERROR: shutdown not enabled"), out);
+                return reply(false, &Response::Failure(Failure::ShutdownDisabled), out);
             }
             if bad_mode {
-                return reply(false, &Response::ClientError("invalid shutdown mode"), out);
+                return reply(false, &Response::Failure(Failure::BadShutdownMode), out);
             }
             ctx.server.shutdown();
             Flow::Close
         }
         Request::CacheMemlimit { megabytes, noreply } => {
             if megabytes < 8 {
-                let line = b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m";
-                return reply(noreply, &Response::Line(line), out);
+                return reply(noreply, &Response::Failure(Failure::MemlimitTooSmall), out);
             }
             if megabytes > 1_000_000_000 {
-                let line = b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes";
-                return reply(noreply, &Response::Line(line), out);
+                return reply(noreply, &Response::Failure(Failure::MemlimitTooLarge), out);
             }
             let bytes = megabytes.saturating_mul(1024 * 1024);
             ctx.cache
@@ -289,34 +338,39 @@ pub fn execute(
         Request::MetaTooLarge { key, base64 } => meta::too_large(ctx, key, base64, out),
         Request::MetaDelete(ref m) => meta::delete(ctx, m, out),
         Request::MetaArith(ref m) => meta::arith(ctx, m, out),
-        Request::MetaNoop => reply(false, &Response::Line(b"MN"), out),
+        Request::MetaNoop => reply(false, &Response::MetaNoop, out),
         Request::MetaDebug { key, base64 } => meta::debug(ctx, key, base64, out),
-        Request::LruCrawler(cmd) => ops::lru_crawler(ctx, cmd, resume, out, out_limit),
-        Request::Watch { mask } => ops::watch_command(ctx, mask, out),
-        Request::SlabsReassign { src, dst } => {
-            reply(false, &Response::Line(ops::slabs_reassign(src, dst)), out)
+        Request::LruCrawler(cmd) => {
+            let at = match resume {
+                Some(Resume::Dump(at)) => Some(at),
+                _ => None,
+            };
+            ops::lru_crawler(ctx, cmd, at, out, out_limit)
         }
+        Request::Watch { mask } => ops::watch_command(ctx, mask, out),
+        Request::SlabsReassign { src, dst } => reply(
+            false,
+            &Response::Failure(ops::slabs_reassign(src, dst)),
+            out,
+        ),
         Request::SlabsAutomove { level, noreply } => {
             if let Some(level) = level {
                 ctx.cache.set_slab_automove(u32::from(level));
             }
             reply(noreply, &Response::Ok, out)
         }
-        Request::Invalid {
-            reply: text,
-            noreply,
-        } => {
-            if text == b"CLIENT_ERROR bad data chunk" {
+        Request::Invalid { fault, noreply } => {
+            if fault == Fault::BadDataChunk {
                 // memcached has counted the set by the time it sees the data.
                 bump(&w.cmd_set, 1);
             }
-            reply(noreply, &Response::Line(text), out)
+            reply(noreply, &Response::Fault(fault), out)
         }
     }
 }
 
-const TOO_LARGE: Response<'static> = Response::ServerError("object too large for cache");
-const NO_MEMORY: Response<'static> = Response::ServerError("out of memory storing object");
+const TOO_LARGE: Response<'static> = Response::Failure(Failure::TooLarge);
+const NO_MEMORY: Response<'static> = Response::Failure(Failure::NoMemoryStoring);
 
 /// Counts a write's outcome: `cas_*` for a cas write, `store_*` for one
 /// refused for size or memory.
@@ -331,9 +385,10 @@ fn count_write(w: &WorkerStats, cas: bool, outcome: StoreOutcome) {
     }
 }
 
-fn reply(noreply: bool, resp: &Response<'_>, out: &mut Vec<u8>) -> Flow {
+#[inline]
+fn reply<R: Reply>(noreply: bool, resp: &Response<'_>, out: &mut R) -> Flow {
     if !noreply {
-        protocol::encode(resp, out);
+        out.respond(resp);
     }
     Flow::Done
 }
@@ -341,13 +396,13 @@ fn reply(noreply: bool, resp: &Response<'_>, out: &mut Vec<u8>) -> Flow {
 /// get/gets/gat/gats: one VALUE per hit, then END. Pauses between keys once
 /// `out` holds `out_limit` bytes, so a multi-get of many large values never
 /// buffers more than about one value past the limit.
-fn retrieve(
+fn retrieve<R: Reply>(
     ctx: &Context<'_>,
     keys: Keys<'_>,
     touch: Option<crate::clock::Secs>,
     with_cas: bool,
     resume: usize,
-    out: &mut Vec<u8>,
+    out: &mut R,
     out_limit: usize,
 ) -> Flow {
     let w = ctx.worker;
@@ -357,7 +412,7 @@ fn retrieve(
         // at least one key per call, so a call always makes progress (and a
         // pause is never at offset 0, which means "from the start")
         if n > 0 && out.len() >= out_limit {
-            return Flow::Paused(at);
+            return Flow::Paused(Resume::Key(at));
         }
         let write = |item: ItemRef<'_>| {
             let cas = if show_cas {
@@ -365,15 +420,12 @@ fn retrieve(
             } else {
                 None
             };
-            protocol::encode(
-                &Response::Value {
-                    key: item.key,
-                    flags: item.flags,
-                    data: item.data,
-                    cas,
-                },
-                out,
-            );
+            out.respond(&Response::Value {
+                key: item.key,
+                flags: item.flags,
+                data: item.data,
+                cas,
+            });
             item.data.len()
         };
         let (lookup, len) = match touch {
@@ -392,7 +444,7 @@ fn retrieve(
         }
         count_get(w, lookup);
     }
-    protocol::encode(&Response::End, out);
+    out.respond(&Response::End);
     Flow::Done
 }
 
@@ -412,12 +464,11 @@ fn count_get(w: &WorkerStats, lookup: Lookup) {
     }
 }
 
-fn stat(out: &mut Vec<u8>, name: &str, value: impl Display) {
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "STAT {} {}\r\n", name, value);
+fn stat<R: Reply>(out: &mut R, name: &str, value: impl Display) {
+    out.stat(&name, &value);
 }
 
-fn stats_command(ctx: &Context<'_>, args: &[u8], out: &mut Vec<u8>) {
+fn stats_command<R: Reply>(ctx: &Context<'_>, args: &[u8], out: &mut R) {
     let mut words = args.split(|&b| b == b' ').filter(|w| !w.is_empty());
     let first = words.next();
     match first {
@@ -430,30 +481,37 @@ fn stats_command(ctx: &Context<'_>, args: &[u8], out: &mut Vec<u8>) {
             // answers as memcached does by default.
             stat(out, "sizes_status", "disabled");
         }
-        Some(b"conns") => ctx.server.write_conns(out),
+        Some(b"conns") => {
+            for c in ctx.server.conns() {
+                out.stat(&format_args!("{}:addr", c.fd), &c.peer);
+                out.stat(&format_args!("{}:listen_addr", c.fd), &c.listen);
+                out.stat(&format_args!("{}:state", c.fd), &"conn_parse_cmd");
+            }
+        }
         Some(b"reset") => {
             ctx.stats.reset(&ctx.cache.stats());
-            out.extend_from_slice(b"RESET\r\n");
+            out.respond(&Response::Reset);
             return;
         }
         Some(b"detail") => {
-            match words.next() {
-                Some(b"on") | Some(b"off") => out.extend_from_slice(b"OK\r\n"),
-                Some(b"dump") => out.extend_from_slice(b"END\r\n"),
-                _ => out.extend_from_slice(b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"),
-            }
+            let resp = match words.next() {
+                Some(b"on") | Some(b"off") => Response::Ok,
+                Some(b"dump") => Response::End,
+                _ => Response::Failure(Failure::StatsDetailUsage),
+            };
+            out.respond(&resp);
             return;
         }
         Some(b"cachedump") => return ops::cachedump(ctx, words, out),
         Some(_) => {
-            out.extend_from_slice(b"ERROR\r\n");
+            out.respond(&Response::Fault(Fault::UnknownCommand));
             return;
         }
     }
-    out.extend_from_slice(b"END\r\n");
+    out.respond(&Response::End);
 }
 
-fn general_stats(ctx: &Context<'_>, out: &mut Vec<u8>) {
+fn general_stats<R: Reply>(ctx: &Context<'_>, out: &mut R) {
     let t = ctx.stats.totals();
     let c = ctx.stats.cache_since_reset(&ctx.cache.stats());
     let ((us, uu), (ss, su)) = crate::stats::rusage();
@@ -515,15 +573,7 @@ fn general_stats(ctx: &Context<'_>, out: &mut Vec<u8>) {
     stat(out, "crawler_reclaimed", c.crawler_reclaimed);
 }
 
-fn yes_no(b: bool) -> &'static str {
-    if b {
-        "yes"
-    } else {
-        "no"
-    }
-}
-
-fn settings_stats(ctx: &Context<'_>, out: &mut Vec<u8>) {
+fn settings_stats<R: Reply>(ctx: &Context<'_>, out: &mut R) {
     let cfg = ctx.config;
     let limit = ctx.cache.stats().limit_maxbytes;
     stat(out, "maxbytes", limit);
@@ -596,13 +646,13 @@ fn settings_stats(ctx: &Context<'_>, out: &mut Vec<u8>) {
     stat(out, "track_sizes", "no");
 }
 
-fn items_stats(ctx: &Context<'_>, out: &mut Vec<u8>) {
+fn items_stats<R: Reply>(ctx: &Context<'_>, out: &mut R) {
     for c in ctx.cache.class_stats() {
         if c.number == 0 {
             continue;
         }
         let id = c.id;
-        let mut s = |name: &str, v: u64| stat(out, &format!("items:{}:{}", id, name), v);
+        let mut s = |name: &str, v: u64| out.stat(&format_args!("items:{}:{}", id, name), &v);
         s("number", c.number);
         s("number_hot", 0);
         s("number_warm", 0);
@@ -626,7 +676,7 @@ fn items_stats(ctx: &Context<'_>, out: &mut Vec<u8>) {
 
 /// ferrocache has no slab pages: each class reports its items as used chunks
 /// in notional 1 MiB pages, so memcached-tool's arithmetic stays meaningful.
-fn slabs_stats(ctx: &Context<'_>, out: &mut Vec<u8>) {
+fn slabs_stats<R: Reply>(ctx: &Context<'_>, out: &mut R) {
     const PAGE: u64 = 1024 * 1024;
     let mut active = 0u64;
     for c in ctx.cache.class_stats() {
@@ -637,7 +687,7 @@ fn slabs_stats(ctx: &Context<'_>, out: &mut Vec<u8>) {
         let per_page = (PAGE / c.chunk_size.max(1)).max(1);
         let pages = c.number.div_ceil(per_page);
         let id = c.id;
-        let mut s = |name: &str, v: u64| stat(out, &format!("{}:{}", id, name), v);
+        let mut s = |name: &str, v: u64| out.stat(&format_args!("{}:{}", id, name), &v);
         s("chunk_size", c.chunk_size);
         s("chunks_per_page", per_page);
         s("total_pages", pages);

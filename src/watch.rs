@@ -23,6 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::clock::Secs;
 use crate::protocol::admin::watch as stream;
+use crate::protocol::text::{write_uriencoded, yes_no};
 use crate::storage::crawl::{class_for_len, EvictionSink, ItemMeta};
 use crate::storage::{Lookup, StoreOp, StoreOutcome};
 
@@ -304,7 +305,7 @@ impl EvictionSink for WatchHub {
     fn evicted(&self, key: &[u8], meta: &ItemMeta) {
         let ttl = meta.exp.map_or(-1, |e| e as i64 - meta.now as i64);
         let la = meta.now.saturating_sub(meta.last_access);
-        let fetch = if meta.fetched { "yes" } else { "no" };
+        let fetch = yes_no(meta.fetched);
         self.emit(stream::EVICTIONS, |l| {
             l.extend_from_slice(b"type=eviction key=");
             write_uriencoded(key, l);
@@ -327,47 +328,10 @@ fn ttl_of(deadline: Secs, now: Secs) -> u32 {
     }
 }
 
-/// Appends `key` as memcached's `uriencode` writes it: ASCII letters,
-/// digits and `-._~` as they are, every other byte as `%XX`. The watch
-/// lines and `lru_crawler metadump` share it, as in memcached.
-pub fn write_uriencoded(key: &[u8], out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in key {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b);
-        } else {
-            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
-
-    #[test]
-    fn keys_are_uriencoded_as_memcached_does() {
-        // as memcached 1.6.18 printed them
-        let cases: &[(&[u8], &str)] = &[
-            (b"a%b:c", "a%25b%3Ac"),
-            (b"t\tab", "t%09ab"),
-            (
-                b"\xc3\xa9\x01\x7f\"+=&/?#",
-                "%C3%A9%01%7F%22%2B%3D%26%2F%3F%23",
-            ),
-            (
-                b"-._~!*()@$,[];{}|^`",
-                "-._~%21%2A%28%29%40%24%2C%5B%5D%3B%7B%7D%7C%5E%60",
-            ),
-            (b"AZaz09", "AZaz09"),
-        ];
-        for (key, want) in cases {
-            let mut out = Vec::new();
-            write_uriencoded(key, &mut out);
-            assert_eq!(String::from_utf8(out).unwrap(), *want);
-        }
-    }
 
     #[test]
     fn a_full_watcher_drops_lines_and_says_how_many() {

@@ -147,7 +147,7 @@ fn unkept_promises_refuse_to_start() {
     ];
     for (flags, name) in cases {
         let args: Vec<&str> = common.iter().chain(flags.iter()).copied().collect();
-        let out = run(&Target::Ferrocache.program(), &args);
+        let out = run(Target::Ferrocache.program(), &args);
         let msg = text(&out.stderr);
         assert_eq!(out.status.code(), Some(64), "{flags:?}: stderr: {msg}");
         assert!(

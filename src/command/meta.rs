@@ -1,10 +1,18 @@
-//! The meta commands against the cache: `HD`/`VA`/`EN`/`NS`/`EX`/`NF`
-//! replies carrying the flags the client asked back, in the order it sent
-//! them, as memcached 1.6 answers.
+//! The meta commands against the cache: a status (hit, miss, not stored,
+//! exists, not found) carrying the flags the client asked back, as values
+//! in the order it sent them, as memcached 1.6 answers. The codec writes
+//! them (`HD`/`VA`/`EN`/`NS`/`EX`/`NF` in text).
+//!
+//! Must not write wire bytes: replies are [`MetaReply`] values.
+
+use std::io::Write;
 
 use super::{count_get, count_write, ops, reply, Context, Flow, NO_MEMORY, TOO_LARGE};
 use crate::clock::Secs;
-use crate::protocol::{base64, meta, push_decimal, Meta, Response};
+use crate::protocol::{
+    base64, meta, Failure, ItemInfo, Meta, MetaField, MetaFields, MetaReply, MetaStatus, Reply,
+    Response,
+};
 use crate::stats::bump;
 use crate::storage::{
     ArithOpts, DeleteAction, DeleteOutcome, Lookup, MetaArithOutcome, MetaView, StoreOp,
@@ -12,7 +20,7 @@ use crate::storage::{
 };
 
 /// `mg`.
-pub(super) fn get(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
+pub(super) fn get<R: Reply>(ctx: &Context<'_>, m: &Meta<'_>, out: &mut R) -> Flow {
     let w = ctx.worker;
     let f = &m.flags;
     let mut buf = [0u8; base64::MAX_DECODED];
@@ -61,9 +69,7 @@ pub(super) fn get(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
         count_get(w, lookup);
     }
     if done.is_none() && !f.quiet {
-        out.extend_from_slice(b"EN");
-        echo(m, key, f.base64, out);
-        out.extend_from_slice(b"\r\n");
+        status_reply(MetaStatus::Miss, m, key, f.base64, out);
     }
     Flow::Done
 }
@@ -73,7 +79,7 @@ pub(super) fn get(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
 /// old TTL), then the `Z` / `X` / `W` marks. `vivified` is the `N`
 /// deadline of an item this request created (stored without one).
 #[allow(clippy::too_many_arguments)]
-fn hit_reply(
+fn hit_reply<R: Reply>(
     m: &Meta<'_>,
     item: &mut MetaView<'_>,
     vivified: Option<Secs>,
@@ -81,18 +87,13 @@ fn hit_reply(
     touch: Option<Secs>,
     recache: Option<Secs>,
     use_cas: bool,
-    out: &mut Vec<u8>,
+    out: &mut R,
 ) {
     let mut won = false;
     // memcached gives a created item its N deadline only when it reaches
     // the N flag: a `t` before it shows -1
     let created = vivified.is_some();
-    if m.flags.value {
-        out.extend_from_slice(b"VA ");
-        push_decimal(out, item.value().len() as u64);
-    } else {
-        out.extend_from_slice(b"HD");
-    }
+    let mut fields = MetaFields::new();
     for tok in m.flag_tokens() {
         match tok[0] {
             b'T' => {
@@ -113,38 +114,45 @@ fn hit_reply(
                     && deadline != 0
                     && recache.is_some_and(|r| deadline < r);
             }
-            b's' => push_flag_u64(out, b's', item.value().len() as u64),
-            b't' => push_ttl(out, item.deadline(), now),
-            b'c' => push_flag_u64(out, b'c', if use_cas { item.cas() } else { 0 }),
-            b'f' => push_flag_u64(out, b'f', u64::from(item.flags())),
-            b'l' => push_flag_u64(out, b'l', u64::from(now.wrapping_sub(item.last_access()))),
-            b'h' => push_flag_u64(out, b'h', u64::from(item.fetched())),
-            b'O' => push_token(out, tok),
-            b'k' => push_key(out, item.key(), item.binary_key()),
+            b's' => fields.push(MetaField::Size(item.value().len() as u64)),
+            b't' => fields.push(ttl(item.deadline(), now)),
+            b'c' => fields.push(MetaField::Cas(if use_cas { item.cas() } else { 0 })),
+            b'f' => fields.push(MetaField::Flags(item.flags())),
+            b'l' => fields.push(MetaField::LastAccess(u64::from(
+                now.wrapping_sub(item.last_access()),
+            ))),
+            b'h' => fields.push(MetaField::Hit(item.fetched())),
+            b'O' => fields.push(MetaField::Opaque(tok)),
+            // the item's key, filled in once the item is no longer changed
+            b'k' => fields.push(MetaField::Key {
+                key: &[],
+                binary: false,
+            }),
             _ => {}
         }
     }
     // a created item carries its win from birth; memcached shows only W
     if item.win_sent() && !created {
-        out.extend_from_slice(b" Z");
+        fields.push(MetaField::WinSent);
     }
     if item.stale() {
-        out.extend_from_slice(b" X");
+        fields.push(MetaField::Stale);
         won |= !item.win_sent();
     }
     if won {
-        out.extend_from_slice(b" W");
+        fields.push(MetaField::Win);
         item.set_win_sent();
     }
-    out.extend_from_slice(b"\r\n");
-    if m.flags.value {
-        out.extend_from_slice(item.value());
-        out.extend_from_slice(b"\r\n");
-    }
+    let fields = fields.with_key(item.key(), item.binary_key());
+    out.meta(&MetaReply {
+        status: MetaStatus::Done,
+        fields: fields.as_slice(),
+        value: m.flags.value.then(|| item.value()),
+    });
 }
 
 /// `ms`.
-pub(super) fn set(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
+pub(super) fn set<R: Reply>(ctx: &Context<'_>, m: &Meta<'_>, out: &mut R) -> Flow {
     let w = ctx.worker;
     let f = &m.flags;
     let mut buf = [0u8; base64::MAX_DECODED];
@@ -181,50 +189,53 @@ pub(super) fn set(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
         .store_with(op, key, f.client_flags, deadline, m.data, &opts);
     ops::log_store(ctx, op, key, m.data.len(), deadline, outcome);
     count_write(w, matches!(op, StoreOp::Cas(_)), outcome);
-    let code: &[u8] = match outcome {
+    let status = match outcome {
         StoreOutcome::Stored if f.quiet => return Flow::Done,
-        StoreOutcome::Stored => b"HD",
-        StoreOutcome::NotStored => b"NS",
-        StoreOutcome::Exists => b"EX",
-        StoreOutcome::NotFound => b"NF",
+        StoreOutcome::Stored => MetaStatus::Done,
+        StoreOutcome::NotStored => MetaStatus::NotStored,
+        StoreOutcome::Exists => MetaStatus::Exists,
+        StoreOutcome::NotFound => MetaStatus::NotFound,
         StoreOutcome::TooLarge => return reply(false, &TOO_LARGE, out),
         StoreOutcome::NoMemory => return reply(false, &NO_MEMORY, out),
     };
-    out.extend_from_slice(code);
     let cas = if ctx.config.use_cas { cas } else { 0 };
+    let mut fields = MetaFields::new();
     for tok in m.flag_tokens() {
         match tok[0] {
-            b'c' => push_flag_u64(out, b'c', cas),
-            b'O' => push_token(out, tok),
-            b'k' => push_key(out, key, f.base64),
+            b'c' => fields.push(MetaField::Cas(cas)),
+            b'O' => fields.push(MetaField::Opaque(tok)),
+            b'k' => fields.push(MetaField::Key {
+                key,
+                binary: f.base64,
+            }),
             _ => {}
         }
     }
-    out.extend_from_slice(b"\r\n");
+    out.meta(&MetaReply {
+        status,
+        fields: fields.as_slice(),
+        value: None,
+    });
     Flow::Done
 }
 
 /// An `ms` too large for `-I`: memcached drops the old value too.
-pub(super) fn too_large(
+pub(super) fn too_large<R: Reply>(
     ctx: &Context<'_>,
     key: &[u8],
     base64_key: bool,
-    out: &mut Vec<u8>,
+    out: &mut R,
 ) -> Flow {
     let mut buf = [0u8; base64::MAX_DECODED];
     let key = meta::lookup_key(key, base64_key, &mut buf);
     bump(&ctx.worker.cmd_set, 1);
     bump(&ctx.worker.store_too_large, 1);
     ctx.cache.delete(key);
-    reply(
-        false,
-        &Response::ServerError("object too large for cache"),
-        out,
-    )
+    reply(false, &TOO_LARGE, out)
 }
 
 /// `md`.
-pub(super) fn delete(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
+pub(super) fn delete<R: Reply>(ctx: &Context<'_>, m: &Meta<'_>, out: &mut R) -> Flow {
     let w = ctx.worker;
     let f = &m.flags;
     let mut buf = [0u8; base64::MAX_DECODED];
@@ -240,28 +251,26 @@ pub(super) fn delete(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow
     } else {
         DeleteAction::Remove
     };
-    let code: &[u8] = match ctx.cache.meta_delete(key, f.compare_cas, action) {
+    let status = match ctx.cache.meta_delete(key, f.compare_cas, action) {
         DeleteOutcome::Done => {
             bump(&w.delete_hits, 1);
             if f.quiet {
                 return Flow::Done;
             }
-            b"HD"
+            MetaStatus::Done
         }
         DeleteOutcome::NotFound => {
             bump(&w.delete_misses, 1);
-            b"NF"
+            MetaStatus::NotFound
         }
-        DeleteOutcome::Exists => b"EX",
+        DeleteOutcome::Exists => MetaStatus::Exists,
     };
-    out.extend_from_slice(code);
-    echo(m, key, f.base64, out);
-    out.extend_from_slice(b"\r\n");
+    status_reply(status, m, key, f.base64, out);
     Flow::Done
 }
 
 /// `ma`.
-pub(super) fn arith(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow {
+pub(super) fn arith<R: Reply>(ctx: &Context<'_>, m: &Meta<'_>, out: &mut R) -> Flow {
     let w = ctx.worker;
     let f = &m.flags;
     let mut buf = [0u8; base64::MAX_DECODED];
@@ -292,7 +301,7 @@ pub(super) fn arith(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow 
         // applied); memcached makes it without a TTL, then N and T each
         // set theirs where they stand: the later one stays
         let mut digits = Vec::with_capacity(20);
-        push_decimal(&mut digits, f.initial);
+        let _ = write!(digits, "{}", f.initial);
         let deadline = m
             .flag_tokens()
             .filter_map(|t| match t[0] {
@@ -329,7 +338,7 @@ pub(super) fn arith(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow 
     } else {
         (&w.decr_hits, &w.decr_misses)
     };
-    let code: &[u8] = match outcome {
+    let status = match outcome {
         MetaArithOutcome::Done {
             value,
             cas,
@@ -341,14 +350,9 @@ pub(super) fn arith(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow 
             if f.quiet && !created {
                 return Flow::Done;
             }
+            // the value is the number's digits, as the item holds it
             let mut digits = Vec::with_capacity(20);
-            push_decimal(&mut digits, value);
-            if f.value {
-                out.extend_from_slice(b"VA ");
-                push_decimal(out, digits.len() as u64);
-            } else {
-                out.extend_from_slice(b"HD");
-            }
+            let _ = write!(digits, "{}", value);
             let now = ctx.clock.now();
             let cas = if ctx.config.use_cas { cas } else { 0 };
             // as in `mg`, a created item shows its N deadline from N on,
@@ -358,104 +362,101 @@ pub(super) fn arith(ctx: &Context<'_>, m: &Meta<'_>, out: &mut Vec<u8>) -> Flow 
                 Some(old) => old,
                 None => deadline,
             };
+            let mut fields = MetaFields::new();
             for tok in m.flag_tokens() {
                 match tok[0] {
                     b'N' if created => shown = vivify.unwrap_or(0),
                     b'T' => shown = touch.unwrap_or(deadline),
-                    b't' => push_ttl(out, shown, now),
-                    b'c' => push_flag_u64(out, b'c', cas),
-                    b'O' => push_token(out, tok),
-                    b'k' => push_key(out, key, f.base64),
+                    b't' => fields.push(ttl(shown, now)),
+                    b'c' => fields.push(MetaField::Cas(cas)),
+                    b'O' => fields.push(MetaField::Opaque(tok)),
+                    b'k' => fields.push(MetaField::Key {
+                        key,
+                        binary: f.base64,
+                    }),
                     _ => {}
                 }
             }
-            out.extend_from_slice(b"\r\n");
-            if f.value {
-                out.extend_from_slice(&digits);
-                out.extend_from_slice(b"\r\n");
-            }
+            out.meta(&MetaReply {
+                status: MetaStatus::Done,
+                fields: fields.as_slice(),
+                value: f.value.then_some(&digits[..]),
+            });
             return Flow::Done;
         }
         MetaArithOutcome::NotFound => {
             bump(misses, 1);
             if f.vivify.is_some() {
-                b"NS"
+                MetaStatus::NotStored
             } else {
-                b"NF"
+                MetaStatus::NotFound
             }
         }
-        MetaArithOutcome::Exists => b"EX",
+        MetaArithOutcome::Exists => MetaStatus::Exists,
         MetaArithOutcome::NonNumeric => {
-            let text = "cannot increment or decrement non-numeric value";
-            return reply(false, &Response::ClientError(text), out);
+            return reply(false, &Response::Failure(Failure::NonNumeric), out);
         }
-        MetaArithOutcome::NoMemory if f.vivify.is_some() => b"NS",
+        MetaArithOutcome::NoMemory if f.vivify.is_some() => MetaStatus::NotStored,
         MetaArithOutcome::NoMemory => {
-            return reply(false, &Response::ServerError("out of memory"), out);
+            return reply(false, &Response::Failure(Failure::NoMemory), out);
         }
     };
-    out.extend_from_slice(code);
-    echo(m, key, f.base64, out);
-    out.extend_from_slice(b"\r\n");
+    status_reply(status, m, key, f.base64, out);
     Flow::Done
 }
 
-/// `me`: memcached's debug line, `ME <key> exp= la= cas= fetch= cls= size=`,
-/// or `EN`. The item is not read (no bump, no fetched mark).
-pub(super) fn debug(ctx: &Context<'_>, key: &[u8], base64_key: bool, out: &mut Vec<u8>) -> Flow {
+/// `me`: memcached's debug line (see [`Response::MetaDebug`]), or a miss.
+/// The item is not read (no bump, no fetched mark).
+pub(super) fn debug<R: Reply>(
+    ctx: &Context<'_>,
+    key: &[u8],
+    base64_key: bool,
+    out: &mut R,
+) -> Flow {
     let mut buf = [0u8; base64::MAX_DECODED];
     let key = meta::lookup_key(key, base64_key, &mut buf);
     match ctx.cache.item_meta(key) {
-        Some(meta) if meta.binary_key => {
-            let mut encoded = Vec::with_capacity(key.len() * 4 / 3 + 4);
-            base64::encode(key, &mut encoded);
-            ops::write_me_line(&encoded, &meta, ctx.config.use_cas, out);
+        Some(meta) => {
+            let item = ItemInfo {
+                key,
+                binary_key: meta.binary_key,
+                ..ops::item_info(key, &meta, ctx.config.use_cas)
+            };
+            out.respond(&Response::MetaDebug(&item));
         }
-        Some(meta) => ops::write_me_line(key, &meta, ctx.config.use_cas, out),
-        None => out.extend_from_slice(b"EN\r\n"),
+        None => out.meta(&MetaReply {
+            status: MetaStatus::Miss,
+            fields: &[],
+            value: None,
+        }),
     }
     Flow::Done
 }
 
-/// The flags every meta reply echoes whatever its code: `O` and `k`.
-fn echo(m: &Meta<'_>, key: &[u8], binary: bool, out: &mut Vec<u8>) {
+/// A reply that is only a status and the flags every meta reply echoes
+/// whatever its status: `O` and `k`.
+fn status_reply<R: Reply>(status: MetaStatus, m: &Meta<'_>, key: &[u8], binary: bool, out: &mut R) {
+    let mut fields = MetaFields::new();
     for tok in m.flag_tokens() {
         match tok[0] {
-            b'O' => push_token(out, tok),
-            b'k' => push_key(out, key, binary),
+            b'O' => fields.push(MetaField::Opaque(tok)),
+            b'k' => fields.push(MetaField::Key { key, binary }),
             _ => {}
         }
     }
+    out.meta(&MetaReply {
+        status,
+        fields: fields.as_slice(),
+        value: None,
+    });
 }
 
-/// ` k<key>`; a binary key goes back in base64, followed by ` b`.
-fn push_key(out: &mut Vec<u8>, key: &[u8], binary: bool) {
-    out.extend_from_slice(b" k");
-    if binary {
-        base64::encode(key, out);
-        out.extend_from_slice(b" b");
-    } else {
-        out.extend_from_slice(key);
-    }
-}
-
-fn push_token(out: &mut Vec<u8>, tok: &[u8]) {
-    out.push(b' ');
-    out.extend_from_slice(tok);
-}
-
-/// ` t<seconds left>`, `-1` for never, and as memcached, a deadline already
-/// past wraps around as an unsigned 32-bit number.
-fn push_ttl(out: &mut Vec<u8>, deadline: Secs, now: Secs) {
+/// `t`: seconds left, none for never; as memcached, a deadline already past
+/// wraps around as an unsigned 32-bit number.
+fn ttl(deadline: Secs, now: Secs) -> MetaField<'static> {
     if deadline == 0 {
-        out.extend_from_slice(b" t-1");
+        MetaField::Ttl(None)
     } else {
-        push_flag_u64(out, b't', u64::from(deadline.wrapping_sub(now)));
+        MetaField::Ttl(Some(deadline.wrapping_sub(now)))
     }
-}
-
-fn push_flag_u64(out: &mut Vec<u8>, flag: u8, n: u64) {
-    out.push(b' ');
-    out.push(flag);
-    push_decimal(out, n);
 }

@@ -1,19 +1,19 @@
-//! Operator commands: `lru_crawler` (with the streaming `metadump`),
-//! `watch` and what the watch lines report from the cache, and the formats
-//! of one item's metadata (`metadump` lines, `me` replies).
+//! Operator commands: `slabs`, `stats cachedump`, `lru_crawler` (with the
+//! streaming `metadump`) and `watch`, and what the watch lines report from
+//! the cache (the lines themselves are `crate::watch`'s). Dump items and
+//! refusals are reply values; the codec writes them.
 //!
 //! The watch log itself (watchers, their buffers, the line text) is
 //! `crate::watch`'s; a command reaches it through [`Context::watch`] and
 //! names its connection with [`Context::conn_fd`].
 
-use std::io::Write;
-
-use super::{Context, Flow};
+use super::{Context, Flow, Resume};
 use crate::clock::Secs;
 use crate::protocol::admin::{cachedump_args, watch, CrawlTarget, LruCrawler};
+use crate::protocol::{Failure, Fault, ItemInfo, Reply, Response};
 use crate::storage::crawl::{class_for_len, ClassSet, DumpCursor, ItemMeta};
 use crate::storage::{Lookup, StoreOp, StoreOutcome};
-use crate::watch::{write_uriencoded, Mutation};
+use crate::watch::Mutation;
 
 // ------------------------------------------------------------ slabs
 
@@ -22,15 +22,15 @@ use crate::watch::{write_uriencoded, Mutation};
 /// the same class; `-1`, "any class with a spare page", finds none; an id
 /// out of range, with ferrocache's class count as the largest id; 0 is
 /// memcached's global page pool, a valid source) the answer is `NOSPARE`.
-pub fn slabs_reassign(src: i32, dst: i32) -> &'static [u8] {
+pub fn slabs_reassign(src: i32, dst: i32) -> Failure {
     let largest = i64::from(crate::storage::Cache::class_count());
     let (src, dst) = (i64::from(src), i64::from(dst));
     if src == dst {
-        b"SAME src and dst class are identical"
+        Failure::SlabsSameClass
     } else if !(0..=largest).contains(&src) || !(0..=largest).contains(&dst) {
-        b"BADCLASS invalid src or dst class id"
+        Failure::SlabsBadClass
     } else {
-        b"NOSPARE source class has no spare pages"
+        Failure::SlabsNoSpare
     }
 }
 
@@ -43,33 +43,33 @@ const CACHEDUMP_MAX: usize = 2 * 1024 * 1024;
 /// [<value bytes> b; <expiry unix time, 0 for none> s]` line each, the
 /// reply at most 2 MB as memcached's. Items stored with binary keys are
 /// left out, as memcached leaves them out.
-pub fn cachedump<'a>(
+pub fn cachedump<'a, R: Reply>(
     ctx: &Context<'_>,
     mut words: impl Iterator<Item = &'a [u8]>,
-    out: &mut Vec<u8>,
+    out: &mut R,
 ) {
     let (id, limit) = (words.next(), words.next());
-    let line: &[u8] = if ctx.config.disable_dumping {
-        b"CLIENT_ERROR stats cachedump not allowed\r\n"
+    let resp = if ctx.config.disable_dumping {
+        Response::Failure(Failure::CachedumpDisabled)
     } else {
         match (id, limit) {
             (Some(id), Some(limit)) => match cachedump_args(id, limit) {
                 Some((id, _)) if id > crate::storage::crawl::MAX_CLASS_ID => {
-                    b"CLIENT_ERROR Illegal slab id\r\n"
+                    Response::Failure(Failure::CachedumpBadClass)
                 }
                 Some((id, limit)) => {
                     cachedump_class(ctx, id, limit, out);
-                    b"END\r\n"
+                    Response::End
                 }
-                None => b"CLIENT_ERROR bad command line format\r\n",
+                None => Response::Fault(Fault::BadCommandLineFormat),
             },
-            _ => b"CLIENT_ERROR bad command line\r\n",
+            _ => Response::Failure(Failure::CachedumpUsage),
         }
     };
-    out.extend_from_slice(line);
+    out.respond(&resp);
 }
 
-fn cachedump_class(ctx: &Context<'_>, id: u32, limit: u32, out: &mut Vec<u8>) {
+fn cachedump_class<R: Reply>(ctx: &Context<'_>, id: u32, limit: u32, out: &mut R) {
     let mut classes = ClassSet::empty();
     if !classes.insert(id) {
         return; // class 0 holds nothing
@@ -78,27 +78,24 @@ fn cachedump_class(ctx: &Context<'_>, id: u32, limit: u32, out: &mut Vec<u8>) {
     let budget = out.len() + CACHEDUMP_MAX - 6;
     let mut shown = 0u32;
     let mut full = false;
-    let mut line = Vec::new();
     let mut at = Some(DumpCursor::start());
     while let Some(cur) = at {
         at = ctx.cache.dump_step(cur, classes, |key, meta| {
             if full || meta.binary_key || (limit != 0 && shown >= limit) {
                 return;
             }
-            line.clear();
-            line.extend_from_slice(b"ITEM ");
-            line.extend_from_slice(key);
-            let _ = write!(
-                line,
-                " [{} b; {} s]\r\n",
-                meta.value_len,
-                meta.exp.unwrap_or(0)
-            );
-            if out.len() + line.len() > budget {
+            let before = out.len();
+            out.respond(&Response::CachedumpItem {
+                key,
+                value_len: meta.value_len,
+                exp: meta.exp.unwrap_or(0),
+            });
+            // an item that does not fit is taken back, and ends the dump
+            if out.len() > budget {
+                out.truncate(before);
                 full = true;
                 return;
             }
-            out.extend_from_slice(&line);
             shown += 1;
         });
         if full || (limit != 0 && shown >= limit) {
@@ -113,87 +110,86 @@ fn cachedump_class(ctx: &Context<'_>, id: u32, limit: u32, out: &mut Vec<u8>) {
 /// [`Flow::Paused`] with its cursor) each time `out` passes `out_limit`, so
 /// a dump of any size never holds more than about one batch past the limit,
 /// and each batch holds one shard lock for a bounded number of slots.
-pub fn lru_crawler(
+pub fn lru_crawler<R: Reply>(
     ctx: &Context<'_>,
     cmd: LruCrawler,
-    resume: usize,
-    out: &mut Vec<u8>,
+    resume: Option<DumpCursor>,
+    out: &mut R,
     out_limit: usize,
 ) -> Flow {
     let cache = ctx.cache;
-    let line: &[u8] = match cmd {
+    let resp = match cmd {
         LruCrawler::Enable => {
             if cache.set_crawler_enabled(true) {
                 // memcached's answer when its crawler thread already runs
-                b"ERROR failed to start lru crawler thread"
+                Response::Failure(Failure::CrawlerRunning)
             } else {
-                b"OK"
+                Response::Ok
             }
         }
         LruCrawler::Disable => {
             cache.set_crawler_enabled(false);
-            b"OK"
+            Response::Ok
         }
         LruCrawler::Sleep(micros) => {
             cache.set_crawler_sleep(micros);
-            b"OK"
+            Response::Ok
         }
         LruCrawler::Tocrawl(n) => {
             cache.set_crawler_tocrawl(n);
-            b"OK"
+            Response::Ok
         }
         LruCrawler::Crawl(target) => {
             if !cache.crawler_enabled() {
-                b"CLIENT_ERROR lru crawler disabled"
+                Response::Failure(Failure::CrawlerDisabled)
             } else {
                 match target {
-                    CrawlTarget::BadClass => b"BADCLASS invalid class id",
+                    CrawlTarget::BadClass => Response::Failure(Failure::CrawlBadClass),
                     // memcached cannot crawl by hash table
-                    CrawlTarget::Hash => b"ERROR an unknown error happened",
+                    CrawlTarget::Hash => Response::Failure(Failure::CrawlByHash),
                     // one requested crawl at a time, as memcached
-                    _ if cache.crawl_pending() => b"BUSY currently processing crawler request",
+                    _ if cache.crawl_pending() => Response::Failure(Failure::CrawlerBusy),
                     // a class list without a class (`,`)
-                    CrawlTarget::Classes(0) => b"NOTSTARTED no items to crawl",
+                    CrawlTarget::Classes(0) => Response::Failure(Failure::CrawlNothingToDo),
                     CrawlTarget::All | CrawlTarget::Classes(_) => {
                         // ferrocache's shards hold every class: a class
                         // list crawls everything, as `all` does
                         cache.request_crawl();
-                        b"OK"
+                        Response::Ok
                     }
                 }
             }
         }
         LruCrawler::Metadump(target) => return metadump(ctx, target, resume, out, out_limit),
     };
-    out.extend_from_slice(line);
-    out.extend_from_slice(b"\r\n");
+    out.respond(&resp);
     Flow::Done
 }
 
-fn metadump(
+fn metadump<R: Reply>(
     ctx: &Context<'_>,
     target: CrawlTarget,
-    resume: usize,
-    out: &mut Vec<u8>,
+    resume: Option<DumpCursor>,
+    out: &mut R,
     out_limit: usize,
 ) -> Flow {
     // memcached checks in this order; a dump already under way goes on
     // whatever happens to the switches meanwhile
-    let refused: Option<&[u8]> = if resume != 0 {
+    let refused = if resume.is_some() {
         None
     } else if !ctx.cache.crawler_enabled() {
-        Some(b"CLIENT_ERROR lru crawler disabled\r\n")
+        Some(Failure::CrawlerDisabled)
     } else if ctx.config.disable_dumping {
-        Some(b"ERROR metadump not allowed\r\n")
+        Some(Failure::MetadumpDisabled)
     } else if target == CrawlTarget::BadClass {
-        Some(b"BADCLASS invalid class id\r\n")
+        Some(Failure::CrawlBadClass)
     } else if target == CrawlTarget::Classes(0) {
-        Some(b"NOTSTARTED no items to crawl\r\n")
+        Some(Failure::CrawlNothingToDo)
     } else {
         None
     };
-    if let Some(line) = refused {
-        out.extend_from_slice(line);
+    if let Some(failure) = refused {
+        out.respond(&Response::Failure(failure));
         return Flow::Done;
     }
     let classes = match target {
@@ -209,76 +205,39 @@ fn metadump(
         _ => ClassSet::ALL,
     };
     let use_cas = ctx.config.use_cas;
-    let mut at = DumpCursor::unpack(resume);
+    let mut at = resume.unwrap_or_else(DumpCursor::start);
     loop {
         let next = ctx.cache.dump_step(at, classes, |key, meta| {
-            write_metadump_line(key, meta, use_cas, out);
+            out.respond(&Response::MetadumpItem(&item_info(key, meta, use_cas)));
         });
         match next {
             Some(next) => {
                 at = next;
                 if out.len() >= out_limit {
-                    return Flow::Paused(at.pack());
+                    return Flow::Paused(Resume::Dump(at));
                 }
             }
             None => {
-                out.extend_from_slice(b"END\r\n");
+                out.respond(&Response::End);
                 return Flow::Done;
             }
         }
     }
 }
 
-fn yes_no(b: bool) -> &'static str {
-    if b {
-        "yes"
-    } else {
-        "no"
+/// One item as the dumps show it.
+pub fn item_info<'a>(key: &'a [u8], meta: &ItemMeta, use_cas: bool) -> ItemInfo<'a> {
+    ItemInfo {
+        key,
+        binary_key: false,
+        exp: meta.exp,
+        last_access: meta.last_access,
+        now: meta.now,
+        cas: if use_cas { meta.cas } else { 0 },
+        fetched: meta.fetched,
+        class: meta.class,
+        size: meta.size,
     }
-}
-
-/// One `lru_crawler metadump` line, memcached's format (ends in `\n` alone):
-/// `key=<uri-encoded> exp=<unix time or -1> la=<unix time> cas=<n>
-/// fetch=<yes|no> cls=<class> size=<bytes>`.
-pub fn write_metadump_line(key: &[u8], meta: &ItemMeta, use_cas: bool, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"key=");
-    write_uriencoded(key, out);
-    let exp = meta.exp.map_or(-1, |e| e as i64);
-    let cas = if use_cas { meta.cas } else { 0 };
-    // Writing into a Vec cannot fail.
-    let _ = writeln!(
-        out,
-        " exp={} la={} cas={} fetch={} cls={} size={}",
-        exp,
-        meta.last_access,
-        cas,
-        yes_no(meta.fetched),
-        meta.class,
-        meta.size
-    );
-}
-
-/// The reply of `me <key>` as memcached 1.6.18 writes it:
-/// `ME <key> exp=<e> la=<seconds since last access> cas=<n> fetch=<yes|no>
-/// cls=<class> size=<bytes>\r\n`. The key is written as given. `exp` is -1
-/// for an item that never expires, and otherwise (memcached 1.6.18's
-/// arithmetic, kept for byte compatibility) now minus the expiry time: the
-/// seconds left, negated.
-pub fn write_me_line(key: &[u8], meta: &ItemMeta, use_cas: bool, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"ME ");
-    out.extend_from_slice(key);
-    let exp = meta.exp.map_or(-1, |e| meta.now as i64 - e as i64);
-    let cas = if use_cas { meta.cas } else { 0 };
-    let _ = write!(
-        out,
-        " exp={} la={} cas={} fetch={} cls={} size={}\r\n",
-        exp,
-        meta.now.saturating_sub(meta.last_access),
-        cas,
-        yes_no(meta.fetched),
-        meta.class,
-        meta.size
-    );
 }
 
 // ------------------------------------------------------------------ watch
@@ -286,12 +245,12 @@ pub fn write_me_line(key: &[u8], meta: &ItemMeta, use_cas: bool, out: &mut Vec<u
 /// Executes `watch`: refused under `-W`; otherwise answers `OK` and turns
 /// the connection into a watcher ([`Flow::Watch`]), which the server
 /// registers with its [`crate::watch::WatchHub`].
-pub fn watch_command(ctx: &Context<'_>, mask: u32, out: &mut Vec<u8>) -> Flow {
+pub fn watch_command<R: Reply>(ctx: &Context<'_>, mask: u32, out: &mut R) -> Flow {
     if ctx.config.disable_watch {
-        out.extend_from_slice(b"CLIENT_ERROR watch commands not allowed\r\n");
+        out.respond(&Response::Failure(Failure::WatchDisabled));
         return Flow::Done;
     }
-    out.extend_from_slice(b"OK\r\n");
+    out.respond(&Response::Ok);
     Flow::Watch(mask)
 }
 
@@ -372,54 +331,15 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    fn meta() -> ItemMeta {
-        ItemMeta {
-            exp: None,
-            last_access: 1_795_654_495,
-            cas: 1,
-            fetched: true,
-            class: 1,
-            size: 72,
-            value_len: 1,
-            now: 1_795_654_500,
-            binary_key: false,
-        }
-    }
-
-    #[test]
-    fn metadump_and_me_lines() {
-        let mut out = Vec::new();
-        write_metadump_line(b"a", &meta(), true, &mut out);
-        assert_eq!(
-            out,
-            b"key=a exp=-1 la=1795654495 cas=1 fetch=yes cls=1 size=72\n"
-        );
-        out.clear();
-        let m = ItemMeta {
-            exp: Some(1_795_654_600),
-            fetched: false,
-            ..meta()
-        };
-        write_metadump_line(b"k k", &m, false, &mut out);
-        assert_eq!(
-            out,
-            b"key=k%20k exp=1795654600 la=1795654495 cas=0 fetch=no cls=1 size=72\n"
-        );
-        out.clear();
-        write_me_line(b"a%b", &m, true, &mut out);
-        assert_eq!(
-            out,
-            b"ME a%b exp=-100 la=5 cas=1 fetch=no cls=1 size=72\r\n"
-        );
-    }
-
     struct NoServer;
 
     impl crate::command::ServerControl for NoServer {
         fn curr_connections(&self) -> u64 {
             0
         }
-        fn write_conns(&self, _: &mut Vec<u8>) {}
+        fn conns(&self) -> Vec<crate::command::ConnInfo> {
+            Vec::new()
+        }
         fn shutdown(&self) {}
         fn verbosity(&self) -> u32 {
             0
@@ -462,11 +382,17 @@ mod tests {
         };
         const LIMIT: usize = 16 * 1024;
         let dump = LruCrawler::Metadump(CrawlTarget::All);
-        let (mut resume, mut calls, mut all) = (0, 0, Vec::new());
+        let (mut resume, mut calls, mut all) = (None, 0, Vec::new());
         loop {
             // the server empties the buffer between calls
             let mut out = Vec::new();
-            let flow = lru_crawler(&ctx, dump, resume, &mut out, LIMIT);
+            let flow = lru_crawler(
+                &ctx,
+                dump,
+                resume,
+                &mut crate::protocol::TextReply::new(&mut out),
+                LIMIT,
+            );
             // at most one batch (256 slots, under 128 bytes a line here) past it
             assert!(
                 out.len() < LIMIT + 256 * 128,
@@ -476,9 +402,9 @@ mod tests {
             all.extend_from_slice(&out);
             calls += 1;
             match flow {
-                Flow::Paused(at) => {
-                    assert_ne!(at, resume, "no progress");
-                    resume = at;
+                Flow::Paused(Resume::Dump(at)) => {
+                    assert_ne!(Some(at), resume, "no progress");
+                    resume = Some(at);
                 }
                 Flow::Done => break,
                 other => panic!("{other:?}"),

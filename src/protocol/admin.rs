@@ -1,5 +1,5 @@
 //! The operator commands' wire format: `lru_crawler …`, `slabs …` and
-//! `watch …` requests, and the reply summary `-vv` logs.
+//! `watch …` requests.
 //!
 //! As observed on memcached 1.6.18: arguments are separated by one or more
 //! spaces; a wrong number of arguments or an unknown word is `ERROR`; the
@@ -7,15 +7,16 @@
 //! reads them (32-bit truncation, `-1` refused); class lists are ids
 //! separated by commas (empty items skipped), each 1 to 63.
 
-use super::{next_token, Request};
+use super::text::next_token;
+use super::{Fault, Request};
 use crate::cnum::{safe_strtod, safe_strtol, safe_strtoul};
 
 /// Highest class id memcached accepts in a class list.
 const MAX_CLASS_ID: u32 = 63;
 
-const ERROR: &[u8] = b"ERROR";
-const BAD_FORMAT: &[u8] = b"CLIENT_ERROR bad command line format";
-const SLEEP_TOO_LONG: &[u8] = b"CLIENT_ERROR sleep must be one second or less";
+const ERROR: Fault = Fault::UnknownCommand;
+const BAD_FORMAT: Fault = Fault::BadCommandLineFormat;
+const SLEEP_TOO_LONG: Fault = Fault::SleepTooLong;
 
 /// What a crawl or a dump covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,15 +75,12 @@ pub mod watch {
 const MAX_TOKENS: usize = 24;
 
 /// `rest`: what follows `lru_crawler` on the line.
-pub(super) fn lru_crawler(rest: &[u8]) -> Request<'_> {
+pub(in crate::protocol) fn lru_crawler(rest: &[u8]) -> Request<'_> {
     let (sub, rest) = next_token(rest);
     let (arg, rest) = next_token(rest);
     let (extra, _) = next_token(rest);
     if !extra.is_empty() {
-        return Request::Invalid {
-            reply: ERROR,
-            noreply: false,
-        };
+        return invalid(ERROR);
     }
     let cmd = match (sub, arg.is_empty()) {
         (b"enable", true) => LruCrawler::Enable,
@@ -103,9 +101,9 @@ pub(super) fn lru_crawler(rest: &[u8]) -> Request<'_> {
     Request::LruCrawler(cmd)
 }
 
-fn invalid(reply: &'static [u8]) -> Request<'static> {
+fn invalid(fault: Fault) -> Request<'static> {
     Request::Invalid {
-        reply,
+        fault,
         noreply: false,
     }
 }
@@ -132,7 +130,7 @@ fn target(arg: &[u8]) -> CrawlTarget {
 /// 32-bit truncation) and knows no `noreply`; `automove <0|1|2> …` and
 /// `automove ratio <float> …` ignore extra words and are silent when the
 /// last word is `noreply`; anything else is `ERROR`.
-pub(super) fn slabs(rest: &[u8]) -> Request<'_> {
+pub(in crate::protocol) fn slabs(rest: &[u8]) -> Request<'_> {
     let mut words: [&[u8]; 4] = [&[]; 4];
     let mut count = 0;
     let mut last: &[u8] = &[];
@@ -170,7 +168,7 @@ pub(super) fn slabs(rest: &[u8]) -> Request<'_> {
             };
             match outcome {
                 Ok(level) => Request::SlabsAutomove { level, noreply },
-                Err(reply) => Request::Invalid { reply, noreply },
+                Err(fault) => Request::Invalid { fault, noreply },
             }
         }
         _ => invalid(ERROR),
@@ -186,10 +184,10 @@ pub fn cachedump_args(class: &[u8], limit: &[u8]) -> Option<(u32, u32)> {
 /// `rest`: what follows `watch`. No word means `fetchers`; an unknown word
 /// is `ERROR`. A last word `noreply` makes memcached silent (it is an
 /// unknown word too: the `ERROR` is not sent).
-pub(super) fn watch(rest: &[u8]) -> Request<'_> {
+pub(in crate::protocol) fn watch(rest: &[u8]) -> Request<'_> {
     if rest.split(|&b| b == b' ').rfind(|w| !w.is_empty()) == Some(b"noreply") {
         return Request::Invalid {
-            reply: ERROR,
+            fault: ERROR,
             noreply: true,
         };
     }
@@ -217,40 +215,6 @@ pub(super) fn watch(rest: &[u8]) -> Request<'_> {
     Request::Watch { mask }
 }
 
-/// What `-vv` logs after a request, as memcached does: one `sending key
-/// <key>` per value sent, then the reply's last line; nothing for a
-/// `STAT` listing or a dump (memcached logs none for those) or an empty
-/// reply. Calls `f` with each summary line.
-pub fn reply_summary(reply: &[u8], mut f: impl FnMut(&[u8], &[u8])) {
-    let mut rest = reply;
-    let mut last: &[u8] = &[];
-    while !rest.is_empty() {
-        let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
-        let line = rest[..end].strip_suffix(b"\r").unwrap_or(&rest[..end]);
-        rest = &rest[(end + 1).min(rest.len())..];
-        if let Some(v) = line.strip_prefix(b"VALUE ") {
-            let key_end = v.iter().position(|&b| b == b' ').unwrap_or(v.len());
-            f(b"sending key ", &v[..key_end]);
-            // skip the data block: its length is the line's 3rd field
-            let bytes = v
-                .split(|&b| b == b' ')
-                .nth(2)
-                .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
-                .unwrap_or(0);
-            rest = &rest[(bytes + 2).min(rest.len())..];
-            last = &[];
-            continue;
-        }
-        if line.starts_with(b"STAT ") || line.starts_with(b"key=") {
-            return;
-        }
-        last = line;
-    }
-    if !last.is_empty() {
-        f(b"", last);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,10 +223,10 @@ mod tests {
         lru_crawler(line.as_bytes())
     }
 
-    fn reply(r: &Request<'_>) -> &'static [u8] {
+    fn reply(r: &Request<'_>) -> Fault {
         match r {
-            Request::Invalid { reply, .. } => reply,
-            _ => b"",
+            Request::Invalid { fault, .. } => *fault,
+            _ => panic!("not refused: {r:?}"),
         }
     }
 
@@ -305,7 +269,7 @@ mod tests {
     fn slabs_commands() {
         let re = |src, dst| Request::SlabsReassign { src, dst };
         let am = |level, noreply| Request::SlabsAutomove { level, noreply };
-        let err = |reply, noreply| Request::Invalid { reply, noreply };
+        let err = |fault, noreply| Request::Invalid { fault, noreply };
         let cases: &[(&str, Request<'_>)] = &[
             (" reassign 1 2", re(1, 2)),
             ("  reassign  -1  +2 ", re(-1, 2)),
@@ -357,32 +321,10 @@ mod tests {
             assert_eq!(
                 watch(quiet),
                 Request::Invalid {
-                    reply: ERROR,
+                    fault: ERROR,
                     noreply: true
                 }
             );
         }
-    }
-
-    #[test]
-    fn summaries_name_keys_and_the_last_line() {
-        let mut got = Vec::new();
-        let mut sum = |r: &[u8]| {
-            got.clear();
-            reply_summary(r, |a, b| got.push([a, b].concat()));
-            got.clone()
-        };
-        assert_eq!(sum(b"STORED\r\n"), [b"STORED".to_vec()]);
-        assert_eq!(
-            sum(b"VALUE a 0 3\r\nEND\r\nVALUE b 5 0 9\r\n\r\nEND\r\n"),
-            [
-                b"sending key a".to_vec(),
-                b"sending key b".to_vec(),
-                b"END".to_vec()
-            ]
-        );
-        assert!(sum(b"STAT pid 1\r\nEND\r\n").is_empty());
-        assert!(sum(b"key=a exp=-1\nEND\r\n").is_empty());
-        assert!(sum(b"").is_empty());
     }
 }

@@ -7,7 +7,8 @@
 //! they were sent.
 
 use super::base64;
-use super::{error, invalid, next_token, Limits, ParseError, Request, BAD_FORMAT, MAX_KEY_LEN};
+use super::text::{error, invalid, next_token, push_decimal, BAD_FORMAT};
+use super::{Fault, Limits, MetaField, MetaReply, MetaStatus, ParseError, Request, MAX_KEY_LEN};
 use crate::cnum::{safe_strtol, safe_strtoul, safe_strtoull};
 
 /// memcached refuses a meta line of more than this many tokens (command,
@@ -16,16 +17,16 @@ const MAX_META_TOKENS: usize = 19;
 /// Longest `O` (opaque) token, flag letter included.
 const MAX_OPAQUE_TOKEN: usize = 32;
 
-const DUPLICATE: &[u8] = b"CLIENT_ERROR duplicate flag";
-const INVALID_FLAG: &[u8] = b"CLIENT_ERROR invalid flag";
-const BAD_TOKEN: &[u8] = b"CLIENT_ERROR bad token in command line format";
-const M_LENGTH: &[u8] = b"CLIENT_ERROR incorrect length for M token";
-const BAD_INITIAL: &[u8] = b"CLIENT_ERROR invalid numeric initial value";
-const BAD_DELTA: &[u8] = b"CLIENT_ERROR invalid numeric delta value";
-const BAD_KEY: &[u8] = b"CLIENT_ERROR error decoding key";
-const OPAQUE_TOO_LONG: &[u8] = b"CLIENT_ERROR opaque token too long";
+const DUPLICATE: Fault = Fault::DuplicateFlag;
+const INVALID_FLAG: Fault = Fault::InvalidFlag;
+const BAD_TOKEN: Fault = Fault::BadToken;
+const M_LENGTH: Fault = Fault::ModeTokenLength;
+const BAD_INITIAL: Fault = Fault::BadInitial;
+const BAD_DELTA: Fault = Fault::BadMetaDelta;
+const BAD_KEY: Fault = Fault::BadKeyEncoding;
+const OPAQUE_TOO_LONG: Fault = Fault::OpaqueTooLong;
 /// `md` and `ma` answer this for any flag `mg`/`ms` would name the fault of.
-const INVALID_OR_DUPLICATE: &[u8] = b"CLIENT_ERROR invalid or duplicate flag";
+const INVALID_OR_DUPLICATE: Fault = Fault::InvalidOrDuplicateFlag;
 
 /// The flags of one meta request, parsed. Which of them a command uses is
 /// the command's business: memcached accepts every known flag on every meta
@@ -139,14 +140,14 @@ pub fn flag_tokens(mut s: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// Which meta command a line is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+pub(in crate::protocol) enum Kind {
     Get,
     Delete,
     Arith,
 }
 
 /// `mg`, `md`, `ma`: `<key> <flags>*`.
-pub(super) fn keyed(kind: Kind, rest: &[u8]) -> Request<'_> {
+pub(in crate::protocol) fn keyed(kind: Kind, rest: &[u8]) -> Request<'_> {
     let (key, tokens) = next_token(rest);
     if key.is_empty() {
         return error();
@@ -164,7 +165,7 @@ pub(super) fn keyed(kind: Kind, rest: &[u8]) -> Request<'_> {
     };
     let arith_modes = [b'I', b'+', b'D', b'-'];
     if kind == Kind::Arith && flags.mode.is_some_and(|m| !arith_modes.contains(&m)) {
-        return invalid(b"CLIENT_ERROR invalid mode for ma M token", false);
+        return invalid(Fault::InvalidArithMode, false);
     }
     if let Err(e) = check_opaque(tokens) {
         return invalid(e, false);
@@ -185,7 +186,7 @@ pub(super) fn keyed(kind: Kind, rest: &[u8]) -> Request<'_> {
 /// `ms <key> <datalen> <flags>*` and its data block. As memcached, faults
 /// found before the length is known leave the data to be read as commands;
 /// faults after it swallow the data.
-pub(super) fn set<'a>(
+pub(in crate::protocol) fn set<'a>(
     rest: &'a [u8],
     buf: &'a [u8],
     line_len: usize,
@@ -220,7 +221,7 @@ pub(super) fn set<'a>(
         Err(e) => return swallow(e),
     };
     if !matches!(flags.mode, None | Some(b'E' | b'A' | b'P' | b'R' | b'S')) {
-        return swallow(b"CLIENT_ERROR invalid mode for ms M token");
+        return swallow(Fault::InvalidSetMode);
     }
     if let Err(e) = check_opaque(tokens) {
         return swallow(e);
@@ -240,7 +241,7 @@ pub(super) fn set<'a>(
         return Err(ParseError::Incomplete);
     }
     if &buf[line_len + bytes..total] != b"\r\n" {
-        return swallow(super::BAD_DATA_CHUNK);
+        return swallow(Fault::BadDataChunk);
     }
     let meta = Meta {
         key,
@@ -252,7 +253,7 @@ pub(super) fn set<'a>(
 }
 
 /// `me <key> [b]`.
-pub(super) fn debug(rest: &[u8]) -> Request<'_> {
+pub(in crate::protocol) fn debug(rest: &[u8]) -> Request<'_> {
     let (key, after) = next_token(rest);
     if key.is_empty() || key.len() > MAX_KEY_LEN {
         return invalid(BAD_FORMAT, false);
@@ -265,17 +266,17 @@ pub(super) fn debug(rest: &[u8]) -> Request<'_> {
 }
 
 /// The "too many flags" error: `mg` words it differently.
-fn too_many(get: bool) -> &'static [u8] {
+fn too_many(get: bool) -> Fault {
     if get {
-        b"CLIENT_ERROR options flags are too long"
+        Fault::GetFlagsTooLong
     } else {
-        b"CLIENT_ERROR options flags too long"
+        Fault::FlagsTooLong
     }
 }
 
 /// A flag's argument stored where it belongs, or, when it did not parse,
 /// the fault it names.
-fn parsed<T>(value: Option<T>, slot: &mut T, fault: &'static [u8]) -> Option<&'static [u8]> {
+fn parsed<T>(value: Option<T>, slot: &mut T, fault: Fault) -> Option<Fault> {
     match value {
         Some(v) => {
             *slot = v;
@@ -286,12 +287,12 @@ fn parsed<T>(value: Option<T>, slot: &mut T, fault: &'static [u8]) -> Option<&'s
 }
 
 /// A flag without an argument: never a fault.
-fn switched_on(slot: &mut bool) -> Option<&'static [u8]> {
+fn switched_on(slot: &mut bool) -> Option<Fault> {
     *slot = true;
     None
 }
 
-fn check_opaque(tokens: &[u8]) -> Result<(), &'static [u8]> {
+fn check_opaque(tokens: &[u8]) -> Result<(), Fault> {
     if flag_tokens(tokens).any(|t| t[0] == b'O' && t.len() > MAX_OPAQUE_TOKEN) {
         Err(OPAQUE_TOO_LONG)
     } else {
@@ -306,18 +307,18 @@ fn check_opaque(tokens: &[u8]) -> Result<(), &'static [u8]> {
 /// among them the last one named wins (an unreadable `F` names none: the
 /// reply is then the last one named before it, or "bad command line
 /// format"), as memcached 1.6.18 answers `mg a Jx Tx` with the `T` fault.
-fn preparse(tokens: &[u8], key: &[u8]) -> Result<MetaFlags, &'static [u8]> {
+fn preparse(tokens: &[u8], key: &[u8]) -> Result<MetaFlags, Fault> {
     let mut f = MetaFlags::default();
     let mut seen = [false; 256];
     let mut failed = false;
-    let mut named: &'static [u8] = BAD_FORMAT;
+    let mut named = BAD_FORMAT;
     for tok in flag_tokens(tokens) {
         let (flag, arg) = (tok[0], &tok[1..]);
         if flag >= 127 || std::mem::replace(&mut seen[usize::from(flag)], true) {
             return Err(DUPLICATE);
         }
         // the fault of this flag, if any, and its message
-        let fault: Option<&'static [u8]> = match flag {
+        let fault: Option<Fault> = match flag {
             b'b' => {
                 f.base64 = true;
                 base64::decode(key, &mut [0u8; base64::MAX_DECODED])
@@ -359,4 +360,59 @@ fn preparse(tokens: &[u8], key: &[u8]) -> Result<MetaFlags, &'static [u8]> {
     } else {
         Ok(f)
     }
+}
+
+/// Appends a meta reply: the status (`VA <len>` when it carries a value),
+/// the returned flags in order, CRLF, then the value and its CRLF.
+pub(in crate::protocol) fn encode_reply(r: &MetaReply<'_>, out: &mut Vec<u8>) {
+    let code: &[u8] = match r.status {
+        MetaStatus::Done if r.value.is_some() => b"VA ",
+        MetaStatus::Done => b"HD",
+        MetaStatus::Miss => b"EN",
+        MetaStatus::NotStored => b"NS",
+        MetaStatus::Exists => b"EX",
+        MetaStatus::NotFound => b"NF",
+    };
+    out.extend_from_slice(code);
+    if let (MetaStatus::Done, Some(v)) = (r.status, r.value) {
+        push_decimal(out, v.len() as u64);
+    }
+    for field in r.fields {
+        match *field {
+            MetaField::Size(n) => push_flag(out, b's', n),
+            MetaField::Ttl(None) => out.extend_from_slice(b" t-1"),
+            MetaField::Ttl(Some(left)) => push_flag(out, b't', u64::from(left)),
+            MetaField::Cas(n) => push_flag(out, b'c', n),
+            MetaField::Flags(n) => push_flag(out, b'f', u64::from(n)),
+            MetaField::LastAccess(n) => push_flag(out, b'l', n),
+            MetaField::Hit(h) => push_flag(out, b'h', u64::from(h)),
+            MetaField::Opaque(tok) => {
+                out.push(b' ');
+                out.extend_from_slice(tok);
+            }
+            MetaField::Key { key, binary } => {
+                out.extend_from_slice(b" k");
+                if binary {
+                    base64::encode(key, out);
+                    out.extend_from_slice(b" b");
+                } else {
+                    out.extend_from_slice(key);
+                }
+            }
+            MetaField::WinSent => out.extend_from_slice(b" Z"),
+            MetaField::Stale => out.extend_from_slice(b" X"),
+            MetaField::Win => out.extend_from_slice(b" W"),
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    if let (MetaStatus::Done, Some(v)) = (r.status, r.value) {
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn push_flag(out: &mut Vec<u8>, flag: u8, n: u64) {
+    out.push(b' ');
+    out.push(flag);
+    push_decimal(out, n);
 }

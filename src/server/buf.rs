@@ -160,11 +160,6 @@ impl WriteBuf {
         self.buf.len()
     }
 
-    /// The replies appended since the buffer's length was `from`.
-    pub(super) fn since(&self, from: usize) -> &[u8] {
-        &self.buf[from..]
-    }
-
     /// Writes pending replies until done or the stream is full. Err on a
     /// dead socket. Once all is written the buffer is emptied, and given
     /// back if it grew past `KEEP_BUF`, unless `keep` (a paused multi-get

@@ -22,6 +22,7 @@ use super::transport::Stream;
 use super::worker::Inbox;
 use super::{Shared, WAKER};
 use crate::config::Config;
+use crate::protocol::{Failure, Reply, Response, TextReply};
 use crate::stats::bump;
 
 /// How long the accept thread pauses when out of file descriptors.
@@ -259,7 +260,9 @@ impl Acceptor {
         let max = self.shared.config.max_connections;
         if self.shared.curr_conns.load(Ordering::SeqCst) >= max {
             // memcached's answer when over -c: a last word, then close.
-            let _ = stream.write(b"ERROR Too many open connections\r\n");
+            let mut refusal = Vec::new();
+            TextReply::new(&mut refusal).respond(&Response::Failure(Failure::TooManyConnections));
+            let _ = stream.write(&refusal);
             bump(&stats.rejected_connections, 1);
             debug!("rejected {}: too many open connections", peer);
             return;

@@ -56,7 +56,7 @@ use log::{error, info, trace};
 use mio::{Token, Waker};
 
 use crate::clock::Clock;
-use crate::command::{Context, ServerControl};
+use crate::command::{self, ConnInfo, Context, ServerControl};
 use crate::config::Config;
 use crate::protocol::Limits;
 use crate::stats::{Stats, WorkerStats};
@@ -108,10 +108,7 @@ impl Shared {
             },
             Arc::clone(&clock),
         );
-        let overhead = if config.use_cas { 59 } else { 51 };
-        let limits = Limits {
-            max_key_plus_value: config.item_size_max.saturating_sub(overhead),
-        };
+        let limits = command::parse_limits(&config);
         Shared {
             stats: Stats::new(threads),
             watch: Arc::new(WatchHub::new()),
@@ -170,13 +167,16 @@ impl ServerControl for Shared {
         self.curr_conns.load(Ordering::Relaxed) as u64
     }
 
-    fn write_conns(&self, out: &mut Vec<u8>) {
+    fn conns(&self) -> Vec<ConnInfo> {
         let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
-        for (fd, (peer, listen)) in conns.iter() {
-            out.extend_from_slice(format!("STAT {}:addr {}\r\n", fd, peer).as_bytes());
-            out.extend_from_slice(format!("STAT {}:listen_addr {}\r\n", fd, listen).as_bytes());
-            out.extend_from_slice(format!("STAT {}:state conn_parse_cmd\r\n", fd).as_bytes());
-        }
+        conns
+            .iter()
+            .map(|(&fd, (peer, listen))| ConnInfo {
+                fd,
+                peer: peer.clone(),
+                listen: listen.clone(),
+            })
+            .collect()
     }
 
     fn shutdown(&self) {

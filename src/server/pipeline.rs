@@ -11,10 +11,10 @@
 use log::{debug, trace};
 
 use super::buf::{ReadBuf, WriteBuf, OUT_LIMIT};
-use super::verbose::{log_reply, log_request, with_reply};
-use crate::command::{self, Context, Flow};
-use crate::protocol::admin::LruCrawler;
-use crate::protocol::{self, Keys, Limits, ParseError, Request};
+use super::verbose::{log_reply, log_request};
+use crate::command::{self, Context, Flow, Resume};
+use crate::protocol::text::Logged;
+use crate::protocol::{self, Keys, Limits, ParseError, Reply, Request, Response, TextReply};
 
 /// How far serving a connection got, and what comes next: one type for
 /// both levels of a connection's turn. The request loop
@@ -55,9 +55,9 @@ pub(super) struct Turn<'t, 'a> {
 pub(super) struct Pipeline {
     /// Bytes of a too-large value still to throw away.
     swallow: usize,
-    /// Where the multi-get at the front of the input goes on (see
-    /// [`Flow::Paused`]); 0 when no request is paused.
-    resume: usize,
+    /// Where the multi-get or dump at the front of the input goes on (see
+    /// [`Flow::Paused`]); `None` when no request is paused.
+    resume: Option<Resume>,
     /// The paused multi-get itself, so that resuming it does not parse its
     /// line again (up to 2 MiB, thousands of times for a large reply).
     paused: Option<Resumable>,
@@ -76,7 +76,7 @@ impl Pipeline {
     /// A multi-get is half answered: its reply goes on once the client
     /// has read what it has.
     pub(super) fn is_paused(&self) -> bool {
-        self.resume != 0
+        self.resume.is_some()
     }
 
     /// The paused request's length in the input (tests).
@@ -126,19 +126,19 @@ impl Pipeline {
             turn.budget -= 1;
             did = true;
             let debug = log::log_enabled!(log::Level::Debug);
-            if debug && self.resume == 0 {
+            if debug && self.resume.is_none() {
                 log_request(turn.fd, &mut self.announced, bytes);
             }
             let flow = self.execute(&req, output, turn, debug);
             match flow {
-                Flow::Paused(i) => {
+                Flow::Paused(at) => {
                     trace!(
-                        "{}: reply paused at {} bytes, resuming at {}",
+                        "{}: reply paused at {} bytes, resuming at {:?}",
                         turn.fd,
                         output.len(),
-                        i
+                        at
                     );
-                    self.resume = i;
+                    self.resume = Some(at);
                     if self.paused.is_none() {
                         self.paused = Resumable::of(&req, bytes, consumed);
                     }
@@ -146,13 +146,13 @@ impl Pipeline {
                 }
                 Flow::Watch(mask) => {
                     // nothing after `watch` is executed: drop the rest of the input
-                    self.resume = 0;
+                    self.resume = None;
                     self.paused = None;
                     input.discard();
                     return Step::Watch(mask);
                 }
                 Flow::Done | Flow::Close => {
-                    self.resume = 0;
+                    self.resume = None;
                     self.paused = None;
                     self.swallow = input.skip(consumed);
                     if flow == Flow::Close {
@@ -173,7 +173,7 @@ impl Pipeline {
     ) -> Result<(Request<'b>, usize), ParseError> {
         let bytes = input.unread();
         match self.paused {
-            Some(p) if self.resume != 0 && p.consumed <= bytes.len() => {
+            Some(p) if self.resume.is_some() && p.consumed <= bytes.len() => {
                 Ok((p.request(bytes), p.consumed))
             }
             _ if input.line_unfinished() => Err(protocol::unfinished_line(bytes)),
@@ -191,63 +191,66 @@ impl Pipeline {
         debug: bool,
     ) -> Flow {
         let (ctx, fd) = (turn.ctx, turn.fd);
-        let before = output.len();
-        // -vv: a `noreply` request runs with its reply on, into a scratch
+        let refused = self.refuses(req, ctx);
+        self.stacked = refused || !req.sends_replies();
+        if !debug {
+            // the hot path: the text codec straight into the write buffer
+            let mut out = TextReply::new(output.replies());
+            return self.run(req, refused, ctx, &mut out);
+        }
+        // -vv: the same through a sink that records what memcached logs.
+        // A `noreply` request runs with its reply on, into a scratch
         // buffer, so that its outcome is logged as memcached logs it
         // (`>fd NOREPLY STORED`); the client still gets nothing.
-        let loud = if debug { with_reply(req) } else { None };
-        let refused = self.refusal(req, ctx);
-        let flow = if let Some(refusal) = refused {
-            output.replies().extend_from_slice(refusal);
-            if debug {
-                log_reply(fd, ctx, req, output.since(before), "");
+        match req.with_reply().filter(|_| !refused) {
+            Some(loud) => {
+                let mut scratch = Vec::new();
+                let mut out = Logged::new(&mut scratch);
+                let flow = self.run(&loud, false, ctx, &mut out);
+                log_reply(fd, ctx, &loud, &out.summary, "NOREPLY ");
+                flow
             }
-            Flow::Done
-        } else if let Some(loud) = &loud {
-            let mut scratch = Vec::new();
-            let flow = command::execute(ctx, loud, self.resume, &mut scratch, OUT_LIMIT);
-            log_reply(fd, ctx, loud, &scratch, "NOREPLY ");
-            flow
-        } else {
-            let flow = command::execute(ctx, req, self.resume, output.replies(), OUT_LIMIT);
-            if debug {
-                log_reply(fd, ctx, req, output.since(before), "");
+            None => {
+                let mut out = Logged::new(output.replies());
+                let flow = self.run(req, refused, ctx, &mut out);
+                log_reply(fd, ctx, req, &out.summary, "");
+                flow
             }
-            flow
-        };
-        self.stacked = refused.is_some() || !sends_replies(req);
-        flow
-    }
-
-    /// memcached refuses these behind replies it has not sent yet (after
-    /// its own checks of -W, or of the crawler's state and -X).
-    fn refusal(&self, req: &Request<'_>, ctx: &Context<'_>) -> Option<&'static [u8]> {
-        match req {
-            Request::Watch { .. } if self.stacked && !ctx.config.disable_watch => {
-                Some(b"ERROR cannot pipeline other commands before watch\r\n")
-            }
-            Request::LruCrawler(LruCrawler::Metadump(_))
-                if self.stacked
-                    && self.resume == 0
-                    && ctx.cache.crawler_enabled()
-                    && !ctx.config.disable_dumping =>
-            {
-                Some(b"ERROR cannot pipeline other commands before metadump\r\n")
-            }
-            _ => None,
         }
     }
-}
 
-/// After these memcached sends the connection's stacked replies.
-fn sends_replies(req: &Request<'_>) -> bool {
-    matches!(
-        req,
-        Request::Get { .. }
-            | Request::Gat { .. }
-            | Request::MetaNoop
-            | Request::LruCrawler(LruCrawler::Metadump(_))
-    )
+    /// The request's reply into `out`: the command's, or the refusal.
+    fn run<R: Reply>(
+        &self,
+        req: &Request<'_>,
+        refused: bool,
+        ctx: &Context<'_>,
+        out: &mut R,
+    ) -> Flow {
+        match req.pipelining_refusal().filter(|_| refused) {
+            Some(failure) => {
+                out.respond(&Response::Failure(failure));
+                Flow::Done
+            }
+            None => command::execute(ctx, req, self.resume, out, OUT_LIMIT),
+        }
+    }
+
+    /// Whether memcached refuses `req` because replies it has not sent yet
+    /// are stacked (see [`Request::pipelining_refusal`]), after its own
+    /// checks of -W, or of the crawler's state and -X; a dump already
+    /// under way goes on.
+    fn refuses(&self, req: &Request<'_>, ctx: &Context<'_>) -> bool {
+        if !self.stacked || req.pipelining_refusal().is_none() {
+            return false;
+        }
+        match req {
+            Request::Watch { .. } => !ctx.config.disable_watch,
+            _ => {
+                self.resume.is_none() && ctx.cache.crawler_enabled() && !ctx.config.disable_dumping
+            }
+        }
+    }
 }
 
 /// The loop stopped for input: with replies to write if it executed any.
@@ -274,15 +277,7 @@ struct Resumable {
 
 impl Resumable {
     fn of(req: &Request<'_>, input: &[u8], consumed: usize) -> Option<Resumable> {
-        let (keys, exptime, with_cas) = match *req {
-            Request::Get { keys, with_cas } => (keys, None, with_cas),
-            Request::Gat {
-                exptime,
-                keys,
-                with_cas,
-            } => (keys, Some(exptime), with_cas),
-            _ => return None,
-        };
+        let (keys, exptime, with_cas) = req.retrieval()?;
         let raw = keys.raw();
         let keys_at = (raw.as_ptr() as usize).wrapping_sub(input.as_ptr() as usize);
         if keys_at.checked_add(raw.len())? > consumed.min(input.len()) {
@@ -299,16 +294,6 @@ impl Resumable {
 
     fn request<'a>(&self, input: &'a [u8]) -> Request<'a> {
         let keys = Keys::new(&input[self.keys_at..self.keys_at + self.keys_len]);
-        match self.exptime {
-            None => Request::Get {
-                keys,
-                with_cas: self.with_cas,
-            },
-            Some(exptime) => Request::Gat {
-                exptime,
-                keys,
-                with_cas: self.with_cas,
-            },
-        }
+        Request::retrieval_of(keys, self.exptime, self.with_cas)
     }
 }

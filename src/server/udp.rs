@@ -15,8 +15,7 @@ use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 
 use crate::command::{self, Context, Flow};
-use crate::protocol::admin::LruCrawler;
-use crate::protocol::{self, Limits, Request};
+use crate::protocol::{self, Failure, Limits, Reply, Response, TextReply};
 use crate::stats::{bump, WorkerStats};
 
 /// memcached's UDP reply payload per datagram.
@@ -86,7 +85,7 @@ impl Udp {
             let req_id = [hdr[0], hdr[1]];
             out.clear();
             if hdr[4] != 0 || hdr[5] != 1 {
-                out.extend_from_slice(b"SERVER_ERROR multi-packet request not supported\r\n");
+                TextReply::new(&mut out).respond(&Response::Failure(Failure::UdpMultiPacket));
             } else {
                 let r = catch_unwind(AssertUnwindSafe(|| {
                     udp_execute(ctx, payload, limits, &mut out)
@@ -142,10 +141,7 @@ fn udp_execute(ctx: &Context<'_>, mut payload: &[u8], limits: &Limits, out: &mut
     while !payload.is_empty() {
         match protocol::parse(payload, limits) {
             Ok((req, consumed)) => {
-                if matches!(
-                    req,
-                    Request::Watch { .. } | Request::LruCrawler(LruCrawler::Metadump(_))
-                ) {
+                if req.streams() {
                     // memcached sends no usable answer to these over UDP
                     payload = &payload[consumed.min(payload.len())..];
                     continue;
@@ -154,9 +150,12 @@ fn udp_execute(ctx: &Context<'_>, mut payload: &[u8], limits: &Limits, out: &mut
                 // A multi-get pauses once the output holds UDP_REPLY_MAX: a
                 // 1.4 KB datagram naming one 1 MB value 700 times asked for
                 // 700 MB of reply.
-                if let Flow::Paused(_) = command::execute(ctx, &req, 0, out, UDP_REPLY_MAX) {
-                    out.truncate(start);
-                    out.extend_from_slice(b"SERVER_ERROR out of memory writing get response\r\n");
+                let mut reply = TextReply::new(out);
+                if let Flow::Paused(_) =
+                    command::execute(ctx, &req, None, &mut reply, UDP_REPLY_MAX)
+                {
+                    reply.truncate(start);
+                    reply.respond(&Response::Failure(Failure::UdpReplyTooLarge));
                 }
                 payload = &payload[consumed.min(payload.len())..];
             }

@@ -1,14 +1,15 @@
 //! `-vv`: the request and reply lines memcached logs for each command.
 //!
 //! Owns what `-vv` logs of a request (`log_request`) and of its reply
-//! (`log_reply`), and running a `noreply` request loud so its outcome can
-//! be logged (`with_reply`). Must not change what the client receives.
+//! (`log_reply`, from the reply values the text codec's `Logged` sink
+//! recorded, never from re-reading the bytes). Must not change what the
+//! client receives.
 
 use log::debug;
 
 use crate::command::Context;
-use crate::protocol::admin::{self as admin_proto, LruCrawler};
-use crate::protocol::{self, Request};
+use crate::protocol::text::Summary;
+use crate::protocol::{Request, Verbose};
 
 /// `-vv`: the reply summary memcached logs after a request (`>fd END`,
 /// `>fd sending key k`, `>fd NOREPLY STORED` with `prefix` "NOREPLY "); none
@@ -17,34 +18,24 @@ use crate::protocol::{self, Request};
 /// not logged, nor, ever, a value's bytes). A cas refused because the item
 /// changed is preceded by memcached's `CAS:  failure: expected <unique>,
 /// got <unique>`.
-pub(super) fn log_reply(fd: i32, ctx: &Context<'_>, req: &Request<'_>, reply: &[u8], prefix: &str) {
-    let is_error = |r: &[u8]| {
-        r.starts_with(b"ERROR") || r.starts_with(b"CLIENT_ERROR") || r.starts_with(b"SERVER_ERROR")
-    };
-    match req {
-        Request::Stats { .. } | Request::LruCrawler(LruCrawler::Metadump(_)) => return,
-        Request::MetaGet(_)
-        | Request::MetaSet(_)
-        | Request::MetaDelete(_)
-        | Request::MetaArith(_)
-            if !is_error(reply) =>
-        {
-            return
-        }
-        Request::MetaDebug { .. } if reply.starts_with(b"ME ") => return,
-        Request::Store {
-            mode: protocol::StoreMode::Cas,
-            key,
-            cas,
-            ..
-        } if reply == b"EXISTS\r\n" => {
-            if let Some(meta) = ctx.cache.item_meta(key) {
-                debug!("CAS:  failure: expected {}, got {}", meta.cas, cas);
-            }
-        }
+pub(super) fn log_reply(
+    fd: i32,
+    ctx: &Context<'_>,
+    req: &Request<'_>,
+    reply: &Summary,
+    prefix: &str,
+) {
+    match req.verbose() {
+        Verbose::Nothing => return,
+        Verbose::ErrorsOnly if !reply.error => return,
         _ => {}
     }
-    admin_proto::reply_summary(reply, |what, line| {
+    if let (Some((key, cas)), true) = (req.cas_compare(), reply.exists) {
+        if let Some(meta) = ctx.cache.item_meta(key) {
+            debug!("CAS:  failure: expected {}, got {}", meta.cas, cas);
+        }
+    }
+    for (what, line) in reply.lines() {
         debug!(
             ">{} {}{}{}",
             fd,
@@ -52,28 +43,6 @@ pub(super) fn log_reply(fd: i32, ctx: &Context<'_>, req: &Request<'_>, reply: &[
             String::from_utf8_lossy(what),
             String::from_utf8_lossy(line)
         );
-    });
-}
-
-/// `req` with its reply turned on, if it had `noreply`; `None` otherwise.
-pub(super) fn with_reply<'a>(req: &Request<'a>) -> Option<Request<'a>> {
-    let mut loud = req.clone();
-    match &mut loud {
-        Request::Store { noreply, .. }
-        | Request::TooLarge { noreply, .. }
-        | Request::Delete { noreply, .. }
-        | Request::Arith { noreply, .. }
-        | Request::Touch { noreply, .. }
-        | Request::FlushAll { noreply, .. }
-        | Request::Verbosity { noreply, .. }
-        | Request::CacheMemlimit { noreply, .. }
-        | Request::Invalid { noreply, .. }
-            if *noreply =>
-        {
-            *noreply = false;
-            Some(loud)
-        }
-        _ => None,
     }
 }
 
