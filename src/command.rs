@@ -41,6 +41,10 @@ pub trait ServerControl {
     /// The current `-v` level (`stats settings`).
     fn verbosity(&self) -> u32;
     fn set_verbosity(&self, level: u32);
+    /// `slabs automove`'s level (`stats settings`). It moves nothing here:
+    /// there are no slab pages; memcached 1.6's default is 1.
+    fn slab_automove(&self) -> u32;
+    fn set_slab_automove(&self, level: u32);
 }
 
 /// One open connection as `stats conns` shows it.
@@ -355,7 +359,7 @@ pub fn execute<R: Reply>(
         ),
         Request::SlabsAutomove { level, noreply } => {
             if let Some(level) = level {
-                ctx.cache.set_slab_automove(u32::from(level));
+                ctx.server.set_slab_automove(u32::from(level));
             }
             reply(noreply, &Response::Ok, out)
         }
@@ -634,7 +638,7 @@ fn settings_stats<R: Reply>(ctx: &Context<'_>, out: &mut R) {
     stat(out, "maxconns_fast", "yes");
     stat(out, "hashpower_init", 0);
     stat(out, "slab_reassign", "yes");
-    stat(out, "slab_automove", ctx.cache.slab_automove());
+    stat(out, "slab_automove", ctx.server.slab_automove());
     stat(out, "lru_crawler", yes_no(ctx.cache.crawler_enabled()));
     stat(out, "lru_crawler_sleep", ctx.cache.crawler_sleep());
     stat(out, "lru_crawler_tocrawl", ctx.cache.crawler_tocrawl());

@@ -345,6 +345,10 @@ mod tests {
             0
         }
         fn set_verbosity(&self, _: u32) {}
+        fn slab_automove(&self) -> u32 {
+            1
+        }
+        fn set_slab_automove(&self, _: u32) {}
     }
 
     #[test]

@@ -85,6 +85,8 @@ struct Shared {
     stopping: AtomicBool,
     /// `-v` levels, moved by the `verbosity` command (memcached caps it at 2).
     verbosity: AtomicU32,
+    /// `-o slab_automove`, moved by `slabs automove`.
+    slab_automove: AtomicU32,
     curr_conns: AtomicUsize,
     /// fd → (peer, listener) for `stats conns`.
     conns: Mutex<BTreeMap<i32, (String, String)>>,
@@ -113,6 +115,7 @@ impl Shared {
             stats: Stats::new(threads),
             watch: Arc::new(WatchHub::new()),
             verbosity: AtomicU32::new(u32::from(config.verbosity)),
+            slab_automove: AtomicU32::new(config.slab_automove),
             config,
             cache,
             clock,
@@ -197,6 +200,14 @@ impl ServerControl for Shared {
             _ => log::LevelFilter::Trace,
         };
         log::set_max_level(filter);
+    }
+
+    fn slab_automove(&self) -> u32 {
+        self.slab_automove.load(Ordering::Relaxed)
+    }
+
+    fn set_slab_automove(&self, level: u32) {
+        self.slab_automove.store(level, Ordering::Relaxed);
     }
 }
 
@@ -309,8 +320,8 @@ fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHand
     thread::Builder::new().name(name).spawn(f)
 }
 
-/// memcached's `-o no_lru_crawler`, `lru_crawler_sleep=N`,
-/// `lru_crawler_tocrawl=N` and `slab_automove[=N]`, as `config` typed them.
+/// memcached's `-o no_lru_crawler`, `lru_crawler_sleep=N` and
+/// `lru_crawler_tocrawl=N`, as `config` typed them.
 fn apply_crawler_options(shared: &Shared) {
     let config = &shared.config;
     shared.cache.set_crawler_enabled(config.lru_crawler);
@@ -320,7 +331,6 @@ fn apply_crawler_options(shared: &Shared) {
     if let Some(n) = config.lru_crawler_tocrawl {
         shared.cache.set_crawler_tocrawl(n);
     }
-    shared.cache.set_slab_automove(config.slab_automove);
 }
 
 /// Ticks the coarse clock and, while the crawler is enabled, lets the

@@ -32,7 +32,7 @@ mod types;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::clock::{Clock, Secs};
@@ -117,11 +117,6 @@ pub struct Cache {
     tap: Tap,
     /// The crawler's switches and a requested crawl (see `crawl`).
     crawler: Crawler,
-    /// `slabs automove`'s level: reported by `stats settings`, with no
-    /// effect (there are no slab pages to move); memcached 1.6's default
-    /// is 1. Kept here because `command` and `server` reach it through the
-    /// cache.
-    slab_automove: AtomicU32,
 }
 
 /// A shard lock on its own cache lines, so that workers locking
@@ -164,7 +159,6 @@ impl Cache {
             item_size_max: config.item_size_max,
             tap: Tap::new(clock.epoch_unix()),
             crawler: Crawler::new(),
-            slab_automove: AtomicU32::new(1),
             clock,
         }
     }
@@ -545,15 +539,6 @@ impl Cache {
     /// Number of size classes ferrocache has (ids 1 to this).
     pub fn class_count() -> u32 {
         CLASSES as u32
-    }
-
-    /// `slabs automove <level>`: recorded for `stats settings` only.
-    pub fn set_slab_automove(&self, level: u32) {
-        self.slab_automove.store(level, Ordering::Relaxed);
-    }
-
-    pub fn slab_automove(&self) -> u32 {
-        self.slab_automove.load(Ordering::Relaxed)
     }
 }
 

@@ -364,8 +364,8 @@ impl ClassSet {
 }
 
 /// Where a dump goes on: a shard, and a segment (the low 32 bits of its
-/// sequence number) and offset in it. Packs into a `usize` (a
-/// [`crate::command::Flow::Paused`] count) and back; 0 is the start.
+/// sequence number) and offset in it; the default is the start. A paused
+/// `metadump` carries it as it is (`command::Resume::Dump`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DumpCursor {
     pub(super) shard: usize,
@@ -374,25 +374,9 @@ pub struct DumpCursor {
     pub(super) off: usize,
 }
 
-// The packing: 12 bits of shard, 32 of sequence, 20 of offset.
-const _: () = assert!(usize::BITS >= 64);
-const OFF_BITS: u32 = 20;
-
 impl DumpCursor {
     pub fn start() -> DumpCursor {
         DumpCursor::default()
-    }
-
-    pub fn pack(self) -> usize {
-        (self.shard << 52) | ((self.seq as usize) << OFF_BITS) | self.off
-    }
-
-    pub fn unpack(n: usize) -> DumpCursor {
-        DumpCursor {
-            shard: n >> 52,
-            seq: (n >> OFF_BITS) as u32,
-            off: n & ((1 << OFF_BITS) - 1),
-        }
     }
 }
 

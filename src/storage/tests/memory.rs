@@ -3,6 +3,7 @@
 //! costs.
 
 use super::*;
+use std::sync::atomic::Ordering;
 
 #[test]
 fn random_workload_stays_within_the_limit_and_consistent() {
