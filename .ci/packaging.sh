@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CI: build the .deb and .rpm, install the .deb on this machine, run it as
-# its systemd unit would, purge it, and check the .rpm (tests/packaging.rs).
+# its systemd unit would, purge it, and check the .rpm (tests/packaging/).
 # For a fresh Debian 12 machine with Rust installed, run as root (the test
 # installs a package system-wide and purges it again, even when it fails).
 # .ci/run calls it after its own apt-get installs. Exits non-zero if

@@ -1,20 +1,47 @@
 //! ferrocache: a memcached-compatible cache server.
 //!
 //! ```text
-//!             accept thread (mio Poll: TCP listeners, unix socket)
+//!             accept thread (server/listen: mio Poll over TCP listeners, unix socket)
 //!                  │ accepted stream, over crossbeam-channel + mio::Waker
 //!                  ▼
-//!    worker 1 … worker N   (-t N; each its own mio Poll and its connections)
-//!      read → protocol::parse (borrows the read buffer) → command::execute
-//!           → storage::Cache (sharded) → protocol::encode → write buffer
+//!    worker 1 … worker N   (server/worker; -t N, each its own mio Poll and connections)
+//!      server/transport  Stream: plain TCP | unix   (a TLS stream is one more)
+//!           │ bytes into server/buf ReadBuf
+//!           ▼
+//!      server/pipeline → protocol::text::parse (borrows the read buffer) → Request
+//!           → command::execute (generic over a protocol::Reply sink)
+//!                → storage::Cache (sharded)        → outcome values
+//!           → protocol::text::TextReply encodes them → WriteBuf → transport
 //!                                         ▲
-//!    clock thread: ticks the coarse clock; each tick the expirer sweeps a
-//!    bounded slice of every shard (never the whole table at once)
+//!    clock thread (server/mod): ticks the coarse clock; each tick the expirer
+//!    sweeps a bounded slice of every shard (never the whole table at once)
 //! ```
 //!
 //! A request never crosses a thread on its way through: the accept thread only
 //! hands sockets over, and the worker that owns a connection parses, executes
-//! and answers it.
+//! and answers it. UDP datagrams (server/udp) take the same path.
+//!
+//! Modules, lowest first; a module imports only those listed before it:
+//!
+//! | module | owns |
+//! |---|---|
+//! | `cnum` | C-style number readers and the decimal writer (memcached's rules) |
+//! | `clock` | coarse seconds; exptime → deadline |
+//! | `auth` | the `-Y` file: entries, reload, constant-time check |
+//! | `config` | memcached's flags → a typed [`Config`], refusals with its words |
+//! | `process` | root and `-u`, daemonizing, pid file, signals, rlimits |
+//! | `storage` | index, segments of packed records, byte accounting, eviction, expiry, crawler |
+//! | `stats` | counters, per worker, summed on read |
+//! | `protocol` | every byte on the wire: `Request`, outcome values, the `Reply` sink; the text+meta codec in `protocol/text` |
+//! | `watch` | the `watch` log streams (memcached's logger) |
+//! | `command` | `Request` → cache calls → outcome values; never writes bytes |
+//! | `server` | listeners, workers, connections and their buffers, transports, UDP, limits, drain |
+//!
+//! Where the next work goes: the binary protocol is a second codec beside
+//! `protocol/text` (its own parser and its own `Reply` sink; `command` is
+//! shared unchanged), chosen per connection in `server/pipeline`; TLS is a
+//! second `Transport` in `server/transport`, its handshake driven inside the
+//! worker's event loop.
 
 pub mod auth;
 pub mod clock;
