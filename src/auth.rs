@@ -34,9 +34,7 @@ const MAX_ENTRY_LEN: usize = 255;
 /// (it exits with status 1 for each of them).
 #[derive(Debug)]
 pub enum AuthFileError {
-    /// The file could not be examined (memcached's `stat` failure).
-    Stat { path: PathBuf, err: io::Error },
-    /// The file exists but could not be read (permissions, a directory).
+    /// The file could not be read: missing, not permitted, a directory.
     Open { path: PathBuf, err: io::Error },
     /// A line is not `user:password`.
     Malformed { path: PathBuf, line: usize },
@@ -47,14 +45,6 @@ impl fmt::Display for AuthFileError {
         // memcached prints these through `vperror`, which repeats the reason
         // after a colon; the words and the repetition are kept.
         match self {
-            AuthFileError::Stat { path, err } => {
-                let why = os_reason(err);
-                write!(
-                    f,
-                    "Could not stat authfile [{}], error {why}: {why}",
-                    path.display()
-                )
-            }
             AuthFileError::Open { path, err } => {
                 let why = os_reason(err);
                 write!(
@@ -135,7 +125,6 @@ impl AuthTable {
     /// Reads and parses `path`.
     pub fn load(path: &Path) -> Result<AuthTable, AuthFileError> {
         let owned = || path.to_path_buf();
-        fs::metadata(path).map_err(|err| AuthFileError::Stat { path: owned(), err })?;
         let bytes = fs::read(path).map_err(|err| AuthFileError::Open { path: owned(), err })?;
         AuthTable::parse(&bytes).map_err(|line| AuthFileError::Malformed {
             path: owned(),
@@ -321,8 +310,8 @@ mod tests {
         let e = AuthTable::load(missing).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "Could not stat authfile [/nonexistent/ferrocache-auth], error No such file or \
-             directory: No such file or directory"
+            "Could not open authfile [/nonexistent/ferrocache-auth] for reading, error No such \
+             file or directory: No such file or directory"
         );
         let dir = std::env::temp_dir();
         let e = AuthTable::load(&dir).unwrap_err();
@@ -352,7 +341,7 @@ mod tests {
             "a bad reload keeps what was there"
         );
         fs::remove_file(&path).unwrap();
-        assert!(matches!(auth.reload(), Err(AuthFileError::Stat { .. })));
+        assert!(matches!(auth.reload(), Err(AuthFileError::Open { .. })));
         assert!(auth.check(b"new", b"two"));
     }
 

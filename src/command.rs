@@ -554,8 +554,8 @@ fn general_stats<R: Reply>(ctx: &Context<'_>, out: &mut R) {
     stat(out, "touch_misses", t.touch_misses);
     stat(out, "store_too_large", t.store_too_large);
     stat(out, "store_no_memory", t.store_no_memory);
-    stat(out, "auth_cmds", 0);
-    stat(out, "auth_errors", 0);
+    stat(out, "auth_cmds", t.auth_cmds);
+    stat(out, "auth_errors", t.auth_errors);
     stat(out, "bytes_read", t.bytes_read);
     stat(out, "bytes_written", t.bytes_written);
     stat(out, "limit_maxbytes", c.limit_maxbytes);
@@ -633,7 +633,11 @@ fn settings_stats<R: Reply>(ctx: &Context<'_>, out: &mut R) {
     };
     stat(out, "binding_protocol", proto);
     stat(out, "auth_enabled_sasl", "no");
-    stat(out, "auth_enabled_ascii", "no");
+    // memcached prints the -Y file's path here, or "no"
+    match &cfg.auth_file {
+        Some(path) => stat(out, "auth_enabled_ascii", path.display()),
+        None => stat(out, "auth_enabled_ascii", "no"),
+    }
     stat(out, "item_size_max", cfg.item_size_max);
     stat(out, "maxconns_fast", "yes");
     stat(out, "hashpower_init", 0);

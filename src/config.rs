@@ -1502,17 +1502,11 @@ fn is_promise_option(name: &str) -> bool {
 /// the flag and what starting anyway would break. Empty when every promise
 /// asked for is kept. memcached would honour each of these; starting
 /// without doing so would leave an operator who moved the flag over from
-/// memcached believing in a guarantee that is not there (an open cache
-/// behind `-Y`, a cold cache after a restart with `-e`).
+/// memcached believing in a guarantee that is not there (a cold cache after
+/// a restart with `-e`, clear text where TLS was asked for). `-Y` was one
+/// of them until ASCII authentication was built.
 fn unkept_promises(cfg: &Config, options: &[String]) -> Vec<String> {
     let mut lines = Vec::new();
-    if let Some(file) = &cfg.auth_file {
-        lines.push(format!(
-            "ferrocache: -Y {} (ASCII authentication) is not supported yet: refusing to start \
-             a cache that every client could read and write",
-            file.display()
-        ));
-    }
     if let Some(file) = &cfg.memory_file {
         lines.push(format!(
             "ferrocache: -e {} (restartable memory file) is not supported yet: refusing to start \
@@ -1917,6 +1911,14 @@ mod tests {
             (&["--disable-dumping"], |c| c.disable_dumping = true),
             (&["-W"], |c| c.disable_watch = true),
             (&["--disable-watch"], |c| c.disable_watch = true),
+            (&["-Y", "/etc/auth"], |c| {
+                c.auth_file = Some("/etc/auth".into());
+                c.binding_protocol = "ascii".into();
+            }),
+            (&["--auth-file=/a", "-B", "ascii"], |c| {
+                c.auth_file = Some("/a".into());
+                c.binding_protocol = "ascii".into();
+            }),
             (&["-N", "2"], |c| c.napi_ids = 2),
             (&["--napi-ids=4"], |c| c.napi_ids = 4),
             (&["--napi_ids=4"], |c| c.napi_ids = 4),
@@ -2040,14 +2042,6 @@ mod tests {
     fn unkept_promises_are_refused() {
         let table: &[(&[&str], &[&str])] = &[
             (
-                &["-Y", "/etc/auth"],
-                &["-Y /etc/auth (ASCII authentication)"],
-            ),
-            (
-                &["--auth-file=/a", "-B", "ascii"],
-                &["-Y /a (ASCII authentication)"],
-            ),
-            (
                 &["-e", "/dev/shm/mc"],
                 &["-e /dev/shm/mc (restartable memory file)"],
             ),
@@ -2069,11 +2063,7 @@ mod tests {
             ),
             (
                 &["-e", "/m", "-Y", "/a", "-o", "ext_path=/d:1g"],
-                &[
-                    "-Y /a (ASCII",
-                    "-e /m (restartable",
-                    "-o ext_path (extstore",
-                ],
+                &["-e /m (restartable", "-o ext_path (extstore"],
             ),
         ];
         for (args, wanted) in table {

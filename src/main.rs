@@ -73,6 +73,16 @@ fn main() {
             log::warn!("{}", e);
         }
     }
+    // As memcached: the -Y file is read as the user the server runs as
+    // (after -u), and a file that cannot be used stops the start (exit 1).
+    if let Some(path) = &config.auth_file {
+        if let Err(e) = ferrocache::auth::AuthTable::load(path) {
+            fail(1, e);
+        }
+        if let Some(w) = ferrocache::auth::permissions_warning(path) {
+            log::warn!("{}", w);
+        }
+    }
     process::pin_malloc_thresholds();
     if let Err(e) = process::block_signals() {
         fail(e.exit_code(), e);
@@ -87,22 +97,29 @@ fn main() {
         }
     }
     let stop = handle.stopper();
+    let reload_auth = handle.auth_reloader();
     let verbose = config.verbosity > 0;
     // The signal thread outlives nothing: exit() below ends it.
     let _ = std::thread::Builder::new()
         .name("signals".into())
-        .spawn(move || match process::wait_for_signal() {
-            Ok(sig) => {
-                if sig == libc::SIGUSR1 {
-                    eprintln!("Gracefully stopping");
-                } else if verbose {
-                    eprintln!("Exiting normally");
+        .spawn(move || loop {
+            match process::wait_for_signal() {
+                // memcached reads its -Y file again on SIGHUP
+                Ok(libc::SIGHUP) => reload_auth(),
+                Ok(sig) => {
+                    if sig == libc::SIGUSR1 {
+                        eprintln!("Gracefully stopping");
+                    } else if verbose {
+                        eprintln!("Exiting normally");
+                    }
+                    stop();
+                    return;
                 }
-                stop();
-            }
-            Err(e) => {
-                eprintln!("{}", e);
-                stop();
+                Err(e) => {
+                    eprintln!("{}", e);
+                    stop();
+                    return;
+                }
             }
         });
     handle.wait();

@@ -418,25 +418,20 @@ pub fn block_signals() -> Result<(), ProcessError> {
     Ok(())
 }
 
-/// Blocks until SIGTERM, SIGINT or SIGUSR1 arrives and returns it (for
-/// [`signal_name`] and the shutdown). SIGHUP is taken and ignored, as
-/// memcached ignores it. The signals must be blocked (see
-/// [`block_signals`]); run this on its own thread or at the end of `main`.
+/// Blocks until SIGTERM, SIGINT, SIGUSR1 or SIGHUP arrives and returns it
+/// (for [`signal_name`], the shutdown, or, for SIGHUP, reading the `-Y`
+/// file again as memcached does; nothing else). The signals must be
+/// blocked (see [`block_signals`]); run this on its own thread or at the
+/// end of `main`.
 pub fn wait_for_signal() -> Result<i32, ProcessError> {
     let set = waited_set()?;
-    loop {
-        let mut sig: libc::c_int = 0;
-        // SAFETY: set is initialised and sig is a valid out-pointer.
-        let rc = unsafe { libc::sigwait(&set, &mut sig) };
-        if rc != 0 {
-            return Err(ProcessError::Signal(io::Error::from_raw_os_error(rc)));
-        }
-        if sig == libc::SIGHUP {
-            log::info!("SIGHUP ignored");
-            continue;
-        }
-        return Ok(sig);
+    let mut sig: libc::c_int = 0;
+    // SAFETY: set is initialised and sig is a valid out-pointer.
+    let rc = unsafe { libc::sigwait(&set, &mut sig) };
+    if rc != 0 {
+        return Err(ProcessError::Signal(io::Error::from_raw_os_error(rc)));
     }
+    Ok(sig)
 }
 
 /// A signal's name for the log ("SIGTERM").
@@ -806,8 +801,7 @@ mod tests {
         let got = std::thread::spawn(|| {
             block_signals().unwrap();
             let mut seen = Vec::new();
-            for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGUSR1] {
-                raise_here(libc::SIGHUP); // ignored, as memcached ignores it
+            for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT, libc::SIGUSR1] {
                 raise_here(sig);
                 seen.push(wait_for_signal().unwrap());
             }
@@ -815,7 +809,8 @@ mod tests {
         })
         .join()
         .unwrap();
-        assert_eq!(got, vec![libc::SIGTERM, libc::SIGINT, libc::SIGUSR1]);
+        let want = [libc::SIGTERM, libc::SIGHUP, libc::SIGINT, libc::SIGUSR1];
+        assert_eq!(got, want);
         assert_eq!(signal_name(libc::SIGTERM), "SIGTERM");
         assert_eq!(signal_name(libc::SIGUSR1), "SIGUSR1");
         // SIGPIPE is ignored for the whole process.

@@ -505,6 +505,15 @@ pub enum Failure {
     UdpMultiPacket,
     /// A connection over `-c`, answered once and closed.
     TooManyConnections,
+    /// Under `-Y`, anything but an authentication token before one
+    /// succeeded.
+    Unauthenticated,
+    /// Under `-Y`, a token whose user and password match no entry.
+    AuthFailure,
+    /// Under `-Y`, a token whose data holds fewer than two words.
+    AuthBadFormat,
+    /// Under `-Y`, a token whose data does not end in `\r\n`.
+    AuthBadTermination,
 }
 
 /// One reply, borrowing what it reports.

@@ -60,6 +60,8 @@ counters!(
     touch_misses,
     store_too_large,
     store_no_memory,
+    auth_cmds,
+    auth_errors,
     bytes_read,
     bytes_written,
     conn_yields,

@@ -112,15 +112,12 @@ fn refused_flags(bin: &str) {
 cli!(refused_flags);
 
 /// Fail closed: flags whose meaning is a promise ferrocache does not keep
-/// yet (ASCII authentication, a restartable memory file, the flash tier,
-/// TLS options) stop the start with exit 64 and a line naming the flag,
-/// and nothing listens. memcached 1.6.18 honours each of them and starts,
-/// so this runs against ferrocache alone.
+/// yet (a restartable memory file, the flash tier, TLS options) stop the
+/// start with exit 64 and a line naming the flag, and nothing listens.
+/// memcached 1.6.18 honours each of them and starts, so this runs against
+/// ferrocache alone.
 #[test]
 fn unkept_promises_refuse_to_start() {
-    let auth = temp_path("auth");
-    std::fs::write(&auth, "user:secret\n").unwrap();
-    let auth = auth.to_string_lossy().into_owned();
     let port = free_port();
     let port_arg = port.to_string();
     let common = [
@@ -133,8 +130,7 @@ fn unkept_promises_refuse_to_start() {
         "-U",
         "0",
     ];
-    let cases: [(&[&str], &str); 4] = [
-        (&["-Y", &auth], "-Y"),
+    let cases: [(&[&str], &str); 3] = [
         (&["-e", "/dev/shm/ferrocache-cli-test"], "-e"),
         (
             &["-o", "ext_path=/tmp/ferrocache-cli-test:64m"],
@@ -160,8 +156,32 @@ fn unkept_promises_refuse_to_start() {
         );
     }
     assert!(!std::path::Path::new("/dev/shm/ferrocache-cli-test").exists());
-    let _ = std::fs::remove_file(&auth);
 }
+
+/// `-Y` with a file that cannot be used stops the start with memcached's
+/// words and exit status 1: missing, and with a line that is not
+/// `user:password`.
+fn bad_auth_file(bin: &str) {
+    let missing = temp_path("no-such-auth-file");
+    let malformed = temp_path("malformed-auth");
+    std::fs::write(&malformed, "user:pass\nno colon here\n").unwrap();
+    let port = free_port().to_string();
+    for (file, want) in [
+        (&missing, "Could not open authfile ["),
+        (
+            &malformed,
+            "] has a malformed entry. Should be 'user:password'",
+        ),
+    ] {
+        let file = file.to_string_lossy();
+        let out = run(bin, &["-u", "root", "-p", &port, "-U", "0", "-Y", &file]);
+        let msg = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{file}: stderr: {msg}");
+        assert!(msg.contains(want), "{file}: {msg:?} should say {want:?}");
+    }
+    let _ = std::fs::remove_file(&malformed);
+}
+cli!(bad_auth_file);
 
 /// As root, without -u, the server refuses to run (EX_USAGE).
 fn root_needs_user(bin: &str) {

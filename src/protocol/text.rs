@@ -11,8 +11,11 @@
 //!
 //! [`Request`]: crate::protocol::Request
 
+mod auth;
 mod encode;
 mod parse;
+
+pub use auth::{parse_auth, AuthAttempt, AUTH_MAX_DATA, AUTH_MAX_LINE};
 
 pub(super) use encode::push_decimal;
 pub use encode::{

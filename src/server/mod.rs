@@ -52,9 +52,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use log::{error, info, trace};
+use log::{error, info, trace, warn};
 use mio::{Token, Waker};
 
+use crate::auth::Authenticator;
 use crate::clock::Clock;
 use crate::command::{self, ConnInfo, Context, ServerControl};
 use crate::config::Config;
@@ -82,6 +83,8 @@ struct Shared {
     /// commands and connections).
     watch: Arc<WatchHub>,
     limits: Limits,
+    /// `-Y`'s entries; every new connection must present a token first.
+    auth: Option<Arc<Authenticator>>,
     stopping: AtomicBool,
     /// `-v` levels, moved by the `verbosity` command (memcached caps it at 2).
     verbosity: AtomicU32,
@@ -120,6 +123,7 @@ impl Shared {
             cache,
             clock,
             limits,
+            auth: None,
             stopping: AtomicBool::new(false),
             curr_conns: AtomicUsize::new(0),
             conns: Mutex::new(BTreeMap::new()),
@@ -247,6 +251,22 @@ impl ServerHandle {
         self.wait();
     }
 
+    /// A closure that reads the `-Y` file again (SIGHUP): new connections
+    /// and those not yet authenticated check tokens against the new
+    /// entries; a file that cannot be read or is malformed leaves the old
+    /// entries in force and is logged. Nothing to do without `-Y`.
+    pub fn auth_reloader(&self) -> impl Fn() + Send + Sync + 'static {
+        let shared = Arc::clone(&self.shared);
+        move || {
+            if let Some(auth) = &shared.auth {
+                match auth.reload() {
+                    Ok(n) => info!("-Y {}: reloaded, {} entries", auth.path().display(), n),
+                    Err(e) => warn!("-Y reload failed, keeping the previous entries: {}", e),
+                }
+            }
+        }
+    }
+
     /// A closure that stops the server from another thread (signal handling).
     pub fn stopper(&self) -> impl Fn() + Send + Sync + 'static {
         let shared = Arc::clone(&self.shared);
@@ -277,7 +297,15 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     let threads = config.threads.max(1);
     let bound = Bound::bind(&config)?;
 
-    let shared = Arc::new(Shared::new(config));
+    let auth = match &config.auth_file {
+        Some(path) => Some(Arc::new(
+            Authenticator::open(path).map_err(io::Error::other)?,
+        )),
+        None => None,
+    };
+    let mut shared = Shared::new(config);
+    shared.auth = auth;
+    let shared = Arc::new(shared);
 
     apply_crawler_options(&shared);
     shared

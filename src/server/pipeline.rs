@@ -2,19 +2,25 @@
 //! parsed and executed in order, their replies appended to its write buffer.
 //!
 //! Owns where a connection's requests stand between turns (a value being
-//! thrown away, a multi-get paused at the output limit, replies stacked),
-//! memcached's pipelining refusal, the -R budget, and [`Step`], what a turn
-//! comes to. Must not touch the socket, the poller or the buffers' memory:
+//! thrown away, a multi-get paused at the output limit, replies stacked,
+//! whether `-Y` still wants a token), memcached's pipelining refusal, the
+//! -R budget, and [`Step`], what a turn comes to. Must not touch the socket, the poller or the buffers' memory:
 //! it reads from a [`ReadBuf`] and appends to a [`WriteBuf`]; parsing is
 //! `protocol::parse` and executing is `command::execute`.
+
+use std::sync::Arc;
 
 use log::{debug, trace};
 
 use super::buf::{ReadBuf, WriteBuf, OUT_LIMIT};
 use super::verbose::{log_reply, log_request};
+use crate::auth::Authenticator;
 use crate::command::{self, Context, Flow, Resume};
-use crate::protocol::text::Logged;
-use crate::protocol::{self, Keys, Limits, ParseError, Reply, Request, Response, TextReply};
+use crate::protocol::text::{parse_auth, AuthAttempt, Logged};
+use crate::protocol::{
+    self, Failure, Keys, Limits, ParseError, Reply, Request, Response, TextReply,
+};
+use crate::stats::bump;
 
 /// How far serving a connection got, and what comes next: one type for
 /// both levels of a connection's turn. The request loop
@@ -70,6 +76,10 @@ pub(super) struct Pipeline {
     /// `-vv` has logged the connection's protocol (memcached's `fd: Client
     /// using the ascii protocol`, at its first command).
     announced: bool,
+    /// Under `-Y`, until a token is accepted: the entries to check tokens
+    /// against. While set, the input is read as authentication attempts
+    /// (`protocol::text::parse_auth`), not requests.
+    pub(super) locked: Option<Arc<Authenticator>>,
 }
 
 impl Pipeline {
@@ -93,6 +103,9 @@ impl Pipeline {
         turn: &mut Turn<'_, '_>,
     ) -> Step {
         let mut did = false;
+        // Where this turn's last answer to an authentication attempt
+        // starts in the output (see `authenticate`).
+        let mut auth_reply_at: Option<usize> = None;
         loop {
             if self.swallow > 0 {
                 self.swallow = input.skip(self.swallow);
@@ -109,6 +122,15 @@ impl Pipeline {
             }
             if turn.budget == 0 {
                 return Step::Yield;
+            }
+            if self.locked.is_some() {
+                match self.authenticate(input, output, turn, &mut auth_reply_at) {
+                    Some(step) => return step.unwrap_or(ran(did)),
+                    None => {
+                        did = true;
+                        continue;
+                    }
+                }
             }
             let bytes = input.unread();
             let (req, consumed) = match self.next_request(input, turn.limits) {
@@ -161,6 +183,63 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// One authentication attempt from the front of `input`, answered as
+    /// memcached 1.6.18 answers it: `None` when it was consumed and
+    /// answered (go on with the input), `Some(None)` when more input is
+    /// needed, `Some(Some(step))` to stop with `step`.
+    ///
+    /// memcached writes each answer to an attempt into the same response
+    /// object until the connection's replies are sent, so of several
+    /// attempts pipelined in one read only the last answer reaches the
+    /// client (`get a\r\nget b\r\n` gets one `CLIENT_ERROR
+    /// unauthenticated`; a refused command before a good token gets only
+    /// `STORED`). `reply_at` keeps where the turn's last answer starts, so
+    /// that the next one replaces it. `noreply` is not honoured here.
+    fn authenticate(
+        &mut self,
+        input: &mut ReadBuf,
+        output: &mut WriteBuf,
+        turn: &mut Turn<'_, '_>,
+        reply_at: &mut Option<usize>,
+    ) -> Option<Option<Step>> {
+        let (attempt, consumed) = match parse_auth(input.unread()) {
+            Ok(r) => r,
+            Err(ParseError::Incomplete) => return Some(None),
+            Err(ParseError::LineTooLong) => {
+                debug!(
+                    "connection {}: authentication data too long, closing",
+                    turn.fd
+                );
+                return Some(Some(Step::Close));
+            }
+        };
+        turn.budget -= 1;
+        let w = turn.ctx.worker;
+        let answer = match attempt {
+            AuthAttempt::NotAToken => Response::Failure(Failure::Unauthenticated),
+            AuthAttempt::BadTermination => Response::Failure(Failure::AuthBadTermination),
+            AuthAttempt::BadFormat => Response::Failure(Failure::AuthBadFormat),
+            AuthAttempt::Token { user, pass } => {
+                bump(&w.auth_cmds, 1);
+                if self.locked.as_ref().is_some_and(|a| a.check(user, pass)) {
+                    self.locked = None;
+                    Response::Stored
+                } else {
+                    bump(&w.auth_errors, 1);
+                    Response::Failure(Failure::AuthFailure)
+                }
+            }
+        };
+        input.skip(consumed);
+        let replies = output.replies();
+        match *reply_at {
+            Some(at) if at <= replies.len() => replies.truncate(at),
+            _ => *reply_at = Some(replies.len()),
+        }
+        TextReply::new(replies).respond(&answer);
+        None
     }
 
     /// The request at the front of `input` and its length: a paused

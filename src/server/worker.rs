@@ -168,6 +168,7 @@ impl Worker {
             let entry = self.conns.vacant_entry();
             let key = entry.key();
             let mut conn = Conn::new(stream, self.shared.clock.now());
+            conn.requests.locked = self.shared.auth.clone();
             if let Err(e) = self.poll.registry().register(
                 &mut conn.stream,
                 Token(key),

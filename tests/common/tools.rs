@@ -233,12 +233,14 @@ impl Process {
 
     /// Whether it answers `version` on a fresh connection. Ready once it
     /// answers a request, not merely accepts: the probe connection is then
-    /// fully accounted for in its stats before the test runs.
+    /// fully accounted for in its stats before the test runs. Under `-Y`
+    /// the answer is the refusal of an unauthenticated request.
     fn answers_version(&self) -> bool {
         fn probe(mut s: impl Read + Write) -> bool {
             let mut buf = [0u8; 64];
             s.write_all(b"version\r\n").is_ok()
-                && matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"VERSION "))
+                && matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"VERSION ")
+                    || buf[..n].starts_with(b"CLIENT_ERROR unauthenticated"))
         }
         let timeout = Some(Duration::from_secs(2));
         match &self.unix {

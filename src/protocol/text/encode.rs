@@ -219,6 +219,10 @@ pub fn failure_line(f: Failure) -> &'static [u8] {
         Failure::UdpReplyTooLarge => b"SERVER_ERROR out of memory writing get response",
         Failure::UdpMultiPacket => b"SERVER_ERROR multi-packet request not supported",
         Failure::TooManyConnections => b"ERROR Too many open connections",
+        Failure::Unauthenticated => b"CLIENT_ERROR unauthenticated",
+        Failure::AuthFailure => b"CLIENT_ERROR authentication failure",
+        Failure::AuthBadFormat => b"CLIENT_ERROR bad authentication token format",
+        Failure::AuthBadTermination => b"CLIENT_ERROR bad command line termination",
     }
 }
 
