@@ -29,12 +29,12 @@
 mod common;
 
 use common::tools::{
-    drain, free_port, have_pymemcache, on_path, payload, require, run, snapshot, Run, Target,
-    TempDir, PYTHON,
+    free_port, have_pymemcache, on_path, payload, require, run, Process, Run, Target, TempDir,
+    PYTHON,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -111,70 +111,20 @@ fn scale_out_doc() -> String {
 // Processes
 // ---------------------------------------------------------------------------
 
-/// One cache node: a spawned ferrocache or memcached process, killed on drop.
+/// One cache node: a spawned ferrocache or memcached process (the tests'
+/// one launcher, `common::tools::Process`), killed on drop.
 struct Node {
-    child: Child,
-    port: u16,
+    process: Process,
 }
 
 impl Node {
     /// Spawns `target -u root -l 127.0.0.1 -p PORT -U 0 -t 2 -m 64` and
-    /// waits until it answers `version`. Retried on a new port if it exits
-    /// first (another process took the port).
+    /// waits until it answers `version` (retried on a new port if it exits
+    /// first because another process took the port).
     fn start(target: Target) -> Node {
-        let mut failures = Vec::new();
-        for _attempt in 0..3 {
-            let port = free_port();
-            let port_arg = port.to_string();
-            let args = [
-                "-u",
-                "root",
-                "-l",
-                "127.0.0.1",
-                "-p",
-                &port_arg,
-                "-U",
-                "0",
-                "-t",
-                "2",
-                "-m",
-                "64",
-            ];
-            let mut child = Command::new(target.program())
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("spawn {} {args:?}: {e}", target.program()));
-            let (stderr, reader) = drain(child.stderr.take().expect("piped stderr"));
-            let deadline = Instant::now() + STARTUP;
-            loop {
-                if let Ok(Some(status)) = child.try_wait() {
-                    let _ = reader.join();
-                    failures.push(format!(
-                        "{} {args:?} exited with {status}; stderr:\n{}",
-                        target.program(),
-                        snapshot(&stderr)
-                    ));
-                    break;
-                }
-                if answers_version(port) {
-                    return Node { child, port };
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "{} {args:?} did not answer within {STARTUP:?}; stderr:\n{}",
-                        target.program(),
-                        snapshot(&stderr)
-                    );
-                }
-                thread::sleep(Duration::from_millis(20));
-            }
+        Node {
+            process: Process::start(target, &["-t", "2", "-m", "64"]),
         }
-        panic!("could not start {target:?}:\n{}", failures.join("\n"));
     }
 
     fn three(target: Target) -> [Node; 3] {
@@ -185,42 +135,29 @@ impl Node {
         ]
     }
 
+    fn port(&self) -> u16 {
+        self.process.port()
+    }
+
     fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.port())
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// SIGKILL, and wait until it is gone: no goodbye to anyone.
     fn kill(&mut self) {
-        self.child.kill().expect("kill node");
-        self.child.wait().expect("wait for killed node");
+        let child = self.process.child();
+        child.kill().expect("kill node");
+        child.wait().expect("wait for killed node");
         assert!(
-            TcpStream::connect(("127.0.0.1", self.port)).is_err(),
+            TcpStream::connect(("127.0.0.1", self.port())).is_err(),
             "port {} still accepts connections after its node was killed",
-            self.port
+            self.port()
         );
     }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn answers_version(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut buf = [0u8; 128];
-    s.write_all(b"version\r\n").is_ok()
-        && matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"VERSION "))
 }
 
 // ---------------------------------------------------------------------------
@@ -250,7 +187,7 @@ impl Raw {
     }
 
     fn node(node: &Node) -> Raw {
-        Raw::connect(node.port, "node")
+        Raw::connect(node.port(), "node")
     }
 
     fn send(&mut self, bytes: &[u8]) {
