@@ -143,7 +143,7 @@ fn hit_reply<R: Reply>(
         fields.push(MetaField::Win);
         item.set_win_sent();
     }
-    let fields = fields.with_key(item.key(), item.binary_key());
+    fields.set_key(item.key(), item.binary_key());
     out.meta(&MetaReply {
         status: MetaStatus::Done,
         fields: fields.as_slice(),
