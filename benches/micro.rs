@@ -134,6 +134,7 @@ fn new_cache(memory_limit: usize) -> Cache {
             // As the server sizes it for -t 2 (16 shards per thread).
             shards: 32,
             item_size_max: 1024 * 1024,
+            cas: true,
         },
         Arc::new(Clock::new()),
     )

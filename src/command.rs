@@ -57,17 +57,16 @@ pub struct ConnInfo {
     pub listen: String,
 }
 
-/// memcached's item header counts 8 bytes of cas that `-C` leaves out.
-const CAS_BYTES: usize = 8;
-
 /// The parse limits `config` sets: the one place that turns `-I` (and
 /// `-C`) into the largest key plus value a storage command may carry,
 /// through storage's own item-size rule so that the parser refuses exactly
 /// what the cache would.
 pub fn parse_limits(config: &Config) -> Limits {
-    let overhead = crate::storage::ITEM_SIZE_OVERHEAD - if config.use_cas { 0 } else { CAS_BYTES };
     Limits {
-        max_key_plus_value: config.item_size_max.saturating_sub(overhead),
+        max_key_plus_value: crate::storage::max_key_plus_value(
+            config.item_size_max,
+            config.use_cas,
+        ),
     }
 }
 

@@ -587,6 +587,44 @@ fn too_large(server: &Server) {
 }
 both!(too_large, &["-I", "1m"]);
 
+/// The edge of memcached's item-size rule: a 1-byte key with a value of
+/// `-I` minus 51 bytes is stored under `-C` (no cas in the item) and
+/// refused with cas, where the edge is 8 bytes lower; a key with client
+/// flags counts 4 bytes more. Each set also goes through `append` and `ms`.
+fn item_size_edge(server: &Server, cas: bool) {
+    let edge = 1024 * 1024 - if cas { 59 } else { 51 } - 1;
+    let mut conn = server.connect();
+    let set = |flags: u32, len: usize| {
+        let mut v = format!("set k {flags} 0 {len}\r\n").into_bytes();
+        v.extend(std::iter::repeat_n(b'v', len));
+        v.extend_from_slice(b"\r\n");
+        v
+    };
+    let too_large = "SERVER_ERROR object too large for cache\r\n";
+    conn.roundtrip(set(0, edge), "STORED\r\n");
+    conn.roundtrip(set(0, edge + 1), too_large);
+    conn.roundtrip(set(7, edge - 4), "STORED\r\n");
+    conn.roundtrip(set(7, edge - 3), too_large);
+    // growing an item past the edge is NOT_STORED, up to it is stored
+    conn.roundtrip(set(0, edge - 1), "STORED\r\n");
+    conn.roundtrip("append k 0 0 2\r\nab\r\n", "NOT_STORED\r\n");
+    conn.roundtrip("append k 0 0 1\r\na\r\n", "STORED\r\n");
+    let mut ms = format!("ms k {}\r\n", edge + 1).into_bytes();
+    ms.extend(std::iter::repeat_n(b'v', edge + 1));
+    ms.extend_from_slice(b"\r\n");
+    conn.roundtrip(ms, too_large);
+}
+
+fn item_size_edge_with_cas(server: &Server) {
+    item_size_edge(server, true);
+}
+both!(item_size_edge_with_cas, &[]);
+
+fn item_size_edge_without_cas(server: &Server) {
+    item_size_edge(server, false);
+}
+both!(item_size_edge_without_cas, &["-C"]);
+
 /// Expiry times: negative = already expired; up to 30 days relative; larger
 /// = a unix time, expired if in the past.
 fn exptime_forms(server: &Server) {

@@ -364,6 +364,7 @@ mod tests {
                 evict: true,
                 shards: 16,
                 item_size_max: 1 << 20,
+                cas: true,
             },
             Arc::clone(&clock),
         );

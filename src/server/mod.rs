@@ -110,6 +110,7 @@ impl Shared {
                 evict: !config.no_evict,
                 shards,
                 item_size_max: config.item_size_max,
+                cas: config.use_cas,
             },
             Arc::clone(&clock),
         );

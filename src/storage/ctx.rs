@@ -88,7 +88,8 @@ pub(super) struct Ctx<'a> {
     pub(super) now: Secs,
     pub(super) flush: FlushView,
     pub(super) cas: &'a AtomicU64,
-    pub(super) item_size_max: usize,
+    /// The item-size rule's limit (see `types::max_key_plus_value`).
+    pub(super) max_key_value: usize,
     /// Who hears about evictions (`watch evictions`).
     pub(super) tap: &'a Tap,
 }

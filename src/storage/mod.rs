@@ -44,8 +44,8 @@ use item::{CLASSES, CLASS_SIZES, HEADER_WITH_FLAGS, MAX_KEY_LEN};
 use shard::{ArithRequest, Attempt, ClassCounters, Round, Shard, StoreRequest};
 use types::too_large;
 pub use types::{
-    class_for_len, ArithOpts, ArithOutcome, CacheConfig, CacheStats, ClassSet, ClassStats,
-    DeleteAction, DeleteOutcome, DumpCursor, EvictionSink, ItemMeta, ItemRef, Lookup,
+    class_for_len, max_key_plus_value, ArithOpts, ArithOutcome, CacheConfig, CacheStats, ClassSet,
+    ClassStats, DeleteAction, DeleteOutcome, DumpCursor, EvictionSink, ItemMeta, ItemRef, Lookup,
     MetaArithOutcome, MetaView, StoreOp, StoreOutcome, WriteOpts, ITEM_SIZE_OVERHEAD, MAX_CLASS_ID,
 };
 
@@ -113,6 +113,8 @@ pub struct Cache {
     clock: Arc<Clock>,
     evict: bool,
     item_size_max: usize,
+    /// The item-size rule's limit for key + value + flags (`-I`, `-C`).
+    max_key_value: usize,
     /// Who hears about evictions (`watch evictions`).
     tap: Tap,
     /// The crawler's switches and a requested crawl (see `crawl`).
@@ -157,6 +159,7 @@ impl Cache {
             flush: Flush::default(),
             evict: config.evict,
             item_size_max: config.item_size_max,
+            max_key_value: max_key_plus_value(config.item_size_max, config.cas),
             tap: Tap::new(clock.epoch_unix()),
             crawler: Crawler::new(),
             clock,
@@ -185,7 +188,7 @@ impl Cache {
             now,
             flush: self.flush.view(now),
             cas: &self.last_cas,
-            item_size_max: self.item_size_max,
+            max_key_value: self.max_key_value,
             tap: &self.tap,
         }
     }
@@ -264,7 +267,7 @@ impl Cache {
         data: &[u8],
         opts: &WriteOpts,
     ) -> (StoreOutcome, u64) {
-        if too_large(key.len(), data.len(), flags, self.item_size_max) {
+        if too_large(key.len(), data.len(), flags, self.max_key_value) {
             if op == StoreOp::Set {
                 self.delete(key);
             }

@@ -825,7 +825,7 @@ impl Shard {
             key.len(),
             old_value.len() + data.len(),
             flags,
-            ctx.item_size_max,
+            ctx.max_key_value,
         ) {
             // only append/prepend get here (the caller checked the rest):
             // memcached answers NOT_STORED when the joined item is too large

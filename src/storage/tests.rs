@@ -28,6 +28,7 @@ fn cache_with(limit: usize, shards: usize, evict: bool) -> (Cache, Arc<Clock>) {
         evict,
         shards,
         item_size_max: MB,
+        cas: true,
     };
     (Cache::new(config, clock.clone()), clock)
 }

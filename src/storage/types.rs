@@ -16,19 +16,26 @@ use super::item::{class_of, record_size, Item, MAX_KEY_LEN, MAX_TOTAL_LEN};
 /// cas, the key's NUL and the value's "\r\n"): an item is too large when
 /// key + value + this (+ 4 for client flags other than 0) exceeds `-I`.
 ///
-/// The cache's one copy of the figure. memcached leaves the cas out under
-/// `-C` (51 then); the cache applies 59 whatever `-C` says, so under `-C`
-/// it refuses as too large a key + value 51 to 58 bytes short of `-I` that
-/// memcached stores.
+/// The cache's one copy of the figure; memcached leaves the 8 bytes of cas
+/// out under `-C` (51 then), and so does [`max_key_plus_value`].
 pub const ITEM_SIZE_OVERHEAD: usize = 59;
 
-/// memcached's rule for an item too large for `-I` (`item_size_max`), or
-/// for a record at all.
-pub(super) fn too_large(key: usize, value: usize, flags: u32, item_size_max: usize) -> bool {
+/// The cas bytes of [`ITEM_SIZE_OVERHEAD`], which `-C` leaves out.
+const CAS_BYTES: usize = 8;
+
+/// The most bytes of key, value and client flags an item may have under
+/// `-I item_size_max`, with cas uniques (`cas`) or without (`-C`): the one
+/// item-size rule, which the parser's limits and the cache both use.
+pub fn max_key_plus_value(item_size_max: usize, cas: bool) -> usize {
+    let overhead = ITEM_SIZE_OVERHEAD - if cas { 0 } else { CAS_BYTES };
+    item_size_max.saturating_sub(overhead)
+}
+
+/// memcached's rule for an item too large for `-I` (`max_key_value` from
+/// [`max_key_plus_value`]), or for a record at all.
+pub(super) fn too_large(key: usize, value: usize, flags: u32, max_key_value: usize) -> bool {
     let flags_size = if flags == 0 { 0 } else { 4 };
-    key > MAX_KEY_LEN
-        || key + value > MAX_TOTAL_LEN
-        || key + value + flags_size + ITEM_SIZE_OVERHEAD > item_size_max
+    key > MAX_KEY_LEN || key + value > MAX_TOTAL_LEN || key + value + flags_size > max_key_value
 }
 
 // ---- the cache's operations ----
@@ -47,6 +54,9 @@ pub struct CacheConfig {
     pub shards: usize,
     /// Largest item (key + value + overhead) accepted, `-I`.
     pub item_size_max: usize,
+    /// Items carry cas uniques (`false` under `-C`): memcached's size rule
+    /// then counts 8 bytes more per item.
+    pub cas: bool,
 }
 
 /// A write, with the compare-and-swap unique for `Cas`.

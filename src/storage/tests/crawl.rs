@@ -11,6 +11,7 @@ fn cache(shards: usize) -> (Cache, Arc<Clock>) {
         evict: true,
         shards,
         item_size_max: 1 << 20,
+        cas: true,
     };
     (Cache::new(config, clock.clone()), clock)
 }
