@@ -104,10 +104,10 @@ impl AuthTable {
     /// (1-based).
     pub fn parse(bytes: &[u8]) -> Result<AuthTable, usize> {
         let mut entries = Vec::new();
-        let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-        if body.is_empty() && bytes.is_empty() {
+        if bytes.is_empty() {
             return Ok(AuthTable { entries });
         }
+        let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
         for (i, line) in body.split(|&b| b == b'\n').enumerate() {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.len() > MAX_ENTRY_LEN {
@@ -188,14 +188,6 @@ impl Authenticator {
             path: path.to_path_buf(),
             table: RwLock::new(Arc::new(table)),
         })
-    }
-
-    /// A table given directly (tests, embedding).
-    pub fn from_table(path: &Path, table: AuthTable) -> Authenticator {
-        Authenticator {
-            path: path.to_path_buf(),
-            table: RwLock::new(Arc::new(table)),
-        }
     }
 
     /// The file this table comes from.

@@ -4,6 +4,7 @@
 
 use std::process::exit;
 
+use ferrocache::auth;
 use ferrocache::config::{Config, ConfigError};
 use ferrocache::process;
 
@@ -75,19 +76,17 @@ fn main() {
     }
     // As memcached: the -Y file is read as the user the server runs as
     // (after -u), and a file that cannot be used stops the start (exit 1).
-    if let Some(path) = &config.auth_file {
-        if let Err(e) = ferrocache::auth::AuthTable::load(path) {
-            fail(1, e);
-        }
-        if let Some(w) = ferrocache::auth::permissions_warning(path) {
+    let auth = config.auth_file.as_ref().map(|path| {
+        if let Some(w) = auth::permissions_warning(path) {
             log::warn!("{}", w);
         }
-    }
+        auth::Authenticator::open(path).unwrap_or_else(|e| fail(1, e))
+    });
     process::pin_malloc_thresholds();
     if let Err(e) = process::block_signals() {
         fail(e.exit_code(), e);
     }
-    let handle = match ferrocache::server::start(config.clone()) {
+    let handle = match ferrocache::server::start_with_auth(config.clone(), auth) {
         Ok(h) => h,
         Err(e) => fail(process::EX_OSERR, format!("failed to listen: {}", e)),
     };

@@ -293,19 +293,24 @@ impl ServerHandle {
     }
 }
 
-/// Binds every listener in `config` and starts the threads.
+/// Binds every listener in `config` and starts the threads, reading the
+/// `-Y` file if `config` names one.
 pub fn start(config: Config) -> io::Result<ServerHandle> {
+    let auth = match &config.auth_file {
+        Some(path) => Some(Authenticator::open(path).map_err(io::Error::other)?),
+        None => None,
+    };
+    start_with_auth(config, auth)
+}
+
+/// [`start`] with the `-Y` entries already read (`main` reads them first,
+/// to stop with memcached's message and exit status when the file is bad).
+pub fn start_with_auth(config: Config, auth: Option<Authenticator>) -> io::Result<ServerHandle> {
     let threads = config.threads.max(1);
     let bound = Bound::bind(&config)?;
 
-    let auth = match &config.auth_file {
-        Some(path) => Some(Arc::new(
-            Authenticator::open(path).map_err(io::Error::other)?,
-        )),
-        None => None,
-    };
     let mut shared = Shared::new(config);
-    shared.auth = auth;
+    shared.auth = auth.map(Arc::new);
     let shared = Arc::new(shared);
 
     apply_crawler_options(&shared);

@@ -125,11 +125,12 @@ impl Pipeline {
             }
             if self.locked.is_some() {
                 match self.authenticate(input, output, turn, &mut auth_reply_at) {
-                    Some(step) => return step.unwrap_or(ran(did)),
                     None => {
                         did = true;
                         continue;
                     }
+                    Some(Step::NeedInput) => return ran(did),
+                    Some(step) => return step,
                 }
             }
             let bytes = input.unread();
@@ -187,8 +188,8 @@ impl Pipeline {
 
     /// One authentication attempt from the front of `input`, answered as
     /// memcached 1.6.18 answers it: `None` when it was consumed and
-    /// answered (go on with the input), `Some(None)` when more input is
-    /// needed, `Some(Some(step))` to stop with `step`.
+    /// answered (go on with the input), `Some(Step::NeedInput)` when more
+    /// input is needed, `Some(Step::Close)` to close the connection.
     ///
     /// memcached writes each answer to an attempt into the same response
     /// object until the connection's replies are sent, so of several
@@ -203,16 +204,16 @@ impl Pipeline {
         output: &mut WriteBuf,
         turn: &mut Turn<'_, '_>,
         reply_at: &mut Option<usize>,
-    ) -> Option<Option<Step>> {
+    ) -> Option<Step> {
         let (attempt, consumed) = match parse_auth(input.unread()) {
             Ok(r) => r,
-            Err(ParseError::Incomplete) => return Some(None),
+            Err(ParseError::Incomplete) => return Some(Step::NeedInput),
             Err(ParseError::LineTooLong) => {
                 debug!(
                     "connection {}: authentication data too long, closing",
                     turn.fd
                 );
-                return Some(Some(Step::Close));
+                return Some(Step::Close);
             }
         };
         turn.budget -= 1;
