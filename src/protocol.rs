@@ -271,23 +271,6 @@ pub enum Verbose {
 }
 
 impl<'a> Request<'a> {
-    /// Whether the client asked for no reply (`noreply` as the last token,
-    /// or the silent forms of `slabs automove` and `watch`).
-    pub fn noreply(&self) -> bool {
-        match *self {
-            Request::Store { noreply, .. }
-            | Request::TooLarge { noreply, .. }
-            | Request::Delete { noreply, .. }
-            | Request::Arith { noreply, .. }
-            | Request::Touch { noreply, .. }
-            | Request::FlushAll { noreply, .. }
-            | Request::Verbosity { noreply, .. }
-            | Request::CacheMemlimit { noreply, .. }
-            | Request::Invalid { noreply, .. } => noreply,
-            _ => false,
-        }
-    }
-
     /// This request with its reply turned on, if it had `noreply`; `None`
     /// otherwise. memcached's `-vv` logs what a silent request would have
     /// answered (`>fd NOREPLY STORED`): the server runs this copy into a
@@ -721,13 +704,13 @@ mod tests {
 
     #[test]
     fn what_the_server_asks_of_a_request() {
-        assert!(req(b"set k 0 0 1 noreply\r\nx\r\n").noreply());
-        assert!(!req(b"set k 0 0 1\r\nx\r\n").noreply());
-        assert!(req(b"incr k x noreply\r\n").noreply());
+        assert!(req(b"set k 0 0 1 noreply\r\nx\r\n").with_reply().is_some());
+        assert!(req(b"set k 0 0 1\r\nx\r\n").with_reply().is_none());
+        assert!(req(b"incr k x noreply\r\n").with_reply().is_some());
         let loud = req(b"delete k noreply\r\n")
             .with_reply()
             .expect("had noreply");
-        assert!(!loud.noreply());
+        assert_eq!(loud.with_reply(), None, "the copy has its reply on");
         assert_eq!(req(b"delete k\r\n").with_reply(), None);
         assert_eq!(req(b"slabs automove 1 noreply\r\n").with_reply(), None);
 
