@@ -17,10 +17,15 @@ use std::fmt::Display;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::protocol::text::yes_no;
-use crate::protocol::{Failure, Fault, Keys, Limits, Reply, Request, Response, StoreMode};
+use crate::protocol::{
+    ArithCreate, Failure, Fault, Keys, Limits, Reply, Request, Response, StoreMode,
+};
 use crate::stats::{bump, Stats, WorkerStats};
 use crate::storage::crawl::DumpCursor;
-use crate::storage::{ArithOutcome, Cache, ItemRef, Lookup, StoreOp, StoreOutcome};
+use crate::storage::{
+    ArithOpts, Cache, DeleteAction, DeleteOutcome, ItemRef, Lookup, MetaArithOutcome, StoreOp,
+    StoreOutcome, WriteOpts,
+};
 use crate::watch::WatchHub;
 
 /// The memcached release whose protocol and stats ferrocache follows.
@@ -200,13 +205,22 @@ pub fn execute<R: Reply>(
                 StoreMode::Prepend => StoreOp::Prepend,
                 StoreMode::Cas => StoreOp::Cas(cas),
             };
+            // a binary append/prepend compares the unique it carries
+            let appends = matches!(mode, StoreMode::Append | StoreMode::Prepend);
+            let opts = WriteOpts {
+                compare: (appends && cas != 0).then_some(cas),
+                ..WriteOpts::default()
+            };
             let deadline = ctx.clock.deadline(exptime);
             ops::log_lookup(ctx, key);
-            let outcome = ctx.cache.store(op, key, flags, deadline, data);
+            let (outcome, unique) = ctx.cache.store_with(op, key, flags, deadline, data, &opts);
             ops::log_store(ctx, op, key, data.len(), deadline, outcome);
             count_write(w, mode == StoreMode::Cas, outcome);
             let resp = match outcome {
-                StoreOutcome::Stored => Response::Stored,
+                StoreOutcome::Stored => {
+                    out.item_cas(shown_cas(ctx, unique));
+                    Response::Stored
+                }
                 StoreOutcome::NotStored => Response::NotStored,
                 StoreOutcome::Exists => Response::Exists,
                 StoreOutcome::NotFound => Response::NotFound,
@@ -224,14 +238,18 @@ pub fn execute<R: Reply>(
             }
             reply(noreply, &TOO_LARGE, out)
         }
-        Request::Delete { key, noreply } => {
+        Request::Delete { key, cas, noreply } => {
             ops::log_lookup(ctx, key);
-            let resp = if ctx.cache.delete(key) {
-                bump(&w.delete_hits, 1);
-                Response::Deleted
-            } else {
-                bump(&w.delete_misses, 1);
-                Response::NotFound
+            let resp = match delete(ctx, key, cas) {
+                DeleteOutcome::Done => {
+                    bump(&w.delete_hits, 1);
+                    Response::Deleted
+                }
+                DeleteOutcome::NotFound => {
+                    bump(&w.delete_misses, 1);
+                    Response::NotFound
+                }
+                DeleteOutcome::Exists => Response::Exists,
             };
             reply(noreply, &resp, out)
         }
@@ -239,26 +257,11 @@ pub fn execute<R: Reply>(
             key,
             delta,
             incr,
+            cas,
+            create,
             noreply,
         } => {
-            let (hits, misses) = if incr {
-                (&w.incr_hits, &w.incr_misses)
-            } else {
-                (&w.decr_hits, &w.decr_misses)
-            };
-            ops::log_lookup(ctx, key);
-            let resp = match ctx.cache.incr_decr(key, delta, incr) {
-                ArithOutcome::Value(v) => {
-                    bump(hits, 1);
-                    Response::Number(v)
-                }
-                ArithOutcome::NotFound => {
-                    bump(misses, 1);
-                    Response::NotFound
-                }
-                ArithOutcome::NonNumeric => Response::Failure(Failure::NonNumeric),
-                ArithOutcome::NoMemory => Response::Failure(Failure::NoMemory),
-            };
+            let resp = arith(ctx, key, delta, incr, cas, create, out);
             reply(noreply, &resp, out)
         }
         Request::Touch {
@@ -369,6 +372,93 @@ pub fn execute<R: Reply>(
             }
             reply(noreply, &Response::Fault(fault), out)
         }
+    }
+}
+
+/// `delete`: unconditional, or (binary) only if the unique is `cas`.
+fn delete(ctx: &Context<'_>, key: &[u8], cas: u64) -> DeleteOutcome {
+    if cas == 0 {
+        return match ctx.cache.delete(key) {
+            true => DeleteOutcome::Done,
+            false => DeleteOutcome::NotFound,
+        };
+    }
+    ctx.cache.meta_delete(key, Some(cas), DeleteAction::Remove)
+}
+
+/// incr/decr; in the binary protocol also only if the unique is `cas`,
+/// and creating a missing item from `create` (its miss not counted, as
+/// memcached counts none).
+fn arith<R: Reply>(
+    ctx: &Context<'_>,
+    key: &[u8],
+    delta: u64,
+    incr: bool,
+    cas: u64,
+    create: Option<ArithCreate>,
+    out: &mut R,
+) -> Response<'static> {
+    let w = ctx.worker;
+    let (hits, misses) = if incr {
+        (&w.incr_hits, &w.incr_misses)
+    } else {
+        (&w.decr_hits, &w.decr_misses)
+    };
+    ops::log_lookup(ctx, key);
+    let opts = ArithOpts {
+        compare: (cas != 0).then_some(cas),
+        ..ArithOpts::default()
+    };
+    match ctx.cache.meta_incr_decr(key, delta, incr, &opts) {
+        MetaArithOutcome::Done { value, cas, .. } => {
+            bump(hits, 1);
+            out.item_cas(shown_cas(ctx, cas));
+            Response::Number(value)
+        }
+        MetaArithOutcome::NotFound => match create {
+            Some(c) => create_number(ctx, key, c, out),
+            None => {
+                bump(misses, 1);
+                Response::NotFound
+            }
+        },
+        MetaArithOutcome::Exists => Response::Exists,
+        MetaArithOutcome::NonNumeric => Response::Failure(Failure::NonNumeric),
+        MetaArithOutcome::NoMemory => Response::Failure(Failure::NoMemory),
+    }
+}
+
+/// A binary incr/decr's missing item, created holding its initial value
+/// (added: another client's item created meanwhile is not replaced).
+fn create_number<R: Reply>(
+    ctx: &Context<'_>,
+    key: &[u8],
+    c: ArithCreate,
+    out: &mut R,
+) -> Response<'static> {
+    let mut digits = crate::cnum::Backwards::<20>::new();
+    let text = digits.push_u64(c.initial).as_bytes();
+    let deadline = ctx.clock.deadline(c.exptime);
+    let opts = WriteOpts::default();
+    let (outcome, unique) = ctx
+        .cache
+        .store_with(StoreOp::Add, key, 0, deadline, text, &opts);
+    match outcome {
+        StoreOutcome::Stored => {
+            out.item_cas(shown_cas(ctx, unique));
+            Response::Number(c.initial)
+        }
+        StoreOutcome::NoMemory | StoreOutcome::TooLarge => Response::Failure(Failure::NoMemory),
+        _ => Response::NotStored,
+    }
+}
+
+/// An item's unique as replies show it: 0 under `-C`.
+fn shown_cas(ctx: &Context<'_>, cas: u64) -> u64 {
+    if ctx.config.use_cas {
+        cas
+    } else {
+        0
     }
 }
 

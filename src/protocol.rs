@@ -3,10 +3,10 @@
 //! ([`Response`], [`MetaReply`], stats) and the sink answers go to
 //! ([`Reply`]). One submodule per codec turns bytes into requests and
 //! answers into bytes: [`text`] (memcached's text and meta protocols, with
-//! the syntax of the meta and operator commands in [`meta`] and [`admin`]).
-//! A binary codec goes beside it: its own parser yielding the same
-//! [`Request`]s and its own [`Reply`] sink, and `command` serves both
-//! unchanged.
+//! the syntax of the meta and operator commands in [`meta`] and [`admin`])
+//! and [`binary`] (memcached's binary protocol): each its own parser
+//! yielding the same [`Request`]s and its own [`Reply`] sink, and
+//! `command` serves both.
 //!
 //! Owns every byte on the wire. Must not know sockets, storage or time:
 //! exptimes are passed through as the client wrote them, and the one limit
@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod base64;
+pub mod binary;
 pub mod meta;
 mod scan;
 pub mod text;
@@ -61,17 +62,33 @@ pub enum StoreMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Keys<'a> {
     raw: &'a [u8],
+    /// `raw` is one key, spaces and all: the binary protocol's keys are
+    /// any bytes, and its retrievals name one key each.
+    single: bool,
 }
 
 impl<'a> Keys<'a> {
     /// `raw` must hold keys separated by spaces (leading/trailing/multiple
     /// spaces allowed); the parser has already checked each key.
     pub fn new(raw: &'a [u8]) -> Keys<'a> {
-        Keys { raw }
+        Keys { raw, single: false }
+    }
+
+    /// Exactly one key, whatever bytes it holds (not empty).
+    pub fn one(key: &'a [u8]) -> Keys<'a> {
+        Keys {
+            raw: key,
+            single: true,
+        }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.raw.split(|&b| b == b' ').filter(|k| !k.is_empty())
+        let single = self.single;
+        // the space test first: the text path pays for `single` only at
+        // its spaces
+        self.raw
+            .split(move |&b| b == b' ' && !single)
+            .filter(|k| !k.is_empty())
     }
 
     /// The keys that start at or after byte `at` of the list, each with the
@@ -79,9 +96,14 @@ impl<'a> Keys<'a> {
     /// there without walking the keys before it (a 2 MiB line holds ~8,000
     /// long keys, and a large reply pauses thousands of times).
     pub fn iter_from(&self, at: usize) -> impl Iterator<Item = (usize, &'a [u8])> + 'a {
-        let raw = self.raw;
+        let (raw, single) = (self.raw, self.single);
         let mut pos = at.min(raw.len());
         std::iter::from_fn(move || {
+            if single {
+                let start = pos;
+                pos = raw.len();
+                return (start == 0 && !raw.is_empty()).then_some((0, raw));
+            }
             while pos < raw.len() && raw[pos] == b' ' {
                 pos += 1;
             }
@@ -126,7 +148,9 @@ pub enum Request<'a> {
         exptime: i64,
         keys: Keys<'a>,
     },
-    /// `set add replace append prepend cas`. `cas` is 0 except for `cas`.
+    /// `set add replace append prepend cas`. `cas` is 0 except for `cas`,
+    /// and for a binary append/prepend, which then stores only if the
+    /// item's unique is `cas`.
     /// `flags` and `exptime` are memcached's 32-bit readings of the arguments
     /// (`4294967297` flags are stored as 1), widened for `exptime`.
     Store {
@@ -147,15 +171,22 @@ pub enum Request<'a> {
         key: &'a [u8],
         noreply: bool,
     },
+    /// `delete`; `cas` is 0 (no compare) except in the binary protocol,
+    /// whose delete removes the item only if its unique is `cas`.
     Delete {
         key: &'a [u8],
+        cas: u64,
         noreply: bool,
     },
-    /// `incr`/`decr`.
+    /// `incr`/`decr`. `cas` and `create` are the binary protocol's (0 and
+    /// `None` in text): change the item only if its unique is `cas`, and
+    /// create a missing one from `create`.
     Arith {
         key: &'a [u8],
         delta: u64,
         incr: bool,
+        cas: u64,
+        create: Option<ArithCreate>,
         noreply: bool,
     },
     Touch {
@@ -256,6 +287,14 @@ pub enum Request<'a> {
         level: Option<u8>,
         noreply: bool,
     },
+}
+
+/// What a binary incr/decr of a missing key creates: the item holding
+/// `initial` (in decimal), with flags 0 and this exptime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArithCreate {
+    pub initial: u64,
+    pub exptime: i64,
 }
 
 /// How much of a reply memcached's `-vv` log shows (see [`text::Summary`]).
@@ -677,6 +716,11 @@ pub trait Reply {
     fn meta(&mut self, r: &MetaReply<'_>);
     /// Adds one `stats` entry.
     fn stat(&mut self, name: &dyn Display, value: &dyn Display);
+    /// The unique of the item the request just wrote (a store, an
+    /// incr/decr), called before its reply: the binary protocol sends it
+    /// in the reply's header; the text protocol has no place for it.
+    #[inline]
+    fn item_cas(&mut self, _cas: u64) {}
     /// Bytes written so far: a multi-get or a dump pauses once this passes
     /// the connection's output limit, and `stats cachedump` stops at its
     /// size cap.

@@ -486,14 +486,16 @@ fn matches_built(req: &Request<'_>, b: &Built) -> bool {
                 && with_cas == c
                 && keys.iter().eq(k.iter().map(Vec::as_slice))
         }
-        (Request::Delete { key, noreply }, Built::Delete { key: k, noreply: n }) => {
-            key == k && noreply == n
+        (Request::Delete { key, cas, noreply }, Built::Delete { key: k, noreply: n }) => {
+            key == k && *cas == 0 && noreply == n
         }
         (
             Request::Arith {
                 key,
                 delta,
                 incr,
+                cas,
+                create,
                 noreply,
             },
             Built::Arith {
@@ -502,7 +504,7 @@ fn matches_built(req: &Request<'_>, b: &Built) -> bool {
                 incr: i,
                 noreply: n,
             },
-        ) => key == k && delta == d && incr == i && noreply == n,
+        ) => key == k && delta == d && incr == i && *cas == 0 && create.is_none() && noreply == n,
         (
             Request::Touch {
                 key,

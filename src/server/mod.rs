@@ -33,6 +33,7 @@
 //! Must not interpret bytes beyond calling `protocol::parse` and
 //! `command::execute`.
 
+mod binary;
 mod buf;
 mod conn;
 mod listen;

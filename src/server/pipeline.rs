@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use log::{debug, trace};
 
+use super::binary::BinaryConn;
 use super::buf::{ReadBuf, WriteBuf, OUT_LIMIT};
 use super::verbose::{log_reply, log_request};
 use crate::auth::Authenticator;
@@ -80,6 +81,18 @@ pub(super) struct Pipeline {
     /// against. While set, the input is read as authentication attempts
     /// (`protocol::text::parse_auth`), not requests.
     pub(super) locked: Option<Arc<Authenticator>>,
+    /// The protocol the connection speaks, decided by its first byte.
+    codec: Codec,
+}
+
+/// A connection's protocol: `-B auto` decides by the first byte (0x80:
+/// binary, as memcached), `-B ascii` and `-B binary` by themselves.
+#[derive(Default)]
+enum Codec {
+    #[default]
+    Undecided,
+    Text,
+    Binary(BinaryConn),
 }
 
 impl Pipeline {
@@ -102,6 +115,11 @@ impl Pipeline {
         output: &mut WriteBuf,
         turn: &mut Turn<'_, '_>,
     ) -> Step {
+        if !matches!(self.codec, Codec::Text) {
+            if let Some(step) = self.binary(input, output, turn) {
+                return step;
+            }
+        }
         let mut did = false;
         // Where this turn's last answer to an authentication attempt
         // starts in the output (see `authenticate`).
@@ -183,6 +201,38 @@ impl Pipeline {
                     }
                 }
             }
+        }
+    }
+
+    /// The codec hook: decides the connection's protocol from its first
+    /// byte, and runs the binary request loop (`super::binary`) for a
+    /// binary connection; `None` for a text one, whose loop is the
+    /// caller's. The text path pays one comparison per turn for this.
+    fn binary(
+        &mut self,
+        input: &mut ReadBuf,
+        output: &mut WriteBuf,
+        turn: &mut Turn<'_, '_>,
+    ) -> Option<Step> {
+        if let Codec::Undecided = self.codec {
+            let first = *input.unread().first()?;
+            let binary = match turn.ctx.config.binding_protocol.as_str() {
+                "ascii" => false,
+                // memcached reads whatever comes as binary, and closes
+                // the connection at a bad magic byte
+                "binary" => true,
+                _ => first == crate::protocol::binary::REQUEST_MAGIC,
+            };
+            self.codec = if binary {
+                debug!("connection {}: binary protocol", turn.fd);
+                Codec::Binary(BinaryConn::default())
+            } else {
+                Codec::Text
+            };
+        }
+        match &mut self.codec {
+            Codec::Binary(conn) => Some(conn.process(input, output, turn)),
+            _ => None,
         }
     }
 

@@ -1,4 +1,5 @@
-//! UDP: memcached's 8-byte frame header around text requests and replies.
+//! UDP: memcached's 8-byte frame header around text and binary requests
+//! and replies.
 //!
 //! Owns a worker's share of the UDP sockets (every worker reads all of
 //! them), the frame header, running the requests of one datagram, the reply
@@ -86,6 +87,21 @@ impl Udp {
             out.clear();
             if hdr[4] != 0 || hdr[5] != 1 {
                 TextReply::new(&mut out).respond(&Response::Failure(Failure::UdpMultiPacket));
+            } else if payload.first() == Some(&crate::protocol::binary::REQUEST_MAGIC) {
+                // memcached reads every datagram starting with 0x80 as
+                // binary, whatever -B says, and sends each frame's reply
+                // in datagrams of its own
+                let socket = &self.sockets[i];
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    super::binary::udp_execute(ctx, payload, limits, &mut out, |reply| {
+                        send_reply(socket, req_id, reply, peer, worker)
+                    })
+                }));
+                if r.is_err() {
+                    error!("panic while serving a UDP request");
+                    bump(&worker.worker_panics, 1);
+                }
+                continue;
             } else {
                 let r = catch_unwind(AssertUnwindSafe(|| {
                     udp_execute(ctx, payload, limits, &mut out)

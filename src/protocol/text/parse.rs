@@ -356,7 +356,11 @@ fn delete(rest: &[u8]) -> Request<'_> {
     if key.len() > MAX_KEY_LEN {
         return invalid(BAD_FORMAT, noreply);
     }
-    Request::Delete { key, noreply }
+    Request::Delete {
+        key,
+        cas: 0,
+        noreply,
+    }
 }
 
 fn arith(rest: &[u8], incr: bool) -> Request<'_> {
@@ -374,6 +378,8 @@ fn arith(rest: &[u8], incr: bool) -> Request<'_> {
             key,
             delta,
             incr,
+            cas: 0,
+            create: None,
             noreply,
         },
         None => invalid(BAD_DELTA, noreply),
@@ -583,6 +589,8 @@ mod tests {
             key,
             delta,
             incr,
+            cas: 0,
+            create: None,
             noreply,
         }
     }
@@ -1088,7 +1096,11 @@ mod tests {
         let d251 = cat(&[b"delete ", &k251, b"\r\n"]);
         let d251_noreply = cat(&[b"delete ", &k251, b" noreply\r\n"]);
         let d251_hold = cat(&[b"delete ", &k251, b" 5\r\n"]);
-        let del = |key, noreply| Request::Delete { key, noreply };
+        let del = |key, noreply| Request::Delete {
+            key,
+            cas: 0,
+            noreply,
+        };
         let cases: &[(&[u8], Request<'_>, usize)] = &[
             (b"delete a\r\n", del(&b"a"[..], false), 10),
             (b"delete a 0\r\n", del(b"a", false), 12),
@@ -1476,7 +1488,7 @@ mod tests {
             (
                 b"delete n\r\ndelete n 5\r\ndelete n 5 noreply\r\ndelete a b c d\r\n".to_vec(),
                 vec![
-                    "Delete { key: [110], noreply: false }",
+                    "Delete { key: [110], cas: 0, noreply: false }",
                     "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]",
                     "ERROR",
                 ],
