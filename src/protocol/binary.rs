@@ -108,8 +108,10 @@ pub enum Status {
     InvalidArguments = 0x04,
     NotStored = 0x05,
     NonNumeric = 0x06,
-    AuthError = 0x08,
-    AuthContinue = 0x09,
+    /// memcached's numbers for the authentication statuses (0x20, 0x21),
+    /// not the specification's (0x08, 0x09).
+    AuthError = 0x20,
+    AuthContinue = 0x21,
     UnknownCommand = 0x81,
     OutOfMemory = 0x82,
 }

@@ -9,6 +9,7 @@
 // Each test file uses a different subset of this module.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod differential;
 pub mod random;
 pub mod tools;
