@@ -149,6 +149,8 @@ pub struct Process {
     child: Child,
     port: u16,
     unix: Option<PathBuf>,
+    /// It speaks only the binary protocol (`-B binary`, `-S`).
+    binary: bool,
     /// Standard error as read so far, unless it goes to a log file.
     stderr: Option<Arc<Mutex<Vec<u8>>>>,
     log: Option<PathBuf>,
@@ -236,21 +238,35 @@ impl Process {
     /// fully accounted for in its stats before the test runs. Under `-Y`
     /// the answer is the refusal of an unauthenticated request.
     fn answers_version(&self) -> bool {
-        fn probe(mut s: impl Read + Write) -> bool {
+        // a server bound to the binary protocol (-B binary, -S) closes a
+        // text connection: ask it with a binary VERSION frame
+        let binary = self.binary;
+        let probe = |s: &mut dyn ReadWrite| -> bool {
             let mut buf = [0u8; 64];
+            if binary {
+                let mut frame = [0u8; 24];
+                frame[0] = 0x80;
+                frame[1] = 0x0b;
+                return s.write_all(&frame).is_ok()
+                    && matches!(s.read(&mut buf), Ok(n) if n >= 2 && buf[..2] == [0x81, 0x0b]);
+            }
             s.write_all(b"version\r\n").is_ok()
                 && matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"VERSION ")
                     || buf[..n].starts_with(b"CLIENT_ERROR unauthenticated"))
-        }
+        };
         let timeout = Some(Duration::from_secs(2));
         match &self.unix {
             Some(path) => UnixStream::connect(path)
-                .is_ok_and(|s| s.set_read_timeout(timeout).is_ok() && probe(s)),
+                .is_ok_and(|mut s| s.set_read_timeout(timeout).is_ok() && probe(&mut s)),
             None => TcpStream::connect_timeout(&self.addr(), Duration::from_millis(500))
-                .is_ok_and(|s| s.set_read_timeout(timeout).is_ok() && probe(s)),
+                .is_ok_and(|mut s| s.set_read_timeout(timeout).is_ok() && probe(&mut s)),
         }
     }
 }
+
+/// A stream the start-up probe can use.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
 
 impl Drop for Process {
     fn drop(&mut self) {
@@ -287,6 +303,7 @@ fn spawn(target: Target, args: &[&str], port: u16, log: Option<&Path>) -> Result
         child,
         port,
         unix: flag_value(args, "-s").map(PathBuf::from),
+        binary: flag_value(args, "-B") == Some("binary") || args.contains(&"-S"),
         stderr: reader.as_ref().map(|(buf, _)| Arc::clone(buf)),
         log: log.map(Path::to_path_buf),
     };
