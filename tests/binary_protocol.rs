@@ -397,9 +397,10 @@ binary!(
     ]
 );
 
-/// Opcodes memcached does not serve: "Unknown command", and then it
-/// throws away as many bytes as the body length after the extras and key
-/// it has already read (so a body of 4 eats 4 bytes of what follows).
+// Opcodes memcached does not serve: "Unknown command", and then it
+// throws away as many bytes as the body length after the extras and key
+// it has already read: a frame with a key or extras takes that many bytes
+// of what follows with it.
 binary!(
     unknown_opcodes,
     &[],
