@@ -166,27 +166,43 @@ fn parse_memccapable(run: &Run) -> CapableReport {
     }
 }
 
-fn run_memccapable(server: &Process) -> Run {
+/// `protocol`: `-a` (ASCII) or `-b` (binary).
+fn run_memccapable(server: &Process, protocol: &str) -> Run {
     let port = server.port().to_string();
-    // -a: ASCII protocol only; -t 5: per-operation timeout, so a hang fails.
+    // -t 5: per-operation timeout, so a hang fails.
     run(
         "memccapable",
-        &args(&["-h", "127.0.0.1", "-p", &port, "-a", "-t", "5"]),
+        &args(&["-h", "127.0.0.1", "-p", &port, protocol, "-t", "5"]),
         &[],
     )
 }
 
-fn check_memccapable(target: Target) {
+fn check_memccapable(target: Target, protocol: &str) {
     if !target.available() || !have_libmemcached_tool("memccapable") {
         return;
     }
     let server = start(target);
-    let run = run_memccapable(&server);
+    let run = run_memccapable(&server, protocol);
     let report = parse_memccapable(&run);
     let _ = writeln!(
         std::io::stderr(),
-        "memccapable -a against {target:?}: {report:?}"
+        "memccapable {protocol} against {target:?}: {report:?}"
     );
+    if protocol == "-b" {
+        // the binary suite names its tests: all of them must have run
+        for test in [
+            "binary getkq",
+            "binary incrq",
+            "binary appendq",
+            "binary stat",
+        ] {
+            assert!(
+                run.stdout().contains(test),
+                "{test} did not run:\n{}",
+                run.transcript()
+            );
+        }
+    }
     if report.skipped > 0 {
         let _ = writeln!(
             std::io::stderr(),
@@ -515,7 +531,14 @@ macro_rules! interop_tests {
         /// `memccapable -a`: libmemcached's ASCII protocol conformance suite.
         #[test]
         fn memccapable_ascii_all_pass() {
-            check_memccapable($target);
+            check_memccapable($target, "-a");
+        }
+
+        /// `memccapable -b`: libmemcached's binary protocol conformance
+        /// suite.
+        #[test]
+        fn memccapable_binary_all_pass() {
+            check_memccapable($target, "-b");
         }
 
         /// pymemcache Client and HashClient round-trips (tests/interop/pymemcache_roundtrip.py).
@@ -569,8 +592,15 @@ mod against_memcached {
             return;
         }
         let server = start_with(Target::Memcached, &["-F"]);
-        let run = run_memccapable(&server);
-        let report = parse_memccapable(&run);
+        for protocol in ["-a", "-b"] {
+            let run = run_memccapable(&server, protocol);
+            control_failed(&run);
+        }
+    }
+
+    /// memccapable's report says a run failed.
+    fn control_failed(run: &Run) {
+        let report = parse_memccapable(run);
         assert!(
             report.failed > 0,
             "no [FAIL] seen: {report:?}\n{}",
