@@ -8,10 +8,11 @@
 //!      server/transport  Stream: plain TCP | unix   (a TLS stream is one more)
 //!           │ bytes into server/buf ReadBuf
 //!           ▼
-//!      server/pipeline → protocol::text::parse (borrows the read buffer) → Request
+//!      server/pipeline: the first byte picks the codec (0x80: binary, -B)
+//!           → protocol::text::parse | protocol::binary::parse (borrow the read buffer) → Request
 //!           → command::execute (generic over a protocol::Reply sink)
 //!                → storage::Cache (sharded)        → outcome values
-//!           → protocol::text::TextReply encodes them → WriteBuf → transport
+//!           → protocol::text::TextReply | protocol::binary::BinaryReply → WriteBuf → transport
 //!                                         ▲
 //!    clock thread (server/mod): ticks the coarse clock; each tick the expirer
 //!    sweeps a bounded slice of every shard (never the whole table at once)
@@ -32,14 +33,14 @@
 //! | `process` | root and `-u`, daemonizing, pid file, signals, rlimits |
 //! | `storage` | index, segments of packed records, byte accounting, eviction, expiry, crawler |
 //! | `stats` | counters, per worker, summed on read |
-//! | `protocol` | every byte on the wire: `Request`, outcome values, the `Reply` sink; the text+meta codec in `protocol/text` |
+//! | `protocol` | every byte on the wire: `Request`, outcome values, the `Reply` sink; the text+meta codec in `protocol/text`, the binary one in `protocol/binary` |
 //! | `watch` | the `watch` log streams (memcached's logger) |
 //! | `command` | `Request` → cache calls → outcome values; never writes bytes |
 //! | `server` | listeners, workers, connections and their buffers, transports, UDP, limits, drain |
 //!
-//! Where the next work goes: the binary protocol is a second codec beside
-//! `protocol/text` (its own parser and its own `Reply` sink; `command` is
-//! shared unchanged), chosen per connection in `server/pipeline`; TLS is a
+//! The binary protocol is a second codec beside `protocol/text` (its own
+//! parser and its own `Reply` sink; `command` is shared), chosen per
+//! connection in `server/pipeline`. Where the next work goes: TLS is a
 //! second `Transport` in `server/transport`, its handshake driven inside the
 //! worker's event loop.
 

@@ -37,9 +37,6 @@ fn main() {
             opt
         );
     }
-    if config.binding_protocol == "binary" {
-        log::warn!("-B binary: the binary protocol is not served yet; clients must use ASCII");
-    }
     if config.large_pages {
         if let Err(e) = process::check_large_pages() {
             fail(1, e);

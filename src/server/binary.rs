@@ -138,3 +138,99 @@ pub(super) fn udp_execute(
         payload = &payload[frame.consumed..];
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::conn::{drive, Conn};
+    use super::super::testing::*;
+    use super::super::transport::{Script, Stream};
+
+    /// A binary set frame: `key`, flags 0, a `vlen`-byte value announced
+    /// (only `sent` bytes of it included).
+    fn set_frame(key: &[u8], vlen: usize, sent: usize) -> Vec<u8> {
+        let mut f = vec![0x80, 0x01];
+        f.extend_from_slice(&(key.len() as u16).to_be_bytes());
+        f.extend_from_slice(&[8, 0, 0, 0]);
+        f.extend_from_slice(&((8 + key.len() + vlen) as u32).to_be_bytes());
+        f.extend_from_slice(&[0; 12]);
+        f.extend_from_slice(&[0; 8]);
+        f.extend_from_slice(key);
+        f.extend(std::iter::repeat_n(b'v', sent));
+        f
+    }
+
+    fn conn_of(chunks: Vec<Vec<u8>>) -> Conn {
+        let script = Script {
+            chunks: chunks.into(),
+            eof: false,
+            written: Vec::new(),
+            room: usize::MAX,
+        };
+        Conn::new(Stream::Script(script), 0)
+    }
+
+    fn written(c: &Conn) -> &[u8] {
+        match &c.stream {
+            Stream::Script(s) => &s.written,
+            _ => unreachable!(),
+        }
+    }
+
+    /// A value over -I is thrown away as it arrives: the read buffer
+    /// never holds more than a read's worth of it, however long it is;
+    /// one that fits is buffered whole, and no more.
+    #[test]
+    fn buffers_hold_one_frame_at_most() {
+        let shared = one_worker();
+        let ctx = shared.context(shared.stats.worker(0), -1);
+        let vlen = 8 << 20;
+        let mut chunks = vec![set_frame(b"big", vlen, 0)];
+        chunks.extend((0..vlen / 65_536).map(|_| vec![b'v'; 65_536]));
+        let noop = {
+            let mut n = vec![0x80, 0x0a];
+            n.extend_from_slice(&[0; 22]);
+            n
+        };
+        chunks.push(noop.clone());
+        let mut c = conn_of(Vec::new());
+        let mut most = 0;
+        for chunk in chunks {
+            if let Stream::Script(s) = &mut c.stream {
+                s.chunks.push_back(chunk);
+            }
+            c.readable = true;
+            drive(&mut c, &ctx, &shared.limits);
+            most = most.max(c.input.allocated());
+        }
+        assert!(most <= 256 * 1024, "read buffer grew to {most} bytes");
+        let out = written(&c);
+        assert_eq!(&out[..2], &[0x81, 0x01]);
+        assert_eq!(&out[6..8], &[0, 3], "too large");
+        assert_eq!(&out[out.len() - 24..out.len() - 22], &[0x81, 0x0a]);
+
+        // a value that fits: buffered whole, then given back
+        let fits = 1_000_000;
+        let mut frame = set_frame(b"one", fits, fits);
+        frame.extend_from_slice(&noop);
+        let pieces: Vec<Vec<u8>> = frame.chunks(100_000).map(<[u8]>::to_vec).collect();
+        let mut c = conn_of(Vec::new());
+        let mut most = 0;
+        for piece in pieces {
+            if let Stream::Script(s) = &mut c.stream {
+                s.chunks.push_back(piece);
+            }
+            c.readable = true;
+            drive(&mut c, &ctx, &shared.limits);
+            most = most.max(c.input.allocated());
+        }
+        assert!(most >= fits, "the frame is parsed in place");
+        assert!(
+            most <= 2 * (fits + 24 + 11),
+            "read buffer grew to {most} bytes"
+        );
+        let out = written(&c);
+        assert_eq!((&out[..2], &out[6..8]), (&[0x81, 0x01][..], &[0, 0][..]));
+        assert_eq!(out.len(), 48, "the set's and the noop's replies");
+        assert!(c.input.allocated() <= 64 * 1024, "given back once idle");
+    }
+}

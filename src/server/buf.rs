@@ -122,6 +122,12 @@ impl ReadBuf {
         *self = ReadBuf::default();
     }
 
+    /// Bytes the buffer holds room for (tests).
+    #[cfg(test)]
+    pub(super) fn allocated(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Bytes known to hold no `\n` (tests).
     #[cfg(test)]
     pub(super) fn scanned(&self) -> usize {

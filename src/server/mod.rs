@@ -21,10 +21,11 @@
 //! ```
 //!
 //! Files import down the list (worker → conn → pipeline → buf → transport;
-//! listen → worker for its `Inbox`), never one another both ways. A second
-//! codec (the binary protocol, `-B`) is picked per connection in
-//! `pipeline`, which is where `protocol::parse` is called; a TLS stream is
-//! one more `transport`.
+//! listen → worker for its `Inbox`), never one another both ways. The
+//! codec (text, or the binary protocol: `-B`) is picked per connection in
+//! `pipeline` by the first byte; a binary connection's requests run in
+//! `binary` (binary.rs: its request loop, and UDP's binary datagrams); a
+//! TLS stream is one more `transport`.
 //!
 //! Owns the state shared by every thread of one server (`Shared`: the cache,
 //! the counters, the `watch` hub), start-up (`start`) and the handle that
