@@ -721,7 +721,7 @@ fn settings_stats<R: Reply>(ctx: &Context<'_>, out: &mut R) {
         _ => "auto-negotiate",
     };
     stat(out, "binding_protocol", proto);
-    stat(out, "auth_enabled_sasl", "no");
+    stat(out, "auth_enabled_sasl", yes_no(cfg.sasl));
     // memcached prints the -Y file's path here, or "no"
     match &cfg.auth_file {
         Some(path) => stat(out, "auth_enabled_ascii", path.display()),

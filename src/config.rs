@@ -135,6 +135,9 @@ pub struct Config {
     /// `-Y`: ASCII authentication token file (memcached reads `user:pass`
     /// lines). Implies `-B ascii`; refused together with UDP.
     pub auth_file: Option<PathBuf>,
+    /// `-S`: SASL authentication (the system's libsasl2, loaded at
+    /// start-up). Implies `-B binary`; refused with ASCII or UDP.
+    pub sasl: bool,
     /// `-e`: memcached's restartable-cache memory file (recorded only).
     pub memory_file: Option<PathBuf>,
     /// `-N`: number of NAPI ids (0 = off; recorded only).
@@ -185,6 +188,7 @@ impl Default for Config {
             disable_dumping: false,
             disable_watch: false,
             auth_file: None,
+            sasl: false,
             memory_file: None,
             napi_ids: 0,
             warnings: Vec::new(),
@@ -678,7 +682,7 @@ pub fn command() -> Command {
         .arg(flag(
             "enable-sasl",
             'S',
-            "SASL authentication (not built in: refused)".to_string(),
+            "SASL authentication with the system's Cyrus SASL (implies -B binary)".to_string(),
         ))
         .arg(flag(
             "disable-flush-all",
@@ -1135,13 +1139,7 @@ impl Parser {
                 }
             }
             "max-item-size" => self.set_item_size("-I", text),
-            "enable-sasl" => {
-                // SASL needs the binary protocol; ferrocache answers as a
-                // memcached built without SASL does.
-                return Err(ConfigError::Usage(
-                    "This server is not built with SASL support.".into(),
-                ));
-            }
+            "enable-sasl" => self.cfg.sasl = true,
             "enable-ssl" => {
                 return Err(ConfigError::Usage(
                     "This server is not built with TLS support.".into(),
@@ -1453,6 +1451,20 @@ impl Parser {
                     "ERROR: You cannot allow the BINARY protocol while using ascii \
                      authentication tokens."
                         .into(),
+                );
+            }
+        }
+        if self.cfg.sasl {
+            if !self.protocol_specified {
+                self.cfg.binding_protocol = "binary".into();
+            } else if self.cfg.binding_protocol != "binary" {
+                return usage(
+                    "ERROR: You cannot allow the ASCII protocol while using SASL.".into(),
+                );
+            }
+            if self.udp_port != 0 {
+                return usage(
+                    "ERROR: Cannot enable UDP while using binary SASL authentication.".into(),
                 );
             }
         }
@@ -1885,6 +1897,14 @@ mod tests {
             (&["-B", "ascii"], |c| c.binding_protocol = "ascii".into()),
             (&["-B", "binary"], |c| c.binding_protocol = "binary".into()),
             (&["--protocol=auto"], |c| c.binding_protocol = "auto".into()),
+            (&["-S"], |c| {
+                c.sasl = true;
+                c.binding_protocol = "binary".into();
+            }),
+            (&["--enable-sasl", "-B", "binary"], |c| {
+                c.sasl = true;
+                c.binding_protocol = "binary".into();
+            }),
             (&["-I", "2m"], |c| c.item_size_max = 2 * 1024 * 1024),
             (&["-I", "2M"], |c| c.item_size_max = 2 * 1024 * 1024),
             (&["-I", "512k"], |c| c.item_size_max = 512 * 1024),
@@ -2121,8 +2141,18 @@ mod tests {
                 &["-B", "http"],
                 use_("Invalid value for binding protocol: http\n -- should be one of auto, binary, or ascii"),
             ),
-            (&["-S"], use_("This server is not built with SASL support.")),
-            (&["--enable-sasl"], use_("This server is not built with SASL support.")),
+            (
+                &["-S", "-B", "auto"],
+                use_("ERROR: You cannot allow the ASCII protocol while using SASL."),
+            ),
+            (
+                &["--enable-sasl", "-B", "ascii"],
+                use_("ERROR: You cannot allow the ASCII protocol while using SASL."),
+            ),
+            (
+                &["-S", "-U", "11211"],
+                use_("ERROR: Cannot enable UDP while using binary SASL authentication."),
+            ),
             (&["-Z"], use_("This server is not built with TLS support.")),
             // Options apply in order: the first bad one is reported.
             (&["-c", "0", "-t", "0"], inv("Maximum connections must be greater than 0")),

@@ -29,6 +29,7 @@
 //! | `cnum` | C-style number readers and the decimal writer (memcached's rules) |
 //! | `clock` | coarse seconds; exptime → deadline |
 //! | `auth` | the `-Y` file: entries, reload, constant-time check |
+//! | `sasl` | `-S`: Cyrus SASL's libsasl2 loaded at run time, one exchange per connection |
 //! | `config` | memcached's flags → a typed [`Config`], refusals with its words |
 //! | `process` | root and `-u`, daemonizing, pid file, signals, rlimits |
 //! | `storage` | index, segments of packed records, byte accounting, eviction, expiry, crawler |
@@ -51,6 +52,7 @@ pub mod command;
 pub mod config;
 pub mod process;
 pub mod protocol;
+pub mod sasl;
 pub mod server;
 pub mod stats;
 pub mod storage;

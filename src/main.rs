@@ -79,6 +79,13 @@ fn main() {
         }
         auth::Authenticator::open(path).unwrap_or_else(|e| fail(1, e))
     });
+    // As memcached: SASL is set up before serving, and a library that
+    // cannot be loaded or initialised stops the start (exit 1).
+    if config.sasl {
+        if let Err(e) = ferrocache::sasl::init() {
+            fail(1, e);
+        }
+    }
     process::pin_malloc_thresholds();
     if let Err(e) = process::block_signals() {
         fail(e.exit_code(), e);

@@ -18,8 +18,8 @@
 mod encode;
 mod parse;
 
-pub use encode::{encode_refusal, BinaryReply};
-pub use parse::{parse, Action, Frame, FrameError};
+pub use encode::{encode_refusal, BinaryReply, SaslAnswer};
+pub use parse::{parse, parse_gated, Action, Frame, FrameError, Gate};
 
 /// The first byte of every request frame; `-B auto` also reads it as
 /// "this connection speaks binary".

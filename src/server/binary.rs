@@ -2,19 +2,23 @@
 //! the binary requests of one UDP datagram.
 //!
 //! Owns where a binary connection's input stands between turns (a refused
-//! value being thrown away) and which of its replies memcached would have
-//! sent before a bad frame closes the connection. Must not touch the
-//! socket or the buffers' memory, nor parse or encode a byte itself:
-//! frames are `protocol::binary::parse`'s, replies its `BinaryReply`'s,
-//! and executing is `command::execute`'s.
+//! value being thrown away), which of its replies memcached would have
+//! sent before a bad frame closes the connection, and under `-S` where it
+//! stands with SASL (its exchange, whether it is authenticated, the
+//! `auth_*` counters). Must not touch the socket or the buffers' memory,
+//! nor parse or encode a byte itself: frames are
+//! `protocol::binary::parse`'s, replies its `BinaryReply`'s, executing is
+//! `command::execute`'s and the SASL exchange `crate::sasl`'s.
 
 use log::debug;
 
 use super::buf::{ReadBuf, WriteBuf, OUT_LIMIT};
 use super::pipeline::{Step, Turn};
 use crate::command::{self, Context, Flow};
-use crate::protocol::binary::{self, Action, BinaryReply, Frame, FrameError};
+use crate::protocol::binary::{self, Action, BinaryReply, Frame, FrameError, Gate, SaslAnswer};
 use crate::protocol::{Limits, Reply, Response};
+use crate::sasl::{Outcome, SaslConn};
+use crate::stats::bump;
 
 /// A binary connection's state between turns.
 #[derive(Default)]
@@ -22,9 +26,27 @@ pub(super) struct BinaryConn {
     /// Bytes of a refused value (or of memcached's over-long swallow) still
     /// to throw away.
     swallow: usize,
+    /// Under `-S`: where the connection stands with SASL.
+    sasl: Option<SaslState>,
+}
+
+/// A connection's SASL exchange under `-S`.
+#[derive(Default)]
+struct SaslState {
+    /// Made at the first SASL request, as memcached does.
+    conn: Option<SaslConn>,
+    authenticated: bool,
 }
 
 impl BinaryConn {
+    /// A binary connection; `sasl`: the server runs with `-S`.
+    pub(super) fn new(sasl: bool) -> BinaryConn {
+        BinaryConn {
+            swallow: 0,
+            sasl: sasl.then(SaslState::default),
+        }
+    }
+
     /// Parses and executes the buffered frames, as `Pipeline::process`
     /// does for text.
     pub(super) fn process(
@@ -55,7 +77,12 @@ impl BinaryConn {
             if turn.budget == 0 {
                 return Step::Yield;
             }
-            let frame = match binary::parse(input.unread(), turn.limits) {
+            let gate = match &self.sasl {
+                None => Gate::Open,
+                Some(s) if s.authenticated => Gate::Authenticated,
+                Some(_) => Gate::Locked,
+            };
+            let frame = match binary::parse_gated(input.unread(), turn.limits, gate) {
                 Ok(frame) => frame,
                 Err(FrameError::Incomplete) => return ran(did),
                 Err(FrameError::Close) => {
@@ -70,7 +97,12 @@ impl BinaryConn {
             turn.budget -= 1;
             did = true;
             let consumed = frame.consumed;
-            let (close, flushes) = answer(turn.ctx, &frame, output.replies());
+            let (close, flushes) = match (&frame.action, &mut self.sasl) {
+                (Action::SaslList | Action::SaslAuth { .. }, Some(sasl)) => {
+                    (false, sasl.answer(turn.ctx, &frame, output.replies()))
+                }
+                _ => answer(turn.ctx, &frame, output.replies()),
+            };
             if close || flushes {
                 sent = output.len();
             }
@@ -113,6 +145,57 @@ fn answer(ctx: &Context<'_>, frame: &Frame<'_>, out: &mut Vec<u8>) -> (bool, boo
             BinaryReply::new(out, frame.header, frame.key).respond(&Response::Ok);
             (true, true)
         }
+        // only under -S, which `SaslState::answer` serves
+        Action::SaslList | Action::SaslAuth { .. } => {
+            binary::encode_refusal(out, &frame.header, binary::Status::UnknownCommand);
+            (false, true)
+        }
+    }
+}
+
+impl SaslState {
+    /// Answers a SASL frame into `out`, as memcached does: every SASL
+    /// request first drops the connection's authentication, a refused
+    /// attempt counts in `auth_cmds` and `auth_errors`, an accepted one in
+    /// `auth_cmds`. Returns whether memcached sends its replies now.
+    fn answer(&mut self, ctx: &Context<'_>, frame: &Frame<'_>, out: &mut Vec<u8>) -> bool {
+        self.authenticated = false;
+        if self.conn.is_none() {
+            self.conn = SaslConn::new();
+        }
+        let mut reply = BinaryReply::new(out, frame.header, frame.key);
+        let w = ctx.worker;
+        let outcome = match (&frame.action, self.conn.as_mut()) {
+            (Action::SaslList, Some(conn)) => {
+                match conn.mechanisms() {
+                    Some(list) => reply.sasl(SaslAnswer::Mechanisms(&list)),
+                    None => reply.sasl(SaslAnswer::Failed),
+                }
+                return reply.flushes();
+            }
+            (Action::SaslAuth { mech, data, step }, Some(conn)) => {
+                if *step {
+                    conn.step(data)
+                } else {
+                    conn.start(mech, data)
+                }
+            }
+            _ => Outcome::Failed,
+        };
+        match outcome {
+            Outcome::Done => {
+                self.authenticated = true;
+                bump(&w.auth_cmds, 1);
+                reply.sasl(SaslAnswer::Authenticated);
+            }
+            Outcome::Continue(challenge) => reply.sasl(SaslAnswer::Continue(&challenge)),
+            Outcome::Failed => {
+                bump(&w.auth_cmds, 1);
+                bump(&w.auth_errors, 1);
+                reply.sasl(SaslAnswer::Failed);
+            }
+        }
+        reply.flushes()
     }
 }
 

@@ -309,6 +309,10 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
 /// to stop with memcached's message and exit status when the file is bad).
 pub fn start_with_auth(config: Config, auth: Option<Authenticator>) -> io::Result<ServerHandle> {
     let threads = config.threads.max(1);
+    // -S is a promise: without the library it is refused, never ignored
+    if config.sasl {
+        crate::sasl::init().map_err(|e| io::Error::new(io::ErrorKind::Unsupported, e))?;
+    }
     let bound = Bound::bind(&config)?;
 
     let mut shared = Shared::new(config);

@@ -225,7 +225,7 @@ impl Pipeline {
             };
             self.codec = if binary {
                 debug!("connection {}: binary protocol", turn.fd);
-                Codec::Binary(BinaryConn::default())
+                Codec::Binary(BinaryConn::new(turn.ctx.config.sasl))
             } else {
                 Codec::Text
             };

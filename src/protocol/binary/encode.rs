@@ -13,6 +13,18 @@ use std::io::Write;
 use super::{opcode, Header, Status, HEADER_LEN, RESPONSE_MAGIC};
 use crate::protocol::{Failure, MetaReply, Reply, Response};
 
+/// What a SASL request came to, for its reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaslAnswer<'a> {
+    /// The mechanisms on offer, separated by spaces.
+    Mechanisms(&'a [u8]),
+    Authenticated,
+    /// Another step is needed: the server's challenge.
+    Continue(&'a [u8]),
+    /// Refused, or the library failed.
+    Failed,
+}
+
 /// The reply sink of one binary request, appending to `out`.
 pub struct BinaryReply<'o, 'k> {
     out: &'o mut Vec<u8>,
@@ -42,6 +54,22 @@ impl<'o, 'k> BinaryReply<'o, 'k> {
             cas: 0,
             hit: false,
             flushes: false,
+        }
+    }
+
+    /// The reply to a SASL request, as memcached words it.
+    pub fn sasl(&mut self, answer: SaslAnswer<'_>) {
+        match answer {
+            SaslAnswer::Mechanisms(list) => self.success(list),
+            SaslAnswer::Authenticated => self.success(b"Authenticated"),
+            SaslAnswer::Continue(challenge) => {
+                let n = challenge.len();
+                head(self.out, &self.header, Status::AuthContinue, 0, 0, n, 0);
+                self.out.extend_from_slice(challenge);
+                // memcached sends a challenge at once
+                self.flushes = true;
+            }
+            SaslAnswer::Failed => self.error(Status::AuthError),
         }
     }
 

@@ -42,7 +42,32 @@ pub enum Action<'a> {
     },
     /// `quit`/`quitq`: answer (unless quiet), then close.
     Quit,
+    /// Under `-S`: list the SASL mechanisms.
+    SaslList,
+    /// Under `-S`: start (`step` false) or continue a SASL exchange with
+    /// mechanism `mech` and the client's `data`.
+    SaslAuth {
+        mech: &'a [u8],
+        data: &'a [u8],
+        step: bool,
+    },
 }
+
+/// Where a connection stands with SASL (`-S`), which decides what the
+/// parser lets through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// No `-S`: the SASL opcodes are unknown commands.
+    Open,
+    /// `-S`, not authenticated: only the SASL opcodes and `version` pass;
+    /// anything else is an authentication error, then a close.
+    Locked,
+    /// `-S`, authenticated.
+    Authenticated,
+}
+
+/// memcached's longest SASL mechanism name.
+const MAX_SASL_MECH_LEN: usize = 32;
 
 /// Why no frame came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,8 +87,18 @@ struct Raw {
     bodylen: u32,
 }
 
-/// Parses the frame at the front of `buf` (see [`Frame`]).
+/// Parses the frame at the front of `buf` (see [`Frame`]), without `-S`.
 pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Frame<'a>, FrameError> {
+    parse_gated(buf, limits, Gate::Open)
+}
+
+/// Parses the frame at the front of `buf` on a connection where SASL
+/// stands at `gate`.
+pub fn parse_gated<'a>(
+    buf: &'a [u8],
+    limits: &Limits,
+    gate: Gate,
+) -> Result<Frame<'a>, FrameError> {
     if buf.len() < HEADER_LEN {
         return Err(FrameError::Incomplete);
     }
@@ -106,10 +141,23 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Frame<'a>, FrameError
     if (raw.keylen + raw.extlen) as u64 > u64::from(raw.bodylen) {
         return Ok(frame(refuse(Status::UnknownCommand, true, true), head));
     }
+    let sasl_op = matches!(
+        raw.opcode,
+        opcode::SASL_LIST_MECHS | opcode::SASL_AUTH | opcode::SASL_STEP | opcode::VERSION
+    );
+    if gate == Gate::Locked && !sasl_op {
+        return Ok(frame(refuse(Status::AuthError, true, true), head));
+    }
     if raw.keylen > MAX_KEY_LEN {
         return Ok(frame(invalid(), head));
     }
-    let (action, consumed) = dispatch(&raw, header.cas, extras, key, buf, head, limits)?;
+    let (action, consumed) = match gate {
+        Gate::Open => dispatch(&raw, header.cas, extras, key, buf, head, limits)?,
+        _ => match sasl(&raw, key, buf, head, limits)? {
+            Some(done) => done,
+            None => dispatch(&raw, header.cas, extras, key, buf, head, limits)?,
+        },
+    };
     Ok(frame(action, consumed))
 }
 
@@ -269,6 +317,55 @@ fn dispatch<'a>(
         // again of what follows
         _ => Ok(unknown(head, body)),
     }
+}
+
+/// Under `-S`, the SASL opcodes of the right shape (`None` for any other
+/// frame, which `dispatch` takes).
+fn sasl<'a>(
+    raw: &Raw,
+    key: &'a [u8],
+    buf: &'a [u8],
+    head: usize,
+    limits: &Limits,
+) -> Result<Option<(Action<'a>, usize)>, FrameError> {
+    let (ext, klen, body) = (raw.extlen, raw.keylen, u64::from(raw.bodylen));
+    let step = match raw.opcode {
+        opcode::SASL_LIST_MECHS if ext == 0 && klen == 0 && body == 0 => {
+            return Ok(Some((Action::SaslList, head)))
+        }
+        opcode::SASL_AUTH if ext == 0 && klen != 0 => false,
+        opcode::SASL_STEP if ext == 0 && klen != 0 => true,
+        _ => return Ok(None),
+    };
+    // the data as memcached reads its length: an int
+    let vlen = i32::try_from(body - klen as u64)
+        .ok()
+        .and_then(|v| usize::try_from(v).ok());
+    if klen > MAX_SASL_MECH_LEN {
+        let action = refuse(Status::InvalidArguments, false, false);
+        return Ok(Some((action, head + vlen.unwrap_or(0))));
+    }
+    // memcached reads the data into an item: one it cannot allocate is
+    // out of memory, and thrown away
+    let vlen = match vlen {
+        Some(v) if klen + v <= limits.max_key_plus_value => v,
+        v => {
+            let action = refuse(Status::OutOfMemory, false, false);
+            return Ok(Some((action, head + v.unwrap_or(0))));
+        }
+    };
+    if buf.len() < head + vlen {
+        return Err(FrameError::Incomplete);
+    }
+    let data = &buf[head..head + vlen];
+    Ok(Some((
+        Action::SaslAuth {
+            mech: key,
+            data,
+            step,
+        },
+        head + vlen,
+    )))
 }
 
 /// A storage frame before its value.
