@@ -12,6 +12,7 @@
 pub mod binary;
 pub mod differential;
 pub mod random;
+pub mod sasl;
 pub mod tools;
 
 use std::io::{self, ErrorKind, Read, Write};
