@@ -2,7 +2,8 @@
 //! ferrocache and at Debian's memcached 1.6.18 with the same flags: PHP
 //! sessions with php-memcached's default settings (written in one process,
 //! read and rewritten in others, with its locking), php-memcached with
-//! `OPT_BINARY_PROTOCOL`, Ruby's dalli 3.0.6 and pylibmc with `binary=True`,
+//! `OPT_BINARY_PROTOCOL`, Ruby's dalli 3.0.6, Node's memjs 1.3.2 and
+//! pylibmc with `binary=True`,
 //! each also with SASL credentials against `-S` servers (and a wrong
 //! password refused).
 //!
@@ -12,7 +13,8 @@
 //! the scripts' expectations.
 //!
 //! Needs `php-cli` with `php-memcached`, `ruby` with `ruby-dalli`,
-//! `python3-pylibmc` (and the SASL packages of `tests/binary_sasl.rs`):
+//! `python3-pylibmc`, node with `npm install -g memjs@1.3.2` (and the SASL
+//! packages of `tests/binary_sasl.rs`):
 //! each test is skipped loudly without its client, a failure when `CI` is
 //! set. `.ci/run` installs them.
 
@@ -39,6 +41,35 @@ fn have_dalli() -> bool {
             .status
             .success();
     require("ruby-dalli", present, "ruby ruby-dalli")
+}
+
+/// Where npm's global modules are (memjs is installed there by `.ci/run`),
+/// for node's `NODE_PATH`; `None` without npm.
+fn node_path() -> Option<String> {
+    if !on_path("node") || !on_path("npm") {
+        return None;
+    }
+    let r = run("npm", &args(&["root", "-g"]), &[]);
+    r.status.success().then(|| r.stdout().trim().to_string())
+}
+
+fn have_memjs() -> Option<String> {
+    let path = node_path().filter(|p| {
+        run(
+            "node",
+            &args(&["-e", "require('memjs')"]),
+            &[("NODE_PATH", p)],
+        )
+        .status
+        .success()
+    });
+    require(
+        "memjs",
+        path.is_some(),
+        "nodejs npm, then npm install -g memjs@1.3.2",
+    )
+    .then_some(path)
+    .flatten()
 }
 
 fn have_pylibmc() -> bool {
@@ -152,6 +183,27 @@ fn pylibmc(target: Target, sasl: bool) {
     }
 }
 
+fn memjs(target: Target, sasl: bool) {
+    let Some(path) = have_memjs() else {
+        return;
+    };
+    let Some(s) = server(target, sasl) else {
+        return;
+    };
+    let addr = s.addr().to_string();
+    let js = script("memjs_roundtrip.js");
+    let mut argv = vec![js.as_str(), addr.as_str()];
+    if sasl {
+        argv.extend([USER, PASSWORD]);
+    }
+    let env = [("NODE_PATH", path.as_str())];
+    assert_passed(&run("node", &args(&argv), &env), "all memjs checks passed");
+    if sasl {
+        let refused = run("node", &args(&[&js, &addr, USER, "wrong"]), &env);
+        assert!(!refused.status.success(), "{}", refused.transcript());
+    }
+}
+
 macro_rules! clients {
     ($target:expr) => {
         /// PHP sessions, php-memcached's defaults (binary, locking).
@@ -178,6 +230,16 @@ macro_rules! clients {
         #[test]
         fn ruby_dalli_with_sasl() {
             super::dalli($target, true);
+        }
+
+        #[test]
+        fn node_memjs() {
+            super::memjs($target, false);
+        }
+
+        #[test]
+        fn node_memjs_with_sasl() {
+            super::memjs($target, true);
         }
 
         #[test]

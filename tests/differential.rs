@@ -549,9 +549,9 @@ impl Gen {
                 }
             })
             .collect();
-        // 0x80 as the first byte of a connection switches memcached to the
-        // binary protocol, which ferrocache does not serve
-        // (docs/differences.md).
+        // 0x80 as the first byte of a connection switches both servers to
+        // the binary protocol, which this tester does not speak
+        // (tests/binary_differential.rs does).
         if line.first() == Some(&0x80) {
             line[0] = b'?';
         }
