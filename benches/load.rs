@@ -47,6 +47,8 @@ struct Workload {
     depth: usize,
     /// Speak the meta protocol (`ms`, `mg <key> v`) instead of set/get.
     meta: bool,
+    /// Speak the binary protocol (set and get frames) instead of text.
+    binary: bool,
     describe: &'static str,
 }
 
@@ -62,6 +64,7 @@ fn workloads() -> Vec<Workload> {
         conns: 50,
         depth: 16,
         meta: false,
+        binary: false,
         describe: "100,000 keys, 32 B values, 1 set : 10 gets, 50 connections, 16 requests pipelined per connection (latency per batch of 16)",
     };
     // small, request for request, in the meta protocol
@@ -73,20 +76,32 @@ fn workloads() -> Vec<Workload> {
             "small, in the meta protocol: ms : mg <key> v, 1 : 10, 50 connections, 16 pipelined",
         ..small.clone()
     };
+    let seed = Workload {
+        name: "seed",
+        prefix: "seed:",
+        keys: 100_000,
+        value_size: 1024,
+        sets: 1,
+        gets: 5,
+        keys_per_get: 1,
+        conns: 50,
+        depth: 1,
+        meta: false,
+        binary: false,
+        describe: "100,000 keys, 1 KiB values, 1 set : 5 gets, 50 connections, no pipelining",
+    };
+    // seed, request for request, in the binary protocol
+    let binary = Workload {
+        name: "binary",
+        prefix: "bin:",
+        binary: true,
+        describe:
+            "seed in the binary protocol: set and get frames, 1 : 5, 50 connections, no pipelining",
+        ..seed.clone()
+    };
     vec![
-        Workload {
-            name: "seed",
-            prefix: "seed:",
-            keys: 100_000,
-            value_size: 1024,
-            sets: 1,
-            gets: 5,
-            keys_per_get: 1,
-            conns: 50,
-            depth: 1,
-            meta: false,
-            describe: "100,000 keys, 1 KiB values, 1 set : 5 gets, 50 connections, no pipelining",
-        },
+        seed,
+        binary,
         small,
         meta,
         Workload {
@@ -100,6 +115,7 @@ fn workloads() -> Vec<Workload> {
             conns: 20,
             depth: 1,
             meta: false,
+            binary: false,
             describe: "100,000 keys, 100 B values, gets of 10 keys at a time (ops = requests), 20 connections, no pipelining",
         },
     ]
@@ -180,7 +196,11 @@ impl Conn {
         self.values = 0;
         for _ in 0..w.depth {
             let is_set = self.rng.below(w.sets + w.gets) < w.sets;
-            if is_set {
+            if w.binary {
+                let k = self.rng.below(w.keys);
+                push_binary(&mut self.wbuf, is_set, w.prefix, k, value);
+                self.keys_asked += u64::from(!is_set);
+            } else if is_set {
                 let k = self.rng.below(w.keys);
                 if w.meta {
                     common::push_meta_set(&mut self.wbuf, w.prefix, k, value);
@@ -229,7 +249,7 @@ impl Conn {
 
     /// Reads what is there and consumes complete replies; true when the
     /// batch in flight is complete.
-    fn read_some(&mut self, errors: &mut u64) -> bool {
+    fn read_some(&mut self, w: &Workload, errors: &mut u64) -> bool {
         let mut chunk = [0u8; 16 * 1024];
         loop {
             match self.stream.read(&mut chunk) {
@@ -254,6 +274,15 @@ impl Conn {
                     break;
                 }
             }
+        }
+        while self.left > 0 && w.binary {
+            let Some((hit, ok, used)) = parse_binary(&self.rbuf[self.rstart..]) else {
+                break;
+            };
+            self.rstart += used;
+            self.values += u64::from(hit);
+            *errors += u64::from(!ok);
+            self.left -= 1;
         }
         while self.left > 0 {
             let Some((reply, used)) = common::parse_reply(&self.rbuf[self.rstart..]) else {
@@ -282,6 +311,40 @@ impl Conn {
         }
         self.left == 0
     }
+}
+
+/// Appends a binary set (flags 0, no expiry) or get frame for key `n`.
+fn push_binary(out: &mut Vec<u8>, set: bool, prefix: &str, n: u64, value: &[u8]) {
+    let at = out.len();
+    let (opcode, extlen) = if set { (0x01, 8) } else { (0x00, 0) };
+    out.extend_from_slice(&[0x80, opcode, 0, 0, extlen, 0, 0, 0]);
+    out.extend_from_slice(&[0; 16]);
+    out.extend(std::iter::repeat_n(0, usize::from(extlen)));
+    let key_at = out.len();
+    push_key(out, prefix, n);
+    let keylen = out.len() - key_at;
+    if set {
+        out.extend_from_slice(value);
+    }
+    let body = (out.len() - at - 24) as u32;
+    out[at + 2..at + 4].copy_from_slice(&(keylen as u16).to_be_bytes());
+    out[at + 8..at + 12].copy_from_slice(&body.to_be_bytes());
+}
+
+/// The first binary response in `buf`: whether it is a get's hit, whether
+/// it is a success or a miss (not an error), and its length; `None` until
+/// it is whole.
+fn parse_binary(buf: &[u8]) -> Option<(bool, bool, usize)> {
+    if buf.len() < 24 {
+        return None;
+    }
+    let body = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
+    let len = 24 + body;
+    if buf.len() < len || buf[0] != 0x81 {
+        return (buf[0] != 0x81).then_some((false, false, buf.len()));
+    }
+    let status = u16::from_be_bytes([buf[6], buf[7]]);
+    Some((buf[1] == 0x00 && status == 0, status <= 1, len))
 }
 
 /// Drives `conns` from one thread from `start` to `end`, counting what
@@ -345,7 +408,7 @@ fn drive(
                 } else {
                     &mut errors_in_warmup
                 };
-                if c.read_some(errs) {
+                if c.read_some(w, errs) {
                     let done = Instant::now();
                     if done >= measure_from && done < end {
                         let ns = done.duration_since(c.batch_start).as_nanos() as u64;
