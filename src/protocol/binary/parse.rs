@@ -151,11 +151,20 @@ pub fn parse_gated<'a>(
     if raw.keylen > MAX_KEY_LEN {
         return Ok(frame(invalid(), head));
     }
+    let parts = Parts {
+        loud: opcode::loud(raw.opcode).0,
+        raw,
+        cas: header.cas,
+        extras,
+        key,
+        buf,
+        head,
+    };
     let (action, consumed) = match gate {
-        Gate::Open => dispatch(&raw, header.cas, extras, key, buf, head, limits)?,
-        _ => match sasl(&raw, key, buf, head, limits)? {
+        Gate::Open => dispatch(&parts, limits)?,
+        _ => match sasl(&parts, limits)? {
             Some(done) => done,
-            None => dispatch(&raw, header.cas, extras, key, buf, head, limits)?,
+            None => dispatch(&parts, limits)?,
         },
     };
     Ok(frame(action, consumed))
@@ -194,140 +203,166 @@ fn unknown(head: usize, swallow: u64) -> (Action<'static>, usize) {
     )
 }
 
-/// The frame's action by opcode, with the bytes it takes.
-fn dispatch<'a>(
-    raw: &Raw,
+/// A frame's header fields and the parts of it that have arrived.
+struct Parts<'a> {
+    raw: Raw,
+    /// The opcode without its quiet form.
+    loud: u8,
     cas: u64,
     extras: &'a [u8],
     key: &'a [u8],
+    /// The whole input (a value follows the key).
     buf: &'a [u8],
+    /// Where the key ends.
     head: usize,
-    limits: &Limits,
-) -> Result<(Action<'a>, usize), FrameError> {
-    let (ext, klen, body) = (raw.extlen, raw.keylen, u64::from(raw.bodylen));
+}
+
+/// The opcodes memcached serves (loud forms, SASL included): one of these
+/// in the wrong shape is invalid arguments; any other is unknown.
+const SERVED: [u8; 21] = [
+    opcode::VERSION,
+    opcode::NOOP,
+    opcode::QUIT,
+    opcode::FLUSH,
+    opcode::SET,
+    opcode::ADD,
+    opcode::REPLACE,
+    opcode::APPEND,
+    opcode::PREPEND,
+    opcode::GET,
+    opcode::GETK,
+    opcode::TOUCH,
+    opcode::GAT,
+    opcode::GATK,
+    opcode::DELETE,
+    opcode::INCREMENT,
+    opcode::DECREMENT,
+    opcode::STAT,
+    opcode::SASL_LIST_MECHS,
+    opcode::SASL_AUTH,
+    opcode::SASL_STEP,
+];
+
+/// The frame's action by opcode, with the bytes it takes.
+fn dispatch<'a>(p: &Parts<'a>, limits: &Limits) -> Result<(Action<'a>, usize), FrameError> {
+    let (ext, klen, body) = (p.raw.extlen, p.raw.keylen, u64::from(p.raw.bodylen));
     let bare = ext == 0 && klen == 0 && body == 0;
-    let exec = |req| Ok((Action::Execute(req), head));
-    let (loud, _) = opcode::loud(raw.opcode);
-    match loud {
-        opcode::VERSION if bare => exec(Request::Version),
-        opcode::NOOP if bare => exec(Request::MetaNoop),
-        opcode::QUIT if bare => Ok((Action::Quit, head)),
+    let action = match p.loud {
+        opcode::VERSION if bare => Action::Execute(Request::Version),
+        opcode::NOOP if bare => Action::Execute(Request::MetaNoop),
+        opcode::QUIT if bare => Action::Quit,
         opcode::FLUSH if klen == 0 && body == ext as u64 && (ext == 0 || ext == 4) => {
-            let delay = if ext == 4 { be32(extras, 0) } else { 0 };
-            exec(Request::FlushAll {
+            let delay = if ext == 4 { be32(p.extras, 0) } else { 0 };
+            Action::Execute(Request::FlushAll {
                 delay: i64::from(delay),
                 noreply: false,
                 bad_delay: false,
             })
         }
+        opcode::SET | opcode::ADD | opcode::REPLACE | opcode::APPEND | opcode::PREPEND => {
+            return storage(p, limits)
+        }
+        opcode::STAT if ext == 0 => stat(p.key),
+        // without -S, memcached answers the SASL opcodes as unknown,
+        // throwing away the body after the key
+        opcode::SASL_LIST_MECHS if bare => return Ok(unknown(p.head, 0)),
+        opcode::SASL_AUTH | opcode::SASL_STEP if ext == 0 && klen != 0 => {
+            return Ok(unknown(p.head, body - klen as u64))
+        }
+        _ => match keyed(p) {
+            Some(req) => Action::Execute(req),
+            None if SERVED.contains(&p.loud) => invalid(),
+            // memcached throws away the whole body length after the
+            // extras and key it has already taken: the frame's end and as
+            // many bytes again of what follows
+            None => return Ok(unknown(p.head, body)),
+        },
+    };
+    Ok((action, p.head))
+}
+
+/// set/add/replace (8 bytes of extras: flags, exptime) and append/prepend
+/// (none), each with a key; anything else is invalid.
+fn storage<'a>(p: &Parts<'a>, limits: &Limits) -> Result<(Action<'a>, usize), FrameError> {
+    let (ext, klen, body) = (p.raw.extlen, p.raw.keylen, u64::from(p.raw.bodylen));
+    let store = |mode, flags, exptime| Store {
+        mode,
+        key: p.key,
+        flags,
+        exptime,
+        cas: p.cas,
+    };
+    let (store, vlen) = match p.loud {
         opcode::SET | opcode::ADD | opcode::REPLACE
             if ext == 8 && klen != 0 && body >= klen as u64 + 8 =>
         {
-            let mode = match loud {
+            let mode = match p.loud {
                 opcode::SET => StoreMode::Set,
                 opcode::ADD => StoreMode::Add,
                 _ => StoreMode::Replace,
             };
-            let store = Store {
-                mode,
-                key,
-                flags: be32(extras, 0),
-                exptime: i64::from(be32(extras, 4)),
-                cas,
-            };
-            store.value(body - (klen + ext) as u64, buf, head, limits)
+            let exptime = i64::from(be32(p.extras, 4));
+            let s = store(mode, be32(p.extras, 0), exptime);
+            (s, body - (klen + ext) as u64)
         }
         opcode::APPEND | opcode::PREPEND if klen != 0 && ext == 0 => {
-            let mode = match loud {
+            let mode = match p.loud {
                 opcode::APPEND => StoreMode::Append,
                 _ => StoreMode::Prepend,
             };
-            let store = Store {
-                mode,
-                key,
-                flags: 0,
-                exptime: 0,
-                cas,
-            };
-            store.value(body - klen as u64, buf, head, limits)
+            (store(mode, 0, 0), body - klen as u64)
         }
-        opcode::GET | opcode::GETK if ext == 0 && body == klen as u64 && klen != 0 => {
-            exec(Request::Get {
-                keys: Keys::one(key),
-                with_cas: true,
-            })
-        }
-        opcode::TOUCH | opcode::GAT | opcode::GATK if ext == 4 && klen != 0 => exec(Request::Gat {
-            exptime: i64::from(be32(extras, 0)),
+        _ => return Ok((invalid(), p.head)),
+    };
+    store.value(vlen, p.buf, p.head, limits)
+}
+
+/// The requests about one key and no value: get, touch and gat, delete,
+/// incr/decr; `None` for any other frame (or one of the wrong shape).
+fn keyed<'a>(p: &Parts<'a>) -> Option<Request<'a>> {
+    let (ext, klen, body) = (p.raw.extlen, p.raw.keylen, u64::from(p.raw.bodylen));
+    if klen == 0 {
+        return None;
+    }
+    let (key, cas) = (p.key, p.cas);
+    match p.loud {
+        opcode::GET | opcode::GETK if ext == 0 && body == klen as u64 => Some(Request::Get {
             keys: Keys::one(key),
             with_cas: true,
         }),
-        opcode::DELETE if klen != 0 && ext == 0 && body == klen as u64 => exec(Request::Delete {
+        opcode::TOUCH | opcode::GAT | opcode::GATK if ext == 4 => Some(Request::Gat {
+            exptime: i64::from(be32(p.extras, 0)),
+            keys: Keys::one(key),
+            with_cas: true,
+        }),
+        opcode::DELETE if ext == 0 && body == klen as u64 => Some(Request::Delete {
             key,
             cas,
             noreply: false,
         }),
-        opcode::INCREMENT | opcode::DECREMENT
-            if klen != 0 && ext == 20 && body == (klen + ext) as u64 =>
-        {
-            let expiration = be32(extras, 16);
-            exec(Request::Arith {
+        opcode::INCREMENT | opcode::DECREMENT if ext == 20 && body == (klen + ext) as u64 => {
+            let expiration = be32(p.extras, 16);
+            Some(Request::Arith {
                 key,
-                delta: be64(extras, 0),
-                incr: loud == opcode::INCREMENT,
+                delta: be64(p.extras, 0),
+                incr: p.loud == opcode::INCREMENT,
                 cas,
                 // all ones: "do not create"
                 create: (expiration != u32::MAX).then_some(ArithCreate {
-                    initial: be64(extras, 8),
+                    initial: be64(p.extras, 8),
                     exptime: i64::from(expiration),
                 }),
                 noreply: false,
             })
         }
-        opcode::STAT if ext == 0 => Ok((stat(key), head)),
-        // without -S, memcached answers the SASL opcodes as unknown,
-        // throwing away the body after the key
-        opcode::SASL_LIST_MECHS if bare => Ok(unknown(head, 0)),
-        opcode::SASL_AUTH | opcode::SASL_STEP if ext == 0 && klen != 0 => {
-            Ok(unknown(head, body - klen as u64))
-        }
-        opcode::VERSION
-        | opcode::NOOP
-        | opcode::QUIT
-        | opcode::FLUSH
-        | opcode::SET
-        | opcode::ADD
-        | opcode::REPLACE
-        | opcode::APPEND
-        | opcode::PREPEND
-        | opcode::GET
-        | opcode::GETK
-        | opcode::TOUCH
-        | opcode::GAT
-        | opcode::GATK
-        | opcode::DELETE
-        | opcode::INCREMENT
-        | opcode::DECREMENT
-        | opcode::STAT
-        | opcode::SASL_LIST_MECHS
-        | opcode::SASL_AUTH
-        | opcode::SASL_STEP => Ok((invalid(), head)),
-        // memcached throws away the whole body length after the extras
-        // and key it has already taken: the frame's end and as many bytes
-        // again of what follows
-        _ => Ok(unknown(head, body)),
+        _ => None,
     }
 }
 
 /// Under `-S`, the SASL opcodes of the right shape (`None` for any other
 /// frame, which `dispatch` takes).
-fn sasl<'a>(
-    raw: &Raw,
-    key: &'a [u8],
-    buf: &'a [u8],
-    head: usize,
-    limits: &Limits,
-) -> Result<Option<(Action<'a>, usize)>, FrameError> {
+fn sasl<'a>(p: &Parts<'a>, limits: &Limits) -> Result<Option<(Action<'a>, usize)>, FrameError> {
+    let (raw, key, buf, head) = (&p.raw, p.key, p.buf, p.head);
     let (ext, klen, body) = (raw.extlen, raw.keylen, u64::from(raw.bodylen));
     let step = match raw.opcode {
         opcode::SASL_LIST_MECHS if ext == 0 && klen == 0 && body == 0 => {
