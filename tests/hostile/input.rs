@@ -1,6 +1,7 @@
-//! Hostile input: random garbage, megabyte lines, absurd numbers, bad data
-//! chunks, clients that vanish mid-request, connection floods and half
-//! commands. After each, every stored item is intact.
+//! Hostile input: random garbage, random binary frames, megabyte lines,
+//! absurd numbers, bad data chunks, clients that vanish mid-request,
+//! connection floods and half commands. After each, every stored item is
+//! intact.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -344,3 +345,61 @@ fn half_commands_stall(server: &Server) {
     verify(server, &stock);
 }
 both!(half_commands_stall, &[]);
+
+/// Random binary frames (random opcodes but flush, lying key, extras and
+/// body lengths, huge announced values, bad magic bytes), whole, dribbled
+/// or cut off by a vanishing client, on connections made binary by a first
+/// `noop`: no panic, no hang, every stored item intact.
+fn binary_garbage(server: &Server) {
+    let stock = stock(server);
+    let mut rng = Rng(0x0b1a_4e17_6a4b_a6e0);
+    for round in 0..60 {
+        let mut s = raw(server);
+        let mut stream = vec![0x80, 0x0a];
+        stream.extend_from_slice(&[0; 22]);
+        for _ in 0..1 + rng.below(6) {
+            let op = loop {
+                let op = rng.below(0x30) as u8;
+                if op != 0x08 && op != 0x18 {
+                    break op;
+                }
+            };
+            let (klen, elen) = (rng.below(300), rng.pick(&[0usize, 4, 8, 20, 255]));
+            let vlen = rng.below(if round % 7 == 0 { 70_000 } else { 50 });
+            let body = (klen + elen + vlen) as u32;
+            let bodylen = match rng.below(6) {
+                0 => body.wrapping_sub(rng.below(8) as u32),
+                1 => body + rng.below(8) as u32,
+                2 => u32::MAX - rng.below(4) as u32,
+                3 => 100 << 20,
+                _ => body,
+            };
+            let magic = if rng.chance(5) { 0x81 } else { 0x80 };
+            stream.extend_from_slice(&[magic, op]);
+            stream.extend_from_slice(&(klen as u16).to_be_bytes());
+            stream.extend_from_slice(&[elen as u8, 0, 0, 0]);
+            stream.extend_from_slice(&bodylen.to_be_bytes());
+            stream.extend_from_slice(&rng.bytes(12));
+            stream.extend(rng.bytes(klen + elen + vlen));
+        }
+        let cut = if rng.chance(30) {
+            rng.below(stream.len())
+        } else {
+            stream.len()
+        };
+        let dribble = rng.chance(20);
+        for piece in stream[..cut].chunks(if dribble { 7 } else { 1 << 20 }) {
+            if s.write_all(piece).is_err() {
+                break; // the server closed on a bad frame
+            }
+        }
+        if rng.chance(30) {
+            reset_on_close(&s);
+        } else {
+            let _ = drain(&mut s, Duration::from_millis(20));
+        }
+    }
+    verify(server, &stock);
+    no_panics(server);
+}
+both!(binary_garbage, &[]);
