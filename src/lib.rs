@@ -53,6 +53,7 @@ pub mod protocol;
 pub mod server;
 pub mod stats;
 pub mod storage;
+pub mod tls;
 pub mod watch;
 
 pub use config::Config;

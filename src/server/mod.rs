@@ -37,6 +37,7 @@ mod buf;
 mod conn;
 mod listen;
 mod pipeline;
+mod tls;
 mod transport;
 mod udp;
 mod verbose;
@@ -62,6 +63,7 @@ use crate::config::Config;
 use crate::protocol::Limits;
 use crate::stats::{Stats, WorkerStats};
 use crate::storage::{Cache, CacheConfig};
+use crate::tls::TlsContext;
 use crate::watch::WatchHub;
 use listen::{Acceptor, Bound};
 use worker::Worker;
@@ -85,6 +87,8 @@ struct Shared {
     limits: Limits,
     /// `-Y`'s entries; every new connection must present a token first.
     auth: Option<Arc<Authenticator>>,
+    /// `-Z`'s context; TLS listeners wrap what they accept with it.
+    tls: Option<Arc<TlsContext>>,
     stopping: AtomicBool,
     /// `-v` levels, moved by the `verbosity` command (memcached caps it at 2).
     verbosity: AtomicU32,
@@ -125,6 +129,7 @@ impl Shared {
             clock,
             limits,
             auth: None,
+            tls: None,
             stopping: AtomicBool::new(false),
             curr_conns: AtomicUsize::new(0),
             conns: Mutex::new(BTreeMap::new()),
@@ -214,6 +219,10 @@ impl ServerControl for Shared {
     fn set_slab_automove(&self, level: u32) {
         self.slab_automove.store(level, Ordering::Relaxed);
     }
+
+    fn tls(&self) -> Option<&TlsContext> {
+        self.tls.as_deref()
+    }
 }
 
 /// A running server: its bound addresses and a way to stop it.
@@ -293,24 +302,47 @@ impl ServerHandle {
     }
 }
 
-/// Binds every listener in `config` and starts the threads, reading the
-/// `-Y` file if `config` names one.
-pub fn start(config: Config) -> io::Result<ServerHandle> {
-    let auth = match &config.auth_file {
-        Some(path) => Some(Authenticator::open(path).map_err(io::Error::other)?),
-        None => None,
-    };
-    start_with_auth(config, auth)
+/// What is read before the server starts: the `-Y` entries and the TLS
+/// context (`main` reads them as root, before `-u`, as memcached does, so
+/// that files only root may read work, and stops with memcached's message
+/// and exit status when one is bad).
+#[derive(Default)]
+pub struct Preloaded {
+    pub auth: Option<Authenticator>,
+    pub tls: Option<TlsContext>,
 }
 
-/// [`start`] with the `-Y` entries already read (`main` reads them first,
-/// to stop with memcached's message and exit status when the file is bad).
-pub fn start_with_auth(config: Config, auth: Option<Authenticator>) -> io::Result<ServerHandle> {
+impl Preloaded {
+    /// Reads what `config` names: the `-Y` file, and with `-Z` the
+    /// certificate, key and CA files.
+    pub fn load(config: &Config) -> io::Result<Preloaded> {
+        let auth = match &config.auth_file {
+            Some(path) => Some(Authenticator::open(path).map_err(io::Error::other)?),
+            None => None,
+        };
+        let tls = match config.tls.enabled {
+            true => Some(TlsContext::open(&config.tls).map_err(io::Error::other)?),
+            false => None,
+        };
+        Ok(Preloaded { auth, tls })
+    }
+}
+
+/// Binds every listener in `config` and starts the threads, reading the
+/// files it names first (see [`Preloaded`]).
+pub fn start(config: Config) -> io::Result<ServerHandle> {
+    let pre = Preloaded::load(&config)?;
+    start_with(config, pre)
+}
+
+/// [`start`] with the files already read.
+pub fn start_with(config: Config, pre: Preloaded) -> io::Result<ServerHandle> {
     let threads = config.threads.max(1);
     let bound = Bound::bind(&config)?;
 
     let mut shared = Shared::new(config);
-    shared.auth = auth.map(Arc::new);
+    shared.auth = pre.auth.map(Arc::new);
+    shared.tls = pre.tls.map(Arc::new);
     let shared = Arc::new(shared);
 
     apply_crawler_options(&shared);
