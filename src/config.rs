@@ -1462,6 +1462,9 @@ impl Parser {
                 return usage(format!("ERROR: Invalid port number {p}."));
             }
         }
+        if self.cfg.tls.enabled && self.port == 0 {
+            return usage("ERROR: You cannot enable SSL without a TCP port.".into());
+        }
         if self.cfg.auth_file.is_some() && self.udp_port != 0 {
             return usage(
                 "Cannot use UDP with ascii authentication enabled (-U 0 to disable)".into(),
@@ -2204,6 +2207,7 @@ mod tests {
                 use_("Number of napi_ids(9) cannot be greater than number of threads(4)"),
             ),
             (&["-p", "65536"], use_("ERROR: Invalid port number 65536.")),
+            (&["-Z", "-p", "0"], use_("ERROR: You cannot enable SSL without a TCP port.")),
             (&["-p", "99999"], use_("ERROR: Invalid port number 99999.")),
             (&["-U", "70000"], use_("ERROR: Invalid port number 70000.")),
             (&["-p", "-1"], use_("ERROR: Invalid port number -1.")),

@@ -22,9 +22,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
+use rustls::crypto::ring::Ticketer;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::ProducesTickets;
 use rustls::server::{
     NoServerSessionStorage, ServerSessionMemoryCache, StoresServerSessions, WebPkiClientVerifier,
 };
@@ -110,6 +112,9 @@ pub struct TlsContext {
     /// Kept across refreshes, so sessions survive a certificate change as
     /// they do in memcached (one OpenSSL context throughout).
     sessions: Option<Arc<CountedSessions>>,
+    /// Without it: stateless tickets, as OpenSSL issues them by default,
+    /// so clients resume either way. Kept across refreshes too.
+    tickets: Arc<dyn ProducesTickets>,
     handshake_errors: AtomicU64,
     refreshed_at: Mutex<Instant>,
     /// Notes about the settings, logged once at start-up by `main`.
@@ -125,12 +130,18 @@ impl TlsContext {
                 stored: AtomicU64::new(0),
             })
         });
+        let tickets = Ticketer::new().map_err(|e| TlsError::Config(e.to_string()))?;
+        let resume = Resumption {
+            sessions: sessions.as_ref(),
+            tickets: &tickets,
+        };
         let mut notes = options.notes();
-        let config = build(options, sessions.as_ref(), &mut notes)?;
+        let config = build(options, &resume, &mut notes)?;
         Ok(TlsContext {
             options: options.clone(),
             current: RwLock::new(Arc::new(config)),
             sessions,
+            tickets,
             handshake_errors: AtomicU64::new(0),
             refreshed_at: Mutex::new(Instant::now()),
             notes,
@@ -143,7 +154,11 @@ impl TlsContext {
     /// be left half-replaced: a key that does not match the new chain
     /// fails every handshake after).
     pub fn refresh(&self) -> Result<(), TlsError> {
-        let config = build(&self.options, self.sessions.as_ref(), &mut Vec::new())?;
+        let resume = Resumption {
+            sessions: self.sessions.as_ref(),
+            tickets: &self.tickets,
+        };
+        let config = build(&self.options, &resume, &mut Vec::new())?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
         *self.refreshed_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         Ok(())
@@ -319,9 +334,17 @@ fn provider(options: &TlsOptions, notes: &mut Vec<String>) -> Result<CryptoProvi
     Ok(provider)
 }
 
+/// How a client resumes an earlier session: from the server's cache
+/// (`ssl_session_cache`: session IDs, stateful TLS 1.3 tickets, each one
+/// counted) or else from a ticket it holds (what OpenSSL does by default).
+struct Resumption<'a> {
+    sessions: Option<&'a Arc<CountedSessions>>,
+    tickets: &'a Arc<dyn ProducesTickets>,
+}
+
 fn build(
     options: &TlsOptions,
-    sessions: Option<&Arc<CountedSessions>>,
+    resume: &Resumption<'_>,
     notes: &mut Vec<String>,
 ) -> Result<ServerConfig, TlsError> {
     let chain = load_chain(options.chain_cert.as_ref())?;
@@ -360,14 +383,13 @@ fn build(
             path: shown(options.key.as_ref()),
             reason: e.to_string(),
         })?;
-    match sessions {
+    match resume.sessions {
         Some(store) => {
             config.session_storage = Arc::clone(store) as Arc<dyn StoresServerSessions>;
         }
         None => {
-            // no resumption: no session IDs kept, no TLS 1.3 tickets sent
             config.session_storage = Arc::new(NoServerSessionStorage {});
-            config.send_tls13_tickets = 0;
+            config.ticketer = Arc::clone(resume.tickets);
         }
     }
     Ok(config)

@@ -143,6 +143,16 @@ impl Transport for TlsStream {
         Ok(())
     }
 
+    /// memcached ends its TLS connections with a close_notify too (an
+    /// idle timeout, `quit`, shutdown), so clients that insist on one (as
+    /// rustls does) see a clean end of stream.
+    fn close_notify(&mut self) {
+        if !self.failed && !self.tls.is_handshaking() {
+            self.tls.send_close_notify();
+            let _ = self.write_pending();
+        }
+    }
+
     fn fd(&self) -> RawFd {
         self.sock.as_raw_fd()
     }

@@ -75,6 +75,10 @@ pub(super) trait Transport: Source {
         Ok(())
     }
 
+    /// The server is closing the connection: say so within the transport
+    /// if it has a way (TLS: a close_notify), best effort, never blocking.
+    fn close_notify(&mut self) {}
+
     /// The socket's descriptor.
     fn fd(&self) -> RawFd;
 }
@@ -157,6 +161,10 @@ impl Stream {
 
     pub(super) fn write_pending(&mut self) -> io::Result<()> {
         self.transport().write_pending()
+    }
+
+    pub(super) fn close_notify(&mut self) {
+        self.transport().close_notify()
     }
 
     pub(super) fn fd(&self) -> i32 {
