@@ -719,7 +719,11 @@ fn start_servers(tls: Option<&BenchTls>) -> Vec<(Kind, Option<Server>, Option<St
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         match Server::start_with_plain(kind, &args, plain) {
             Ok(s) => {
-                let what = if tls.is_some() { " (TLS)" } else { "" };
+                let what = match tls.map(|t| t.negotiated(s.addr)) {
+                    Some(Ok(how)) => format!(" ({how})"),
+                    Some(Err(e)) => format!(" (TLS handshake failed: {e})"),
+                    None => String::new(),
+                };
                 println!(
                     "started {}{what} (pid {}) on {}",
                     kind.name(),

@@ -5,7 +5,7 @@
 //!                  │ accepted stream, over crossbeam-channel + mio::Waker
 //!                  ▼
 //!    worker 1 … worker N   (server/worker; -t N, each its own mio Poll and connections)
-//!      server/transport  Stream: plain TCP | unix   (a TLS stream is one more)
+//!      server/transport  Stream: plain TCP | unix | TLS (server/tls, rustls)
 //!           │ bytes into server/buf ReadBuf
 //!           ▼
 //!      server/pipeline → protocol::text::parse (borrows the read buffer) → Request
@@ -31,6 +31,7 @@
 //! | `config` | memcached's flags → a typed [`Config`], refusals with its words |
 //! | `process` | root and `-u`, daemonizing, pid file, signals, rlimits |
 //! | `storage` | index, segments of packed records, byte accounting, eviction, expiry, crawler |
+//! | `tls` | the `-Z` context: certificate, key and CAs, rustls settings, refresh, TLS counters |
 //! | `stats` | counters, per worker, summed on read |
 //! | `protocol` | every byte on the wire: `Request`, outcome values, the `Reply` sink; the text+meta codec in `protocol/text` |
 //! | `watch` | the `watch` log streams (memcached's logger) |
@@ -39,9 +40,9 @@
 //!
 //! Where the next work goes: the binary protocol is a second codec beside
 //! `protocol/text` (its own parser and its own `Reply` sink; `command` is
-//! shared unchanged), chosen per connection in `server/pipeline`; TLS is a
-//! second `Transport` in `server/transport`, its handshake driven inside the
-//! worker's event loop.
+//! shared unchanged), chosen per connection in `server/pipeline`. TLS is
+//! one more `Transport` (`server/tls`), its handshake driven inside the
+//! worker's event loop, made from the context in `tls`.
 
 pub mod auth;
 pub mod clock;

@@ -22,28 +22,79 @@ pub struct BenchTls {
 }
 
 impl BenchTls {
-    /// Makes the certificate under `dir` with `openssl req`.
+    /// Makes a CA and a server certificate it signed, under `dir`, with
+    /// the `openssl` command (webpki takes no self-signed server
+    /// certificate as its own anchor).
     pub fn new(dir: &std::path::Path) -> io::Result<BenchTls> {
         std::fs::create_dir_all(dir)?;
-        let (cert, key) = (dir.join("bench.crt"), dir.join("bench.key"));
-        let ok = Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
-            ])
-            .args(["-subj", "/CN=localhost"])
-            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .stderr(std::process::Stdio::null())
-            .status()?
-            .success();
-        if !ok {
-            return Err(io::Error::other("openssl req failed"));
+        let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        let (ca, ca_key) = (path("ca.crt"), path("ca.key"));
+        let (cert, key, csr, ext) = (
+            path("bench.crt"),
+            path("bench.key"),
+            path("bench.csr"),
+            path("bench.cnf"),
+        );
+        std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\n")?;
+        let steps: [&[&str]; 3] = [
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "30",
+                "-subj",
+                "/CN=bench CA",
+                "-keyout",
+                &ca_key,
+                "-out",
+                &ca,
+            ],
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+            ],
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-days",
+                "30",
+                "-extfile",
+                &ext,
+                "-out",
+                &cert,
+            ],
+        ];
+        for step in steps {
+            let ok = Command::new("openssl")
+                .args(step)
+                .stderr(std::process::Stdio::null())
+                .status()?
+                .success();
+            if !ok {
+                return Err(io::Error::other(format!("openssl {} failed", step[0])));
+            }
         }
+        let (cert, key) = (PathBuf::from(cert), PathBuf::from(key));
         let mut roots = RootCertStore::empty();
-        for c in CertificateDer::pem_file_iter(&cert).map_err(io::Error::other)? {
+        for c in CertificateDer::pem_file_iter(&ca).map_err(io::Error::other)? {
             roots
                 .add(c.map_err(io::Error::other)?)
                 .map_err(io::Error::other)?;
@@ -60,6 +111,26 @@ impl BenchTls {
             key,
             client: Arc::new(client),
         })
+    }
+
+    /// The protocol version and suite a connection of this client to
+    /// `addr` negotiates (printed beside the figures).
+    pub fn negotiated(&self, addr: std::net::SocketAddr) -> io::Result<String> {
+        let mut sock = std::net::TcpStream::connect(addr)?;
+        let name = ServerName::try_from("localhost").map_err(io::Error::other)?;
+        let mut conn =
+            ClientConnection::new(Arc::clone(&self.client), name).map_err(io::Error::other)?;
+        while conn.is_handshaking() {
+            conn.complete_io(&mut sock)?;
+        }
+        Ok(format!(
+            "{:?} {:?}",
+            conn.protocol_version()
+                .ok_or_else(|| io::Error::other("no version"))?,
+            conn.negotiated_cipher_suite()
+                .ok_or_else(|| io::Error::other("no suite"))?
+                .suite()
+        ))
     }
 
     /// `-Z` with this certificate, and a plain listener on `plain_port`.

@@ -15,16 +15,16 @@
 //! conn.rs       a connection and its turn: write, run its requests, read; backpressure
 //! pipeline.rs   the request loop: parse, execute, paused multi-gets, refusals, -R
 //! buf.rs        the read and write buffers and their limits
-//! transport.rs  Stream (TCP, unix socket): where a TLS stream plugs in
+//! transport.rs  Stream (TCP, unix socket, TLS) and the Transport contract
+//! tls.rs        a TLS connection's stream: rustls over TCP, handshake in the loop
 //! udp.rs        UDP frames and datagram replies
 //! verbose.rs    the -vv request and reply log
 //! ```
 //!
-//! Files import down the list (worker → conn → pipeline → buf → transport;
-//! listen → worker for its `Inbox`), never one another both ways. A second
+//! Files import down the list (worker → conn → pipeline → buf → transport
+//! → tls; listen → worker for its `Inbox`), never one another both ways. A second
 //! codec (the binary protocol, `-B`) is picked per connection in
-//! `pipeline`, which is where `protocol::parse` is called; a TLS stream is
-//! one more `transport`.
+//! `pipeline`, which is where `protocol::parse` is called.
 //!
 //! Owns the state shared by every thread of one server (`Shared`: the cache,
 //! the counters, the `watch` hub), start-up (`start`) and the handle that

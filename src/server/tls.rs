@@ -1,4 +1,4 @@
-//! A TLS connection's stream (`-Z`): one more [`Transport`].
+//! A TLS connection's stream (`-Z`): one more `Transport`.
 //!
 //! Owns the rustls server side of one TCP connection: feeding it what the
 //! socket holds, running the handshake as bytes arrive (inside the worker's
@@ -8,7 +8,9 @@
 //! connection's buffers (those are `buf`'s), nor build the TLS context
 //! (`crate::tls`).
 //!
-//! The contract it keeps is the one `transport` describes: a short read
+//! The contract it keeps (`transport` implements its `Transport` trait
+//! with these methods, so that neither file imports the other) is the one
+//! `transport` describes: a short read
 //! means the socket is drained; `wants_write` while sealed bytes wait.
 //! What a stalled or hostile handshake can make it hold is bounded by
 //! rustls: one record being assembled (16 KiB and a little) and the
@@ -24,7 +26,6 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use rustls::ServerConnection;
 
-use super::transport::Transport;
 use crate::tls::TlsContext;
 
 pub(super) struct TlsStream {
@@ -86,8 +87,10 @@ impl TlsStream {
     }
 }
 
-impl Transport for TlsStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+/// The `Transport` contract (see `transport`, which implements the trait
+/// with these).
+impl TlsStream {
+    pub(super) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.failed {
             return Err(io::ErrorKind::InvalidData.into());
         }
@@ -115,7 +118,7 @@ impl Transport for TlsStream {
         }
     }
 
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+    pub(super) fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         // Make room first: when this leaves sealed bytes behind, the socket
         // is full and a writable event will come.
         self.write_pending()?;
@@ -127,11 +130,11 @@ impl Transport for TlsStream {
         Ok(n)
     }
 
-    fn wants_write(&self) -> bool {
+    pub(super) fn wants_write(&self) -> bool {
         self.tls.wants_write()
     }
 
-    fn write_pending(&mut self) -> io::Result<()> {
+    pub(super) fn write_pending(&mut self) -> io::Result<()> {
         while self.tls.wants_write() {
             match self.tls.write_tls(&mut self.sock) {
                 Ok(_) => {}
@@ -146,14 +149,14 @@ impl Transport for TlsStream {
     /// memcached ends its TLS connections with a close_notify too (an
     /// idle timeout, `quit`, shutdown), so clients that insist on one (as
     /// rustls does) see a clean end of stream.
-    fn close_notify(&mut self) {
+    pub(super) fn close_notify(&mut self) {
         if !self.failed && !self.tls.is_handshaking() {
             self.tls.send_close_notify();
             let _ = self.write_pending();
         }
     }
 
-    fn fd(&self) -> RawFd {
+    pub(super) fn fd(&self) -> RawFd {
         self.sock.as_raw_fd()
     }
 }

@@ -111,6 +111,32 @@ impl Transport for UnixStream {
     }
 }
 
+impl Transport for TlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        TlsStream::read(self, buf)
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        TlsStream::write(self, buf)
+    }
+
+    fn wants_write(&self) -> bool {
+        TlsStream::wants_write(self)
+    }
+
+    fn write_pending(&mut self) -> io::Result<()> {
+        TlsStream::write_pending(self)
+    }
+
+    fn close_notify(&mut self) {
+        TlsStream::close_notify(self)
+    }
+
+    fn fd(&self) -> RawFd {
+        TlsStream::fd(self)
+    }
+}
+
 /// A connected client stream.
 ///
 /// An enum over the transports rather than a `Box<dyn Transport>`: no
