@@ -65,6 +65,13 @@ fn main() {
         }
         ctx
     });
+    if config.tls.enabled && config.udp_port != 0 {
+        // memcached serves UDP in the clear beside TLS too
+        log::warn!(
+            "-Z: TLS covers TCP only; UDP (-U {}) is served in the clear",
+            config.udp_port
+        );
+    }
     if !config.tls.enabled {
         for note in config.tls.notes() {
             log::warn!("{}", note);

@@ -932,3 +932,54 @@ fn sigterm_finishes_tls_replies() {
     let status = p.child().wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// What a connection's TLS layer may hold of replies the socket has not
+/// taken is bounded by `ssl_wbuf_size`: a megabyte written to a session
+/// whose peer reads nothing is taken only up to the bound, and more once
+/// the peer has read.
+#[test]
+fn sealed_replies_are_bounded_by_wbuf_size() {
+    let Some(c) = certs() else { return };
+    let argv = [
+        "ferrocache".to_string(),
+        "-Z".into(),
+        "-o".into(),
+        format!(
+            "ssl_chain_cert={},ssl_key={},ssl_wbuf_size=8",
+            c.server_cert.display(),
+            c.server_key.display()
+        ),
+    ];
+    let config = ferrocache::Config::from_args(argv).unwrap();
+    let ctx = ferrocache::tls::TlsContext::open(&config.tls).expect("TLS context");
+    assert_eq!(ctx.wbuf_size(), 8 * 1024);
+    let mut server = ctx.accept().unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut client =
+        rustls::ClientConnection::new(client_config(c, ClientCert::None, None), name).unwrap();
+    // the handshake, in memory
+    while client.is_handshaking() || server.is_handshaking() {
+        let mut wire = Vec::new();
+        while client.wants_write() {
+            client.write_tls(&mut wire).unwrap();
+        }
+        server.read_tls(&mut &wire[..]).unwrap();
+        server.process_new_packets().unwrap();
+        let mut back = Vec::new();
+        while server.wants_write() {
+            server.write_tls(&mut back).unwrap();
+        }
+        client.read_tls(&mut &back[..]).unwrap();
+        client.process_new_packets().unwrap();
+    }
+    let big = vec![7u8; 1 << 20];
+    let taken = server.writer().write(&big).unwrap();
+    assert!(taken > 0 && taken <= 8 * 1024, "took {taken} bytes");
+    assert_eq!(server.writer().write(&big).unwrap(), 0, "full");
+    // the peer reads: room again
+    let mut wire = Vec::new();
+    while server.wants_write() {
+        server.write_tls(&mut wire).unwrap();
+    }
+    assert!(server.writer().write(&big).unwrap() > 0);
+}
