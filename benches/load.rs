@@ -21,14 +21,17 @@
 
 mod common;
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::tls::{BenchTls, Link};
 use common::{env_num, grouped, median, push_key, Kind, Rng, Server};
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use rustls::ClientConfig;
+use std::sync::Arc;
 
 /// One workload of the issue.
 #[derive(Debug, Clone)]
@@ -49,6 +52,8 @@ struct Workload {
     meta: bool,
     /// Speak the binary protocol (set and get frames) instead of text.
     binary: bool,
+    /// Over TLS (`-Z`; servers of their own, the generator's rustls client).
+    tls: bool,
     describe: &'static str,
 }
 
@@ -65,6 +70,7 @@ fn workloads() -> Vec<Workload> {
         depth: 16,
         meta: false,
         binary: false,
+            tls: false,
         describe: "100,000 keys, 32 B values, 1 set : 10 gets, 50 connections, 16 requests pipelined per connection (latency per batch of 16)",
     };
     // small, request for request, in the meta protocol
@@ -88,6 +94,7 @@ fn workloads() -> Vec<Workload> {
         depth: 1,
         meta: false,
         binary: false,
+        tls: false,
         describe: "100,000 keys, 1 KiB values, 1 set : 5 gets, 50 connections, no pipelining",
     };
     // seed, request for request, in the binary protocol
@@ -99,9 +106,18 @@ fn workloads() -> Vec<Workload> {
             "seed in the binary protocol: set and get frames, 1 : 5, 50 connections, no pipelining",
         ..seed.clone()
     };
+    // seed over TLS: both servers with -Z, the generator's client on rustls
+    let seed_tls = Workload {
+        name: "seed-tls",
+        prefix: "seedtls:",
+        tls: true,
+        describe: "seed over TLS (-Z; TLS 1.3 as negotiated by the generator's rustls client)",
+        ..seed.clone()
+    };
     vec![
         seed,
         binary,
+        seed_tls,
         small,
         meta,
         Workload {
@@ -116,6 +132,7 @@ fn workloads() -> Vec<Workload> {
             depth: 1,
             meta: false,
             binary: false,
+            tls: false,
             describe: "100,000 keys, 100 B values, gets of 10 keys at a time (ops = requests), 20 connections, no pipelining",
         },
     ]
@@ -151,7 +168,8 @@ struct Round {
 }
 
 struct Conn {
-    stream: TcpStream,
+    stream: Link,
+    tls: bool,
     rng: Rng,
     wbuf: Vec<u8>,
     wpos: usize,
@@ -168,12 +186,20 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(addr: SocketAddr, seed: u64) -> io::Result<Conn> {
+    /// A connection to `addr`, over TLS with `tls`'s client (its
+    /// handshake runs with the first batch).
+    fn new(addr: SocketAddr, seed: u64, tls: Option<&Arc<ClientConfig>>) -> io::Result<Conn> {
         let std = std::net::TcpStream::connect(addr)?;
         std.set_nodelay(true)?;
         std.set_nonblocking(true)?;
+        let sock = TcpStream::from_std(std);
+        let stream = match tls {
+            Some(config) => Link::tls(sock, config)?,
+            None => Link::Plain(sock),
+        };
         Ok(Conn {
-            stream: TcpStream::from_std(std),
+            stream,
+            tls: tls.is_some(),
             rng: Rng::new(seed),
             wbuf: Vec::with_capacity(32 * 1024),
             wpos: 0,
@@ -230,6 +256,10 @@ impl Conn {
     }
 
     fn write_some(&mut self) {
+        if self.stream.flush().is_err() {
+            self.dead = true;
+            return;
+        }
         while self.wpos < self.wbuf.len() {
             match self.stream.write(&self.wbuf[self.wpos..]) {
                 Ok(0) => {
@@ -262,8 +292,10 @@ impl Conn {
                     // A short read drained the socket; with edge-triggered
                     // readiness, later data raises a new event, so skip the
                     // read that would only say WouldBlock (a syscall per
-                    // request that would count as generator CPU).
-                    if n < chunk.len() {
+                    // request that would count as generator CPU). Not so
+                    // with TLS: a record's worth is no sign of a drained
+                    // socket.
+                    if n < chunk.len() && !self.tls {
                         break;
                     }
                 }
@@ -360,7 +392,7 @@ fn drive(
     let mut poll = Poll::new()?;
     for (i, c) in conns.iter_mut().enumerate() {
         poll.registry().register(
-            &mut c.stream,
+            c.stream.socket(),
             Token(i),
             Interest::READABLE | Interest::WRITABLE,
         )?;
@@ -439,7 +471,8 @@ fn round(server: &Server, w: &Workload, round_no: u64, cfg: &RunCfg) -> io::Resu
     for i in 0..w.conns {
         // The same seeds for both servers in the same round number.
         let seed = (round_no << 32) ^ (i as u64).wrapping_mul(0x5851_F42D_4C95_7F2D) ^ 0xFC;
-        per_thread[i % threads].push(Conn::new(server.addr, seed)?);
+        let tls = w.tls.then_some(cfg.tls.as_ref()).flatten();
+        per_thread[i % threads].push(Conn::new(server.addr, seed, tls)?);
     }
     let start = Instant::now() + Duration::from_millis(50);
     let measure_from = start + cfg.warmup;
@@ -534,6 +567,8 @@ fn sleep_until(t: Instant) {
 }
 
 struct RunCfg {
+    /// The generator's TLS client, once a TLS workload's servers started.
+    tls: Option<Arc<ClientConfig>>,
     rounds: u64,
     warmup: Duration,
     measure: Duration,
@@ -587,7 +622,8 @@ struct Outcome {
 }
 
 fn main() {
-    let cfg = RunCfg {
+    let mut cfg = RunCfg {
+        tls: None,
         rounds: env_num("FC_BENCH_ROUNDS", 5u64).max(1),
         warmup: Duration::from_secs_f64(env_num("FC_BENCH_WARMUP", 1.0f64).max(0.0)),
         measure: Duration::from_secs_f64(env_num("FC_BENCH_SECS", 4.0f64).max(0.1)),
@@ -612,28 +648,38 @@ fn main() {
         cfg.threads
     );
 
-    let mut servers: Vec<(Kind, Option<Server>, Option<String>)> = Vec::new();
-    for kind in Kind::selected() {
-        match Server::start(kind, &["-m", "1024", "-t", "2"]) {
-            Ok(s) => {
-                println!("started {} (pid {}) on {}", kind.name(), s.pid(), s.addr);
-                servers.push((kind, Some(s), None));
+    let mut servers = if chosen.iter().any(|w| !w.tls) {
+        start_servers(None)
+    } else {
+        Vec::new()
+    };
+    let mut tls_servers = Vec::new();
+    if chosen.iter().any(|w| w.tls) {
+        match BenchTls::new(&common::report_dir().join("tls")) {
+            Ok(tls) => {
+                tls_servers = start_servers(Some(&tls));
+                cfg.tls = Some(Arc::clone(&tls.client));
             }
-            Err(e) => {
-                println!("!! {} not started: {e}", kind.name());
-                servers.push((kind, None, Some(format!("did not start: {e}"))));
-            }
+            Err(e) => println!("!! no TLS workloads: cannot make a certificate: {e}"),
         }
     }
 
     let mut outcomes = Vec::new();
     for w in &chosen {
         println!("\n== {} — {}", w.name, w.describe);
+        let servers = if w.tls {
+            &mut tls_servers
+        } else {
+            &mut servers
+        };
+        if servers.is_empty() {
+            continue;
+        }
         for (kind, server, failure) in servers.iter_mut() {
             let Some(s) = server.as_ref() else { continue };
             let t = Instant::now();
             let value = common::make_value(w.value_size);
-            match common::bulk_set(s.addr, w.prefix, 0..w.keys, &value, 2, 200) {
+            match common::bulk_set(s.plain, w.prefix, 0..w.keys, &value, 2, 200) {
                 Ok(c) if c.stored == w.keys => println!(
                     "   pre-loaded {} keys into {} in {:.1} s",
                     grouped(w.keys),
@@ -702,6 +748,7 @@ fn main() {
         });
     }
     drop(servers);
+    drop(tls_servers);
 
     let report = render_markdown(&machine, &cfg, &outcomes);
     println!("\n{report}");
@@ -717,6 +764,43 @@ fn main() {
         ),
         Err(e) => println!("!! could not write the report to {}: {e}", dir.display()),
     }
+}
+
+/// Both servers (`-m 1024 -t 2`), with `tls` on their `-p` port and a
+/// plain port beside it.
+fn start_servers(tls: Option<&BenchTls>) -> Vec<(Kind, Option<Server>, Option<String>)> {
+    let mut servers = Vec::new();
+    for kind in Kind::selected() {
+        let mut args: Vec<String> = ["-m", "1024", "-t", "2"].map(String::from).to_vec();
+        let mut plain = None;
+        if let Some(tls) = tls {
+            let port = common::free_port().unwrap_or(0);
+            args.extend(tls.server_args(port));
+            plain = Some(port);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        match Server::start_with_plain(kind, &args, plain) {
+            Ok(s) => {
+                let what = match tls.map(|t| t.negotiated(s.addr)) {
+                    Some(Ok(how)) => format!(" ({how})"),
+                    Some(Err(e)) => format!(" (TLS handshake failed: {e})"),
+                    None => String::new(),
+                };
+                println!(
+                    "started {}{what} (pid {}) on {}",
+                    kind.name(),
+                    s.pid(),
+                    s.addr
+                );
+                servers.push((kind, Some(s), None));
+            }
+            Err(e) => {
+                println!("!! {} not started: {e}", kind.name());
+                servers.push((kind, None, Some(format!("did not start: {e}"))));
+            }
+        }
+    }
+    servers
 }
 
 fn find(o: &Outcome, k: Kind) -> Option<Summary> {

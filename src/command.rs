@@ -50,6 +50,10 @@ pub trait ServerControl {
     /// there are no slab pages; memcached 1.6's default is 1.
     fn slab_automove(&self) -> u32;
     fn set_slab_automove(&self, level: u32);
+    /// `-Z`'s context: `refresh_certs` and the TLS lines of `stats`.
+    fn tls(&self) -> Option<&crate::tls::TlsContext> {
+        None
+    }
 }
 
 /// One open connection as `stats conns` shows it.
@@ -308,6 +312,7 @@ pub fn execute<R: Reply>(
             reply(noreply, &Response::Ok, out)
         }
         Request::Version => reply(false, &Response::Version(VERSION), out),
+        Request::RefreshCerts { noreply } => refresh_certs(ctx, noreply, out),
         Request::Verbosity { level, noreply } => {
             ctx.server.set_verbosity(level);
             reply(noreply, &Response::Ok, out)
@@ -479,6 +484,17 @@ fn count_write(w: &WorkerStats, cas: bool, outcome: StoreOutcome) {
 }
 
 #[inline]
+/// `refresh_certs`: memcached's failure replies are sent even with
+/// `noreply` (they bypass its noreply check); only the `OK` is silenced.
+fn refresh_certs<R: Reply>(ctx: &Context<'_>, noreply: bool, out: &mut R) -> Flow {
+    match ctx.server.tls().map(|tls| tls.refresh()) {
+        None => out.respond(&Response::Failure(Failure::TlsNotEnabled)),
+        Some(Ok(())) => return reply(noreply, &Response::Ok, out),
+        Some(Err(e)) => out.respond(&Response::CertRefreshFailed(&e.to_string())),
+    }
+    Flow::Done
+}
+
 fn reply<R: Reply>(noreply: bool, resp: &Response<'_>, out: &mut R) -> Flow {
     if !noreply {
         out.respond(resp);
@@ -664,6 +680,46 @@ fn general_stats<R: Reply>(ctx: &Context<'_>, out: &mut R) {
     stat(out, "evictions", c.evictions);
     stat(out, "reclaimed", c.reclaimed);
     stat(out, "crawler_reclaimed", c.crawler_reclaimed);
+    tls_stats(ctx, out);
+}
+
+/// The TLS lines of `stats`, printed only under `-Z` (`ssl_new_sessions`
+/// only with `ssl_session_cache`), as memcached prints them.
+fn tls_stats<R: Reply>(ctx: &Context<'_>, out: &mut R) {
+    let Some(tls) = ctx.server.tls() else {
+        return;
+    };
+    let n = tls.counters();
+    if let Some(sessions) = n.new_sessions {
+        stat(out, "ssl_new_sessions", sessions);
+    }
+    stat(out, "ssl_handshake_errors", n.handshake_errors);
+    stat(
+        out,
+        "time_since_server_cert_refresh",
+        n.secs_since_cert_refresh,
+    );
+}
+
+/// The `ssl_*` lines of `stats settings`: memcached built with TLS prints
+/// them with or without `-Z`.
+fn tls_settings<R: Reply>(cfg: &Config, out: &mut R) {
+    let t = &cfg.tls;
+    let path = |p: &Option<std::path::PathBuf>, none: &str| {
+        p.as_ref()
+            .map_or_else(|| none.to_string(), |p| p.display().to_string())
+    };
+    stat(out, "ssl_enabled", yes_no(t.enabled));
+    stat(out, "ssl_chain_cert", path(&t.chain_cert, "(null)"));
+    stat(out, "ssl_key", path(&t.key, "(null)"));
+    stat(out, "ssl_verify_mode", t.verify_mode.openssl_flags());
+    stat(out, "ssl_keyformat", t.key_format);
+    stat(out, "ssl_ciphers", t.ciphers.as_deref().unwrap_or("NULL"));
+    stat(out, "ssl_ca_cert", path(&t.ca_cert, "NULL"));
+    stat(out, "ssl_wbuf_size", u64::from(t.wbuf_kib) * 1024);
+    stat(out, "ssl_session_cache", yes_no(t.session_cache));
+    stat(out, "ssl_kernel_tls", yes_no(t.kernel_tls));
+    stat(out, "ssl_min_version", t.min_version.name());
 }
 
 fn settings_stats<R: Reply>(ctx: &Context<'_>, out: &mut R) {
@@ -741,6 +797,7 @@ fn settings_stats<R: Reply>(ctx: &Context<'_>, out: &mut R) {
     stat(out, "hash_algorithm", "siphash");
     stat(out, "idle_timeout", cfg.idle_timeout);
     stat(out, "track_sizes", "no");
+    tls_settings(cfg, out);
 }
 
 fn items_stats<R: Reply>(ctx: &Context<'_>, out: &mut R) {

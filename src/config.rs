@@ -28,6 +28,9 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::cnum::{atof, atoi, strtol, whole_f64, whole_i32, whole_u32};
 
+mod tls;
+pub use tls::{TlsOptions, TlsVersion, VerifyMode, KEYFORMAT_DER, KEYFORMAT_PEM};
+
 /// Exit status for a command line memcached rejects with `EX_USAGE`.
 pub const EX_USAGE: i32 = 64;
 
@@ -142,6 +145,8 @@ pub struct Config {
     pub memory_file: Option<PathBuf>,
     /// `-N`: number of NAPI ids (0 = off; recorded only).
     pub napi_ids: u32,
+    /// `-Z` and the `ssl_*` options.
+    pub tls: TlsOptions,
     /// Things memcached prints on stderr while parsing and then carries on
     /// (e.g. `-t 65`), plus notes of ours about values read leniently.
     /// `main` prints each on its own line to stderr.
@@ -191,6 +196,7 @@ impl Default for Config {
             sasl: false,
             memory_file: None,
             napi_ids: 0,
+            tls: TlsOptions::default(),
             warnings: Vec::new(),
         }
     }
@@ -245,23 +251,29 @@ pub struct ListenAddr {
     /// The entry's own `:port`; `None` means the `-p` (TCP) or `-U` (UDP)
     /// port. memcached applies it to both TCP and UDP.
     pub port: Option<u16>,
+    /// Given as `notls:…` under `-Z`: this listener speaks plain text.
+    pub notls: bool,
 }
 
 /// Splits one `-l` entry: `host`, `host:port`, `v6`, `[v6]`, `[v6]:port`,
 /// `*`, `*:port`. Names are not resolved here (the server does, like
 /// memcached's `getaddrinfo`). memcached finds these errors only when it
 /// binds (and exits 71); we find them while parsing and exit 64.
-pub fn parse_listen_entry(entry: &str) -> Result<ListenAddr, ConfigError> {
+pub fn parse_listen_entry(entry: &str, tls: bool) -> Result<ListenAddr, ConfigError> {
     let fail = |msg: String| {
         ConfigError::Usage(format!(
             "{msg}\nfailed to listen on one of interface(s) {entry}"
         ))
     };
-    if entry.starts_with("notls") {
-        return Err(fail(
-            "'notls' option is valid only when SSL is enabled".to_string(),
-        ));
-    }
+    let (notls, entry) = match entry.strip_prefix("notls:") {
+        Some(rest) if tls => (true, rest),
+        _ if entry.starts_with("notls") => {
+            return Err(fail(
+                "'notls' option is valid only when SSL is enabled".to_string(),
+            ))
+        }
+        _ => (false, entry),
+    };
     let (host, rest, bracketed) = if let Some(inner) = entry.strip_prefix('[') {
         match inner.find(']') {
             Some(end) => (&inner[..end], &inner[end + 1..], true),
@@ -296,7 +308,7 @@ pub fn parse_listen_entry(entry: &str) -> Result<ListenAddr, ConfigError> {
     } else {
         Some(host.to_string())
     };
-    Ok(ListenAddr { host, port })
+    Ok(ListenAddr { host, port, notls })
 }
 
 impl Config {
@@ -339,7 +351,10 @@ impl Config {
     /// [`Config::from_args`] has already checked them, so on a parsed config
     /// this only fails for entries set by hand.
     pub fn listen_addrs(&self) -> Result<Vec<ListenAddr>, ConfigError> {
-        self.listen.iter().map(|e| parse_listen_entry(e)).collect()
+        self.listen
+            .iter()
+            .map(|e| parse_listen_entry(e, self.tls.enabled))
+            .collect()
     }
 }
 
@@ -716,7 +731,9 @@ pub fn command() -> Command {
         .arg(flag(
             "enable-ssl",
             'Z',
-            "TLS (not built in: refused)".to_string(),
+            "TLS on every TCP listener but those given as -l notls:ADDR;\n\
+             certificate and key from -o ssl_chain_cert=FILE,ssl_key=FILE"
+                .to_string(),
         ))
         .arg(value(
             "extended",
@@ -1140,11 +1157,7 @@ impl Parser {
             }
             "max-item-size" => self.set_item_size("-I", text),
             "enable-sasl" => self.cfg.sasl = true,
-            "enable-ssl" => {
-                return Err(ConfigError::Usage(
-                    "This server is not built with TLS support.".into(),
-                ))
-            }
+            "enable-ssl" => self.cfg.tls.enabled = true,
             "disable-flush-all" => self.cfg.disable_flush = true,
             "disable-dumping" => self.cfg.disable_dumping = true,
             "disable-watch" => self.cfg.disable_watch = true,
@@ -1202,6 +1215,9 @@ impl Parser {
         let missing_arg = |n: &str| format!("Missing {n} argument");
         let missing_num = |n: &str| format!("Missing numeric argument for {n}");
         let parse_fail = |n: &str| format!("could not parse argument to {n}");
+        if name.starts_with("ssl_") {
+            return self.cfg.tls.set(name, value);
+        }
         if is_promise_option(name) && !self.unkept_options.iter().any(|o| o == name) {
             self.unkept_options.push(name.to_string());
         }
@@ -1236,8 +1252,6 @@ impl Parser {
             | "no_lru_maintainer"
             | "slab_reassign"
             | "no_slab_reassign"
-            | "ssl_session_cache"
-            | "ssl_kernel_tls"
             | "ext_drop_unread"
             | "meta_response_old"
             | "sock_cookie_id" => {}
@@ -1279,10 +1293,7 @@ impl Parser {
                     );
                 }
             }
-            "watcher_logbuf_size"
-            | "worker_logbuf_size"
-            | "read_buf_mem_limit"
-            | "ssl_wbuf_size" => {
+            "watcher_logbuf_size" | "worker_logbuf_size" | "read_buf_mem_limit" => {
                 if whole_u32(need(&missing_arg(name))?).is_none() {
                     return invalid(parse_fail(name));
                 }
@@ -1357,21 +1368,6 @@ impl Parser {
             }
             "slab_automove_freeratio" | "ext_max_frag" => {
                 if whole_f64(need(&missing_arg(name))?).is_none() {
-                    return invalid(parse_fail(name));
-                }
-            }
-            "ssl_chain_cert" | "ssl_key" | "ssl_ciphers" | "ssl_ca_cert" => {
-                need(&missing_arg(name))?;
-            }
-            "ssl_verify_mode" | "ssl_min_version" => match whole_i32(need(&missing_arg(name))?) {
-                None => return invalid(parse_fail(name)),
-                Some(n) if !(0..=3).contains(&n) => {
-                    return invalid(format!("Invalid {name}. Use help to see valid options."))
-                }
-                Some(_) => {}
-            },
-            "ssl_keyformat" => {
-                if whole_i32(need(&missing_arg(name))?).is_none() {
                     return invalid(parse_fail(name));
                 }
             }
@@ -1478,13 +1474,16 @@ impl Parser {
                 return usage(format!("ERROR: Invalid port number {p}."));
             }
         }
+        if self.cfg.tls.enabled && self.port == 0 {
+            return usage("ERROR: You cannot enable SSL without a TCP port.".into());
+        }
         if self.cfg.auth_file.is_some() && self.udp_port != 0 {
             return usage(
                 "Cannot use UDP with ascii authentication enabled (-U 0 to disable)".into(),
             );
         }
         for entry in &self.cfg.listen {
-            parse_listen_entry(entry)?;
+            parse_listen_entry(entry, self.cfg.tls.enabled)?;
         }
         self.cfg.port = self.port as u16;
         self.cfg.udp_port = self.udp_port as u16;
@@ -1501,12 +1500,11 @@ impl Parser {
     }
 }
 
-/// `-o` options whose meaning is a promise about security or capacity: TLS
-/// (`ssl_*`: without them honoured, a client believing it talks TLS would
-/// be served in the clear or not at all) and the flash tier (`ext_path`:
-/// items memcached would keep on flash would be evicted instead).
+/// `-o` options whose meaning is a promise about capacity: the flash tier
+/// (`ext_path`: items memcached would keep on flash would be evicted
+/// instead). TLS (`ssl_*`) was one until it was built.
 fn is_promise_option(name: &str) -> bool {
-    name == "ext_path" || name.starts_with("ssl_")
+    name == "ext_path"
 }
 
 /// Fail closed: one line for each flag of `cfg` (and each `-o` option in
@@ -1515,8 +1513,8 @@ fn is_promise_option(name: &str) -> bool {
 /// asked for is kept. memcached would honour each of these; starting
 /// without doing so would leave an operator who moved the flag over from
 /// memcached believing in a guarantee that is not there (a cold cache after
-/// a restart with `-e`, clear text where TLS was asked for). `-Y` was one
-/// of them until ASCII authentication was built.
+/// a restart with `-e`). `-Y` and TLS were among them until they were
+/// built.
 fn unkept_promises(cfg: &Config, options: &[String]) -> Vec<String> {
     let mut lines = Vec::new();
     if let Some(file) = &cfg.memory_file {
@@ -1527,13 +1525,10 @@ fn unkept_promises(cfg: &Config, options: &[String]) -> Vec<String> {
         ));
     }
     for name in options {
-        let what = if name == "ext_path" {
-            "(extstore flash tier) is not supported yet: refusing to start a cache that would \
-             evict what should go to flash"
-        } else {
-            "(TLS) is not supported yet: refusing to start a cache that would not speak TLS"
-        };
-        lines.push(format!("ferrocache: -o {name} {what}"));
+        lines.push(format!(
+            "ferrocache: -o {name} (extstore flash tier) is not supported yet: refusing to \
+             start a cache that would evict what should go to flash"
+        ));
     }
     lines
 }
@@ -2058,6 +2053,66 @@ mod tests {
     /// keep is refused with exit 64 and a line naming it, after memcached's
     /// own checks of its syntax (which still come first, with memcached's
     /// words). Each case is one that memcached 1.6.18 starts with.
+    /// `-Z` and the `ssl_*` options are typed as memcached reads them; the
+    /// verify mode prints as OpenSSL's flags in `stats settings`.
+    #[test]
+    fn tls_options_are_typed() {
+        let cfg = parse(&[
+            "-Z",
+            "-o",
+            "ssl_chain_cert=/c.pem,ssl_key=/k.pem,ssl_verify_mode=2,ssl_ca_cert=/ca.pem,\
+             ssl_ciphers=ECDHE-RSA-AES128-GCM-SHA256,ssl_wbuf_size=32,ssl_session_cache,\
+             ssl_min_version=3,ssl_keyformat=2",
+            "-l",
+            "127.0.0.1,notls:127.0.0.1:7",
+        ])
+        .unwrap();
+        let t = &cfg.tls;
+        assert!(t.enabled && t.session_cache && !t.kernel_tls);
+        assert_eq!(t.chain_cert.as_deref(), Some(Path::new("/c.pem")));
+        assert_eq!(t.key.as_deref(), Some(Path::new("/k.pem")));
+        assert_eq!(t.ca_cert.as_deref(), Some(Path::new("/ca.pem")));
+        assert_eq!(t.ciphers.as_deref(), Some("ECDHE-RSA-AES128-GCM-SHA256"));
+        assert_eq!((t.wbuf_kib, t.key_format), (32, KEYFORMAT_DER));
+        assert_eq!(t.verify_mode, VerifyMode::Require);
+        assert_eq!(t.verify_mode.openssl_flags(), 3);
+        assert_eq!(t.min_version, TlsVersion::Tls13);
+        let notls: Vec<bool> = cfg
+            .listen_addrs()
+            .unwrap()
+            .iter()
+            .map(|a| a.notls)
+            .collect();
+        assert_eq!(notls, [false, true]);
+        // memcached's defaults, and its refusals
+        let d = parse(&[]).unwrap().tls;
+        assert!(!d.enabled);
+        assert_eq!(
+            (d.wbuf_kib, d.min_version, d.verify_mode),
+            (16, TlsVersion::Tls12, VerifyMode::None)
+        );
+        for (opt, msg) in [
+            (
+                "ssl_min_version=tlsv1.3",
+                "could not parse argument to ssl_min_version",
+            ),
+            (
+                "ssl_keyformat=PEM",
+                "could not parse argument to ssl_keyformat",
+            ),
+            (
+                "ssl_verify_mode=4",
+                "Invalid ssl_verify_mode. Use help to see valid options.",
+            ),
+            ("ssl_ciphers", "Missing ssl_ciphers argument"),
+        ] {
+            match parse(&["-Z", "-o", opt]) {
+                Err(ConfigError::Invalid(m)) => assert_eq!(m, msg, "{opt}"),
+                other => panic!("{opt}: {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn unkept_promises_are_refused() {
         let table: &[(&[&str], &[&str])] = &[
@@ -2069,17 +2124,6 @@ mod tests {
             (
                 &["-o", "ext_path=/d/f:64m,ext_page_size=64"],
                 &["-o ext_path (extstore"],
-            ),
-            (
-                &["-o", "ssl_session_cache"],
-                &["-o ssl_session_cache (TLS)"],
-            ),
-            (
-                &[
-                    "-o",
-                    "ssl_chain_cert=/c,ssl_verify_mode=3,ssl_chain_cert=/d",
-                ],
-                &["-o ssl_chain_cert (TLS)", "-o ssl_verify_mode (TLS)"],
             ),
             (
                 &["-e", "/m", "-Y", "/a", "-o", "ext_path=/d:1g"],
@@ -2153,7 +2197,6 @@ mod tests {
                 &["-S", "-U", "11211"],
                 use_("ERROR: Cannot enable UDP while using binary SASL authentication."),
             ),
-            (&["-Z"], use_("This server is not built with TLS support.")),
             // Options apply in order: the first bad one is reported.
             (&["-c", "0", "-t", "0"], inv("Maximum connections must be greater than 0")),
             (&["-t", "0", "-c", "0"], inv("Number of threads must be greater than 0")),
@@ -2194,6 +2237,7 @@ mod tests {
                 use_("Number of napi_ids(9) cannot be greater than number of threads(4)"),
             ),
             (&["-p", "65536"], use_("ERROR: Invalid port number 65536.")),
+            (&["-Z", "-p", "0"], use_("ERROR: You cannot enable SSL without a TCP port.")),
             (&["-p", "99999"], use_("ERROR: Invalid port number 99999.")),
             (&["-U", "70000"], use_("ERROR: Invalid port number 70000.")),
             (&["-p", "-1"], use_("ERROR: Invalid port number -1.")),
@@ -2408,11 +2452,19 @@ mod tests {
             ("*:11300", None, Some(11300)),
         ];
         for &(entry, host, port) in cases {
-            let got = parse_listen_entry(entry).unwrap();
+            let got = parse_listen_entry(entry, false).unwrap();
             assert_eq!(got.host.as_deref(), host, "{entry}");
             assert_eq!(got.port, port, "{entry}");
         }
-        assert!(parse_listen_entry("1.2.3.4:99999").is_err());
+        assert!(parse_listen_entry("1.2.3.4:99999", false).is_err());
+        // under -Z, `notls:` marks a plain listener; without, it is refused
+        let plain = parse_listen_entry("notls:127.0.0.1:5", true).unwrap();
+        assert_eq!(
+            (plain.host.as_deref(), plain.port, plain.notls),
+            (Some("127.0.0.1"), Some(5), true)
+        );
+        assert!(!parse_listen_entry("127.0.0.1", true).unwrap().notls);
+        assert!(parse_listen_entry("notls:127.0.0.1", false).is_err());
         let cfg = parse(&["-l", "127.0.0.1:1,[::1]:2"]).unwrap();
         let addrs = cfg.listen_addrs().unwrap();
         assert_eq!(addrs[0].port, Some(1));

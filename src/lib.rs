@@ -5,7 +5,7 @@
 //!                  │ accepted stream, over crossbeam-channel + mio::Waker
 //!                  ▼
 //!    worker 1 … worker N   (server/worker; -t N, each its own mio Poll and connections)
-//!      server/transport  Stream: plain TCP | unix   (a TLS stream is one more)
+//!      server/transport  Stream: plain TCP | unix | TLS (server/tls, rustls)
 //!           │ bytes into server/buf ReadBuf
 //!           ▼
 //!      server/pipeline: the first byte picks the codec (0x80: binary, -B)
@@ -33,6 +33,7 @@
 //! | `config` | memcached's flags → a typed [`Config`], refusals with its words |
 //! | `process` | root and `-u`, daemonizing, pid file, signals, rlimits |
 //! | `storage` | index, segments of packed records, byte accounting, eviction, expiry, crawler |
+//! | `tls` | the `-Z` context: certificate, key and CAs, rustls settings, refresh, TLS counters |
 //! | `stats` | counters, per worker, summed on read |
 //! | `protocol` | every byte on the wire: `Request`, outcome values, the `Reply` sink; the text+meta codec in `protocol/text`, the binary one in `protocol/binary` |
 //! | `watch` | the `watch` log streams (memcached's logger) |
@@ -41,9 +42,9 @@
 //!
 //! The binary protocol is a second codec beside `protocol/text` (its own
 //! parser and its own `Reply` sink; `command` is shared), chosen per
-//! connection in `server/pipeline`. Where the next work goes: TLS is a
-//! second `Transport` in `server/transport`, its handshake driven inside the
-//! worker's event loop.
+//! connection in `server/pipeline`. TLS is one more `Transport`
+//! (`server/tls`), its handshake driven inside the worker's event loop,
+//! made from the context in `tls`.
 
 pub mod auth;
 pub mod clock;
@@ -56,6 +57,7 @@ pub mod sasl;
 pub mod server;
 pub mod stats;
 pub mod storage;
+pub mod tls;
 pub mod watch;
 
 pub use config::Config;

@@ -7,6 +7,7 @@ use std::process::exit;
 use ferrocache::auth;
 use ferrocache::config::{Config, ConfigError};
 use ferrocache::process;
+use ferrocache::tls;
 
 fn fail(code: i32, msg: impl std::fmt::Display) -> ! {
     eprintln!("{}", msg);
@@ -52,6 +53,27 @@ fn main() {
         Ok(_) => {}
         Err(e) => fail(e.exit_code(), e),
     }
+    // As memcached: certificate and key are read before -u drops root (a
+    // key only root may read works), and a bad one stops the start (64).
+    let tls = config.tls.enabled.then(|| {
+        let ctx = tls::TlsContext::open(&config.tls).unwrap_or_else(|e| fail(64, e));
+        for note in ctx.notes() {
+            log::warn!("{}", note);
+        }
+        ctx
+    });
+    if config.tls.enabled && config.udp_port != 0 {
+        // memcached serves UDP in the clear beside TLS too
+        log::warn!(
+            "-Z: TLS covers TCP only; UDP (-U {}) is served in the clear",
+            config.udp_port
+        );
+    }
+    if !config.tls.enabled {
+        for note in config.tls.notes() {
+            log::warn!("{}", note);
+        }
+    }
     match process::check_root(&config) {
         Ok(Some(user)) => {
             if let Err(e) = process::drop_privileges(&user) {
@@ -90,7 +112,8 @@ fn main() {
     if let Err(e) = process::block_signals() {
         fail(e.exit_code(), e);
     }
-    let handle = match ferrocache::server::start_with_auth(config.clone(), auth) {
+    let preloaded = ferrocache::server::Preloaded { auth, tls };
+    let handle = match ferrocache::server::start_with(config.clone(), preloaded) {
         Ok(h) => h,
         Err(e) => fail(process::EX_OSERR, format!("failed to listen: {}", e)),
     };

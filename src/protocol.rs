@@ -210,6 +210,11 @@ pub enum Request<'a> {
     },
     /// `version` (any arguments are ignored).
     Version,
+    /// `refresh_certs [noreply]`: read the TLS certificate and key again.
+    /// Other arguments are ignored; `noreply` silences only the `OK`.
+    RefreshCerts {
+        noreply: bool,
+    },
     Verbosity {
         level: u32,
         noreply: bool,
@@ -527,6 +532,8 @@ pub enum Failure {
     UdpMultiPacket,
     /// A connection over `-c`, answered once and closed.
     TooManyConnections,
+    /// `refresh_certs` on a server without `-Z`.
+    TlsNotEnabled,
     /// Under `-Y`, anything but an authentication token before one
     /// succeeded.
     Unauthenticated,
@@ -578,6 +585,9 @@ pub enum Response<'a> {
     MetadumpItem(&'a ItemInfo<'a>),
     /// `me`'s answer for a live item.
     MetaDebug(&'a ItemInfo<'a>),
+    /// `refresh_certs` failed: why, in memcached's words (its reply is the
+    /// bare message, without an `ERROR` word before it).
+    CertRefreshFailed(&'a str),
 }
 
 /// One item as the operator commands show it (`metadump`, `me`).

@@ -112,7 +112,7 @@ fn refused_flags(bin: &str) {
 cli!(refused_flags);
 
 /// Fail closed: flags whose meaning is a promise ferrocache does not keep
-/// yet (a restartable memory file, the flash tier, TLS options) stop the
+/// yet (a restartable memory file, the flash tier) stop the
 /// start with exit 64 and a line naming the flag, and nothing listens.
 /// memcached 1.6.18 honours each of them and starts, so this runs against
 /// ferrocache alone.
@@ -130,15 +130,11 @@ fn unkept_promises_refuse_to_start() {
         "-U",
         "0",
     ];
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 2] = [
         (&["-e", "/dev/shm/ferrocache-cli-test"], "-e"),
         (
             &["-o", "ext_path=/tmp/ferrocache-cli-test:64m"],
             "-o ext_path",
-        ),
-        (
-            &["-o", "ssl_chain_cert=/etc/ssl/cert.pem"],
-            "-o ssl_chain_cert",
         ),
     ];
     for (flags, name) in cases {

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // each bench target uses its own subset
 
+pub mod tls;
+
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -67,6 +69,9 @@ pub fn free_port() -> io::Result<u16> {
 pub struct Server {
     pub kind: Kind,
     pub addr: SocketAddr,
+    /// Where it speaks plain text: `addr`, or with TLS the `notls:` port
+    /// beside it (pre-loads and the readiness probe use it).
+    pub plain: SocketAddr,
     child: Child,
 }
 
@@ -74,6 +79,16 @@ impl Server {
     /// Starts `kind` with `-u root -l 127.0.0.1 -p PORT -U 0` plus `args`
     /// and waits until it answers `version`.
     pub fn start(kind: Kind, args: &[&str]) -> io::Result<Server> {
+        Server::start_with_plain(kind, args, None)
+    }
+
+    /// [`Server::start`] for a server whose `-p` port speaks TLS: `args`
+    /// open a plain listener on `plain_port` too.
+    pub fn start_with_plain(
+        kind: Kind,
+        args: &[&str],
+        plain_port: Option<u16>,
+    ) -> io::Result<Server> {
         let bin = kind.binary();
         let port = free_port()?;
         let port_s = port.to_string();
@@ -87,7 +102,13 @@ impl Server {
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", bin.display())))?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut server = Server { kind, addr, child };
+        let plain = plain_port.map_or(addr, |p| ([127, 0, 0, 1], p).into());
+        let mut server = Server {
+            kind,
+            addr,
+            plain,
+            child,
+        };
         server.wait_ready(Duration::from_secs(10))?;
         Ok(server)
     }
@@ -101,7 +122,7 @@ impl Server {
                     self.kind.name()
                 )));
             }
-            if let Ok(mut s) = TcpStream::connect(self.addr) {
+            if let Ok(mut s) = TcpStream::connect(self.plain) {
                 s.set_read_timeout(Some(Duration::from_secs(2)))?;
                 s.write_all(b"version\r\n")?;
                 let mut buf = [0u8; 64];

@@ -18,6 +18,7 @@ use log::{debug, error, trace, warn};
 use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
+use super::tls::TlsStream;
 use super::transport::Stream;
 use super::worker::Inbox;
 use super::{Shared, WAKER};
@@ -69,14 +70,19 @@ fn bind_unix(path: &Path, mask: u32) -> io::Result<Listener> {
 /// A listening socket with the name `stats conns` gives it
 /// (`tcp:addr`, `tcp6:addr`, `unix:path`).
 pub(super) enum Listener {
-    Tcp(TcpListener, String),
+    /// `tls`: its connections speak TLS (`-Z`, unless given as `notls:`).
+    Tcp {
+        l: TcpListener,
+        name: String,
+        tls: bool,
+    },
     Unix(UnixListener, String),
 }
 
 impl Listener {
     fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
         match self {
-            Listener::Tcp(l, _) => registry.register(l, token, Interest::READABLE),
+            Listener::Tcp { l, .. } => registry.register(l, token, Interest::READABLE),
             Listener::Unix(l, _) => registry.register(l, token, Interest::READABLE),
         }
     }
@@ -115,7 +121,8 @@ impl Bound {
                         bound.add_udp(SocketAddr::new(addr.ip(), udp_port))?;
                     }
                     if config.tcp_enabled {
-                        bound.add_tcp(addr, config.backlog)?;
+                        let tls = config.tls.enabled && !entry.notls;
+                        bound.add_tcp(addr, config.backlog, tls)?;
                     }
                 }
             }
@@ -137,7 +144,7 @@ impl Bound {
         Ok(())
     }
 
-    fn add_tcp(&mut self, addr: SocketAddr, backlog: i32) -> io::Result<()> {
+    fn add_tcp(&mut self, addr: SocketAddr, backlog: i32, tls: bool) -> io::Result<()> {
         let l = bind_tcp(addr, backlog)?;
         let bound = l.local_addr()?;
         self.tcp_addrs.push(bound);
@@ -146,8 +153,11 @@ impl Bound {
         } else {
             format!("tcp6:{}", bound)
         };
-        self.listeners
-            .push(Listener::Tcp(TcpListener::from_std(l), name));
+        self.listeners.push(Listener::Tcp {
+            l: TcpListener::from_std(l),
+            name,
+            tls,
+        });
         Ok(())
     }
 }
@@ -223,21 +233,21 @@ impl Acceptor {
     fn accept_all(&mut self, i: usize) -> bool {
         loop {
             let accepted = match &self.listeners[i] {
-                Listener::Tcp(l, name) => l.accept().map(|(s, peer)| {
+                Listener::Tcp { l, name, tls } => l.accept().map(|(s, peer)| {
                     let _ = s.set_nodelay(true);
                     let peer = if peer.is_ipv4() {
                         format!("tcp:{}", peer)
                     } else {
                         format!("tcp6:{}", peer)
                     };
-                    (Stream::Tcp(s), peer, name.clone())
+                    (Stream::Tcp(s), peer, name.clone(), *tls)
                 }),
                 Listener::Unix(l, name) => l
                     .accept()
-                    .map(|(s, _)| (Stream::Unix(s), name.clone(), name.clone())),
+                    .map(|(s, _)| (Stream::Unix(s), name.clone(), name.clone(), false)),
             };
             match accepted {
-                Ok((stream, peer, listen)) => self.hand_over(stream, peer, listen),
+                Ok((stream, peer, listen, tls)) => self.hand_over(stream, peer, listen, tls),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => match e.raw_os_error() {
@@ -255,7 +265,9 @@ impl Acceptor {
         }
     }
 
-    fn hand_over(&mut self, mut stream: Stream, peer: String, listen: String) {
+    /// Refuses `stream` over `-c`, or wraps it in TLS (`tls`) and passes it
+    /// to the next worker.
+    fn hand_over(&mut self, mut stream: Stream, peer: String, listen: String, tls: bool) {
         let stats = &self.shared.stats.acceptor;
         let max = self.shared.config.max_connections;
         if self.shared.curr_conns.load(Ordering::SeqCst) >= max {
@@ -266,6 +278,15 @@ impl Acceptor {
             bump(&stats.rejected_connections, 1);
             debug!("rejected {}: too many open connections", peer);
             return;
+        }
+        if tls {
+            stream = match self.wrap_tls(stream) {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!("{}: cannot start TLS: {}", peer, e);
+                    return;
+                }
+            };
         }
         self.shared.curr_conns.fetch_add(1, Ordering::SeqCst);
         bump(&stats.total_connections, 1);
@@ -279,6 +300,17 @@ impl Acceptor {
         let inbox = &self.workers[self.next % n];
         self.next = self.next.wrapping_add(1);
         inbox.send(stream);
+    }
+    /// The server side of a TLS session over the accepted TCP stream; its
+    /// handshake runs in the worker, as bytes arrive.
+    fn wrap_tls(&self, stream: Stream) -> io::Result<Stream> {
+        let (Stream::Tcp(sock), Some(ctx)) = (stream, &self.shared.tls) else {
+            return Err(io::Error::other("TLS asked for without a TLS context"));
+        };
+        Ok(Stream::Tls(Box::new(TlsStream::new(
+            sock,
+            Arc::clone(ctx),
+        )?)))
     }
 }
 

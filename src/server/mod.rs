@@ -15,17 +15,17 @@
 //! conn.rs       a connection and its turn: write, run its requests, read; backpressure
 //! pipeline.rs   the request loop: parse, execute, paused multi-gets, refusals, -R
 //! buf.rs        the read and write buffers and their limits
-//! transport.rs  Stream (TCP, unix socket): where a TLS stream plugs in
+//! transport.rs  Stream (TCP, unix socket, TLS) and the Transport contract
+//! tls.rs        a TLS connection's stream: rustls over TCP, handshake in the loop
 //! udp.rs        UDP frames and datagram replies
 //! verbose.rs    the -vv request and reply log
 //! ```
 //!
-//! Files import down the list (worker → conn → pipeline → buf → transport;
-//! listen → worker for its `Inbox`), never one another both ways. The
-//! codec (text, or the binary protocol: `-B`) is picked per connection in
-//! `pipeline` by the first byte; a binary connection's requests run in
-//! `binary` (binary.rs: its request loop, and UDP's binary datagrams); a
-//! TLS stream is one more `transport`.
+//! Files import down the list (worker → conn → pipeline → buf → transport
+//! → tls; listen → worker for its `Inbox`), never one another both ways.
+//! The codec (text, or the binary protocol: `-B`) is picked per connection
+//! in `pipeline` by the first byte; a binary connection's requests run in
+//! `binary` (binary.rs: its request loop, and UDP's binary datagrams).
 //!
 //! Owns the state shared by every thread of one server (`Shared`: the cache,
 //! the counters, the `watch` hub), start-up (`start`) and the handle that
@@ -39,6 +39,7 @@ mod buf;
 mod conn;
 mod listen;
 mod pipeline;
+mod tls;
 mod transport;
 mod udp;
 mod verbose;
@@ -64,6 +65,7 @@ use crate::config::Config;
 use crate::protocol::Limits;
 use crate::stats::{Stats, WorkerStats};
 use crate::storage::{Cache, CacheConfig};
+use crate::tls::TlsContext;
 use crate::watch::WatchHub;
 use listen::{Acceptor, Bound};
 use worker::Worker;
@@ -87,6 +89,8 @@ struct Shared {
     limits: Limits,
     /// `-Y`'s entries; every new connection must present a token first.
     auth: Option<Arc<Authenticator>>,
+    /// `-Z`'s context; TLS listeners wrap what they accept with it.
+    tls: Option<Arc<TlsContext>>,
     stopping: AtomicBool,
     /// `-v` levels, moved by the `verbosity` command (memcached caps it at 2).
     verbosity: AtomicU32,
@@ -127,6 +131,7 @@ impl Shared {
             clock,
             limits,
             auth: None,
+            tls: None,
             stopping: AtomicBool::new(false),
             curr_conns: AtomicUsize::new(0),
             conns: Mutex::new(BTreeMap::new()),
@@ -216,6 +221,10 @@ impl ServerControl for Shared {
     fn set_slab_automove(&self, level: u32) {
         self.slab_automove.store(level, Ordering::Relaxed);
     }
+
+    fn tls(&self) -> Option<&TlsContext> {
+        self.tls.as_deref()
+    }
 }
 
 /// A running server: its bound addresses and a way to stop it.
@@ -295,19 +304,41 @@ impl ServerHandle {
     }
 }
 
-/// Binds every listener in `config` and starts the threads, reading the
-/// `-Y` file if `config` names one.
-pub fn start(config: Config) -> io::Result<ServerHandle> {
-    let auth = match &config.auth_file {
-        Some(path) => Some(Authenticator::open(path).map_err(io::Error::other)?),
-        None => None,
-    };
-    start_with_auth(config, auth)
+/// What is read before the server starts: the `-Y` entries and the TLS
+/// context (`main` reads them as root, before `-u`, as memcached does, so
+/// that files only root may read work, and stops with memcached's message
+/// and exit status when one is bad).
+#[derive(Default)]
+pub struct Preloaded {
+    pub auth: Option<Authenticator>,
+    pub tls: Option<TlsContext>,
 }
 
-/// [`start`] with the `-Y` entries already read (`main` reads them first,
-/// to stop with memcached's message and exit status when the file is bad).
-pub fn start_with_auth(config: Config, auth: Option<Authenticator>) -> io::Result<ServerHandle> {
+impl Preloaded {
+    /// Reads what `config` names: the `-Y` file, and with `-Z` the
+    /// certificate, key and CA files.
+    pub fn load(config: &Config) -> io::Result<Preloaded> {
+        let auth = match &config.auth_file {
+            Some(path) => Some(Authenticator::open(path).map_err(io::Error::other)?),
+            None => None,
+        };
+        let tls = match config.tls.enabled {
+            true => Some(TlsContext::open(&config.tls).map_err(io::Error::other)?),
+            false => None,
+        };
+        Ok(Preloaded { auth, tls })
+    }
+}
+
+/// Binds every listener in `config` and starts the threads, reading the
+/// files it names first (see [`Preloaded`]).
+pub fn start(config: Config) -> io::Result<ServerHandle> {
+    let pre = Preloaded::load(&config)?;
+    start_with(config, pre)
+}
+
+/// [`start`] with the files already read.
+pub fn start_with(config: Config, pre: Preloaded) -> io::Result<ServerHandle> {
     let threads = config.threads.max(1);
     // -S is a promise: without the library it is refused, never ignored
     if config.sasl {
@@ -316,7 +347,8 @@ pub fn start_with_auth(config: Config, auth: Option<Authenticator>) -> io::Resul
     let bound = Bound::bind(&config)?;
 
     let mut shared = Shared::new(config);
-    shared.auth = auth.map(Arc::new);
+    shared.auth = pre.auth.map(Arc::new);
+    shared.tls = pre.tls.map(Arc::new);
     let shared = Arc::new(shared);
 
     apply_crawler_options(&shared);

@@ -1,20 +1,17 @@
 //! The transport seam: the byte stream under a connection.
 //!
-//! Owns [`Stream`], a connected client's stream (plain TCP or a unix socket
-//! today), and [`Transport`], the contract every kind of stream keeps, so
-//! that the worker registers and the connection reads, writes and flushes
-//! any of them the same way. Must not know what the bytes mean, nor hold the
-//! connection's buffers or limits (those are `buf`'s).
+//! Owns [`Stream`], a connected client's stream (plain TCP, a unix socket,
+//! or TLS over TCP), and [`Transport`], the contract every kind of stream
+//! keeps, so that the worker registers and the connection reads, writes and
+//! flushes any of them the same way. Must not know what the bytes mean, nor
+//! hold the connection's buffers or limits (those are `buf`'s).
 //!
-//! # Where a TLS stream plugs in
+//! # What a transport that holds bytes of its own must do
 //!
-//! A TLS stream is one more `Transport`, in a file of its own beside this
-//! one (`server/tls.rs`: a rustls `ServerConnection`, or an openssl
-//! `SslStream`, over a `mio::net::TcpStream`), one more `Stream` variant
-//! (`Tls(TlsStream)`) with its arm in [`Stream::transport`] and
-//! [`Stream::transport_ref`], and, in `listen`, the accept thread wrapping
-//! what a TLS listener accepts. Nothing in `worker` or `conn` changes: they
-//! already drive every stream the way a non-blocking TLS stream needs.
+//! TLS (`server/tls.rs`) is the one that does: a rustls `ServerConnection`
+//! over a `mio::net::TcpStream`, wrapped by the accept thread for a `-Z`
+//! listener. Nothing in `worker` or `conn` knows it: they drive every
+//! stream the way a non-blocking TLS stream needs.
 //!
 //! - **Interest.** The worker registers a stream once, readable and
 //!   writable, edge-triggered, and never changes it, so a transport never
@@ -42,9 +39,9 @@
 //! - **fd** is the socket's: `stats conns`, logs and the watch stream name
 //!   the connection by it.
 //!
-//! The accept thread's one-line refusal over `-c` is written through
-//! `Stream::write` before any handshake; a TLS stream decides what becomes
-//! of it.
+//! The accept thread's one-line refusal over `-c` is written on the plain
+//! socket, before any TLS stream is made (memcached writes it the same
+//! way: a TLS client sees a failed handshake).
 
 use std::io::{self, Read, Write};
 use std::os::unix::io::{AsRawFd, RawFd};
@@ -52,6 +49,8 @@ use std::os::unix::io::{AsRawFd, RawFd};
 use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
+
+use super::tls::TlsStream;
 
 /// What every kind of client stream does (see the module header for the
 /// contract a TLS stream keeps). The poller registers it through `Source`.
@@ -75,6 +74,10 @@ pub(super) trait Transport: Source {
     fn write_pending(&mut self) -> io::Result<()> {
         Ok(())
     }
+
+    /// The server is closing the connection: say so within the transport
+    /// if it has a way (TLS: a close_notify), best effort, never blocking.
+    fn close_notify(&mut self) {}
 
     /// The socket's descriptor.
     fn fd(&self) -> RawFd;
@@ -108,6 +111,32 @@ impl Transport for UnixStream {
     }
 }
 
+impl Transport for TlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        TlsStream::read(self, buf)
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        TlsStream::write(self, buf)
+    }
+
+    fn wants_write(&self) -> bool {
+        TlsStream::wants_write(self)
+    }
+
+    fn write_pending(&mut self) -> io::Result<()> {
+        TlsStream::write_pending(self)
+    }
+
+    fn close_notify(&mut self) {
+        TlsStream::close_notify(self)
+    }
+
+    fn fd(&self) -> RawFd {
+        TlsStream::fd(self)
+    }
+}
+
 /// A connected client stream.
 ///
 /// An enum over the transports rather than a `Box<dyn Transport>`: no
@@ -116,6 +145,8 @@ impl Transport for UnixStream {
 pub(super) enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    /// Boxed: a TLS session is some kilobytes, the others a descriptor.
+    Tls(Box<TlsStream>),
     /// Unit tests: reads and writes scripted in memory.
     #[cfg(test)]
     Script(Script),
@@ -126,6 +157,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s,
             Stream::Unix(s) => s,
+            Stream::Tls(s) => s.as_mut(),
             #[cfg(test)]
             Stream::Script(s) => s,
         }
@@ -135,6 +167,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s,
             Stream::Unix(s) => s,
+            Stream::Tls(s) => s.as_ref(),
             #[cfg(test)]
             Stream::Script(s) => s,
         }
@@ -154,6 +187,10 @@ impl Stream {
 
     pub(super) fn write_pending(&mut self) -> io::Result<()> {
         self.transport().write_pending()
+    }
+
+    pub(super) fn close_notify(&mut self) {
+        self.transport().close_notify()
     }
 
     pub(super) fn fd(&self) -> i32 {

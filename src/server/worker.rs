@@ -219,6 +219,7 @@ impl Worker {
     fn close(&mut self, key: usize) {
         if self.conns.contains(key) {
             let mut c = self.conns.remove(key);
+            c.stream.close_notify();
             let _ = c.stream.deregister(self.poll.registry());
             if let Some(w) = c.watcher.take() {
                 self.shared.watch.unregister(&w);

@@ -13,6 +13,7 @@ pub mod binary;
 pub mod differential;
 pub mod random;
 pub mod sasl;
+pub mod tls;
 pub mod tools;
 
 use std::io::{self, ErrorKind, Read, Write};
@@ -102,6 +103,18 @@ pub struct Server {
     unix: Option<PathBuf>,
     handle: Option<ferrocache::ServerHandle>,
     process: Option<Process>,
+    /// Started with `-Z`: how [`Server::connect`] speaks to it.
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+/// The client a `-Z` server is spoken to with by default: it trusts the
+/// test CA and presents the client certificate the CA signed.
+fn default_tls(args: &[&str]) -> Option<std::sync::Arc<rustls::ClientConfig>> {
+    if !args.contains(&"-Z") {
+        return None;
+    }
+    let certs = tls::certs().expect("TLS tests check for openssl first");
+    Some(tls::client_config(certs, tls::ClientCert::Signed, None))
 }
 
 impl Server {
@@ -136,6 +149,7 @@ impl Server {
             unix,
             handle: Some(handle),
             process: None,
+            tls: default_tls(args),
         }
     }
 
@@ -154,6 +168,7 @@ impl Server {
             unix,
             handle: None,
             process: Some(process),
+            tls: default_tls(args),
         }
     }
 
@@ -186,6 +201,11 @@ impl Server {
             (Some(path), _) => Stream::Unix(
                 UnixStream::connect(path).unwrap_or_else(|e| panic!("connect {path:?}: {e}")),
             ),
+            (None, Some(addr)) if self.tls.is_some() => {
+                let config = self.tls.as_ref().expect("checked");
+                let s = tls::connect(addr, config).unwrap_or_else(|e| panic!("TLS {addr}: {e}"));
+                Stream::Tls(Box::new(s))
+            }
             (None, Some(addr)) => {
                 let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
                 s.set_nodelay(true).expect("nodelay");
@@ -270,6 +290,7 @@ pub fn first_difference(a: &[u8], b: &[u8]) -> usize {
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<tls::TlsStream>),
 }
 
 impl Stream {
@@ -277,6 +298,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.set_read_timeout(t),
             Stream::Unix(s) => s.set_read_timeout(t),
+            Stream::Tls(s) => s.sock.set_read_timeout(t),
         }
     }
 
@@ -284,6 +306,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.shutdown(Shutdown::Write),
             Stream::Unix(s) => s.shutdown(Shutdown::Write),
+            Stream::Tls(s) => s.sock.shutdown(Shutdown::Write),
         }
     }
 }
@@ -293,6 +316,7 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
         }
     }
 }
@@ -302,6 +326,7 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
         }
     }
 
@@ -309,6 +334,7 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.flush(),
             Stream::Unix(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
         }
     }
 }
@@ -336,6 +362,7 @@ impl Conn {
     pub fn tcp(&self) -> &TcpStream {
         match &self.stream {
             Stream::Tcp(s) => s,
+            Stream::Tls(s) => &s.sock,
             Stream::Unix(_) => panic!("not a TCP connection"),
         }
     }

@@ -154,6 +154,9 @@ pub struct Process {
     /// Standard error as read so far, unless it goes to a log file.
     stderr: Option<Arc<Mutex<Vec<u8>>>>,
     log: Option<PathBuf>,
+    /// Started with `-Z`: its port speaks TLS (the probe presents the
+    /// test CA's client certificate, which every verify mode accepts).
+    tls: bool,
 }
 
 impl Process {
@@ -255,6 +258,13 @@ impl Process {
                     || buf[..n].starts_with(b"CLIENT_ERROR unauthenticated"))
         };
         let timeout = Some(Duration::from_secs(2));
+        if self.tls && self.unix.is_none() {
+            let Some(certs) = super::tls::certs() else {
+                return false;
+            };
+            let config = super::tls::client_config(certs, super::tls::ClientCert::Signed, None);
+            return super::tls::connect(self.addr(), &config).is_ok_and(|mut s| probe(&mut s));
+        }
         match &self.unix {
             Some(path) => UnixStream::connect(path)
                 .is_ok_and(|mut s| s.set_read_timeout(timeout).is_ok() && probe(&mut s)),
@@ -306,6 +316,7 @@ fn spawn(target: Target, args: &[&str], port: u16, log: Option<&Path>) -> Result
         binary: flag_value(args, "-B") == Some("binary") || args.contains(&"-S"),
         stderr: reader.as_ref().map(|(buf, _)| Arc::clone(buf)),
         log: log.map(Path::to_path_buf),
+        tls: args.contains(&"-Z"),
     };
     let deadline = Instant::now() + STARTUP;
     loop {

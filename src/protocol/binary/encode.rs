@@ -207,9 +207,12 @@ impl Reply for BinaryReply<'_, '_> {
             Response::Fault(_) if self.loud == opcode::STAT => self.error(Status::KeyNotFound),
             Response::Fault(_) => self.error(Status::InvalidArguments),
             Response::Failure(f) => self.error(failure_status(f)),
-            // the operator dumps and `me` are text commands only
-            Response::CachedumpItem { .. } | Response::MetadumpItem(_) | Response::MetaDebug(_) => {
-            }
+            // the operator dumps, `me` and `refresh_certs` are text
+            // commands only
+            Response::CachedumpItem { .. }
+            | Response::MetadumpItem(_)
+            | Response::MetaDebug(_)
+            | Response::CertRefreshFailed(_) => {}
         }
     }
 

@@ -219,6 +219,7 @@ pub fn failure_line(f: Failure) -> &'static [u8] {
         Failure::UdpReplyTooLarge => b"SERVER_ERROR out of memory writing get response",
         Failure::UdpMultiPacket => b"SERVER_ERROR multi-packet request not supported",
         Failure::TooManyConnections => b"ERROR Too many open connections",
+        Failure::TlsNotEnabled => b"Error TLS not enabled",
         Failure::Unauthenticated => b"CLIENT_ERROR unauthenticated",
         Failure::AuthFailure => b"CLIENT_ERROR authentication failure",
         Failure::AuthBadFormat => b"CLIENT_ERROR bad authentication token format",
@@ -266,6 +267,7 @@ pub fn encode(resp: &Response<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(line.as_bytes());
         }
         Response::Version(v) => line(out, &[b"VERSION ", v.as_bytes()]),
+        Response::CertRefreshFailed(why) => line(out, &[why.as_bytes()]),
         Response::Reset => out.extend_from_slice(b"RESET\r\n"),
         Response::MetaNoop => out.extend_from_slice(b"MN\r\n"),
         Response::Fault(f) => line(out, &[fault_line(f)]),

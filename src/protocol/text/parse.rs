@@ -93,6 +93,9 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<(Request<'a>, usize),
         b"prepend" => return storage(StoreMode::Prepend, rest, buf, consumed, limits),
         b"cas" => return storage(StoreMode::Cas, rest, buf, consumed, limits),
         b"version" => Request::Version,
+        b"refresh_certs" => Request::RefreshCerts {
+            noreply: Args::split(rest).noreply(),
+        },
         b"quit" => Request::Quit,
         b"stats" => Request::Stats {
             args: trim_spaces(rest),
