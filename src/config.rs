@@ -139,6 +139,10 @@ pub struct Config {
     pub memory_file: Option<PathBuf>,
     /// `-N`: number of NAPI ids (0 = off; recorded only).
     pub napi_ids: u32,
+    /// `-o read_buf_mem_limit=MB`, in bytes (0: none): what all connections'
+    /// read and reply buffers may hold together, split evenly over the
+    /// workers as memcached splits it over its threads.
+    pub read_buf_mem_limit: u64,
     /// Things memcached prints on stderr while parsing and then carries on
     /// (e.g. `-t 65`), plus notes of ours about values read leniently.
     /// `main` prints each on its own line to stderr.
@@ -187,6 +191,7 @@ impl Default for Config {
             auth_file: None,
             memory_file: None,
             napi_ids: 0,
+            read_buf_mem_limit: 0,
             warnings: Vec::new(),
         }
     }
@@ -1281,10 +1286,14 @@ impl Parser {
                     );
                 }
             }
-            "watcher_logbuf_size"
-            | "worker_logbuf_size"
-            | "read_buf_mem_limit"
-            | "ssl_wbuf_size" => {
+            "read_buf_mem_limit" => {
+                let Some(mb) = whole_u32(need(&missing_arg(name))?) else {
+                    return invalid(parse_fail(name));
+                };
+                self.cfg.read_buf_mem_limit = u64::from(mb) * 1024 * 1024;
+                return Ok(());
+            }
+            "watcher_logbuf_size" | "worker_logbuf_size" | "ssl_wbuf_size" => {
                 if whole_u32(need(&missing_arg(name))?).is_none() {
                     return invalid(parse_fail(name));
                 }
@@ -1965,7 +1974,7 @@ mod tests {
                      worker_logbuf_size=64,slab_reassign,no_slab_reassign,slab_automove=1,\
                      slab_automove_ratio=0.8,slab_automove_window=30,track_sizes,\
                      no_inline_ascii_resp,inline_ascii_resp,no_hashexpand,\
-                     hash_algorithm=murmur3,read_buf_mem_limit=0,drop_privileges,\
+                     hash_algorithm=murmur3,read_buf_mem_limit=3,drop_privileges,\
                      no_drop_privileges,meta_response_old,slab_sizes=100-200",
                 ],
                 |c| {
@@ -1973,6 +1982,7 @@ mod tests {
                     c.lru_crawler_sleep = Some(100);
                     c.lru_crawler_tocrawl = Some(0);
                     c.slab_automove = 1;
+                    c.read_buf_mem_limit = 3 << 20;
                     c.ignored_options = "maxconns_fast,no_maxconns_fast,tail_repair_time=10,\
                         lru_maintainer,no_lru_maintainer,hot_lru_pct=20,warm_lru_pct=40,\
                         hot_max_factor=0.2,warm_max_factor=2.0,temporary_ttl=61,\
@@ -1980,7 +1990,7 @@ mod tests {
                         no_slab_reassign,slab_automove_ratio=0.8,\
                         slab_automove_window=30,track_sizes,no_inline_ascii_resp,\
                         inline_ascii_resp,no_hashexpand,hash_algorithm=murmur3,\
-                        read_buf_mem_limit=0,drop_privileges,no_drop_privileges,\
+                        drop_privileges,no_drop_privileges,\
                         meta_response_old,slab_sizes=100-200"
                         .split(',')
                         .map(String::from)

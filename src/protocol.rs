@@ -16,6 +16,7 @@ pub mod admin;
 pub mod base64;
 pub mod meta;
 mod scan;
+pub mod stats;
 pub mod text;
 
 use std::fmt::Display;

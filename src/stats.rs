@@ -6,18 +6,36 @@
 //! current sums as a baseline that later reports subtract. Must not do I/O
 //! or import `command`, `server` or `watch` (what they know that a report
 //! needs is passed in as numbers).
+//!
+//! Beside the counters each worker publishes gauges of its connections'
+//! buffers ([`BufGauges`]) and its share of `-o read_buf_mem_limit`, and
+//! per size class the command counters of `stats slabs` ([`ClassCmds`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::storage::CacheStats;
+use crate::storage::{CacheStats, CLASS_COUNT};
 
 macro_rules! counters {
     ($($name:ident),* $(,)?) => {
         /// One worker's counters. Only its worker writes them.
-        #[derive(Debug, Default)]
+        #[derive(Debug)]
         pub struct WorkerStats {
             $(pub $name: AtomicU64,)*
+            /// Its connections' buffers (gauges: `stats reset` keeps them).
+            pub bufs: BufGauges,
+            /// Per size class (index: class id - 1), `stats slabs`' counters.
+            pub classes: Box<[ClassCmds]>,
+        }
+
+        impl Default for WorkerStats {
+            fn default() -> Self {
+                WorkerStats {
+                    $($name: AtomicU64::new(0),)*
+                    bufs: BufGauges::default(),
+                    classes: (0..CLASS_COUNT).map(|_| ClassCmds::default()).collect(),
+                }
+            }
         }
 
         /// A summed, plain snapshot of every worker's counters.
@@ -43,6 +61,7 @@ counters!(
     cmd_set,
     cmd_flush,
     cmd_touch,
+    cmd_meta,
     get_hits,
     get_misses,
     get_expired,
@@ -68,7 +87,105 @@ counters!(
     total_connections,
     rejected_connections,
     worker_panics,
+    idle_kicks,
+    read_buf_oom,
+    response_obj_oom,
 );
+
+/// One size class's command counters, as `stats slabs` shows them: hits
+/// are counted in the class of the item's size, stores in the class of the
+/// size asked for. Only the owning worker writes them. (`delete_hits` per
+/// class is the cache's own count.)
+#[derive(Debug, Default)]
+pub struct ClassCmds {
+    pub get_hits: AtomicU64,
+    pub cmd_set: AtomicU64,
+    pub touch_hits: AtomicU64,
+    pub cas_hits: AtomicU64,
+    pub cas_badval: AtomicU64,
+    pub incr_hits: AtomicU64,
+    pub decr_hits: AtomicU64,
+}
+
+/// [`ClassCmds`] summed over the workers.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ClassTotals {
+    pub get_hits: u64,
+    pub cmd_set: u64,
+    pub touch_hits: u64,
+    pub cas_hits: u64,
+    pub cas_badval: u64,
+    pub incr_hits: u64,
+    pub decr_hits: u64,
+}
+
+impl ClassTotals {
+    fn add(&mut self, c: &ClassCmds) {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        self.get_hits = self.get_hits.wrapping_add(r(&c.get_hits));
+        self.cmd_set = self.cmd_set.wrapping_add(r(&c.cmd_set));
+        self.touch_hits = self.touch_hits.wrapping_add(r(&c.touch_hits));
+        self.cas_hits = self.cas_hits.wrapping_add(r(&c.cas_hits));
+        self.cas_badval = self.cas_badval.wrapping_add(r(&c.cas_badval));
+        self.incr_hits = self.incr_hits.wrapping_add(r(&c.incr_hits));
+        self.decr_hits = self.decr_hits.wrapping_add(r(&c.decr_hits));
+    }
+
+    fn minus(&self, b: &ClassTotals) -> ClassTotals {
+        ClassTotals {
+            get_hits: self.get_hits.wrapping_sub(b.get_hits),
+            cmd_set: self.cmd_set.wrapping_sub(b.cmd_set),
+            touch_hits: self.touch_hits.wrapping_sub(b.touch_hits),
+            cas_hits: self.cas_hits.wrapping_sub(b.cas_hits),
+            cas_badval: self.cas_badval.wrapping_sub(b.cas_badval),
+            incr_hits: self.incr_hits.wrapping_sub(b.incr_hits),
+            decr_hits: self.decr_hits.wrapping_sub(b.decr_hits),
+        }
+    }
+}
+
+/// A worker's connection buffers, published for `stats` (`read_buf_*`,
+/// `response_obj_*`) and checked against its share of `-o
+/// read_buf_mem_limit`. Only the owning worker writes them.
+#[derive(Debug, Default)]
+pub struct BufGauges {
+    /// Read buffers allocated and their bytes.
+    pub read_count: AtomicU64,
+    pub read_bytes: AtomicU64,
+    /// Reply (write) buffers allocated and their bytes.
+    pub write_count: AtomicU64,
+    pub write_bytes: AtomicU64,
+    /// This worker's share of the limit in bytes (0: none). Set at start.
+    pub limit: AtomicU64,
+    /// While a connection's requests run: the bytes its reply buffer may
+    /// hold before the worker's buffers pass `limit` (what the others hold
+    /// subtracted). `u64::MAX` without a limit.
+    pub reply_room: AtomicU64,
+}
+
+impl BufGauges {
+    /// Whether a reply of `bytes` (the connection's whole reply buffer)
+    /// fits the room the worker's share of the limit leaves it.
+    #[inline]
+    pub fn reply_fits(&self, bytes: usize) -> bool {
+        bytes as u64 <= self.reply_room.load(Ordering::Relaxed)
+    }
+}
+
+/// Buffer gauges summed over the workers.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BufTotals {
+    pub read_count: u64,
+    pub read_bytes: u64,
+    pub write_count: u64,
+    pub write_bytes: u64,
+}
+
+/// Sets a gauge only the calling thread writes.
+#[inline]
+pub fn set(gauge: &AtomicU64, v: u64) {
+    gauge.store(v, Ordering::Relaxed);
+}
 
 /// Adds `n` to a counter that only the calling thread writes.
 #[inline]
@@ -86,7 +203,15 @@ pub struct Stats {
     /// One more set of counters for threads that are not workers (the
     /// accept thread); written by that one thread only.
     pub acceptor: WorkerStats,
-    baseline: Mutex<(Totals, CacheStats)>,
+    baseline: Mutex<Baseline>,
+}
+
+/// What `stats reset` recorded: later reports subtract it.
+#[derive(Debug, Default)]
+struct Baseline {
+    totals: Totals,
+    cache: CacheStats,
+    classes: Vec<ClassTotals>,
 }
 
 impl Stats {
@@ -94,7 +219,7 @@ impl Stats {
         Stats {
             workers: (0..workers).map(|_| WorkerStats::default()).collect(),
             acceptor: WorkerStats::default(),
-            baseline: Mutex::new((Totals::default(), CacheStats::default())),
+            baseline: Mutex::new(Baseline::default()),
         }
     }
 
@@ -112,17 +237,55 @@ impl Stats {
         t
     }
 
+    fn base(&self) -> std::sync::MutexGuard<'_, Baseline> {
+        self.baseline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Sums since start-up or the last reset.
     pub fn totals(&self) -> Totals {
-        let base = self.baseline.lock().unwrap_or_else(|e| e.into_inner()).0;
+        let base = self.base().totals;
         self.raw().minus(&base)
+    }
+
+    fn raw_classes(&self) -> Vec<ClassTotals> {
+        let mut t = vec![ClassTotals::default(); CLASS_COUNT];
+        for w in self.workers.iter() {
+            for (sum, c) in t.iter_mut().zip(w.classes.iter()) {
+                sum.add(c);
+            }
+        }
+        t
+    }
+
+    /// Per size class (index: class id - 1), since start-up or the last
+    /// reset.
+    pub fn class_totals(&self) -> Vec<ClassTotals> {
+        let base = self.base();
+        let mut t = self.raw_classes();
+        for (now, b) in t.iter_mut().zip(base.classes.iter()) {
+            *now = now.minus(b);
+        }
+        t
+    }
+
+    /// The workers' buffer gauges, summed.
+    pub fn buffers(&self) -> BufTotals {
+        let mut t = BufTotals::default();
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        for w in self.workers.iter() {
+            t.read_count += r(&w.bufs.read_count);
+            t.read_bytes += r(&w.bufs.read_bytes);
+            t.write_count += r(&w.bufs.write_count);
+            t.write_bytes += r(&w.bufs.write_bytes);
+        }
+        t
     }
 
     /// The cache's counters since the last reset (gauges such as
     /// `curr_items` and `bytes` are passed through unchanged).
     pub fn cache_since_reset(&self, now: &CacheStats) -> CacheStats {
-        let guard = self.baseline.lock().unwrap_or_else(|e| e.into_inner());
-        let base = &guard.1;
+        let guard = self.base();
+        let base = &guard.cache;
         CacheStats {
             total_items: now.total_items.wrapping_sub(base.total_items),
             evictions: now.evictions.wrapping_sub(base.evictions),
@@ -132,14 +295,22 @@ impl Stats {
             evicted_active: now.evicted_active.wrapping_sub(base.evicted_active),
             crawler_reclaimed: now.crawler_reclaimed.wrapping_sub(base.crawler_reclaimed),
             outofmemory: now.outofmemory.wrapping_sub(base.outofmemory),
+            crawler_items_checked: now
+                .crawler_items_checked
+                .wrapping_sub(base.crawler_items_checked),
             ..now.clone()
         }
     }
 
     /// `stats reset`: later reports count from here.
     pub fn reset(&self, cache_now: &CacheStats) {
-        let now = self.raw();
-        *self.baseline.lock().unwrap_or_else(|e| e.into_inner()) = (now, cache_now.clone());
+        let totals = self.raw();
+        let classes = self.raw_classes();
+        *self.base() = Baseline {
+            totals,
+            cache: cache_now.clone(),
+            classes,
+        };
     }
 }
 

@@ -8,6 +8,7 @@
 //! pipeline's.
 
 use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use log::trace;
@@ -41,6 +42,8 @@ pub(super) struct Conn {
     /// In the worker's ready list (yielded with work left).
     pub(super) queued: bool,
     pub(super) last_active: u32,
+    /// `last_active` as `stats conns` reads it from other threads.
+    pub(super) seen: Arc<AtomicU32>,
     /// Set once the connection sent `watch`: it receives log lines and
     /// executes nothing more.
     pub(super) watcher: Option<Arc<Watcher>>,
@@ -60,6 +63,7 @@ impl Conn {
             closing: false,
             queued: false,
             last_active: now,
+            seen: Arc::new(AtomicU32::new(now)),
             watcher: None,
         }
     }
@@ -202,6 +206,7 @@ fn read_more(c: &mut Conn, ctx: &Context<'_>) -> io::Result<usize> {
     if n > 0 {
         bump(&ctx.worker.bytes_read, n as u64);
         c.last_active = ctx.clock.now();
+        c.seen.store(c.last_active, Ordering::Relaxed);
     }
     Ok(n)
 }

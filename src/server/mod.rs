@@ -93,6 +93,11 @@ struct Shared {
     curr_conns: AtomicUsize,
     /// fd → (peer, listener) for `stats conns`.
     conns: Mutex<BTreeMap<i32, (String, String)>>,
+    /// fd → the clock second of its last read, which its worker updates
+    /// (`stats conns`' `secs_since_last_cmd`).
+    seen: Mutex<BTreeMap<i32, Arc<AtomicU32>>>,
+    /// The listening sockets (TCP, unix, UDP): fd, name, memcached's state.
+    listening: Vec<(i32, String, &'static str)>,
     wakers: Mutex<Vec<Arc<Waker>>>,
     stopped: (Mutex<bool>, Condvar),
 }
@@ -128,6 +133,8 @@ impl Shared {
             stopping: AtomicBool::new(false),
             curr_conns: AtomicUsize::new(0),
             conns: Mutex::new(BTreeMap::new()),
+            seen: Mutex::new(BTreeMap::new()),
+            listening: Vec::new(),
             wakers: Mutex::new(Vec::new()),
             stopped: (Mutex::new(false), Condvar::new()),
         }
@@ -176,15 +183,38 @@ impl ServerControl for Shared {
     }
 
     fn conns(&self) -> Vec<ConnInfo> {
-        let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
-        conns
+        let now = self.clock.now();
+        let mut list: Vec<ConnInfo> = self
+            .listening
             .iter()
-            .map(|(&fd, (peer, listen))| ConnInfo {
+            .map(|(fd, name, state)| ConnInfo {
+                fd: *fd,
+                peer: name.clone(),
+                listen: None,
+                state,
+                idle_secs: u64::from(now.saturating_sub(2)),
+            })
+            .collect();
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        list.extend(conns.iter().map(|(&fd, (peer, listen))| {
+            let last = seen.get(&fd).map_or(now, |s| s.load(Ordering::Relaxed));
+            ConnInfo {
                 fd,
                 peer: peer.clone(),
-                listen: listen.clone(),
-            })
-            .collect()
+                listen: Some(listen.clone()),
+                state: "conn_parse_cmd",
+                idle_secs: u64::from(now.saturating_sub(last)),
+            }
+        }));
+        list.sort_by_key(|c| c.fd);
+        list
+    }
+
+    fn reserved_fds(&self) -> u64 {
+        // the listeners, and a poller (epoll) and its waker (eventfd) for
+        // each worker and the accept thread
+        (self.listening.len() + 2 * (self.config.threads.max(1) + 1)) as u64
     }
 
     fn shutdown(&self) {
@@ -293,6 +323,24 @@ impl ServerHandle {
     }
 }
 
+/// The sockets `stats conns` lists as listening.
+fn listening(bound: &Bound) -> Vec<(i32, String, &'static str)> {
+    use std::os::unix::io::AsRawFd;
+    let mut list: Vec<(i32, String, &'static str)> = bound
+        .listeners
+        .iter()
+        .map(|l| {
+            let (fd, name) = l.describe();
+            (fd, name, "conn_listening")
+        })
+        .collect();
+    for (sock, addr) in bound.udp_sockets.iter().zip(&bound.udp_addrs) {
+        let family = if addr.is_ipv6() { "udp6" } else { "udp" };
+        list.push((sock.as_raw_fd(), format!("{family}:{addr}"), "conn_read"));
+    }
+    list
+}
+
 /// Binds every listener in `config` and starts the threads, reading the
 /// `-Y` file if `config` names one.
 pub fn start(config: Config) -> io::Result<ServerHandle> {
@@ -311,6 +359,7 @@ pub fn start_with_auth(config: Config, auth: Option<Authenticator>) -> io::Resul
 
     let mut shared = Shared::new(config);
     shared.auth = auth.map(Arc::new);
+    shared.listening = listening(&bound);
     let shared = Arc::new(shared);
 
     apply_crawler_options(&shared);

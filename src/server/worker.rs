@@ -178,6 +178,11 @@ impl Worker {
                 self.forget(fd);
                 continue;
             }
+            self.shared
+                .seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(fd, Arc::clone(&conn.seen));
             entry.insert(conn);
             debug!("<{} new auto-negotiating client connection", fd);
             if self.shared.watch.wants(admin_proto::watch::CONNEVENTS) {
@@ -210,6 +215,11 @@ impl Worker {
     fn forget(&self, fd: i32) {
         self.shared
             .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&fd);
+        self.shared
+            .seen
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&fd);
@@ -270,8 +280,11 @@ impl Worker {
             .filter(|(_, c)| u64::from(now.saturating_sub(c.last_active)) > limit)
             .map(|(k, _)| k)
             .collect();
+        let shared = Arc::clone(&self.shared);
+        let worker = shared.stats.worker(self.id);
         for k in idle {
             debug!("closing idle connection");
+            bump(&worker.idle_kicks, 1);
             self.close(k);
         }
     }

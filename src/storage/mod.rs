@@ -49,6 +49,10 @@ pub use types::{
     MetaArithOutcome, MetaView, StoreOp, StoreOutcome, WriteOpts, ITEM_SIZE_OVERHEAD, MAX_CLASS_ID,
 };
 
+/// Number of size classes (ids 1 to this): per-class counters elsewhere
+/// (`stats`) are arrays of this length.
+pub const CLASS_COUNT: usize = CLASSES;
+
 /// Records the expiry sweep looks at per shard per tick. Looking at one
 /// reads its 20-byte header (sequentially), so 1024 of them hold a shard's
 /// lock for a few microseconds; at 10 ticks a second a shard of a million
@@ -484,8 +488,14 @@ impl Cache {
                 st.evicted_active += c.evicted_active;
                 st.crawler_reclaimed += c.crawler_reclaimed;
                 st.outofmemory += c.outofmemory;
+                st.crawler_items_checked += c.crawler_checked;
             }
+            let (slots, bytes) = shard.index_size();
+            st.hash_slots += slots as u64;
+            st.hash_bytes += bytes as u64;
         }
+        st.crawler_starts = self.crawler.starts();
+        st.crawler_running = self.crawler.pending();
         st.bytes = self.budget.used() as u64;
         st
     }
@@ -514,6 +524,8 @@ impl Cache {
                 total.reclaimed += c.reclaimed;
                 total.crawler_reclaimed += c.crawler_reclaimed;
                 total.outofmemory += c.outofmemory;
+                total.delete_hits += c.delete_hits;
+                total.crawler_checked += c.crawler_checked;
             }
             shard.class_ages(now, AGE_WALK, &mut ages);
         }
@@ -535,13 +547,15 @@ impl Cache {
                 reclaimed: c.reclaimed,
                 crawler_reclaimed: c.crawler_reclaimed,
                 outofmemory: c.outofmemory,
+                delete_hits: c.delete_hits,
+                crawler_items_checked: c.crawler_checked,
             })
             .collect()
     }
 
     /// Number of size classes ferrocache has (ids 1 to this).
     pub fn class_count() -> u32 {
-        CLASSES as u32
+        CLASS_COUNT as u32
     }
 }
 

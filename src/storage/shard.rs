@@ -55,6 +55,10 @@ pub(super) struct ClassCounters {
     pub(super) reclaimed: u64,
     pub(super) crawler_reclaimed: u64,
     pub(super) outofmemory: u64,
+    /// Deletes that found a live item of the class.
+    pub(super) delete_hits: u64,
+    /// Records of the class the expiry sweep or a requested crawl looked at.
+    pub(super) crawler_checked: u64,
 }
 
 /// A lookup's result: a live item, or the reason there is none (a dead one
@@ -420,6 +424,7 @@ impl Shard {
         match self.find(hash, key) {
             Some((pos, loc)) => match ctx.death(self.item(loc)) {
                 None => {
+                    self.classes[class_of(self.item(loc).class_size())].delete_hits += 1;
                     self.remove_at(pos, loc);
                     true
                 }
@@ -1126,6 +1131,10 @@ impl Shard {
             if it.dead() {
                 continue;
             }
+            if crawler {
+                self.classes[class_of(it.class_size())].crawler_checked += 1;
+            }
+            let it = self.item(loc);
             if let Some(why) = ctx.death(it) {
                 let pos = self.slot_of(loc);
                 self.reclaim(pos, loc, why, crawler);
@@ -1290,6 +1299,12 @@ impl Shard {
         let mut out = Vec::new();
         self.walk(Pos::default(), usize::MAX, |it| out.push(it.key().to_vec()));
         out
+    }
+
+    /// Slots and bytes of the index table (`stats`' `hash_power_level`,
+    /// `hash_bytes`).
+    pub(super) fn index_size(&self) -> (usize, usize) {
+        (self.index.slots(), self.index.bytes())
     }
 
     #[cfg(test)]

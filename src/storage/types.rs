@@ -266,6 +266,16 @@ pub struct CacheStats {
     pub crawler_reclaimed: u64,
     /// Writes refused for lack of memory (`-M`).
     pub outofmemory: u64,
+    /// Slots of all the shards' index tables (8 bytes each).
+    pub hash_slots: u64,
+    /// What the index tables cost (counted in `bytes`).
+    pub hash_bytes: u64,
+    /// `lru_crawler crawl` passes asked for.
+    pub crawler_starts: u64,
+    /// A requested crawl is under way.
+    pub crawler_running: bool,
+    /// Records the expiry sweep and requested crawls looked at.
+    pub crawler_items_checked: u64,
 }
 
 /// Per size class figures for `stats items` / `stats slabs`.
@@ -290,6 +300,10 @@ pub struct ClassStats {
     /// Expired items the sweep (or a requested crawl) took out.
     pub crawler_reclaimed: u64,
     pub outofmemory: u64,
+    /// Deletes that removed a live item of the class.
+    pub delete_hits: u64,
+    /// Records of the class the expiry sweep or a requested crawl looked at.
+    pub crawler_items_checked: u64,
 }
 
 // ---- operator tools: dumps, `me`, `watch evictions` ----
