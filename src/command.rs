@@ -409,6 +409,10 @@ pub fn execute<R: Reply>(
     }
 }
 
+/// Bytes of a `VALUE <key> <flags> <bytes> <cas>\r\n` line and the
+/// value's `\r\n` beyond the key: what a multi-get checks room for.
+const REPLY_LINE_MAX: usize = 64;
+
 const TOO_LARGE: Response<'static> = Response::Failure(Failure::TooLarge);
 const NO_MEMORY: Response<'static> = Response::Failure(Failure::NoMemoryStoring);
 
@@ -448,6 +452,8 @@ fn retrieve<R: Reply>(
     let w = ctx.worker;
     let show_cas = with_cas;
     let use_cas = ctx.config.use_cas;
+    let start = out.len();
+    let mut no_room = false;
     for (n, (at, key)) in keys.iter_from(resume).enumerate() {
         // at least one key per call, so a call always makes progress (and a
         // pause is never at offset 0, which means "from the start")
@@ -455,6 +461,13 @@ fn retrieve<R: Reply>(
             return Flow::Paused(Resume::Key(at));
         }
         let write = |item: ItemRef<'_>| {
+            // -o read_buf_mem_limit: the value line and the value must fit
+            // what the worker's other connections leave
+            let need = out.len() + item.key.len() + item.data.len() + REPLY_LINE_MAX;
+            if !w.bufs.reply_fits(need) {
+                no_room = true;
+                return item.data.len();
+            }
             let cas = if show_cas {
                 Some(if use_cas { item.cas } else { 0 })
             } else {
@@ -472,6 +485,14 @@ fn retrieve<R: Reply>(
             None => ctx.cache.get(key, write),
             Some(deadline) => ctx.cache.get_and_touch(key, deadline, write),
         };
+        if no_room {
+            // memcached's answer when it has no response object for a key:
+            // the reply so far is dropped, the connection stays open
+            bump(&w.response_obj_oom, 1);
+            out.truncate(start);
+            out.respond(&Response::Failure(Failure::UdpReplyTooLarge));
+            return Flow::Done;
+        }
         ops::log_fetch(ctx, key, lookup, len.unwrap_or(0));
         let class = len.map(|len| class_cmds(w, key.len() + len));
         // memcached counts gat/gats as touches, not gets.

@@ -155,11 +155,10 @@ pub struct BufGauges {
     /// Reply (write) buffers allocated and their bytes.
     pub write_count: AtomicU64,
     pub write_bytes: AtomicU64,
-    /// This worker's share of the limit in bytes (0: none). Set at start.
-    pub limit: AtomicU64,
-    /// While a connection's requests run: the bytes its reply buffer may
-    /// hold before the worker's buffers pass `limit` (what the others hold
-    /// subtracted). `u64::MAX` without a limit.
+    /// While a connection's requests run under `-o read_buf_mem_limit`:
+    /// the bytes its reply buffer may hold before the worker's buffers
+    /// pass its share of the limit (what the others hold subtracted; at
+    /// least 1). 0: no limit.
     pub reply_room: AtomicU64,
 }
 
@@ -168,7 +167,13 @@ impl BufGauges {
     /// fits the room the worker's share of the limit leaves it.
     #[inline]
     pub fn reply_fits(&self, bytes: usize) -> bool {
-        bytes as u64 <= self.reply_room.load(Ordering::Relaxed)
+        let room = self.reply_room.load(Ordering::Relaxed);
+        room == 0 || bytes as u64 <= room
+    }
+
+    /// Bytes of buffers held by the worker's connections.
+    pub fn held(&self) -> u64 {
+        self.read_bytes.load(Ordering::Relaxed) + self.write_bytes.load(Ordering::Relaxed)
     }
 }
 

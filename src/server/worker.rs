@@ -17,7 +17,7 @@ use mio::event::Source;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use super::conn::{drive, flush, Conn};
+use super::conn::{self, drive, flush, Conn};
 use super::pipeline::Step;
 use super::transport::Stream;
 use super::udp::Udp;
@@ -230,6 +230,7 @@ impl Worker {
         if self.conns.contains(key) {
             let mut c = self.conns.remove(key);
             let _ = c.stream.deregister(self.poll.registry());
+            conn::unmeter(&mut c, &self.shared.stats.worker(self.id).bufs);
             if let Some(w) = c.watcher.take() {
                 self.shared.watch.unregister(&w);
                 self.watchers.retain(|&k| k != key);

@@ -351,6 +351,18 @@ impl Conn {
         self.stream.flush().expect("flush");
     }
 
+    /// Writes all of `bytes`; false when the server has closed or reset
+    /// the connection.
+    pub fn try_send(&mut self, bytes: impl AsRef<[u8]>) -> bool {
+        self.stream.write_all(bytes.as_ref()).is_ok() && self.stream.flush().is_ok()
+    }
+
+    /// Reads exactly `n` bytes, or says why it could not.
+    pub fn try_read_n(&mut self, n: usize) -> Result<Vec<u8>, String> {
+        self.fill(n)?;
+        Ok(self.pending.drain(..n).collect())
+    }
+
     /// Half-closes: the server sees end of input.
     pub fn shutdown_write(&mut self) {
         self.stream.shutdown_write().expect("shutdown write");
