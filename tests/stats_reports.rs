@@ -243,3 +243,23 @@ fn idle_kicks_count_closes(server: &Server) {
     }));
 }
 both!(idle_kicks_count_closes, &["-o", "idle_timeout=1"]);
+
+/// Issue 15's example: ten 65 KB items expire and ten new ones of the same
+/// size are set; `total_malloced` stays what it was (memcached reuses the
+/// expired items' chunks; ferrocache gives their memory back before it
+/// charges new memory, and a shard's first key costs no index table).
+fn expired_memory_is_reused(server: &Server) {
+    let mut c = server.connect();
+    let value = "v".repeat(65_000);
+    for i in 0..10 {
+        c.roundtrip(format!("set old{i} 0 1 65000\r\n{value}\r\n"), "STORED\r\n");
+    }
+    let before = c.stat("slabs", "total_malloced");
+    // past the one-second exptime (waiting, not timing anything)
+    std::thread::sleep(Duration::from_millis(2500));
+    for i in 0..10 {
+        c.roundtrip(format!("set new{i} 0 0 65000\r\n{value}\r\n"), "STORED\r\n");
+    }
+    assert_eq!(c.stat("slabs", "total_malloced"), before);
+}
+both!(expired_memory_is_reused, &[]);

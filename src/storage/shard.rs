@@ -135,6 +135,10 @@ const MAX_SEGMENT: usize = 1 << OFFSET_BITS;
 /// Smallest normal segment: a page.
 const MIN_SEGMENT: usize = item::PAGE;
 /// Segment numbers a shard may use: the index stores location + 1 in a u32.
+/// Records a write looks at from the old end before it maps new memory
+/// (see `Shard::reclaim_old_end`).
+const RECLAIM_VISITS: usize = 256;
+
 const MAX_SEGS: usize = (1 << (32 - OFFSET_BITS)) - 1;
 
 #[inline]
@@ -248,6 +252,14 @@ impl Shard {
     /// [`MIN_SEGMENT`] to [`MAX_SEGMENT`].
     pub(super) fn new(hasher: RandomState, seg_size: usize, budget: Arc<Budget>) -> Shard {
         debug_assert!(seg_size.is_power_of_two());
+        // The first index table is there from the start, charged like any:
+        // a shard's first key does not grow the memory in use (memcached's
+        // hash table is preallocated too), so keys that replace expired
+        // ones in other shards cost nothing more.
+        let mut index = Index::new();
+        index.grow();
+        let struct_bytes = index.bytes();
+        budget.charge(struct_bytes);
         Shard {
             segs: Vec::new(),
             free_nums: Vec::new(),
@@ -255,9 +267,9 @@ impl Shard {
             open: None,
             next_seq: 1,
             seg_size: seg_size.clamp(MIN_SEGMENT, MAX_SEGMENT),
-            index: Index::new(),
+            index,
             hasher,
-            struct_bytes: 0,
+            struct_bytes,
             item_bytes: 0,
             live: 0,
             cursor: Pos::default(),
@@ -636,8 +648,15 @@ impl Shard {
     /// evicting (or, under `-M`, compacting) as needed.
     fn reserve(&mut self, ctx: &Ctx, credit: &mut usize, size: usize) -> Reserve {
         let mut compactions = 0;
+        let mut reclaimed = false;
         loop {
             let (need, how) = if self.index.needs_grow() {
+                if !reclaimed {
+                    reclaimed = true;
+                    if self.reclaim_old_end(ctx) {
+                        continue;
+                    }
+                }
                 let growth = self.index.growth_bytes();
                 if self.take(credit, growth) {
                     self.index.grow();
@@ -646,6 +665,12 @@ impl Shard {
                 }
                 (growth, Recycle::Release)
             } else if size > self.large_threshold() {
+                if !reclaimed {
+                    reclaimed = true;
+                    if self.reclaim_old_end(ctx) {
+                        continue;
+                    }
+                }
                 if let Some(num) = self.new_segment(credit, size, true) {
                     return Reserve::Ok(Place::Own(num));
                 }
@@ -664,6 +689,12 @@ impl Shard {
                 if self.oldest_is_mostly_dead() {
                     self.recycle_oldest(ctx, Recycle::SecondChance);
                     continue;
+                }
+                if !reclaimed {
+                    reclaimed = true;
+                    if self.reclaim_old_end(ctx) {
+                        continue;
+                    }
                 }
                 if let Some(num) = self.new_segment(credit, self.seg_size, false) {
                     self.open = Some(num);
@@ -687,6 +718,19 @@ impl Shard {
                 return Reserve::Short(need.saturating_sub(*credit));
             }
         }
+    }
+
+    /// Before new memory is mapped: expired and flushed items at the old
+    /// end of the shard give theirs back first (as memcached reuses an
+    /// expired item at its LRU's tail before allocating), so that memory
+    /// dead items hold is not charged twice while the background sweep
+    /// has yet to reach them. A bounded look from the oldest segment (one
+    /// visit for a segment with nothing that can have expired); true when
+    /// something was removed.
+    fn reclaim_old_end(&mut self, ctx: &Ctx) -> bool {
+        let mut at = Pos::default();
+        let (removed, _) = self.sweep_from(ctx, &mut at, RECLAIM_VISITS, RECLAIM_VISITS, false);
+        removed > 0
     }
 
     /// Records that the item at `loc` may have been given a deadline in
