@@ -143,6 +143,9 @@ pub struct Config {
     /// read and reply buffers may hold together, split evenly over the
     /// workers as memcached splits it over its threads.
     pub read_buf_mem_limit: u64,
+    /// `-o metrics_listen=IP:PORT` (ferrocache's own): where the Prometheus
+    /// endpoint (`GET /metrics`) listens; off without it.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Things memcached prints on stderr while parsing and then carries on
     /// (e.g. `-t 65`), plus notes of ours about values read leniently.
     /// `main` prints each on its own line to stderr.
@@ -192,6 +195,7 @@ impl Default for Config {
             memory_file: None,
             napi_ids: 0,
             read_buf_mem_limit: 0,
+            metrics_listen: None,
             warnings: Vec::new(),
         }
     }
@@ -1213,6 +1217,18 @@ impl Parser {
             self.unkept_options.push(name.to_string());
         }
         match name {
+            "metrics_listen" => {
+                let v = need("Missing metrics_listen argument")?;
+                match v.parse() {
+                    Ok(addr) => self.cfg.metrics_listen = Some(addr),
+                    Err(_) => {
+                        return invalid(format!(
+                        "metrics_listen wants an IP address and port (127.0.0.1:9150), not \"{v}\""
+                    ))
+                    }
+                }
+                return Ok(());
+            }
             "idle_timeout" => {
                 let v = need(&missing_num(name))?;
                 let n = self.number("-o idle_timeout", v);
@@ -1997,6 +2013,9 @@ mod tests {
                         .collect();
                 },
             ),
+            (&["-o", "metrics_listen=[::1]:9150"], |c| {
+                c.metrics_listen = Some("[::1]:9150".parse().unwrap());
+            }),
             (&["-o", "resp_obj_mem_limit"], |c| {
                 c.ignored_options = vec!["resp_obj_mem_limit".into()];
                 c.warnings = vec![
@@ -2188,6 +2207,11 @@ mod tests {
             ),
             // -o
             (&["-o", "bogus"], inv("Illegal suboption \"bogus\"")),
+            (&["-o", "metrics_listen"], inv("Missing metrics_listen argument")),
+            (
+                &["-o", "metrics_listen=localhost"],
+                inv("metrics_listen wants an IP address and port (127.0.0.1:9150), not \"localhost\""),
+            ),
             (&["-o", "bogus=5"], inv("Illegal suboption \"bogus=5\"")),
             (&["-o", "bogus,idle_timeout=5"], inv("Illegal suboption \"bogus\"")),
             (&["-o", "idle_timeout=5,bogus"], inv("Illegal suboption \"bogus\"")),

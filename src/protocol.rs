@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod base64;
 pub mod meta;
+pub mod metrics;
 mod scan;
 pub mod stats;
 pub mod text;

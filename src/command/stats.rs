@@ -8,6 +8,7 @@
 use std::fmt::Display;
 
 use super::{ops, Context, FERROCACHE_VERSION, VERSION};
+use crate::protocol::metrics::Snapshot;
 use crate::protocol::stats::{self as lines, Class, ConnLine, Emit, General, Settings};
 use crate::protocol::{Failure, Fault, Reply, Response};
 use crate::stats::Totals;
@@ -223,6 +224,22 @@ pub fn classes(ctx: &Context<'_>) -> Vec<Class> {
             }
         })
         .collect()
+}
+
+/// The reports a Prometheus scrape reads (`protocol::metrics`).
+pub fn snapshot(ctx: &Context<'_>) -> Snapshot {
+    fn lines(f: impl FnOnce(&mut Emit<'_>)) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        f(&mut |n, val| v.push((n.to_string(), val.to_string())));
+        v
+    }
+    let classes = classes(ctx);
+    Snapshot {
+        stats: lines(|o| general(ctx, o)),
+        settings: lines(|o| settings(ctx, o)),
+        items: lines(|o| lines::items(&classes, o)),
+        slabs: lines(|o| lines::slabs(&classes, ctx.cache.stats().bytes, o)),
+    }
 }
 
 fn slabs(ctx: &Context<'_>, out: &mut Emit<'_>) {

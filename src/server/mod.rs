@@ -18,6 +18,7 @@
 //! transport.rs  Stream (TCP, unix socket): where a TLS stream plugs in
 //! udp.rs        UDP frames and datagram replies
 //! verbose.rs    the -vv request and reply log
+//! metrics.rs    the Prometheus endpoint (-o metrics_listen): its socket and thread
 //! ```
 //!
 //! Files import down the list (worker → conn → pipeline → buf → transport;
@@ -36,6 +37,7 @@
 mod buf;
 mod conn;
 mod listen;
+mod metrics;
 mod pipeline;
 mod transport;
 mod udp;
@@ -250,6 +252,7 @@ impl ServerControl for Shared {
 pub struct ServerHandle {
     tcp: Vec<SocketAddr>,
     udp: Vec<SocketAddr>,
+    metrics: Option<SocketAddr>,
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     unix_path: Option<PathBuf>,
@@ -273,6 +276,12 @@ impl ServerHandle {
     /// Bound UDP addresses (empty unless `-U`).
     pub fn udp_addrs(&self) -> &[SocketAddr] {
         &self.udp
+    }
+
+    /// The Prometheus endpoint's address (`-o metrics_listen`; the real
+    /// port when 0 was asked).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
     }
 
     /// Asks every thread to stop, finishing replies in flight; returns once
@@ -381,6 +390,14 @@ pub fn start_with_auth(config: Config, auth: Option<Authenticator>) -> io::Resul
     let clock_shared = Arc::clone(&shared);
     handles.push(spawn("clock".into(), move || clock_loop(clock_shared))?);
 
+    let mut metrics_addr = None;
+    if let Some(addr) = shared.config.metrics_listen {
+        let (endpoint, bound) = metrics::Endpoint::bind(addr, &shared)?;
+        info!("metrics on http://{}/metrics", bound);
+        metrics_addr = Some(bound);
+        handles.push(spawn("metrics".into(), move || endpoint.run())?);
+    }
+
     info!(
         "listening on {:?}{}",
         bound.tcp_addrs,
@@ -393,6 +410,7 @@ pub fn start_with_auth(config: Config, auth: Option<Authenticator>) -> io::Resul
     Ok(ServerHandle {
         tcp: bound.tcp_addrs,
         udp: bound.udp_addrs,
+        metrics: metrics_addr,
         shared,
         threads: handles,
         unix_path: bound.unix_path,

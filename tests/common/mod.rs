@@ -159,6 +159,11 @@ impl Server {
         self.target
     }
 
+    /// An in-process ferrocache's Prometheus endpoint (`-o metrics_listen`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.handle.as_ref()?.metrics_addr()
+    }
+
     pub fn is_memcached(&self) -> bool {
         self.target == Target::Memcached
     }
