@@ -409,10 +409,6 @@ pub fn execute<R: Reply>(
     }
 }
 
-/// Bytes of a `VALUE <key> <flags> <bytes> <cas>\r\n` line and the
-/// value's `\r\n` beyond the key: what a multi-get checks room for.
-const REPLY_LINE_MAX: usize = 64;
-
 const TOO_LARGE: Response<'static> = Response::Failure(Failure::TooLarge);
 const NO_MEMORY: Response<'static> = Response::Failure(Failure::NoMemoryStoring);
 
@@ -453,7 +449,9 @@ fn retrieve<R: Reply>(
     let show_cas = with_cas;
     let use_cas = ctx.config.use_cas;
     let start = out.len();
-    let mut no_room = false;
+    // -o read_buf_mem_limit: what the worker's other connections leave
+    // this reply (0: no limit), read once per call
+    let room = w.bufs.reply_room.load(std::sync::atomic::Ordering::Relaxed);
     for (n, (at, key)) in keys.iter_from(resume).enumerate() {
         // at least one key per call, so a call always makes progress (and a
         // pause is never at offset 0, which means "from the start")
@@ -461,13 +459,6 @@ fn retrieve<R: Reply>(
             return Flow::Paused(Resume::Key(at));
         }
         let write = |item: ItemRef<'_>| {
-            // -o read_buf_mem_limit: the value line and the value must fit
-            // what the worker's other connections leave
-            let need = out.len() + item.key.len() + item.data.len() + REPLY_LINE_MAX;
-            if !w.bufs.reply_fits(need) {
-                no_room = true;
-                return item.data.len();
-            }
             let cas = if show_cas {
                 Some(if use_cas { item.cas } else { 0 })
             } else {
@@ -485,9 +476,10 @@ fn retrieve<R: Reply>(
             None => ctx.cache.get(key, write),
             Some(deadline) => ctx.cache.get_and_touch(key, deadline, write),
         };
-        if no_room {
+        if room != 0 && out.len() as u64 > room {
             // memcached's answer when it has no response object for a key:
-            // the reply so far is dropped, the connection stays open
+            // the reply so far is dropped (here: with the value that did
+            // not fit), the connection stays open
             bump(&w.response_obj_oom, 1);
             out.truncate(start);
             out.respond(&Response::Failure(Failure::UdpReplyTooLarge));
@@ -520,8 +512,7 @@ fn retrieve<R: Reply>(
 /// key and value.
 #[inline]
 fn class_cmds(w: &WorkerStats, len: usize) -> &ClassCmds {
-    let i = crate::storage::class_for_len(len) as usize - 1;
-    &w.classes[i.min(w.classes.len() - 1)]
+    &w.classes[crate::storage::class_index(len) & 63]
 }
 
 /// Counts one key read: `cmd_get` and its hit, miss, expired or flushed.

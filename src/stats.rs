@@ -24,8 +24,9 @@ macro_rules! counters {
             $(pub $name: AtomicU64,)*
             /// Its connections' buffers (gauges: `stats reset` keeps them).
             pub bufs: BufGauges,
-            /// Per size class (index: class id - 1), `stats slabs`' counters.
-            pub classes: Box<[ClassCmds]>,
+            /// Per size class (index: class id - 1), `stats slabs`' counters
+            /// (64: a class index masked with 63 needs no bounds check).
+            pub classes: Box<[ClassCmds; 64]>,
         }
 
         impl Default for WorkerStats {
@@ -33,7 +34,7 @@ macro_rules! counters {
                 WorkerStats {
                     $($name: AtomicU64::new(0),)*
                     bufs: BufGauges::default(),
-                    classes: (0..CLASS_COUNT).map(|_| ClassCmds::default()).collect(),
+                    classes: Box::new(std::array::from_fn(|_| ClassCmds::default())),
                 }
             }
         }
@@ -163,14 +164,6 @@ pub struct BufGauges {
 }
 
 impl BufGauges {
-    /// Whether a reply of `bytes` (the connection's whole reply buffer)
-    /// fits the room the worker's share of the limit leaves it.
-    #[inline]
-    pub fn reply_fits(&self, bytes: usize) -> bool {
-        let room = self.reply_room.load(Ordering::Relaxed);
-        room == 0 || bytes as u64 <= room
-    }
-
     /// Bytes of buffers held by the worker's connections.
     pub fn held(&self) -> u64 {
         self.read_bytes.load(Ordering::Relaxed) + self.write_bytes.load(Ordering::Relaxed)

@@ -44,14 +44,16 @@ use item::{CLASSES, CLASS_SIZES, HEADER_WITH_FLAGS, MAX_KEY_LEN};
 use shard::{ArithRequest, Attempt, ClassCounters, Round, Shard, StoreRequest};
 use types::too_large;
 pub use types::{
-    class_for_len, max_key_plus_value, ArithOpts, ArithOutcome, CacheConfig, CacheStats, ClassSet,
-    ClassStats, DeleteAction, DeleteOutcome, DumpCursor, EvictionSink, ItemMeta, ItemRef, Lookup,
-    MetaArithOutcome, MetaView, StoreOp, StoreOutcome, WriteOpts, ITEM_SIZE_OVERHEAD, MAX_CLASS_ID,
+    class_for_len, class_index, max_key_plus_value, ArithOpts, ArithOutcome, CacheConfig,
+    CacheStats, ClassSet, ClassStats, DeleteAction, DeleteOutcome, DumpCursor, EvictionSink,
+    ItemMeta, ItemRef, Lookup, MetaArithOutcome, MetaView, StoreOp, StoreOutcome, WriteOpts,
+    ITEM_SIZE_OVERHEAD, MAX_CLASS_ID,
 };
 
 /// Number of size classes (ids 1 to this): per-class counters elsewhere
 /// (`stats`) are arrays of this length.
 pub const CLASS_COUNT: usize = CLASSES;
+const _: () = assert!(CLASS_COUNT <= 64, "stats::ClassCmds arrays hold 64");
 
 /// Records the expiry sweep looks at per shard per tick. Looking at one
 /// reads its 20-byte header (sequentially), so 1024 of them hold a shard's

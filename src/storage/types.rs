@@ -359,7 +359,14 @@ impl ItemMeta {
 /// The size class (from 1) an item with `key_len + value_len = total` bytes
 /// and client flags 0 counts in, without looking it up (flags add 4 bytes).
 pub fn class_for_len(total: usize) -> u32 {
-    class_of(record_size(0, total, 0)) as u32 + 1
+    class_index(total) as u32 + 1
+}
+
+/// [`class_for_len`] from 0: an index into per-class arrays (always below
+/// [`super::CLASS_COUNT`]).
+#[inline]
+pub fn class_index(total: usize) -> usize {
+    class_of(record_size(0, total, 0))
 }
 
 /// A set of class ids (1 to [`MAX_CLASS_ID`]) a dump lists.
