@@ -263,3 +263,22 @@ fn expired_memory_is_reused(server: &Server) {
     assert_eq!(c.stat("slabs", "total_malloced"), before);
 }
 both!(expired_memory_is_reused, &[]);
+
+/// With UDP (`-U`), `stats conns` lists the UDP socket as memcached does
+/// (a `UDP` line first, state `conn_read`); one thread, as memcached lists
+/// one UDP socket per thread.
+#[test]
+fn conns_list_udp_sockets_as_memcached() {
+    let names_with = |start: fn(&[&str]) -> Option<Server>| {
+        let port = common::free_udp_port().to_string();
+        let server = start(&["-t", "1", "-U", &port])?;
+        let mut c = server.connect();
+        Some(names(&mut c, "conns"))
+    };
+    let Some(want) = names_with(memcached_or_skip) else {
+        return;
+    };
+    let got = names_with(|a| Some(Server::ferrocache(a))).expect("ferrocache");
+    assert_eq!(got, want);
+    assert!(want.contains(&"N:UDP".to_string()), "{want:?}");
+}

@@ -165,8 +165,8 @@ pub fn settings(ctx: &Context<'_>, out: &mut Emit<'_>) {
     lines::settings(&s, out);
 }
 
-/// Listening sockets first, then client connections, by descriptor (as
-/// memcached walks its connection table).
+/// Listening sockets first (TCP and unix, then UDP), then client
+/// connections by descriptor, as memcached lists them.
 fn conns(ctx: &Context<'_>, out: &mut Emit<'_>) {
     let list = ctx.server.conns();
     let shown: Vec<ConnLine<'_>> = list
@@ -176,6 +176,7 @@ fn conns(ctx: &Context<'_>, out: &mut Emit<'_>) {
             addr: &c.peer,
             listen_addr: c.listen.as_deref(),
             state: c.state,
+            udp: c.peer.starts_with("udp"),
             secs_since_last_cmd: c.idle_secs,
         })
         .collect();

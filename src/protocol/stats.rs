@@ -360,6 +360,8 @@ pub struct ConnLine<'a> {
     pub listen_addr: Option<&'a str>,
     /// memcached's state name (`conn_listening`, `conn_read`, …).
     pub state: &'a str,
+    /// A UDP socket (memcached marks it with a `UDP` line first).
+    pub udp: bool,
     pub secs_since_last_cmd: u64,
 }
 
@@ -367,6 +369,9 @@ pub struct ConnLine<'a> {
 pub fn conns(list: &[ConnLine<'_>], out: &mut Emit<'_>) {
     for c in list {
         let fd = c.fd;
+        if c.udp {
+            out(&format_args!("{fd}:UDP"), &"UDP");
+        }
         out(&format_args!("{fd}:addr"), &c.addr);
         if let Some(l) = c.listen_addr {
             out(&format_args!("{fd}:listen_addr"), &l);
@@ -527,6 +532,7 @@ mod tests {
                 addr: "tcp:127.0.0.1:11211",
                 listen_addr: None,
                 state: "conn_listening",
+                udp: false,
                 secs_since_last_cmd: 9,
             },
             ConnLine {
@@ -534,6 +540,7 @@ mod tests {
                 addr: "tcp:127.0.0.1:4000",
                 listen_addr: Some("tcp:127.0.0.1:11211"),
                 state: "conn_parse_cmd",
+                udp: false,
                 secs_since_last_cmd: 0,
             },
         ];

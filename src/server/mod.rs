@@ -209,7 +209,8 @@ impl ServerControl for Shared {
                 idle_secs: u64::from(now.saturating_sub(last)),
             }
         }));
-        list.sort_by_key(|c| c.fd);
+        // listeners (TCP and unix, then UDP) before connections, each by
+        // descriptor: memcached's order
         list
     }
 
