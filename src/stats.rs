@@ -27,6 +27,9 @@ macro_rules! counters {
             /// Per size class (index: class id - 1), `stats slabs`' counters
             /// (64: a class index masked with 63 needs no bounds check).
             pub classes: Box<[ClassCmds; 64]>,
+            /// Sampled service times per command family (metrics only:
+            /// `stats reset` keeps them).
+            pub service: Box<ServiceTimes>,
         }
 
         impl Default for WorkerStats {
@@ -35,6 +38,7 @@ macro_rules! counters {
                     $($name: AtomicU64::new(0),)*
                     bufs: BufGauges::default(),
                     classes: Box::new(std::array::from_fn(|_| ClassCmds::default())),
+                    service: Box::default(),
                 }
             }
         }
@@ -170,6 +174,69 @@ impl BufGauges {
     }
 }
 
+/// The command families whose service time is sampled.
+pub const FAMILIES: [&str; 7] = [
+    "get",
+    "set",
+    "delete",
+    "arithmetic",
+    "touch",
+    "meta",
+    "other",
+];
+
+/// Upper bounds of the service-time buckets, in microseconds (powers of
+/// two from 1 µs to 16 ms); one more bucket holds the rest.
+pub const BUCKETS_US: [u64; 15] = [
+    1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384,
+];
+
+/// One request in this many is timed: reading the clock twice for every
+/// request would cost more than the rest of a small get's bookkeeping.
+pub const SAMPLE_EVERY: u64 = 64;
+
+/// A worker's sampled service times: how long `command::execute` took,
+/// per family, in [`BUCKETS_US`]. Only the owning worker writes them.
+#[derive(Debug, Default)]
+pub struct ServiceTimes {
+    countdown: AtomicU64,
+    counts: [[AtomicU64; 16]; 7],
+    sum_ns: [AtomicU64; 7],
+}
+
+impl ServiceTimes {
+    /// Whether to time this request (one in [`SAMPLE_EVERY`]).
+    #[inline]
+    pub fn sample(&self) -> bool {
+        let n = self.countdown.load(Ordering::Relaxed);
+        if n == 0 {
+            set(&self.countdown, SAMPLE_EVERY - 1);
+            true
+        } else {
+            set(&self.countdown, n - 1);
+            false
+        }
+    }
+
+    /// A timed request of `family` (an index into [`FAMILIES`]).
+    pub fn record(&self, family: usize, ns: u64) {
+        let family = family.min(FAMILIES.len() - 1);
+        let us = ns.div_ceil(1000);
+        let bucket = BUCKETS_US.partition_point(|&b| b < us);
+        bump(&self.counts[family][bucket], 1);
+        bump(&self.sum_ns[family], ns);
+    }
+}
+
+/// One family's sampled service times, summed over the workers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FamilyTimes {
+    pub family: &'static str,
+    /// Per bucket of [`BUCKETS_US`] (not cumulative), then the rest.
+    pub counts: [u64; 16],
+    pub sum_ns: u64,
+}
+
 /// Buffer gauges summed over the workers.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct BufTotals {
@@ -266,6 +333,28 @@ impl Stats {
         t
     }
 
+    /// The workers' sampled service times, per family.
+    pub fn service_times(&self) -> Vec<FamilyTimes> {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        FAMILIES
+            .iter()
+            .enumerate()
+            .map(|(i, &family)| {
+                let mut t = FamilyTimes {
+                    family,
+                    ..FamilyTimes::default()
+                };
+                for w in self.workers.iter() {
+                    for (sum, c) in t.counts.iter_mut().zip(&w.service.counts[i]) {
+                        *sum += r(c);
+                    }
+                    t.sum_ns += r(&w.service.sum_ns[i]);
+                }
+                t
+            })
+            .collect()
+    }
+
     /// The workers' buffer gauges, summed.
     pub fn buffers(&self) -> BufTotals {
         let mut t = BufTotals::default();
@@ -355,6 +444,24 @@ mod tests {
         assert_eq!((since.total_items, since.curr_items), (2, 2));
         bump(&s.worker(1).get_hits, 4);
         assert_eq!(s.totals().get_hits, 4);
+    }
+
+    #[test]
+    fn one_request_in_sample_every_is_timed_and_bucketed() {
+        let s = Stats::new(2);
+        let t = &s.worker(1).service;
+        let sampled = (0..SAMPLE_EVERY * 3).filter(|_| t.sample()).count();
+        assert_eq!(sampled, 3);
+        t.record(0, 900); // 1 µs
+        t.record(0, 1_001); // 2 µs
+        t.record(3, 40_000_000); // past 16 ms
+        t.record(99, 5_000); // unknown family: "other"
+        let all = s.service_times();
+        assert_eq!(all[0].family, "get");
+        assert_eq!(&all[0].counts[..2], &[1, 1]);
+        assert_eq!(all[0].sum_ns, 1_901);
+        assert_eq!(all[3].counts[15], 1);
+        assert_eq!(all[6].counts[3], 1);
     }
 
     #[test]

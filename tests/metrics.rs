@@ -135,6 +135,24 @@ fn samples_count_what_happened() {
         ),
         3.0
     );
+    // service times: one request in 64 is timed, so 200 more gets give at
+    // least three timed ones
+    for _ in 0..200 {
+        c.roundtrip("get a\r\n", "VALUE a 0 1\r\nx\r\nEND\r\n");
+    }
+    let body = scrape(endpoint(&server));
+    let h = "ferrocache_command_duration_seconds";
+    let count = sample(&body, &format!("{h}_count{{family=\"get\"}}"));
+    assert!(count >= 3.0, "{count}");
+    assert_eq!(
+        sample(&body, &format!("{h}_bucket{{family=\"get\",le=\"+Inf\"}}")),
+        count
+    );
+    assert!(sample(&body, &format!("{h}_sum{{family=\"get\"}}")) > 0.0);
+    assert_eq!(
+        sample(&body, &format!("{h}_count{{family=\"arithmetic\"}}")),
+        0.0
+    );
 }
 
 /// Every series memcached_exporter makes of memcached's `stats`, `stats
@@ -153,6 +171,7 @@ fn every_series_of_memcached_is_there() {
         settings: m.stats("settings"),
         items: m.stats("items"),
         slabs: m.stats("slabs"),
+        service: Vec::new(),
     }));
     let server = Server::ferrocache(ENDPOINT);
     workload(&mut server.connect());

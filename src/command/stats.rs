@@ -240,6 +240,7 @@ pub fn snapshot(ctx: &Context<'_>) -> Snapshot {
         settings: lines(|o| settings(ctx, o)),
         items: lines(|o| lines::items(&classes, o)),
         slabs: lines(|o| lines::slabs(&classes, ctx.cache.stats().bytes, o)),
+        service: ctx.stats.service_times(),
     }
 }
 

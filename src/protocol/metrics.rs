@@ -11,6 +11,8 @@
 
 use std::fmt::Write;
 
+use crate::stats::{FamilyTimes, BUCKETS_US, SAMPLE_EVERY};
+
 /// Longest request head the endpoint reads (request line and headers).
 pub const MAX_REQUEST: usize = 4096;
 
@@ -21,6 +23,8 @@ pub struct Snapshot {
     pub settings: Vec<(String, String)>,
     pub items: Vec<(String, String)>,
     pub slabs: Vec<(String, String)>,
+    /// Sampled service times per command family.
+    pub service: Vec<FamilyTimes>,
 }
 
 /// What a request asks for.
@@ -194,7 +198,41 @@ pub fn render(s: &Snapshot) -> String {
     per_class(&mut f, &s.slabs, "", slabs_metric);
     slab_sets(&mut f, &Lines(&s.slabs));
     ours(&mut f, &Lines(&s.stats));
-    f.render()
+    let mut text = f.render();
+    service_times(&mut text, &s.service);
+    text
+}
+
+/// `ferrocache_command_duration_seconds`, a histogram per command family.
+fn service_times(out: &mut String, families: &[FamilyTimes]) {
+    let name = "ferrocache_command_duration_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time to execute a command and write its reply to the connection's \
+         buffer, by family; one request in {SAMPLE_EVERY} is timed."
+    );
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for t in families {
+        let family = t.family;
+        let mut cumulative = 0;
+        for (i, count) in t.counts.iter().enumerate() {
+            cumulative += count;
+            let le = match BUCKETS_US.get(i) {
+                Some(us) => (*us as f64 / 1e6).to_string(),
+                None => "+Inf".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{family=\"{family}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_sum{{family=\"{family}\"}} {}",
+            t.sum_ns as f64 / 1e9
+        );
+        let _ = writeln!(out, "{name}_count{{family=\"{family}\"}} {cumulative}");
+    }
 }
 
 use Kind::{Counter, Gauge};
@@ -780,6 +818,11 @@ mod tests {
                 ("3:chunk_size", "152"),
                 ("total_malloced", "99"),
             ]),
+            service: vec![FamilyTimes {
+                family: "get",
+                counts: [2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                sum_ns: 500_000_000,
+            }],
             ..Snapshot::default()
         };
         let text = render(&s);
@@ -794,6 +837,10 @@ mod tests {
             "memcached_slab_chunk_size_bytes{slab=\"3\"} 152\n",
             "memcached_slab_commands_total{slab=\"3\",command=\"set\",status=\"hit\"} 3\n",
             "memcached_malloced_bytes 99\n",
+            "ferrocache_command_duration_seconds_bucket{family=\"get\",le=\"0.000002\"} 3\n",
+            "ferrocache_command_duration_seconds_bucket{family=\"get\",le=\"+Inf\"} 4\n",
+            "ferrocache_command_duration_seconds_count{family=\"get\"} 4\n",
+            "ferrocache_command_duration_seconds_sum{family=\"get\"} 0.5\n",
         ] {
             assert!(text.contains(want), "no {want:?} in\n{text}");
         }
