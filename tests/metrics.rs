@@ -172,6 +172,7 @@ fn every_series_of_memcached_is_there() {
         items: m.stats("items"),
         slabs: m.stats("slabs"),
         service: Vec::new(),
+        lock_contention: Vec::new(),
     }));
     let server = Server::ferrocache(ENDPOINT);
     workload(&mut server.connect());

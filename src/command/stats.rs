@@ -241,6 +241,7 @@ pub fn snapshot(ctx: &Context<'_>) -> Snapshot {
         items: lines(|o| lines::items(&classes, o)),
         slabs: lines(|o| lines::slabs(&classes, ctx.cache.stats().bytes, o)),
         service: ctx.stats.service_times(),
+        lock_contention: ctx.cache.lock_contention(),
     }
 }
 

@@ -25,6 +25,8 @@ pub struct Snapshot {
     pub slabs: Vec<(String, String)>,
     /// Sampled service times per command family.
     pub service: Vec<FamilyTimes>,
+    /// Per shard, the times its lock was found held.
+    pub lock_contention: Vec<u64>,
 }
 
 /// What a request asks for.
@@ -198,6 +200,17 @@ pub fn render(s: &Snapshot) -> String {
     per_class(&mut f, &s.slabs, "", slabs_metric);
     slab_sets(&mut f, &Lines(&s.slabs));
     ours(&mut f, &Lines(&s.stats));
+    for (shard, n) in s.lock_contention.iter().enumerate() {
+        let help = "Times a thread found the shard's lock held and waited for it.";
+        let shard = shard.to_string();
+        f.add(
+            "ferrocache_shard_lock_contended_total",
+            help,
+            Counter,
+            &[("shard", &shard)],
+            *n as f64,
+        );
+    }
     let mut text = f.render();
     service_times(&mut text, &s.service);
     text
@@ -818,6 +831,7 @@ mod tests {
                 ("3:chunk_size", "152"),
                 ("total_malloced", "99"),
             ]),
+            lock_contention: vec![0, 5],
             service: vec![FamilyTimes {
                 family: "get",
                 counts: [2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
@@ -837,6 +851,7 @@ mod tests {
             "memcached_slab_chunk_size_bytes{slab=\"3\"} 152\n",
             "memcached_slab_commands_total{slab=\"3\",command=\"set\",status=\"hit\"} 3\n",
             "memcached_malloced_bytes 99\n",
+            "ferrocache_shard_lock_contended_total{shard=\"1\"} 5\n",
             "ferrocache_command_duration_seconds_bucket{family=\"get\",le=\"0.000002\"} 3\n",
             "ferrocache_command_duration_seconds_bucket{family=\"get\",le=\"+Inf\"} 4\n",
             "ferrocache_command_duration_seconds_count{family=\"get\"} 4\n",

@@ -32,8 +32,8 @@ mod types;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use crate::clock::{Clock, Secs};
 use crawl::Crawler;
@@ -128,9 +128,10 @@ pub struct Cache {
 }
 
 /// A shard lock on its own cache lines, so that workers locking
-/// neighbouring shards do not contend on one line.
+/// neighbouring shards do not contend on one line; with the number of
+/// times a thread found it held and had to wait.
 #[repr(align(128))]
-struct PaddedShard(Mutex<Shard>);
+struct PaddedShard(Mutex<Shard>, AtomicU64);
 
 impl fmt::Debug for Cache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -154,7 +155,7 @@ impl Cache {
         let shards = (0..n)
             .map(|_| {
                 let shard = Shard::new(hasher.clone(), SEGMENT, Arc::clone(&budget));
-                PaddedShard(Mutex::new(shard))
+                PaddedShard(Mutex::new(shard), AtomicU64::new(0))
             })
             .collect();
         Cache {
@@ -172,11 +173,27 @@ impl Cache {
         }
     }
 
+    /// Locks shard `shard`, counting the times it was held by another
+    /// thread (`try_lock` first: uncontended, it costs what `lock` does).
     fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
-        self.shards[shard]
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        let s = &self.shards[shard];
+        match s.0.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                s.1.fetch_add(1, Ordering::Relaxed);
+                s.0.lock().unwrap_or_else(PoisonError::into_inner)
+            }
+        }
+    }
+
+    /// Per shard, the times a thread had to wait for its lock (the
+    /// metrics endpoint's `ferrocache_shard_lock_contended_total`).
+    pub fn lock_contention(&self) -> Vec<u64> {
+        self.shards
+            .iter()
+            .map(|s| s.1.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// One hash per key: the high half picks the shard, the low half goes
