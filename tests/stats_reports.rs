@@ -282,3 +282,86 @@ fn conns_list_udp_sockets_as_memcached() {
     assert_eq!(got, want);
     assert!(want.contains(&"N:UDP".to_string()), "{want:?}");
 }
+
+/// Per-class command counters of `stats slabs` and the crawler's
+/// `crawler_items_checked` move with their commands, on both servers.
+fn class_counters_move(server: &Server) {
+    let mut c = server.connect();
+    c.roundtrip("set n 0 0 2\r\n10\r\n", "STORED\r\n");
+    let slab = |c: &mut Conn, field: &str| -> u64 {
+        let slabs = c.stats("slabs");
+        // the one class with items
+        let id = slabs
+            .iter()
+            .find(|(n, _)| n.ends_with(":used_chunks"))
+            .map(|(n, _)| n.trim_end_matches(":used_chunks").to_string())
+            .expect("a class");
+        stat_u64(&slabs, &format!("{id}:{field}"))
+    };
+    let before: Vec<u64> = [
+        "incr_hits",
+        "decr_hits",
+        "touch_hits",
+        "cas_hits",
+        "cas_badval",
+    ]
+    .iter()
+    .map(|f| slab(&mut c, f))
+    .collect();
+    c.roundtrip("incr n 5\r\n", "15\r\n");
+    c.roundtrip("decr n 1\r\n", "14\r\n");
+    c.roundtrip("touch n 100\r\n", "TOUCHED\r\n");
+    let (_, _, cas) = c.gets("n");
+    c.roundtrip(format!("cas n 0 0 2 {cas}\r\n20\r\n"), "STORED\r\n");
+    c.roundtrip(format!("cas n 0 0 2 {cas}\r\n30\r\n"), "EXISTS\r\n");
+    let after: Vec<u64> = [
+        "incr_hits",
+        "decr_hits",
+        "touch_hits",
+        "cas_hits",
+        "cas_badval",
+    ]
+    .iter()
+    .map(|f| slab(&mut c, f))
+    .collect();
+    let moved: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(moved, [1, 1, 1, 1, 1]);
+
+    // a delete counts in the class the item was in
+    c.roundtrip("set d 0 0 2\r\n10\r\n", "STORED\r\n");
+    let deletes = slab(&mut c, "delete_hits");
+    c.roundtrip("delete d\r\n", "DELETED\r\n");
+    assert_eq!(slab(&mut c, "delete_hits"), deletes + 1);
+
+    // a requested crawl looks at the items
+    let checked = c.stat("", "crawler_items_checked");
+    c.roundtrip("lru_crawler crawl all\r\n", "OK\r\n");
+    assert!(eventually(Duration::from_secs(5), || {
+        c.stat("", "crawler_items_checked") > checked
+    }));
+}
+both!(class_counters_move, &[]);
+
+/// The index's size: `hash_bytes` grows with the items (here, the tables of
+/// every shard: memcached's is one preallocated table, so this is ours).
+#[test]
+fn hash_figures_follow_the_index() {
+    let server = Server::ferrocache(&[]);
+    let mut c = server.connect();
+    let before = c.stats("");
+    for i in 0..5000 {
+        c.send(format!("set key:{i} 0 0 1 noreply\r\nx\r\n"));
+    }
+    let after = c.stats("");
+    let bytes = |s: &[(String, String)]| stat_u64(s, "hash_bytes");
+    let power = |s: &[(String, String)]| stat_u64(s, "hash_power_level");
+    assert!(
+        bytes(&after) > bytes(&before),
+        "{} {}",
+        bytes(&before),
+        bytes(&after)
+    );
+    assert!(power(&after) > power(&before));
+    // 8-byte slots: 2^power slots at most what the bytes hold
+    assert!((1u64 << power(&after)) * 8 <= bytes(&after));
+}
