@@ -173,6 +173,7 @@ fn every_series_of_memcached_is_there() {
         slabs: m.stats("slabs"),
         service: Vec::new(),
         lock_contention: Vec::new(),
+        eviction: Default::default(),
     }));
     let server = Server::ferrocache(ENDPOINT);
     workload(&mut server.connect());
@@ -340,4 +341,41 @@ fn a_stalled_client_holds_only_the_endpoint() {
     );
     let body = scrape(addr);
     assert!(body.contains("memcached_up 1\n"));
+}
+
+/// The eviction policy's own counters move when the cache is full: oldest
+/// segments recycled, items read since the CLOCK last passed kept.
+#[test]
+fn eviction_policy_counters_move() {
+    let server = Server::ferrocache(&["-m", "8", "-o", "metrics_listen=127.0.0.1:0"]);
+    let addr = endpoint(&server);
+    let recycled = |body: &str| {
+        ["second_chance", "released", "compacted"]
+            .iter()
+            .map(|how| {
+                sample(
+                    body,
+                    &format!("ferrocache_segments_recycled_total{{how=\"{how}\"}}"),
+                )
+            })
+            .sum::<f64>()
+    };
+    let before = scrape(addr);
+    assert_eq!(recycled(&before), 0.0);
+    let mut c = server.connect();
+    let value = "v".repeat(1000);
+    for i in 0..20_000 {
+        c.send(format!("set key:{i} 0 0 1000 noreply\r\n{value}\r\n"));
+        if i % 100 == 0 {
+            // keep one key in use
+            c.roundtrip(
+                "get key:0\r\n",
+                format!("VALUE key:0 0 1000\r\n{value}\r\nEND\r\n"),
+            );
+        }
+    }
+    let after = scrape(addr);
+    assert!(recycled(&after) > 0.0, "{after}");
+    assert!(sample(&after, "memcached_items_evicted_total") > 0.0);
+    assert!(sample(&after, "ferrocache_items_kept_by_clock_total") > 0.0);
 }

@@ -8,7 +8,7 @@
 use std::fmt::Display;
 
 use super::{ops, Context, FERROCACHE_VERSION, VERSION};
-use crate::protocol::metrics::Snapshot;
+use crate::protocol::metrics::{EvictionPolicy, Snapshot};
 use crate::protocol::stats::{self as lines, Class, ConnLine, Emit, General, Settings};
 use crate::protocol::{Failure, Fault, Reply, Response};
 use crate::stats::Totals;
@@ -235,6 +235,7 @@ pub fn snapshot(ctx: &Context<'_>) -> Snapshot {
         v
     }
     let classes = classes(ctx);
+    let cache = ctx.cache.stats();
     Snapshot {
         stats: lines(|o| general(ctx, o)),
         settings: lines(|o| settings(ctx, o)),
@@ -242,6 +243,12 @@ pub fn snapshot(ctx: &Context<'_>) -> Snapshot {
         slabs: lines(|o| lines::slabs(&classes, ctx.cache.stats().bytes, o)),
         service: ctx.stats.service_times(),
         lock_contention: ctx.cache.lock_contention(),
+        eviction: EvictionPolicy {
+            second_chance: cache.clock_second_chance,
+            released: cache.clock_released,
+            compacted: cache.clock_compacted,
+            kept: cache.clock_kept,
+        },
     }
 }
 

@@ -27,6 +27,20 @@ pub struct Snapshot {
     pub service: Vec<FamilyTimes>,
     /// Per shard, the times its lock was found held.
     pub lock_contention: Vec<u64>,
+    /// The eviction policy's own counters.
+    pub eviction: EvictionPolicy,
+}
+
+/// What CLOCK over segments did (see `docs/operations.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EvictionPolicy {
+    /// Oldest segments recycled, by how: a second chance for used items,
+    /// released (unmapped), compacted without eviction.
+    pub second_chance: u64,
+    pub released: u64,
+    pub compacted: u64,
+    /// Items that survived a recycle.
+    pub kept: u64,
 }
 
 /// What a request asks for.
@@ -200,6 +214,29 @@ pub fn render(s: &Snapshot) -> String {
     per_class(&mut f, &s.slabs, "", slabs_metric);
     slab_sets(&mut f, &Lines(&s.slabs));
     ours(&mut f, &Lines(&s.stats));
+    let e = &s.eviction;
+    let help = "Oldest segments recycled by the eviction policy (CLOCK), by how.";
+    for (how, n) in [
+        ("second_chance", e.second_chance),
+        ("released", e.released),
+        ("compacted", e.compacted),
+    ] {
+        f.add(
+            "ferrocache_segments_recycled_total",
+            help,
+            Counter,
+            &[("how", how)],
+            n as f64,
+        );
+    }
+    let help = "Items that survived a segment's recycling (used since the CLOCK last passed, or under -M).";
+    f.add(
+        "ferrocache_items_kept_by_clock_total",
+        help,
+        Counter,
+        &[],
+        e.kept as f64,
+    );
     for (shard, n) in s.lock_contention.iter().enumerate() {
         let help = "Times a thread found the shard's lock held and waited for it.";
         let shard = shard.to_string();
@@ -832,6 +869,10 @@ mod tests {
                 ("total_malloced", "99"),
             ]),
             lock_contention: vec![0, 5],
+            eviction: EvictionPolicy {
+                released: 2,
+                ..EvictionPolicy::default()
+            },
             service: vec![FamilyTimes {
                 family: "get",
                 counts: [2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
@@ -852,6 +893,7 @@ mod tests {
             "memcached_slab_commands_total{slab=\"3\",command=\"set\",status=\"hit\"} 3\n",
             "memcached_malloced_bytes 99\n",
             "ferrocache_shard_lock_contended_total{shard=\"1\"} 5\n",
+            "ferrocache_segments_recycled_total{how=\"released\"} 2\n",
             "ferrocache_command_duration_seconds_bucket{family=\"get\",le=\"0.000002\"} 3\n",
             "ferrocache_command_duration_seconds_bucket{family=\"get\",le=\"+Inf\"} 4\n",
             "ferrocache_command_duration_seconds_count{family=\"get\"} 4\n",

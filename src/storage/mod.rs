@@ -509,6 +509,11 @@ impl Cache {
                 st.outofmemory += c.outofmemory;
                 st.crawler_items_checked += c.crawler_checked;
             }
+            let clock = shard.clock_counters();
+            st.clock_second_chance += clock.second_chance;
+            st.clock_released += clock.released;
+            st.clock_compacted += clock.compacted;
+            st.clock_kept += clock.kept;
             let (slots, bytes) = shard.index_size();
             st.hash_slots += slots as u64;
             st.hash_bytes += bytes as u64;

@@ -61,6 +61,21 @@ pub(super) struct ClassCounters {
     pub(super) crawler_checked: u64,
 }
 
+/// What the eviction policy (CLOCK over segments) did in one shard.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct ClockCounters {
+    /// Oldest segments recycled with a second chance for used items, made
+    /// the open segment again.
+    pub(super) second_chance: u64,
+    /// Oldest segments emptied and unmapped (memory given back).
+    pub(super) released: u64,
+    /// Oldest segments compacted without eviction (mostly dead, or `-M`).
+    pub(super) compacted: u64,
+    /// Items that survived a recycle: moved within their segment, or a
+    /// large item requeued.
+    pub(super) kept: u64,
+}
+
 /// A lookup's result: a live item, or the reason there is none (a dead one
 /// found on the way has been removed).
 pub(super) enum Found {
@@ -243,6 +258,8 @@ pub(super) struct Shard {
     cursor: Pos,
     total_items: u64,
     classes: Box<[ClassCounters; CLASSES]>,
+    /// What the CLOCK did (the metrics endpoint's eviction counters).
+    clock: ClockCounters,
     /// The cache's budget (to give a dead large item's mapping back).
     budget: Arc<Budget>,
 }
@@ -275,6 +292,7 @@ impl Shard {
             cursor: Pos::default(),
             total_items: 0,
             classes: Box::new([ClassCounters::default(); CLASSES]),
+            clock: ClockCounters::default(),
             budget,
         }
     }
@@ -285,6 +303,10 @@ impl Shard {
 
     pub(super) fn total_items(&self) -> u64 {
         self.total_items
+    }
+
+    pub(super) fn clock_counters(&self) -> ClockCounters {
+        self.clock
     }
 
     pub(super) fn classes(&self) -> &[ClassCounters; CLASSES] {
@@ -541,6 +563,7 @@ impl Shard {
             if keep {
                 self.item_mut(loc).set_referenced(false);
                 self.requeue(num);
+                self.clock.kept += 1;
                 return how != Recycle::Compact;
             }
             // evicting it unmaps the segment (see `kill`)
@@ -567,6 +590,7 @@ impl Shard {
         // `write`: where the next kept record goes, and the bytes kept so far
         let (mut off, mut write) = (0, 0);
         let (mut has_ttl, mut min_cas, mut min_atime) = (false, u64::MAX, Secs::MAX);
+        let mut kept = 0;
         while off < used {
             let (len, dead, alive, referenced) = {
                 let it = segment(&self.segs, n).item(off);
@@ -588,6 +612,7 @@ impl Shard {
                     seg.map.bytes_mut().copy_within(off..off + len, write);
                     self.index.set_id(pos, location(num, write));
                 }
+                kept += 1;
                 let it = self.item_mut(location(num, write));
                 it.set_referenced(false);
                 has_ttl |= it.deadline() != 0;
@@ -608,6 +633,12 @@ impl Shard {
         debug_assert_eq!(seg.live_bytes, write);
         seg.used = write;
         (seg.has_ttl, seg.min_cas, seg.min_atime) = (has_ttl, min_cas, min_atime);
+        self.clock.kept += kept;
+        match how {
+            Recycle::SecondChance => self.clock.second_chance += 1,
+            Recycle::Release => self.clock.released += 1,
+            Recycle::Compact => self.clock.compacted += 1,
+        }
         if write == 0 && how == Recycle::Release {
             self.free_segment(num);
         } else {

@@ -276,6 +276,13 @@ pub struct CacheStats {
     pub crawler_running: bool,
     /// Records the expiry sweep and requested crawls looked at.
     pub crawler_items_checked: u64,
+    /// The eviction policy (CLOCK over segments): oldest segments recycled
+    /// with a second chance for used items, released (unmapped),
+    /// compacted without eviction; items that survived a recycle.
+    pub clock_second_chance: u64,
+    pub clock_released: u64,
+    pub clock_compacted: u64,
+    pub clock_kept: u64,
 }
 
 /// Per size class figures for `stats items` / `stats slabs`.
