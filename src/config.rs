@@ -44,6 +44,18 @@ const CHUNK_ALIGN_BYTES: u64 = 8;
 /// memcached's `MAX_NUMBER_OF_SLAB_CLASSES`.
 const MAX_SLAB_CLASSES: usize = 64;
 
+/// How the metrics endpoint shows the most read keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsKeys {
+    /// A hash of each key (FNV-1a, 64 bits, in hex): which keys are hot
+    /// without their names.
+    Hashed,
+    /// The keys themselves.
+    Shown,
+    /// Not at all.
+    Off,
+}
+
 /// Everything the server needs from the command line, with memcached's
 /// defaults (see [`Config::default`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -146,6 +158,9 @@ pub struct Config {
     /// `-o metrics_listen=IP:PORT` (ferrocache's own): where the Prometheus
     /// endpoint (`GET /metrics`) listens; off without it.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `-o metrics_keys=hashed|shown|off`: how the endpoint shows the most
+    /// read keys (hashed by default: key names can be private).
+    pub metrics_keys: MetricsKeys,
     /// Things memcached prints on stderr while parsing and then carries on
     /// (e.g. `-t 65`), plus notes of ours about values read leniently.
     /// `main` prints each on its own line to stderr.
@@ -196,6 +211,7 @@ impl Default for Config {
             napi_ids: 0,
             read_buf_mem_limit: 0,
             metrics_listen: None,
+            metrics_keys: MetricsKeys::Hashed,
             warnings: Vec::new(),
         }
     }
@@ -766,6 +782,9 @@ const EXTENDED_HELP: &str = "\
 Extended options (-o name[=value],...):
   idle_timeout=SECONDS   close connections idle this long; 0 never [default: 0]
   item_size_max=SIZE     same as -I
+  read_buf_mem_limit=MB  what all connections' buffers may hold together [default: 0, none]
+  metrics_listen=IP:PORT serve Prometheus metrics at http://IP:PORT/metrics [default: off]
+  metrics_keys=MODE      most read keys in the metrics: hashed, shown or off [default: hashed]
   Accepted for compatibility with memcached, checked as memcached checks them,
   and otherwise without effect (each is listed in the log at start-up):
   maxconns_fast, no_maxconns_fast, hashpower=N, no_hashexpand, tail_repair_time=N,
@@ -776,7 +795,7 @@ Extended options (-o name[=value],...):
   slab_automove[=N], slab_automove_ratio=F, slab_automove_window=N,
   slab_automove_freeratio=F, slab_chunk_max=N, slab_sizes=A-B-..., track_sizes,
   inline_ascii_resp, no_inline_ascii_resp, modern, no_modern, no_chunked_items,
-  drop_privileges, no_drop_privileges, read_buf_mem_limit=MB, resp_obj_mem_limit,
+  drop_privileges, no_drop_privileges, resp_obj_mem_limit,
   meta_response_old, sock_cookie_id=N, ext_*=... (extstore), ssl_*=... (TLS).
 Any other name is refused.
 ";
@@ -1217,6 +1236,19 @@ impl Parser {
             self.unkept_options.push(name.to_string());
         }
         match name {
+            "metrics_keys" => {
+                self.cfg.metrics_keys = match need("Missing metrics_keys argument")? {
+                    "hashed" => MetricsKeys::Hashed,
+                    "shown" => MetricsKeys::Shown,
+                    "off" => MetricsKeys::Off,
+                    v => {
+                        return invalid(format!(
+                            "metrics_keys is hashed, shown or off, not \"{v}\""
+                        ))
+                    }
+                };
+                return Ok(());
+            }
             "metrics_listen" => {
                 let v = need("Missing metrics_listen argument")?;
                 match v.parse() {

@@ -8,13 +8,17 @@
 //! needs is passed in as numbers).
 //!
 //! Beside the counters each worker publishes gauges of its connections'
-//! buffers ([`BufGauges`]) and its share of `-o read_buf_mem_limit`, and
-//! per size class the command counters of `stats slabs` ([`ClassCmds`]).
+//! buffers ([`BufGauges`]) and its share of `-o read_buf_mem_limit`, per
+//! size class the command counters of `stats slabs` ([`ClassCmds`]), and,
+//! from sampled requests, service times ([`ServiceTimes`]) and the most
+//! read keys ([`keys`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::storage::{CacheStats, CLASS_COUNT};
+
+pub mod keys;
 
 macro_rules! counters {
     ($($name:ident),* $(,)?) => {
@@ -30,6 +34,8 @@ macro_rules! counters {
             /// Sampled service times per command family (metrics only:
             /// `stats reset` keeps them).
             pub service: Box<ServiceTimes>,
+            /// Sampled reads per key (metrics only).
+            pub keys: keys::KeySampler,
         }
 
         impl Default for WorkerStats {
@@ -39,6 +45,7 @@ macro_rules! counters {
                     bufs: BufGauges::default(),
                     classes: Box::new(std::array::from_fn(|_| ClassCmds::default())),
                     service: Box::default(),
+                    keys: keys::KeySampler::default(),
                 }
             }
         }
@@ -353,6 +360,13 @@ impl Stats {
                 t
             })
             .collect()
+    }
+
+    /// The `n` keys read most in the workers' recent windows of sampled
+    /// requests (as of clock second `now`), with their sampled counts.
+    pub fn top_keys(&self, now: u32, n: usize) -> keys::KeyCounts {
+        let windows: Vec<_> = self.workers.iter().map(|w| w.keys.recent(now)).collect();
+        keys::top(&windows, n)
     }
 
     /// The workers' buffer gauges, summed.

@@ -174,6 +174,8 @@ fn every_series_of_memcached_is_there() {
         service: Vec::new(),
         lock_contention: Vec::new(),
         eviction: Default::default(),
+        top_keys: Vec::new(),
+        keys_shown: false,
     }));
     let server = Server::ferrocache(ENDPOINT);
     workload(&mut server.connect());
@@ -378,4 +380,42 @@ fn eviction_policy_counters_move() {
     assert!(recycled(&after) > 0.0, "{after}");
     assert!(sample(&after, "memcached_items_evicted_total") > 0.0);
     assert!(sample(&after, "ferrocache_items_kept_by_clock_total") > 0.0);
+}
+
+/// The most read keys: shown with `-o metrics_keys=shown`, as a hash by
+/// default, not at all with `off`.
+#[test]
+fn most_read_keys_are_listed_as_asked() {
+    let top = |flags: &[&str]| {
+        let mut args = ENDPOINT.to_vec();
+        args.extend_from_slice(flags);
+        let server = Server::ferrocache(&args);
+        let mut c = server.connect();
+        c.roundtrip("set hot 0 0 1\r\nx\r\n", "STORED\r\n");
+        for _ in 0..300 {
+            c.roundtrip("get hot\r\n", "VALUE hot 0 1\r\nx\r\nEND\r\n");
+        }
+        scrape(endpoint(&server))
+            .lines()
+            .filter(|l| l.starts_with("ferrocache_top_key_reads{"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let shown = top(&["-o", "metrics_keys=shown"]);
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    let reads: f64 = shown[0]
+        .strip_prefix("ferrocache_top_key_reads{key=\"hot\"} ")
+        .expect("the key shown")
+        .parse()
+        .unwrap();
+    // one request in 64 is sampled: 300 gets (and a set) give 4 or 5
+    assert!((4.0..=5.0).contains(&reads), "{reads}");
+    let hashed = top(&[]);
+    assert_eq!(hashed.len(), 1, "{hashed:?}");
+    assert!(
+        hashed[0].starts_with("ferrocache_top_key_reads{key=\"fnv1a:")
+            && !hashed[0].contains("hot"),
+        "{hashed:?}"
+    );
+    assert!(top(&["-o", "metrics_keys=off"]).is_empty());
 }

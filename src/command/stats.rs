@@ -8,6 +8,7 @@
 use std::fmt::Display;
 
 use super::{ops, Context, FERROCACHE_VERSION, VERSION};
+use crate::config::MetricsKeys;
 use crate::protocol::metrics::{EvictionPolicy, Snapshot};
 use crate::protocol::stats::{self as lines, Class, ConnLine, Emit, General, Settings};
 use crate::protocol::{Failure, Fault, Reply, Response};
@@ -227,6 +228,9 @@ pub fn classes(ctx: &Context<'_>) -> Vec<Class> {
         .collect()
 }
 
+/// Keys the metrics endpoint lists as the most read.
+const TOP_KEYS: usize = 10;
+
 /// The reports a Prometheus scrape reads (`protocol::metrics`).
 pub fn snapshot(ctx: &Context<'_>) -> Snapshot {
     fn lines(f: impl FnOnce(&mut Emit<'_>)) -> Vec<(String, String)> {
@@ -243,6 +247,11 @@ pub fn snapshot(ctx: &Context<'_>) -> Snapshot {
         slabs: lines(|o| lines::slabs(&classes, ctx.cache.stats().bytes, o)),
         service: ctx.stats.service_times(),
         lock_contention: ctx.cache.lock_contention(),
+        top_keys: match ctx.config.metrics_keys {
+            MetricsKeys::Off => Vec::new(),
+            _ => ctx.stats.top_keys(ctx.clock.now(), TOP_KEYS),
+        },
+        keys_shown: ctx.config.metrics_keys == MetricsKeys::Shown,
         eviction: EvictionPolicy {
             second_chance: cache.clock_second_chance,
             released: cache.clock_released,

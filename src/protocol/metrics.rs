@@ -29,6 +29,11 @@ pub struct Snapshot {
     pub lock_contention: Vec<u64>,
     /// The eviction policy's own counters.
     pub eviction: EvictionPolicy,
+    /// The most read keys of the last one to two minutes, with their
+    /// sampled read counts, most read first.
+    pub top_keys: crate::stats::keys::KeyCounts,
+    /// Show the keys themselves, not a hash of each.
+    pub keys_shown: bool,
 }
 
 /// What CLOCK over segments did (see `docs/operations.md`).
@@ -248,9 +253,33 @@ pub fn render(s: &Snapshot) -> String {
             *n as f64,
         );
     }
+    let help =
+        "Sampled reads (one request in 64) of the most read keys over the last one to two minutes.";
+    for (key, n) in &s.top_keys {
+        let label = if s.keys_shown {
+            String::from_utf8_lossy(key).into_owned()
+        } else {
+            format!("fnv1a:{:016x}", fnv1a(key))
+        };
+        f.add(
+            "ferrocache_top_key_reads",
+            help,
+            Gauge,
+            &[("key", &label)],
+            *n as f64,
+        );
+    }
     let mut text = f.render();
     service_times(&mut text, &s.service);
     text
+}
+
+/// FNV-1a, 64 bits: a stable name for a key that does not show it (not a
+/// secret: a guessed key can be checked against it).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// `ferrocache_command_duration_seconds`, a histogram per command family.
@@ -823,6 +852,12 @@ mod tests {
     }
 
     #[test]
+    fn fnv1a_is_the_published_one() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
     fn requests() {
         use HttpRequest::*;
         for (head, want) in [
@@ -873,6 +908,8 @@ mod tests {
                 released: 2,
                 ..EvictionPolicy::default()
             },
+            top_keys: vec![((*b"a\"b").into(), 9)],
+            keys_shown: true,
             service: vec![FamilyTimes {
                 family: "get",
                 counts: [2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
@@ -894,6 +931,7 @@ mod tests {
             "memcached_malloced_bytes 99\n",
             "ferrocache_shard_lock_contended_total{shard=\"1\"} 5\n",
             "ferrocache_segments_recycled_total{how=\"released\"} 2\n",
+            "ferrocache_top_key_reads{key=\"a\\\"b\"} 9\n",
             "ferrocache_command_duration_seconds_bucket{family=\"get\",le=\"0.000002\"} 3\n",
             "ferrocache_command_duration_seconds_bucket{family=\"get\",le=\"+Inf\"} 4\n",
             "ferrocache_command_duration_seconds_count{family=\"get\"} 4\n",
