@@ -34,7 +34,7 @@
 //! | `config` | memcached's flags → a typed [`Config`], refusals with its words |
 //! | `process` | root and `-u`, daemonizing, pid file, signals, rlimits |
 //! | `storage` | index, segments of packed records, byte accounting, eviction, expiry, crawler |
-//! | `stats` | counters and buffer gauges, per worker, summed on read |
+//! | `stats` | counters and buffer gauges, per worker, summed on read; sampled service times and most read keys (`stats/keys`) |
 //! | `protocol` | every byte on the wire: `Request`, outcome values, the `Reply` sink; the text+meta codec in `protocol/text`; the `stats` lines (`protocol/stats`) and the Prometheus exposition (`protocol/metrics`) |
 //! | `watch` | the `watch` log streams (memcached's logger) |
 //! | `command` | `Request` → cache calls → outcome values; never writes bytes |
