@@ -11,16 +11,14 @@
 
 mod meta;
 pub mod ops;
-
-use std::fmt::Display;
+pub mod stats;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::protocol::text::yes_no;
 use crate::protocol::{
     ArithCreate, Failure, Fault, Keys, Limits, Reply, Request, Response, StoreMode,
 };
-use crate::stats::{bump, Stats, WorkerStats};
+use crate::stats::{bump, ClassCmds, Stats, WorkerStats};
 use crate::storage::crawl::DumpCursor;
 use crate::storage::{
     ArithOpts, Cache, DeleteAction, DeleteOutcome, ItemRef, Lookup, MetaArithOutcome, StoreOp,
@@ -28,13 +26,15 @@ use crate::storage::{
 };
 use crate::watch::WatchHub;
 
-/// The memcached release whose protocol and stats ferrocache follows.
-pub const MEMCACHED_COMPAT: &str = "1.6.18";
+/// What `version` and `stats`' `version` report: the memcached release whose
+/// protocol and stats ferrocache follows, alone, because clients parse the
+/// line as a version number (Node's `memcached` reads it from the end, so
+/// any suffix would be taken for the server's version and break feature
+/// checks keyed on memcached's).
+pub const VERSION: &str = "1.6.18";
 
-/// What `version` and `stats` report: memcached's version first, so clients
-/// that gate features on it (meta commands arrived in 1.6) keep working, then
-/// who is really answering.
-pub const VERSION: &str = concat!("1.6.18-ferrocache-", env!("CARGO_PKG_VERSION"));
+/// Who is really answering: `stats`' `ferrocache_version` line (and `-V`).
+pub const FERROCACHE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The parts of the running server that commands read or act on.
 pub trait ServerControl {
@@ -54,16 +54,25 @@ pub trait ServerControl {
     fn tls(&self) -> Option<&crate::tls::TlsContext> {
         None
     }
+    /// Descriptors the server holds for itself (`stats`' `reserved_fds`).
+    fn reserved_fds(&self) -> u64;
 }
 
-/// One open connection as `stats conns` shows it.
+/// One socket as `stats conns` shows it: a listener or a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnInfo {
     pub fd: i32,
-    /// `tcp:1.2.3.4:5678`, `tcp6:[::1]:5678` or a unix socket's path.
+    /// `tcp:1.2.3.4:5678`, `tcp6:[::1]:5678`, `udp:…` or a unix socket's
+    /// path: the peer's, or a listener's own.
     pub peer: String,
-    /// The listener it came in on, in the same form.
-    pub listen: String,
+    /// The listener a connection came in on, in the same form (`None` for
+    /// a listener).
+    pub listen: Option<String>,
+    /// memcached's state name: `conn_listening`, `conn_read` (UDP),
+    /// `conn_parse_cmd`.
+    pub state: &'static str,
+    /// Seconds since its last request (a listener: since start-up).
+    pub idle_secs: u64,
 }
 
 /// The parse limits `config` sets: the one place that turns `-I` (and
@@ -140,7 +149,70 @@ pub enum Resume {
 /// `resume` is `None`, or what a previous [`Flow::Paused`] of the same
 /// request returned; `out_limit` is where a multi-get or a dump pauses
 /// ([`Reply::len`]). Only those pause: every other reply is small.
+///
+/// One request in `stats::SAMPLE_EVERY` is timed for the service-time
+/// histograms of the metrics endpoint.
 pub fn execute<R: Reply>(
+    ctx: &Context<'_>,
+    req: &Request<'_>,
+    resume: Option<Resume>,
+    out: &mut R,
+    out_limit: usize,
+) -> Flow {
+    let service = &ctx.worker.service;
+    // (one call of `run`, so that it is inlined here as before)
+    let timed = service.sample().then(std::time::Instant::now);
+    let flow = run(ctx, req, resume, out, out_limit);
+    if let Some(start) = timed {
+        sampled(ctx, req, start);
+    }
+    flow
+}
+
+/// A sampled request is done: its service time and, for a read, its keys
+/// (the metrics' most read keys). Out of line: the other 63 requests in 64
+/// do not carry it.
+#[cold]
+#[inline(never)]
+fn sampled(ctx: &Context<'_>, req: &Request<'_>, start: std::time::Instant) {
+    let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    ctx.worker.service.record(family(req), ns);
+    use crate::stats::keys::KEYS_PER_REQUEST;
+    let now = ctx.clock.now();
+    let sampler = &ctx.worker.keys;
+    match req {
+        Request::Get { keys, .. } | Request::Gat { keys, .. } => {
+            for key in keys.iter().take(KEYS_PER_REQUEST) {
+                sampler.record(now, key);
+            }
+        }
+        Request::MetaGet(m) => sampler.record(now, m.key),
+        _ => {}
+    }
+}
+
+/// The family a request's service time counts in (an index into
+/// `stats::FAMILIES`).
+fn family(req: &Request<'_>) -> usize {
+    match req {
+        Request::Get { .. } => 0,
+        Request::Store { .. } | Request::TooLarge { .. } => 1,
+        Request::Delete { .. } => 2,
+        Request::Arith { .. } => 3,
+        Request::Touch { .. } | Request::Gat { .. } | Request::GatBadKey { .. } => 4,
+        Request::MetaGet(_)
+        | Request::MetaSet(_)
+        | Request::MetaTooLarge { .. }
+        | Request::MetaDelete(_)
+        | Request::MetaArith(_)
+        | Request::MetaNoop
+        | Request::MetaDebug { .. } => 5,
+        _ => 6,
+    }
+}
+
+/// [`execute`]'s body.
+fn run<R: Reply>(
     ctx: &Context<'_>,
     req: &Request<'_>,
     resume: Option<Resume>,
@@ -201,6 +273,8 @@ pub fn execute<R: Reply>(
             noreply,
         } => {
             bump(&w.cmd_set, 1);
+            let class = class_cmds(w, key.len() + data.len());
+            bump(&class.cmd_set, 1);
             let op = match mode {
                 StoreMode::Set => StoreOp::Set,
                 StoreMode::Add => StoreOp::Add,
@@ -220,6 +294,13 @@ pub fn execute<R: Reply>(
             let (outcome, unique) = ctx.cache.store_with(op, key, flags, deadline, data, &opts);
             ops::log_store(ctx, op, key, data.len(), deadline, outcome);
             count_write(w, mode == StoreMode::Cas, outcome);
+            if mode == StoreMode::Cas {
+                match outcome {
+                    StoreOutcome::Stored => bump(&class.cas_hits, 1),
+                    StoreOutcome::Exists => bump(&class.cas_badval, 1),
+                    _ => {}
+                }
+            }
             let resp = match outcome {
                 StoreOutcome::Stored => {
                     out.item_cas(shown_cas(ctx, unique));
@@ -274,10 +355,15 @@ pub fn execute<R: Reply>(
             noreply,
         } => {
             bump(&w.cmd_touch, 1);
-            let touched = ctx.cache.touch(key, ctx.clock.deadline(exptime));
+            let deadline = ctx.clock.deadline(exptime);
+            let (_, size) = ctx
+                .cache
+                .get_and_touch(key, deadline, |it| it.key.len() + it.data.len());
+            let touched = size.is_some();
             ops::log_touch(ctx, key, touched);
-            let resp = if touched {
+            let resp = if let Some(size) = size {
                 bump(&w.touch_hits, 1);
+                bump(&class_cmds(w, size).touch_hits, 1);
                 Response::Touched
             } else {
                 bump(&w.touch_misses, 1);
@@ -341,7 +427,7 @@ pub fn execute<R: Reply>(
             reply(noreply, &Response::Ok, out)
         }
         Request::Stats { args } => {
-            stats_command(ctx, args, out);
+            stats::command(ctx, args, out);
             Flow::Done
         }
         Request::MetaGet(ref m) => meta::get(ctx, m, out),
@@ -350,7 +436,11 @@ pub fn execute<R: Reply>(
         Request::MetaDelete(ref m) => meta::delete(ctx, m, out),
         Request::MetaArith(ref m) => meta::arith(ctx, m, out),
         Request::MetaNoop => reply(false, &Response::MetaNoop, out),
-        Request::MetaDebug { key, base64 } => meta::debug(ctx, key, base64, out),
+        Request::MetaDebug { key, base64 } => {
+            // memcached 1.6.18 counts `me` alone in cmd_meta
+            bump(&w.cmd_meta, 1);
+            meta::debug(ctx, key, base64, out)
+        }
         Request::LruCrawler(cmd) => {
             let at = match resume {
                 Some(Resume::Dump(at)) => Some(at),
@@ -417,6 +507,16 @@ fn arith<R: Reply>(
     match ctx.cache.meta_incr_decr(key, delta, incr, &opts) {
         MetaArithOutcome::Done { value, cas, .. } => {
             bump(hits, 1);
+            let digits = value.checked_ilog10().unwrap_or(0) as usize + 1;
+            let class = class_cmds(w, key.len() + digits);
+            bump(
+                if incr {
+                    &class.incr_hits
+                } else {
+                    &class.decr_hits
+                },
+                1,
+            );
             out.item_cas(shown_cas(ctx, cas));
             Response::Number(value)
         }
@@ -517,6 +617,10 @@ fn retrieve<R: Reply>(
     let w = ctx.worker;
     let show_cas = with_cas;
     let use_cas = ctx.config.use_cas;
+    let start = out.len();
+    // -o read_buf_mem_limit: what the worker's other connections leave
+    // this reply (0: no limit), read once per call
+    let room = w.bufs.reply_room.load(std::sync::atomic::Ordering::Relaxed);
     for (n, (at, key)) in keys.iter_from(resume).enumerate() {
         // at least one key per call, so a call always makes progress (and a
         // pause is never at offset 0, which means "from the start")
@@ -541,7 +645,17 @@ fn retrieve<R: Reply>(
             None => ctx.cache.get(key, write),
             Some(deadline) => ctx.cache.get_and_touch(key, deadline, write),
         };
+        if room != 0 && out.len() as u64 > room {
+            // memcached's answer when it has no response object for a key:
+            // the reply so far is dropped (here: with the value that did
+            // not fit), the connection stays open
+            bump(&w.response_obj_oom, 1);
+            out.truncate(start);
+            out.respond(&Response::Failure(Failure::UdpReplyTooLarge));
+            return Flow::Done;
+        }
         ops::log_fetch(ctx, key, lookup, len.unwrap_or(0));
+        let class = len.map(|len| class_cmds(w, key.len() + len));
         // memcached counts gat/gats as touches, not gets.
         if touch.is_some() {
             bump(&w.cmd_touch, 1);
@@ -549,12 +663,25 @@ fn retrieve<R: Reply>(
                 Lookup::Hit => bump(&w.touch_hits, 1),
                 _ => bump(&w.touch_misses, 1),
             }
+            if let Some(class) = class {
+                bump(&class.touch_hits, 1);
+            }
             continue;
         }
         count_get(w, lookup);
+        if let Some(class) = class {
+            bump(&class.get_hits, 1);
+        }
     }
     out.respond(&Response::End);
     Flow::Done
+}
+
+/// The per-class counters (`stats slabs`) of an item of `len` bytes of
+/// key and value.
+#[inline]
+fn class_cmds(w: &WorkerStats, len: usize) -> &ClassCmds {
+    &w.classes[crate::storage::class_index(len) & 63]
 }
 
 /// Counts one key read: `cmd_get` and its hit, miss, expired or flushed.
@@ -571,286 +698,4 @@ fn count_get(w: &WorkerStats, lookup: Lookup) {
             }
         }
     }
-}
-
-fn stat<R: Reply>(out: &mut R, name: &str, value: impl Display) {
-    out.stat(&name, &value);
-}
-
-fn stats_command<R: Reply>(ctx: &Context<'_>, args: &[u8], out: &mut R) {
-    let mut words = args.split(|&b| b == b' ').filter(|w| !w.is_empty());
-    let first = words.next();
-    match first {
-        None => general_stats(ctx, out),
-        Some(b"settings") => settings_stats(ctx, out),
-        Some(b"items") => items_stats(ctx, out),
-        Some(b"slabs") => slabs_stats(ctx, out),
-        Some(b"sizes") => {
-            // memcached 1.6 tracks sizes only with -o track_sizes; ferrocache
-            // answers as memcached does by default.
-            stat(out, "sizes_status", "disabled");
-        }
-        Some(b"conns") => {
-            for c in ctx.server.conns() {
-                out.stat(&format_args!("{}:addr", c.fd), &c.peer);
-                out.stat(&format_args!("{}:listen_addr", c.fd), &c.listen);
-                out.stat(&format_args!("{}:state", c.fd), &"conn_parse_cmd");
-            }
-        }
-        Some(b"reset") => {
-            ctx.stats.reset(&ctx.cache.stats());
-            out.respond(&Response::Reset);
-            return;
-        }
-        Some(b"detail") => {
-            let resp = match words.next() {
-                Some(b"on") | Some(b"off") => Response::Ok,
-                Some(b"dump") => Response::End,
-                _ => Response::Failure(Failure::StatsDetailUsage),
-            };
-            out.respond(&resp);
-            return;
-        }
-        Some(b"cachedump") => return ops::cachedump(ctx, words, out),
-        Some(_) => {
-            out.respond(&Response::Fault(Fault::UnknownCommand));
-            return;
-        }
-    }
-    out.respond(&Response::End);
-}
-
-fn general_stats<R: Reply>(ctx: &Context<'_>, out: &mut R) {
-    let t = ctx.stats.totals();
-    let c = ctx.stats.cache_since_reset(&ctx.cache.stats());
-    let ((us, uu), (ss, su)) = crate::stats::rusage();
-    let now = ctx.clock.now();
-    stat(out, "pid", std::process::id());
-    stat(out, "uptime", now.saturating_sub(2));
-    stat(out, "time", ctx.clock.unix_now());
-    stat(out, "version", VERSION);
-    stat(out, "pointer_size", usize::BITS);
-    stat(out, "rusage_user", crate::stats::format_timeval(us, uu));
-    stat(out, "rusage_system", crate::stats::format_timeval(ss, su));
-    stat(out, "max_connections", ctx.config.max_connections);
-    stat(out, "curr_connections", ctx.server.curr_connections());
-    stat(out, "total_connections", t.total_connections);
-    stat(out, "rejected_connections", t.rejected_connections);
-    stat(out, "connection_structures", ctx.server.curr_connections());
-    stat(out, "cmd_get", t.cmd_get);
-    stat(out, "cmd_set", t.cmd_set);
-    stat(out, "cmd_flush", t.cmd_flush);
-    stat(out, "cmd_touch", t.cmd_touch);
-    stat(out, "cmd_meta", 0);
-    stat(out, "get_hits", t.get_hits);
-    stat(out, "get_misses", t.get_misses);
-    stat(out, "get_expired", t.get_expired);
-    stat(out, "get_flushed", t.get_flushed);
-    stat(out, "delete_misses", t.delete_misses);
-    stat(out, "delete_hits", t.delete_hits);
-    stat(out, "incr_misses", t.incr_misses);
-    stat(out, "incr_hits", t.incr_hits);
-    stat(out, "decr_misses", t.decr_misses);
-    stat(out, "decr_hits", t.decr_hits);
-    stat(out, "cas_misses", t.cas_misses);
-    stat(out, "cas_hits", t.cas_hits);
-    stat(out, "cas_badval", t.cas_badval);
-    stat(out, "touch_hits", t.touch_hits);
-    stat(out, "touch_misses", t.touch_misses);
-    stat(out, "store_too_large", t.store_too_large);
-    stat(out, "store_no_memory", t.store_no_memory);
-    stat(out, "auth_cmds", t.auth_cmds);
-    stat(out, "auth_errors", t.auth_errors);
-    stat(out, "bytes_read", t.bytes_read);
-    stat(out, "bytes_written", t.bytes_written);
-    stat(out, "limit_maxbytes", c.limit_maxbytes);
-    stat(out, "accepting_conns", 1);
-    stat(out, "listen_disabled_num", 0);
-    stat(out, "time_in_listen_disabled_us", 0);
-    stat(out, "threads", ctx.config.threads);
-    stat(out, "conn_yields", t.conn_yields);
-    stat(out, "malloc_fails", 0);
-    stat(out, "worker_panics", t.worker_panics);
-    stat(out, "bytes", c.bytes);
-    stat(out, "curr_items", c.curr_items);
-    stat(out, "total_items", c.total_items);
-    stat(out, "expired_unfetched", c.expired_unfetched);
-    stat(out, "evicted_unfetched", c.evicted_unfetched);
-    stat(out, "evicted_active", c.evicted_active);
-    stat(out, "evictions", c.evictions);
-    stat(out, "reclaimed", c.reclaimed);
-    stat(out, "crawler_reclaimed", c.crawler_reclaimed);
-    tls_stats(ctx, out);
-}
-
-/// The TLS lines of `stats`, printed only under `-Z` (`ssl_new_sessions`
-/// only with `ssl_session_cache`), as memcached prints them.
-fn tls_stats<R: Reply>(ctx: &Context<'_>, out: &mut R) {
-    let Some(tls) = ctx.server.tls() else {
-        return;
-    };
-    let n = tls.counters();
-    if let Some(sessions) = n.new_sessions {
-        stat(out, "ssl_new_sessions", sessions);
-    }
-    stat(out, "ssl_handshake_errors", n.handshake_errors);
-    stat(
-        out,
-        "time_since_server_cert_refresh",
-        n.secs_since_cert_refresh,
-    );
-}
-
-/// The `ssl_*` lines of `stats settings`: memcached built with TLS prints
-/// them with or without `-Z`.
-fn tls_settings<R: Reply>(cfg: &Config, out: &mut R) {
-    let t = &cfg.tls;
-    let path = |p: &Option<std::path::PathBuf>, none: &str| {
-        p.as_ref()
-            .map_or_else(|| none.to_string(), |p| p.display().to_string())
-    };
-    stat(out, "ssl_enabled", yes_no(t.enabled));
-    stat(out, "ssl_chain_cert", path(&t.chain_cert, "(null)"));
-    stat(out, "ssl_key", path(&t.key, "(null)"));
-    stat(out, "ssl_verify_mode", t.verify_mode.openssl_flags());
-    stat(out, "ssl_keyformat", t.key_format);
-    stat(out, "ssl_ciphers", t.ciphers.as_deref().unwrap_or("NULL"));
-    stat(out, "ssl_ca_cert", path(&t.ca_cert, "NULL"));
-    stat(out, "ssl_wbuf_size", u64::from(t.wbuf_kib) * 1024);
-    stat(out, "ssl_session_cache", yes_no(t.session_cache));
-    stat(out, "ssl_kernel_tls", yes_no(t.kernel_tls));
-    stat(out, "ssl_min_version", t.min_version.name());
-}
-
-fn settings_stats<R: Reply>(ctx: &Context<'_>, out: &mut R) {
-    let cfg = ctx.config;
-    let limit = ctx.cache.stats().limit_maxbytes;
-    stat(out, "maxbytes", limit);
-    stat(out, "maxconns", cfg.max_connections);
-    stat(
-        out,
-        "tcpport",
-        if cfg.unix_socket.is_some() {
-            0
-        } else {
-            cfg.port
-        },
-    );
-    stat(
-        out,
-        "udpport",
-        if cfg.unix_socket.is_some() {
-            0
-        } else {
-            cfg.udp_port
-        },
-    );
-    let inter = if cfg.listen.is_empty() {
-        "NULL".to_string()
-    } else {
-        cfg.listen.join(",")
-    };
-    stat(out, "inter", inter);
-    stat(out, "verbosity", ctx.server.verbosity());
-    stat(out, "oldest", 0);
-    stat(out, "evictions", if cfg.no_evict { "off" } else { "on" });
-    let domain = cfg
-        .unix_socket
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "NULL".to_string());
-    stat(out, "domain_socket", domain);
-    stat(out, "umask", format!("{:o}", cfg.unix_mask));
-    stat(out, "shutdown_command", yes_no(cfg.enable_shutdown));
-    stat(out, "growth_factor", format!("{:.2}", cfg.growth_factor));
-    stat(out, "chunk_size", cfg.chunk_size);
-    stat(out, "num_threads", cfg.threads);
-    stat(out, "num_threads_per_udp", cfg.threads);
-    stat(out, "stat_key_prefix", cfg.stat_key_prefix);
-    stat(out, "detail_enabled", "no");
-    stat(out, "reqs_per_event", cfg.reqs_per_event);
-    stat(out, "cas_enabled", yes_no(cfg.use_cas));
-    stat(out, "tcp_backlog", cfg.backlog);
-    let proto = match cfg.binding_protocol.as_str() {
-        "ascii" => "ascii",
-        "binary" => "binary",
-        _ => "auto-negotiate",
-    };
-    stat(out, "binding_protocol", proto);
-    stat(out, "auth_enabled_sasl", yes_no(cfg.sasl));
-    // memcached prints the -Y file's path here, or "no"
-    match &cfg.auth_file {
-        Some(path) => stat(out, "auth_enabled_ascii", path.display()),
-        None => stat(out, "auth_enabled_ascii", "no"),
-    }
-    stat(out, "item_size_max", cfg.item_size_max);
-    stat(out, "maxconns_fast", "yes");
-    stat(out, "hashpower_init", 0);
-    stat(out, "slab_reassign", "yes");
-    stat(out, "slab_automove", ctx.server.slab_automove());
-    stat(out, "lru_crawler", yes_no(ctx.cache.crawler_enabled()));
-    stat(out, "lru_crawler_sleep", ctx.cache.crawler_sleep());
-    stat(out, "lru_crawler_tocrawl", ctx.cache.crawler_tocrawl());
-    stat(out, "lru_maintainer_thread", "no");
-    stat(out, "flush_enabled", yes_no(!cfg.disable_flush));
-    stat(out, "dump_enabled", "yes");
-    stat(out, "hash_algorithm", "siphash");
-    stat(out, "idle_timeout", cfg.idle_timeout);
-    stat(out, "track_sizes", "no");
-    tls_settings(cfg, out);
-}
-
-fn items_stats<R: Reply>(ctx: &Context<'_>, out: &mut R) {
-    for c in ctx.cache.class_stats() {
-        if c.number == 0 {
-            continue;
-        }
-        let id = c.id;
-        let mut s = |name: &str, v: u64| out.stat(&format_args!("items:{}:{}", id, name), &v);
-        s("number", c.number);
-        s("number_hot", 0);
-        s("number_warm", 0);
-        s("number_cold", c.number);
-        s("age_hot", 0);
-        s("age_warm", 0);
-        s("age", c.age);
-        s("mem_requested", c.mem_requested);
-        s("evicted", c.evicted);
-        s("evicted_nonzero", c.evicted_nonzero);
-        s("evicted_time", 0);
-        s("outofmemory", c.outofmemory);
-        s("tailrepairs", 0);
-        s("reclaimed", c.reclaimed);
-        s("expired_unfetched", c.expired_unfetched);
-        s("evicted_unfetched", c.evicted_unfetched);
-        s("evicted_active", c.evicted_active);
-        s("crawler_reclaimed", c.crawler_reclaimed);
-    }
-}
-
-/// ferrocache has no slab pages: each class reports its items as used chunks
-/// in notional 1 MiB pages, so memcached-tool's arithmetic stays meaningful.
-fn slabs_stats<R: Reply>(ctx: &Context<'_>, out: &mut R) {
-    const PAGE: u64 = 1024 * 1024;
-    let mut active = 0u64;
-    for c in ctx.cache.class_stats() {
-        if c.number == 0 {
-            continue;
-        }
-        active += 1;
-        let per_page = (PAGE / c.chunk_size.max(1)).max(1);
-        let pages = c.number.div_ceil(per_page);
-        let id = c.id;
-        let mut s = |name: &str, v: u64| out.stat(&format_args!("{}:{}", id, name), &v);
-        s("chunk_size", c.chunk_size);
-        s("chunks_per_page", per_page);
-        s("total_pages", pages);
-        s("total_chunks", pages * per_page);
-        s("used_chunks", c.number);
-        s("free_chunks", pages * per_page - c.number);
-        s("free_chunks_end", 0);
-        s("mem_requested", c.mem_requested);
-    }
-    stat(out, "active_slabs", active);
-    stat(out, "total_malloced", ctx.cache.stats().bytes);
 }

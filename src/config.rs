@@ -47,6 +47,18 @@ const CHUNK_ALIGN_BYTES: u64 = 8;
 /// memcached's `MAX_NUMBER_OF_SLAB_CLASSES`.
 const MAX_SLAB_CLASSES: usize = 64;
 
+/// How the metrics endpoint shows the most read keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsKeys {
+    /// A hash of each key (FNV-1a, 64 bits, in hex): which keys are hot
+    /// without their names.
+    Hashed,
+    /// The keys themselves.
+    Shown,
+    /// Not at all.
+    Off,
+}
+
 /// Everything the server needs from the command line, with memcached's
 /// defaults (see [`Config::default`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -147,6 +159,16 @@ pub struct Config {
     pub napi_ids: u32,
     /// `-Z` and the `ssl_*` options.
     pub tls: TlsOptions,
+    /// `-o read_buf_mem_limit=MB`, in bytes (0: none): what all connections'
+    /// read and reply buffers may hold together, split evenly over the
+    /// workers as memcached splits it over its threads.
+    pub read_buf_mem_limit: u64,
+    /// `-o metrics_listen=IP:PORT` (ferrocache's own): where the Prometheus
+    /// endpoint (`GET /metrics`) listens; off without it.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `-o metrics_keys=hashed|shown|off`: how the endpoint shows the most
+    /// read keys (hashed by default: key names can be private).
+    pub metrics_keys: MetricsKeys,
     /// Things memcached prints on stderr while parsing and then carries on
     /// (e.g. `-t 65`), plus notes of ours about values read leniently.
     /// `main` prints each on its own line to stderr.
@@ -197,6 +219,9 @@ impl Default for Config {
             memory_file: None,
             napi_ids: 0,
             tls: TlsOptions::default(),
+            read_buf_mem_limit: 0,
+            metrics_listen: None,
+            metrics_keys: MetricsKeys::Hashed,
             warnings: Vec::new(),
         }
     }
@@ -778,6 +803,9 @@ const EXTENDED_HELP: &str = "\
 Extended options (-o name[=value],...):
   idle_timeout=SECONDS   close connections idle this long; 0 never [default: 0]
   item_size_max=SIZE     same as -I
+  read_buf_mem_limit=MB  what all connections' buffers may hold together [default: 0, none]
+  metrics_listen=IP:PORT serve Prometheus metrics at http://IP:PORT/metrics [default: off]
+  metrics_keys=MODE      most read keys in the metrics: hashed, shown or off [default: hashed]
   Accepted for compatibility with memcached, checked as memcached checks them,
   and otherwise without effect (each is listed in the log at start-up):
   maxconns_fast, no_maxconns_fast, hashpower=N, no_hashexpand, tail_repair_time=N,
@@ -788,7 +816,7 @@ Extended options (-o name[=value],...):
   slab_automove[=N], slab_automove_ratio=F, slab_automove_window=N,
   slab_automove_freeratio=F, slab_chunk_max=N, slab_sizes=A-B-..., track_sizes,
   inline_ascii_resp, no_inline_ascii_resp, modern, no_modern, no_chunked_items,
-  drop_privileges, no_drop_privileges, read_buf_mem_limit=MB, resp_obj_mem_limit,
+  drop_privileges, no_drop_privileges, resp_obj_mem_limit,
   meta_response_old, sock_cookie_id=N, ext_*=... (extstore), ssl_*=... (TLS).
 Any other name is refused.
 ";
@@ -1222,6 +1250,31 @@ impl Parser {
             self.unkept_options.push(name.to_string());
         }
         match name {
+            "metrics_keys" => {
+                self.cfg.metrics_keys = match need("Missing metrics_keys argument")? {
+                    "hashed" => MetricsKeys::Hashed,
+                    "shown" => MetricsKeys::Shown,
+                    "off" => MetricsKeys::Off,
+                    v => {
+                        return invalid(format!(
+                            "metrics_keys is hashed, shown or off, not \"{v}\""
+                        ))
+                    }
+                };
+                return Ok(());
+            }
+            "metrics_listen" => {
+                let v = need("Missing metrics_listen argument")?;
+                match v.parse() {
+                    Ok(addr) => self.cfg.metrics_listen = Some(addr),
+                    Err(_) => {
+                        return invalid(format!(
+                        "metrics_listen wants an IP address and port (127.0.0.1:9150), not \"{v}\""
+                    ))
+                    }
+                }
+                return Ok(());
+            }
             "idle_timeout" => {
                 let v = need(&missing_num(name))?;
                 let n = self.number("-o idle_timeout", v);
@@ -1293,7 +1346,14 @@ impl Parser {
                     );
                 }
             }
-            "watcher_logbuf_size" | "worker_logbuf_size" | "read_buf_mem_limit" => {
+            "read_buf_mem_limit" => {
+                let Some(mb) = whole_u32(need(&missing_arg(name))?) else {
+                    return invalid(parse_fail(name));
+                };
+                self.cfg.read_buf_mem_limit = u64::from(mb) * 1024 * 1024;
+                return Ok(());
+            }
+            "watcher_logbuf_size" | "worker_logbuf_size" => {
                 if whole_u32(need(&missing_arg(name))?).is_none() {
                     return invalid(parse_fail(name));
                 }
@@ -1980,7 +2040,7 @@ mod tests {
                      worker_logbuf_size=64,slab_reassign,no_slab_reassign,slab_automove=1,\
                      slab_automove_ratio=0.8,slab_automove_window=30,track_sizes,\
                      no_inline_ascii_resp,inline_ascii_resp,no_hashexpand,\
-                     hash_algorithm=murmur3,read_buf_mem_limit=0,drop_privileges,\
+                     hash_algorithm=murmur3,read_buf_mem_limit=3,drop_privileges,\
                      no_drop_privileges,meta_response_old,slab_sizes=100-200",
                 ],
                 |c| {
@@ -1988,6 +2048,7 @@ mod tests {
                     c.lru_crawler_sleep = Some(100);
                     c.lru_crawler_tocrawl = Some(0);
                     c.slab_automove = 1;
+                    c.read_buf_mem_limit = 3 << 20;
                     c.ignored_options = "maxconns_fast,no_maxconns_fast,tail_repair_time=10,\
                         lru_maintainer,no_lru_maintainer,hot_lru_pct=20,warm_lru_pct=40,\
                         hot_max_factor=0.2,warm_max_factor=2.0,temporary_ttl=61,\
@@ -1995,13 +2056,16 @@ mod tests {
                         no_slab_reassign,slab_automove_ratio=0.8,\
                         slab_automove_window=30,track_sizes,no_inline_ascii_resp,\
                         inline_ascii_resp,no_hashexpand,hash_algorithm=murmur3,\
-                        read_buf_mem_limit=0,drop_privileges,no_drop_privileges,\
+                        drop_privileges,no_drop_privileges,\
                         meta_response_old,slab_sizes=100-200"
                         .split(',')
                         .map(String::from)
                         .collect();
                 },
             ),
+            (&["-o", "metrics_listen=[::1]:9150"], |c| {
+                c.metrics_listen = Some("[::1]:9150".parse().unwrap());
+            }),
             (&["-o", "resp_obj_mem_limit"], |c| {
                 c.ignored_options = vec!["resp_obj_mem_limit".into()];
                 c.warnings = vec![
@@ -2252,6 +2316,11 @@ mod tests {
             ),
             // -o
             (&["-o", "bogus"], inv("Illegal suboption \"bogus\"")),
+            (&["-o", "metrics_listen"], inv("Missing metrics_listen argument")),
+            (
+                &["-o", "metrics_listen=localhost"],
+                inv("metrics_listen wants an IP address and port (127.0.0.1:9150), not \"localhost\""),
+            ),
             (&["-o", "bogus=5"], inv("Illegal suboption \"bogus=5\"")),
             (&["-o", "bogus,idle_timeout=5"], inv("Illegal suboption \"bogus\"")),
             (&["-o", "idle_timeout=5,bogus"], inv("Illegal suboption \"bogus\"")),

@@ -16,6 +16,9 @@
 //!                                         ▲
 //!    clock thread (server/mod): ticks the coarse clock; each tick the expirer
 //!    sweeps a bounded slice of every shard (never the whole table at once)
+//!
+//!    metrics thread (server/metrics, only with -o metrics_listen): GET /metrics
+//!      → command::stats::snapshot → protocol::metrics (memcached_exporter's names)
 //! ```
 //!
 //! A request never crosses a thread on its way through: the accept thread only
@@ -34,8 +37,8 @@
 //! | `process` | root and `-u`, daemonizing, pid file, signals, rlimits |
 //! | `storage` | index, segments of packed records, byte accounting, eviction, expiry, crawler |
 //! | `tls` | the `-Z` context: certificate, key and CAs, rustls settings, refresh, TLS counters |
-//! | `stats` | counters, per worker, summed on read |
-//! | `protocol` | every byte on the wire: `Request`, outcome values, the `Reply` sink; the text+meta codec in `protocol/text`, the binary one in `protocol/binary` |
+//! | `stats` | counters and buffer gauges, per worker, summed on read; sampled service times and most read keys (`stats/keys`) |
+//! | `protocol` | every byte on the wire: `Request`, outcome values, the `Reply` sink; the text+meta codec in `protocol/text`, the binary one in `protocol/binary`; the `stats` lines (`protocol/stats`) and the Prometheus exposition (`protocol/metrics`) |
 //! | `watch` | the `watch` log streams (memcached's logger) |
 //! | `command` | `Request` → cache calls → outcome values; never writes bytes |
 //! | `server` | listeners, workers, connections and their buffers, transports, UDP, limits, drain |

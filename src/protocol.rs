@@ -16,7 +16,9 @@ pub mod admin;
 pub mod base64;
 pub mod binary;
 pub mod meta;
+pub mod metrics;
 mod scan;
+pub mod stats;
 pub mod text;
 
 use std::fmt::Display;
@@ -526,7 +528,9 @@ pub enum Failure {
     WatchAfterPipeline,
     /// `lru_crawler metadump` behind replies not yet sent.
     MetadumpAfterPipeline,
-    /// A multi-get's reply does not fit in a UDP reply.
+    /// A multi-get's reply does not fit in a UDP reply, or in the buffers
+    /// `-o read_buf_mem_limit` leaves the connection (memcached answers
+    /// both with the same words).
     UdpReplyTooLarge,
     /// A UDP request spread over several datagrams.
     UdpMultiPacket,

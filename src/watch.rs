@@ -36,6 +36,22 @@ pub struct WatchHub {
     mask: AtomicU32,
     gid: AtomicU64,
     watchers: Mutex<Vec<Arc<Watcher>>>,
+    /// Lines copied to a watcher's buffer, and lines a full buffer dropped
+    /// (`stats`' `log_watcher_sent`, `log_watcher_skipped`).
+    sent: AtomicU64,
+    skipped: AtomicU64,
+}
+
+/// What `stats` reports of the watch log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WatchStats {
+    /// Connections watching now.
+    pub watchers: u64,
+    /// Log lines written: `gid` numbers them, one per line whatever the
+    /// number of watchers.
+    pub written: u64,
+    pub sent: u64,
+    pub skipped: u64,
 }
 
 /// One watching connection's stream.
@@ -92,6 +108,19 @@ impl WatchHub {
             mask: AtomicU32::new(0),
             gid: AtomicU64::new(0),
             watchers: Mutex::new(Vec::new()),
+            sent: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+        }
+    }
+
+    /// The counters `stats` shows (`log_watchers`, `log_worker_written`,
+    /// `log_watcher_sent`, `log_watcher_skipped`).
+    pub fn stats(&self) -> WatchStats {
+        WatchStats {
+            watchers: self.list().len() as u64,
+            written: self.gid.load(Ordering::Relaxed),
+            sent: self.sent.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
         }
     }
 
@@ -153,7 +182,12 @@ impl WatchHub {
         );
         body(&mut line);
         for w in list.iter().filter(|w| w.mask & stream != 0) {
-            w.push(&line);
+            let counter = if w.push(&line) {
+                &self.sent
+            } else {
+                &self.skipped
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -254,7 +288,8 @@ impl Watcher {
         self.buf.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn push(&self, line: &[u8]) {
+    /// Adds `line`; false when the buffer is full and it was dropped.
+    fn push(&self, line: &[u8]) -> bool {
         let mut b = self.lock();
         let note = if b.skipped > 0 {
             format!("skipped={}\n", b.skipped)
@@ -263,7 +298,7 @@ impl Watcher {
         };
         if b.lines.len() + note.len() + line.len() > WATCH_BUF {
             b.skipped += 1;
-            return;
+            return false;
         }
         b.lines.extend_from_slice(note.as_bytes());
         b.lines.extend_from_slice(line);
@@ -273,6 +308,7 @@ impl Watcher {
             drop(b);
             (self.wake)();
         }
+        true
     }
 
     /// Moves the waiting lines to `out`. Returns false when there were none.

@@ -983,3 +983,28 @@ fn sealed_replies_are_bounded_by_wbuf_size() {
     }
     assert!(server.writer().write(&big).unwrap() > 0);
 }
+
+/// Under `-Z`, `stats` and `stats settings` name the same lines in the same
+/// order as memcached's (ferrocache's own two lines aside, at the end).
+#[test]
+fn tls_lines_where_memcached_prints_them() {
+    let Some(args) = tls_args(",ssl_session_cache") else {
+        return;
+    };
+    let args = strs(&args);
+    let Some(memcached) = common::memcached_or_skip(&args) else {
+        return;
+    };
+    let ferrocache = Server::ferrocache(&args);
+    for sub in ["", "settings"] {
+        let names = |s: &Server| -> Vec<String> {
+            s.connect()
+                .stats(sub)
+                .into_iter()
+                .map(|(k, _)| k)
+                .filter(|k| k != "worker_panics" && k != "ferrocache_version")
+                .collect()
+        };
+        assert_eq!(names(&ferrocache), names(&memcached), "stats {sub}");
+    }
+}

@@ -349,6 +349,9 @@ mod tests {
             1
         }
         fn set_slab_automove(&self, _: u32) {}
+        fn reserved_fds(&self) -> u64 {
+            0
+        }
     }
 
     #[test]

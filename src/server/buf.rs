@@ -47,6 +47,11 @@ impl ReadBuf {
         self.pos == self.end
     }
 
+    /// Bytes allocated.
+    pub(super) fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Drops up to `n` bytes from the front (a request done, or part of a
     /// value being thrown away); returns how many of the `n` have not
     /// arrived yet, to be thrown away as they come.
@@ -90,7 +95,18 @@ impl ReadBuf {
     /// `READ_CHUNK` more (doubling the buffer when it must grow). Returns
     /// the bytes read and whether the read left room: a read that does not
     /// fill the free space has emptied the socket's receive queue.
-    pub(super) fn read_from(&mut self, stream: &mut Stream) -> io::Result<(usize, bool)> {
+    ///
+    /// `room`: the bytes `-o read_buf_mem_limit` leaves. A connection with
+    /// no buffer needs `READ_CHUNK` of it, or the read fails with
+    /// `OutOfMemory` and reads nothing (memcached's fixed-size read
+    /// buffer). Growing past that for a long line or a value is not
+    /// refused: memcached reads those into memory of their own (a value
+    /// into its item), bounded by `-I` and the line limits.
+    pub(super) fn read_from(
+        &mut self,
+        stream: &mut Stream,
+        room: u64,
+    ) -> io::Result<(usize, bool)> {
         if self.pos > 0 {
             self.buf.copy_within(self.pos..self.end, 0);
             self.end -= self.pos;
@@ -98,6 +114,9 @@ impl ReadBuf {
         }
         if self.buf.len() - self.end < READ_CHUNK {
             let want = (self.end + READ_CHUNK).max(self.buf.len() * 2);
+            if self.buf.is_empty() && READ_CHUNK as u64 > room {
+                return Err(io::ErrorKind::OutOfMemory.into());
+            }
             self.buf.resize(want, 0);
         }
         let room = self.buf.len() - self.end;
@@ -164,6 +183,11 @@ impl WriteBuf {
     /// See [`Self::replies`].
     pub(super) fn len(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Bytes allocated.
+    pub(super) fn capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Writes pending replies until done or the stream is full. Err on a

@@ -8,16 +8,17 @@
 //! pipeline's.
 
 use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use log::trace;
+use log::{debug, trace};
 
 use super::buf::{ReadBuf, WriteBuf, OUT_LIMIT};
 use super::pipeline::{Pipeline, Step, Turn};
 use super::transport::Stream;
 use crate::command::Context;
 use crate::protocol::Limits;
-use crate::stats::{bump, WorkerStats};
+use crate::stats::{bump, set, BufGauges, WorkerStats};
 use crate::watch::Watcher;
 
 /// One client connection, owned by one worker.
@@ -41,6 +42,11 @@ pub(super) struct Conn {
     /// In the worker's ready list (yielded with work left).
     pub(super) queued: bool,
     pub(super) last_active: u32,
+    /// `last_active` as `stats conns` reads it from other threads.
+    pub(super) seen: Arc<AtomicU32>,
+    /// The bytes of its read and write buffers as last counted in its
+    /// worker's gauges (see [`meter`]).
+    metered: (usize, usize),
     /// Set once the connection sent `watch`: it receives log lines and
     /// executes nothing more.
     pub(super) watcher: Option<Arc<Watcher>>,
@@ -60,6 +66,8 @@ impl Conn {
             closing: false,
             queued: false,
             last_active: now,
+            seen: Arc::new(AtomicU32::new(now)),
+            metered: (0, 0),
             watcher: None,
         }
     }
@@ -81,8 +89,80 @@ pub(super) fn flush(c: &mut Conn, stats: &WorkerStats) -> io::Result<()> {
 }
 
 /// Serves one connection as far as it can go without blocking: write what is
-/// pending, execute what is buffered (up to -R requests), read more.
+/// pending, execute what is buffered (up to -R requests), read more; then
+/// counts its buffers in the worker's gauges.
+///
+/// Under `-o read_buf_mem_limit` the worker's connections share
+/// `limit / threads` bytes of buffers (memcached splits its limit over its
+/// threads the same way): while this one runs, its reply buffer may hold
+/// what the others leave (`BufGauges::reply_room`, which a multi-get
+/// checks), and a read that would grow its read buffer past that closes
+/// it (`read_buf_oom`), as memcached closes a connection it cannot give a
+/// read buffer.
 pub(super) fn drive(c: &mut Conn, ctx: &Context<'_>, limits: &Limits) -> Step {
+    let limit = share(ctx);
+    if limit != 0 {
+        let others = ctx.worker.bufs.held() - c.metered.1 as u64;
+        set(
+            &ctx.worker.bufs.reply_room,
+            limit.saturating_sub(others).max(1),
+        );
+    }
+    let step = run(c, ctx, limits, limit);
+    if limit != 0 {
+        set(&ctx.worker.bufs.reply_room, 0);
+        // as memcached gives an idle connection's buffers back to its
+        // thread's cache: under a limit, idle connections hold none
+        if c.input.is_empty() {
+            c.input.release();
+        }
+        if c.all_sent() {
+            *c.output.replies() = Vec::new();
+        }
+    }
+    meter(c, &ctx.worker.bufs);
+    step
+}
+
+/// This worker's share of `-o read_buf_mem_limit` (0: none).
+fn share(ctx: &Context<'_>) -> u64 {
+    ctx.config.read_buf_mem_limit / ctx.config.threads.max(1) as u64
+}
+
+/// Brings the worker's buffer gauges up to date with `c`'s buffers.
+pub(super) fn meter(c: &mut Conn, g: &BufGauges) {
+    let now = (c.input.capacity(), c.output.capacity());
+    let was = c.metered;
+    if now == was {
+        return;
+    }
+    let add = |gauge: &std::sync::atomic::AtomicU64, from: usize, to: usize| {
+        let v = gauge.load(Ordering::Relaxed);
+        set(gauge, v.wrapping_add(to as u64).wrapping_sub(from as u64));
+    };
+    add(&g.read_bytes, was.0, now.0);
+    add(
+        &g.read_count,
+        usize::from(was.0 > 0),
+        usize::from(now.0 > 0),
+    );
+    add(&g.write_bytes, was.1, now.1);
+    add(
+        &g.write_count,
+        usize::from(was.1 > 0),
+        usize::from(now.1 > 0),
+    );
+    c.metered = now;
+}
+
+/// Takes `c`'s buffers out of the worker's gauges (it is closing).
+pub(super) fn unmeter(c: &mut Conn, g: &BufGauges) {
+    c.input.release();
+    *c.output.replies() = Vec::new();
+    meter(c, g);
+}
+
+fn run(c: &mut Conn, ctx: &Context<'_>, limits: &Limits, limit: u64) -> Step {
     if c.watcher.is_some() {
         return drive_watcher(c, ctx);
     }
@@ -138,9 +218,14 @@ pub(super) fn drive(c: &mut Conn, ctx: &Context<'_>, limits: &Limits) -> Step {
             // had their turn.
             return Step::Yield;
         }
-        match read_more(c, ctx) {
+        match read_more(c, ctx, limit) {
             Ok(0) => return Step::Close,
             Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::OutOfMemory => {
+                debug!("{}: no room for a read buffer (read_buf_mem_limit)", c.fd);
+                bump(&ctx.worker.read_buf_oom, 1);
+                return Step::Close;
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 c.readable = false;
                 c.input.release_if_idle();
@@ -194,14 +279,22 @@ fn drive_watcher(c: &mut Conn, ctx: &Context<'_>) -> Step {
 /// requests, 4 ms, in the multiget load benchmark: its p99). memcached goes
 /// back to its event loop as soon as its read buffer is empty, too. It also
 /// saves the read that would only say WouldBlock.
-fn read_more(c: &mut Conn, ctx: &Context<'_>) -> io::Result<usize> {
-    let (n, drained) = c.input.read_from(&mut c.stream)?;
+fn read_more(c: &mut Conn, ctx: &Context<'_>, limit: u64) -> io::Result<usize> {
+    let room = if limit == 0 {
+        u64::MAX
+    } else {
+        // what the others hold, and this one's reply buffer as it is now
+        meter(c, &ctx.worker.bufs);
+        limit.saturating_sub(ctx.worker.bufs.held())
+    };
+    let (n, drained) = c.input.read_from(&mut c.stream, room)?;
     if drained && !c.peer_closed {
         c.readable = false;
     }
     if n > 0 {
         bump(&ctx.worker.bytes_read, n as u64);
         c.last_active = ctx.clock.now();
+        c.seen.store(c.last_active, Ordering::Relaxed);
     }
     Ok(n)
 }

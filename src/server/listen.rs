@@ -80,6 +80,14 @@ pub(super) enum Listener {
 }
 
 impl Listener {
+    /// Its descriptor and name, for `stats conns`.
+    pub(super) fn describe(&self) -> (i32, String) {
+        match self {
+            Listener::Tcp { l, name, .. } => (l.as_raw_fd(), name.clone()),
+            Listener::Unix(l, name) => (l.as_raw_fd(), name.clone()),
+        }
+    }
+
     fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
         match self {
             Listener::Tcp { l, .. } => registry.register(l, token, Interest::READABLE),

@@ -19,6 +19,7 @@
 //! tls.rs        a TLS connection's stream: rustls over TCP, handshake in the loop
 //! udp.rs        UDP frames and datagram replies
 //! verbose.rs    the -vv request and reply log
+//! metrics.rs    the Prometheus endpoint (-o metrics_listen): its socket and thread
 //! ```
 //!
 //! Files import down the list (worker → conn → pipeline → buf → transport
@@ -38,6 +39,7 @@ mod binary;
 mod buf;
 mod conn;
 mod listen;
+mod metrics;
 mod pipeline;
 mod tls;
 mod transport;
@@ -99,6 +101,11 @@ struct Shared {
     curr_conns: AtomicUsize,
     /// fd → (peer, listener) for `stats conns`.
     conns: Mutex<BTreeMap<i32, (String, String)>>,
+    /// fd → the clock second of its last read, which its worker updates
+    /// (`stats conns`' `secs_since_last_cmd`).
+    seen: Mutex<BTreeMap<i32, Arc<AtomicU32>>>,
+    /// The listening sockets (TCP, unix, UDP): fd, name, memcached's state.
+    listening: Vec<(i32, String, &'static str)>,
     wakers: Mutex<Vec<Arc<Waker>>>,
     stopped: (Mutex<bool>, Condvar),
 }
@@ -135,6 +142,8 @@ impl Shared {
             stopping: AtomicBool::new(false),
             curr_conns: AtomicUsize::new(0),
             conns: Mutex::new(BTreeMap::new()),
+            seen: Mutex::new(BTreeMap::new()),
+            listening: Vec::new(),
             wakers: Mutex::new(Vec::new()),
             stopped: (Mutex::new(false), Condvar::new()),
         }
@@ -183,15 +192,39 @@ impl ServerControl for Shared {
     }
 
     fn conns(&self) -> Vec<ConnInfo> {
-        let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
-        conns
+        let now = self.clock.now();
+        let mut list: Vec<ConnInfo> = self
+            .listening
             .iter()
-            .map(|(&fd, (peer, listen))| ConnInfo {
+            .map(|(fd, name, state)| ConnInfo {
+                fd: *fd,
+                peer: name.clone(),
+                listen: None,
+                state,
+                idle_secs: u64::from(now.saturating_sub(2)),
+            })
+            .collect();
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        list.extend(conns.iter().map(|(&fd, (peer, listen))| {
+            let last = seen.get(&fd).map_or(now, |s| s.load(Ordering::Relaxed));
+            ConnInfo {
                 fd,
                 peer: peer.clone(),
-                listen: listen.clone(),
-            })
-            .collect()
+                listen: Some(listen.clone()),
+                state: "conn_parse_cmd",
+                idle_secs: u64::from(now.saturating_sub(last)),
+            }
+        }));
+        // listeners (TCP and unix, then UDP) before connections, each by
+        // descriptor: memcached's order
+        list
+    }
+
+    fn reserved_fds(&self) -> u64 {
+        // the listeners, and a poller (epoll) and its waker (eventfd) for
+        // each worker and the accept thread
+        (self.listening.len() + 2 * (self.config.threads.max(1) + 1)) as u64
     }
 
     fn shutdown(&self) {
@@ -231,6 +264,7 @@ impl ServerControl for Shared {
 pub struct ServerHandle {
     tcp: Vec<SocketAddr>,
     udp: Vec<SocketAddr>,
+    metrics: Option<SocketAddr>,
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     unix_path: Option<PathBuf>,
@@ -254,6 +288,12 @@ impl ServerHandle {
     /// Bound UDP addresses (empty unless `-U`).
     pub fn udp_addrs(&self) -> &[SocketAddr] {
         &self.udp
+    }
+
+    /// The Prometheus endpoint's address (`-o metrics_listen`; the real
+    /// port when 0 was asked).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
     }
 
     /// Asks every thread to stop, finishing replies in flight; returns once
@@ -304,6 +344,24 @@ impl ServerHandle {
     }
 }
 
+/// The sockets `stats conns` lists as listening.
+fn listening(bound: &Bound) -> Vec<(i32, String, &'static str)> {
+    use std::os::unix::io::AsRawFd;
+    let mut list: Vec<(i32, String, &'static str)> = bound
+        .listeners
+        .iter()
+        .map(|l| {
+            let (fd, name) = l.describe();
+            (fd, name, "conn_listening")
+        })
+        .collect();
+    for (sock, addr) in bound.udp_sockets.iter().zip(&bound.udp_addrs) {
+        let family = if addr.is_ipv6() { "udp6" } else { "udp" };
+        list.push((sock.as_raw_fd(), format!("{family}:{addr}"), "conn_read"));
+    }
+    list
+}
+
 /// What is read before the server starts: the `-Y` entries and the TLS
 /// context (`main` reads them as root, before `-u`, as memcached does, so
 /// that files only root may read work, and stops with memcached's message
@@ -349,6 +407,7 @@ pub fn start_with(config: Config, pre: Preloaded) -> io::Result<ServerHandle> {
     let mut shared = Shared::new(config);
     shared.auth = pre.auth.map(Arc::new);
     shared.tls = pre.tls.map(Arc::new);
+    shared.listening = listening(&bound);
     let shared = Arc::new(shared);
 
     apply_crawler_options(&shared);
@@ -370,6 +429,14 @@ pub fn start_with(config: Config, pre: Preloaded) -> io::Result<ServerHandle> {
     let clock_shared = Arc::clone(&shared);
     handles.push(spawn("clock".into(), move || clock_loop(clock_shared))?);
 
+    let mut metrics_addr = None;
+    if let Some(addr) = shared.config.metrics_listen {
+        let (endpoint, bound) = metrics::Endpoint::bind(addr, &shared)?;
+        info!("metrics on http://{}/metrics", bound);
+        metrics_addr = Some(bound);
+        handles.push(spawn("metrics".into(), move || endpoint.run())?);
+    }
+
     info!(
         "listening on {:?}{}",
         bound.tcp_addrs,
@@ -382,6 +449,7 @@ pub fn start_with(config: Config, pre: Preloaded) -> io::Result<ServerHandle> {
     Ok(ServerHandle {
         tcp: bound.tcp_addrs,
         udp: bound.udp_addrs,
+        metrics: metrics_addr,
         shared,
         threads: handles,
         unix_path: bound.unix_path,

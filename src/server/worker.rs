@@ -17,7 +17,7 @@ use mio::event::Source;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use super::conn::{drive, flush, Conn};
+use super::conn::{self, drive, flush, Conn};
 use super::pipeline::Step;
 use super::transport::Stream;
 use super::udp::Udp;
@@ -178,6 +178,11 @@ impl Worker {
                 self.forget(fd);
                 continue;
             }
+            self.shared
+                .seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(fd, Arc::clone(&conn.seen));
             entry.insert(conn);
             debug!("<{} new auto-negotiating client connection", fd);
             if self.shared.watch.wants(admin_proto::watch::CONNEVENTS) {
@@ -213,6 +218,11 @@ impl Worker {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&fd);
+        self.shared
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&fd);
         self.shared.curr_conns.fetch_sub(1, Ordering::SeqCst);
     }
 
@@ -221,6 +231,7 @@ impl Worker {
             let mut c = self.conns.remove(key);
             c.stream.close_notify();
             let _ = c.stream.deregister(self.poll.registry());
+            conn::unmeter(&mut c, &self.shared.stats.worker(self.id).bufs);
             if let Some(w) = c.watcher.take() {
                 self.shared.watch.unregister(&w);
                 self.watchers.retain(|&k| k != key);
@@ -271,8 +282,11 @@ impl Worker {
             .filter(|(_, c)| u64::from(now.saturating_sub(c.last_active)) > limit)
             .map(|(k, _)| k)
             .collect();
+        let shared = Arc::clone(&self.shared);
+        let worker = shared.stats.worker(self.id);
         for k in idle {
             debug!("closing idle connection");
+            bump(&worker.idle_kicks, 1);
             self.close(k);
         }
     }

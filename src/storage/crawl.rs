@@ -15,7 +15,7 @@
 //! its start (its kept items may be listed twice, with the same unique);
 //! every item present and untouched for the whole dump is listed.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::ctx::Ctx;
@@ -81,6 +81,8 @@ pub(super) struct Crawler {
     enabled: AtomicBool,
     sleep: AtomicU32,
     tocrawl: AtomicU32,
+    /// Crawls requested since start-up.
+    starts: AtomicU64,
     /// A requested crawl: the next shard, and where in it and how many of
     /// its records are still to visit (`None` before the shard is started).
     pass: Mutex<Option<Pass>>,
@@ -93,6 +95,7 @@ impl Crawler {
             // memcached's defaults
             sleep: AtomicU32::new(100),
             tocrawl: AtomicU32::new(0),
+            starts: AtomicU64::new(0),
             pass: Mutex::new(None),
         }
     }
@@ -134,6 +137,11 @@ impl Crawler {
     /// Starts a pass over every shard (over again if one is under way).
     pub(super) fn request(&self) {
         *self.pass() = Some((0, None));
+        self.starts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn starts(&self) -> u64 {
+        self.starts.load(Ordering::Relaxed)
     }
 
     pub(super) fn pending(&self) -> bool {

@@ -68,6 +68,11 @@ impl Budget {
         }
     }
 
+    /// Adds `n` bytes whatever the limit (start-up's fixed structures).
+    pub(super) fn charge(&self, n: usize) {
+        self.used.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub(super) fn uncharge(&self, n: usize) {
         self.used.fetch_sub(n, Ordering::Relaxed);
     }

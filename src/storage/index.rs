@@ -79,7 +79,6 @@ impl Index {
         self.len
     }
 
-    #[cfg(test)]
     pub(super) fn slots(&self) -> usize {
         self.slots.len()
     }

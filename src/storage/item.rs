@@ -459,16 +459,52 @@ const fn class_table() -> [usize; CLASSES] {
 /// Upper bound (inclusive) of each class; the last is unbounded.
 pub(super) const CLASS_SIZES: [usize; CLASSES] = class_table();
 
+/// Sizes up to this are classed by one table look-up ([`class_of`]).
+const SMALL_SIZES: usize = 16 * 1024;
+
+/// The class of every size up to `SMALL_SIZES`, by size / 8 rounded up:
+/// every class bound is a multiple of 8, so a size and its round-up to 8
+/// are in the same class.
+const SMALL_CLASSES: [u8; SMALL_SIZES / 8 + 1] = {
+    let mut t = [0u8; SMALL_SIZES / 8 + 1];
+    let mut i = 0;
+    let mut class = 0;
+    while i < t.len() {
+        while CLASS_SIZES[class] < i * 8 {
+            class += 1;
+        }
+        t[i] = class as u8;
+        i += 1;
+    }
+    t
+};
+
 /// The class (0-based) an item of `size` bytes (see [`Item::class_size`])
-/// counts in.
+/// counts in. One table look-up for sizes up to 16 KiB: per-class
+/// counters are bumped on every hit.
 #[inline]
 pub(super) fn class_of(size: usize) -> usize {
-    CLASS_SIZES.partition_point(|&c| c < size)
+    if size <= SMALL_SIZES {
+        usize::from(SMALL_CLASSES[size.div_ceil(8)])
+    } else {
+        CLASS_SIZES.partition_point(|&c| c < size)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_class_table_agrees_with_the_bounds() {
+        for size in 0..SMALL_SIZES + 100 {
+            assert_eq!(
+                class_of(size),
+                CLASS_SIZES.partition_point(|&c| c < size),
+                "{size}"
+            );
+        }
+    }
 
     fn record(key: &[u8], value: &[u8], flags: u32, cas: u64) -> Vec<u8> {
         let mut out = vec![0; record_size(key.len(), value.len(), flags)];

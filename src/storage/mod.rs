@@ -32,8 +32,8 @@ mod types;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use crate::clock::{Clock, Secs};
 use crawl::Crawler;
@@ -44,10 +44,16 @@ use item::{CLASSES, CLASS_SIZES, HEADER_WITH_FLAGS, MAX_KEY_LEN};
 use shard::{ArithRequest, Attempt, ClassCounters, Round, Shard, StoreRequest};
 use types::too_large;
 pub use types::{
-    class_for_len, max_key_plus_value, ArithOpts, ArithOutcome, CacheConfig, CacheStats, ClassSet,
-    ClassStats, DeleteAction, DeleteOutcome, DumpCursor, EvictionSink, ItemMeta, ItemRef, Lookup,
-    MetaArithOutcome, MetaView, StoreOp, StoreOutcome, WriteOpts, ITEM_SIZE_OVERHEAD, MAX_CLASS_ID,
+    class_for_len, class_index, max_key_plus_value, ArithOpts, ArithOutcome, CacheConfig,
+    CacheStats, ClassSet, ClassStats, DeleteAction, DeleteOutcome, DumpCursor, EvictionSink,
+    ItemMeta, ItemRef, Lookup, MetaArithOutcome, MetaView, StoreOp, StoreOutcome, WriteOpts,
+    ITEM_SIZE_OVERHEAD, MAX_CLASS_ID,
 };
+
+/// Number of size classes (ids 1 to this): per-class counters elsewhere
+/// (`stats`) are arrays of this length.
+pub const CLASS_COUNT: usize = CLASSES;
+const _: () = assert!(CLASS_COUNT <= 64, "stats::ClassCmds arrays hold 64");
 
 /// Records the expiry sweep looks at per shard per tick. Looking at one
 /// reads its 20-byte header (sequentially), so 1024 of them hold a shard's
@@ -122,9 +128,10 @@ pub struct Cache {
 }
 
 /// A shard lock on its own cache lines, so that workers locking
-/// neighbouring shards do not contend on one line.
+/// neighbouring shards do not contend on one line; with the number of
+/// times a thread found it held and had to wait.
 #[repr(align(128))]
-struct PaddedShard(Mutex<Shard>);
+struct PaddedShard(Mutex<Shard>, AtomicU64);
 
 impl fmt::Debug for Cache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -148,7 +155,7 @@ impl Cache {
         let shards = (0..n)
             .map(|_| {
                 let shard = Shard::new(hasher.clone(), SEGMENT, Arc::clone(&budget));
-                PaddedShard(Mutex::new(shard))
+                PaddedShard(Mutex::new(shard), AtomicU64::new(0))
             })
             .collect();
         Cache {
@@ -166,11 +173,27 @@ impl Cache {
         }
     }
 
+    /// Locks shard `shard`, counting the times it was held by another
+    /// thread (`try_lock` first: uncontended, it costs what `lock` does).
     fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
-        self.shards[shard]
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        let s = &self.shards[shard];
+        match s.0.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                s.1.fetch_add(1, Ordering::Relaxed);
+                s.0.lock().unwrap_or_else(PoisonError::into_inner)
+            }
+        }
+    }
+
+    /// Per shard, the times a thread had to wait for its lock (the
+    /// metrics endpoint's `ferrocache_shard_lock_contended_total`).
+    pub fn lock_contention(&self) -> Vec<u64> {
+        self.shards
+            .iter()
+            .map(|s| s.1.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// One hash per key: the high half picks the shard, the low half goes
@@ -484,8 +507,19 @@ impl Cache {
                 st.evicted_active += c.evicted_active;
                 st.crawler_reclaimed += c.crawler_reclaimed;
                 st.outofmemory += c.outofmemory;
+                st.crawler_items_checked += c.crawler_checked;
             }
+            let clock = shard.clock_counters();
+            st.clock_second_chance += clock.second_chance;
+            st.clock_released += clock.released;
+            st.clock_compacted += clock.compacted;
+            st.clock_kept += clock.kept;
+            let (slots, bytes) = shard.index_size();
+            st.hash_slots += slots as u64;
+            st.hash_bytes += bytes as u64;
         }
+        st.crawler_starts = self.crawler.starts();
+        st.crawler_running = self.crawler.pending();
         st.bytes = self.budget.used() as u64;
         st
     }
@@ -514,6 +548,8 @@ impl Cache {
                 total.reclaimed += c.reclaimed;
                 total.crawler_reclaimed += c.crawler_reclaimed;
                 total.outofmemory += c.outofmemory;
+                total.delete_hits += c.delete_hits;
+                total.crawler_checked += c.crawler_checked;
             }
             shard.class_ages(now, AGE_WALK, &mut ages);
         }
@@ -535,13 +571,15 @@ impl Cache {
                 reclaimed: c.reclaimed,
                 crawler_reclaimed: c.crawler_reclaimed,
                 outofmemory: c.outofmemory,
+                delete_hits: c.delete_hits,
+                crawler_items_checked: c.crawler_checked,
             })
             .collect()
     }
 
     /// Number of size classes ferrocache has (ids 1 to this).
     pub fn class_count() -> u32 {
-        CLASSES as u32
+        CLASS_COUNT as u32
     }
 }
 

@@ -55,6 +55,25 @@ pub(super) struct ClassCounters {
     pub(super) reclaimed: u64,
     pub(super) crawler_reclaimed: u64,
     pub(super) outofmemory: u64,
+    /// Deletes that found a live item of the class.
+    pub(super) delete_hits: u64,
+    /// Records of the class the expiry sweep or a requested crawl looked at.
+    pub(super) crawler_checked: u64,
+}
+
+/// What the eviction policy (CLOCK over segments) did in one shard.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct ClockCounters {
+    /// Oldest segments recycled with a second chance for used items, made
+    /// the open segment again.
+    pub(super) second_chance: u64,
+    /// Oldest segments emptied and unmapped (memory given back).
+    pub(super) released: u64,
+    /// Oldest segments compacted without eviction (mostly dead, or `-M`).
+    pub(super) compacted: u64,
+    /// Items that survived a recycle: moved within their segment, or a
+    /// large item requeued.
+    pub(super) kept: u64,
 }
 
 /// A lookup's result: a live item, or the reason there is none (a dead one
@@ -131,6 +150,10 @@ const MAX_SEGMENT: usize = 1 << OFFSET_BITS;
 /// Smallest normal segment: a page.
 const MIN_SEGMENT: usize = item::PAGE;
 /// Segment numbers a shard may use: the index stores location + 1 in a u32.
+/// Records a write looks at from the old end before it maps new memory
+/// (see `Shard::reclaim_old_end`).
+const RECLAIM_VISITS: usize = 256;
+
 const MAX_SEGS: usize = (1 << (32 - OFFSET_BITS)) - 1;
 
 #[inline]
@@ -235,6 +258,8 @@ pub(super) struct Shard {
     cursor: Pos,
     total_items: u64,
     classes: Box<[ClassCounters; CLASSES]>,
+    /// What the CLOCK did (the metrics endpoint's eviction counters).
+    clock: ClockCounters,
     /// The cache's budget (to give a dead large item's mapping back).
     budget: Arc<Budget>,
 }
@@ -244,6 +269,14 @@ impl Shard {
     /// [`MIN_SEGMENT`] to [`MAX_SEGMENT`].
     pub(super) fn new(hasher: RandomState, seg_size: usize, budget: Arc<Budget>) -> Shard {
         debug_assert!(seg_size.is_power_of_two());
+        // The first index table is there from the start, charged like any:
+        // a shard's first key does not grow the memory in use (memcached's
+        // hash table is preallocated too), so keys that replace expired
+        // ones in other shards cost nothing more.
+        let mut index = Index::new();
+        index.grow();
+        let struct_bytes = index.bytes();
+        budget.charge(struct_bytes);
         Shard {
             segs: Vec::new(),
             free_nums: Vec::new(),
@@ -251,14 +284,15 @@ impl Shard {
             open: None,
             next_seq: 1,
             seg_size: seg_size.clamp(MIN_SEGMENT, MAX_SEGMENT),
-            index: Index::new(),
+            index,
             hasher,
-            struct_bytes: 0,
+            struct_bytes,
             item_bytes: 0,
             live: 0,
             cursor: Pos::default(),
             total_items: 0,
             classes: Box::new([ClassCounters::default(); CLASSES]),
+            clock: ClockCounters::default(),
             budget,
         }
     }
@@ -269,6 +303,10 @@ impl Shard {
 
     pub(super) fn total_items(&self) -> u64 {
         self.total_items
+    }
+
+    pub(super) fn clock_counters(&self) -> ClockCounters {
+        self.clock
     }
 
     pub(super) fn classes(&self) -> &[ClassCounters; CLASSES] {
@@ -420,6 +458,7 @@ impl Shard {
         match self.find(hash, key) {
             Some((pos, loc)) => match ctx.death(self.item(loc)) {
                 None => {
+                    self.classes[class_of(self.item(loc).class_size())].delete_hits += 1;
                     self.remove_at(pos, loc);
                     true
                 }
@@ -524,6 +563,7 @@ impl Shard {
             if keep {
                 self.item_mut(loc).set_referenced(false);
                 self.requeue(num);
+                self.clock.kept += 1;
                 return how != Recycle::Compact;
             }
             // evicting it unmaps the segment (see `kill`)
@@ -550,6 +590,7 @@ impl Shard {
         // `write`: where the next kept record goes, and the bytes kept so far
         let (mut off, mut write) = (0, 0);
         let (mut has_ttl, mut min_cas, mut min_atime) = (false, u64::MAX, Secs::MAX);
+        let mut kept = 0;
         while off < used {
             let (len, dead, alive, referenced) = {
                 let it = segment(&self.segs, n).item(off);
@@ -571,6 +612,7 @@ impl Shard {
                     seg.map.bytes_mut().copy_within(off..off + len, write);
                     self.index.set_id(pos, location(num, write));
                 }
+                kept += 1;
                 let it = self.item_mut(location(num, write));
                 it.set_referenced(false);
                 has_ttl |= it.deadline() != 0;
@@ -591,6 +633,12 @@ impl Shard {
         debug_assert_eq!(seg.live_bytes, write);
         seg.used = write;
         (seg.has_ttl, seg.min_cas, seg.min_atime) = (has_ttl, min_cas, min_atime);
+        self.clock.kept += kept;
+        match how {
+            Recycle::SecondChance => self.clock.second_chance += 1,
+            Recycle::Release => self.clock.released += 1,
+            Recycle::Compact => self.clock.compacted += 1,
+        }
         if write == 0 && how == Recycle::Release {
             self.free_segment(num);
         } else {
@@ -631,8 +679,15 @@ impl Shard {
     /// evicting (or, under `-M`, compacting) as needed.
     fn reserve(&mut self, ctx: &Ctx, credit: &mut usize, size: usize) -> Reserve {
         let mut compactions = 0;
+        let mut reclaimed = false;
         loop {
             let (need, how) = if self.index.needs_grow() {
+                if !reclaimed {
+                    reclaimed = true;
+                    if self.reclaim_old_end(ctx) {
+                        continue;
+                    }
+                }
                 let growth = self.index.growth_bytes();
                 if self.take(credit, growth) {
                     self.index.grow();
@@ -641,6 +696,12 @@ impl Shard {
                 }
                 (growth, Recycle::Release)
             } else if size > self.large_threshold() {
+                if !reclaimed {
+                    reclaimed = true;
+                    if self.reclaim_old_end(ctx) {
+                        continue;
+                    }
+                }
                 if let Some(num) = self.new_segment(credit, size, true) {
                     return Reserve::Ok(Place::Own(num));
                 }
@@ -659,6 +720,12 @@ impl Shard {
                 if self.oldest_is_mostly_dead() {
                     self.recycle_oldest(ctx, Recycle::SecondChance);
                     continue;
+                }
+                if !reclaimed {
+                    reclaimed = true;
+                    if self.reclaim_old_end(ctx) {
+                        continue;
+                    }
                 }
                 if let Some(num) = self.new_segment(credit, self.seg_size, false) {
                     self.open = Some(num);
@@ -682,6 +749,19 @@ impl Shard {
                 return Reserve::Short(need.saturating_sub(*credit));
             }
         }
+    }
+
+    /// Before new memory is mapped: expired and flushed items at the old
+    /// end of the shard give theirs back first (as memcached reuses an
+    /// expired item at its LRU's tail before allocating), so that memory
+    /// dead items hold is not charged twice while the background sweep
+    /// has yet to reach them. A bounded look from the oldest segment (one
+    /// visit for a segment with nothing that can have expired); true when
+    /// something was removed.
+    fn reclaim_old_end(&mut self, ctx: &Ctx) -> bool {
+        let mut at = Pos::default();
+        let (removed, _) = self.sweep_from(ctx, &mut at, RECLAIM_VISITS, RECLAIM_VISITS, false);
+        removed > 0
     }
 
     /// Records that the item at `loc` may have been given a deadline in
@@ -1126,6 +1206,10 @@ impl Shard {
             if it.dead() {
                 continue;
             }
+            if crawler {
+                self.classes[class_of(it.class_size())].crawler_checked += 1;
+            }
+            let it = self.item(loc);
             if let Some(why) = ctx.death(it) {
                 let pos = self.slot_of(loc);
                 self.reclaim(pos, loc, why, crawler);
@@ -1290,6 +1374,12 @@ impl Shard {
         let mut out = Vec::new();
         self.walk(Pos::default(), usize::MAX, |it| out.push(it.key().to_vec()));
         out
+    }
+
+    /// Slots and bytes of the index table (`stats`' `hash_power_level`,
+    /// `hash_bytes`).
+    pub(super) fn index_size(&self) -> (usize, usize) {
+        (self.index.slots(), self.index.bytes())
     }
 
     #[cfg(test)]

@@ -266,6 +266,23 @@ pub struct CacheStats {
     pub crawler_reclaimed: u64,
     /// Writes refused for lack of memory (`-M`).
     pub outofmemory: u64,
+    /// Slots of all the shards' index tables (8 bytes each).
+    pub hash_slots: u64,
+    /// What the index tables cost (counted in `bytes`).
+    pub hash_bytes: u64,
+    /// `lru_crawler crawl` passes asked for.
+    pub crawler_starts: u64,
+    /// A requested crawl is under way.
+    pub crawler_running: bool,
+    /// Records the expiry sweep and requested crawls looked at.
+    pub crawler_items_checked: u64,
+    /// The eviction policy (CLOCK over segments): oldest segments recycled
+    /// with a second chance for used items, released (unmapped),
+    /// compacted without eviction; items that survived a recycle.
+    pub clock_second_chance: u64,
+    pub clock_released: u64,
+    pub clock_compacted: u64,
+    pub clock_kept: u64,
 }
 
 /// Per size class figures for `stats items` / `stats slabs`.
@@ -290,6 +307,10 @@ pub struct ClassStats {
     /// Expired items the sweep (or a requested crawl) took out.
     pub crawler_reclaimed: u64,
     pub outofmemory: u64,
+    /// Deletes that removed a live item of the class.
+    pub delete_hits: u64,
+    /// Records of the class the expiry sweep or a requested crawl looked at.
+    pub crawler_items_checked: u64,
 }
 
 // ---- operator tools: dumps, `me`, `watch evictions` ----
@@ -345,7 +366,14 @@ impl ItemMeta {
 /// The size class (from 1) an item with `key_len + value_len = total` bytes
 /// and client flags 0 counts in, without looking it up (flags add 4 bytes).
 pub fn class_for_len(total: usize) -> u32 {
-    class_of(record_size(0, total, 0)) as u32 + 1
+    class_index(total) as u32 + 1
+}
+
+/// [`class_for_len`] from 0: an index into per-class arrays (always below
+/// [`super::CLASS_COUNT`]).
+#[inline]
+pub fn class_index(total: usize) -> usize {
+    class_of(record_size(0, total, 0))
 }
 
 /// A set of class ids (1 to [`MAX_CLASS_ID`]) a dump lists.

@@ -176,6 +176,11 @@ impl Server {
         self.target
     }
 
+    /// An in-process ferrocache's Prometheus endpoint (`-o metrics_listen`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.handle.as_ref()?.metrics_addr()
+    }
+
     pub fn is_memcached(&self) -> bool {
         self.target == Target::Memcached
     }
@@ -378,6 +383,18 @@ impl Conn {
             .write_all(bytes)
             .unwrap_or_else(|e| panic!("send {}: {e}", escape(bytes)));
         self.stream.flush().expect("flush");
+    }
+
+    /// Writes all of `bytes`; false when the server has closed or reset
+    /// the connection.
+    pub fn try_send(&mut self, bytes: impl AsRef<[u8]>) -> bool {
+        self.stream.write_all(bytes.as_ref()).is_ok() && self.stream.flush().is_ok()
+    }
+
+    /// Reads exactly `n` bytes, or says why it could not.
+    pub fn try_read_n(&mut self, n: usize) -> Result<Vec<u8>, String> {
+        self.fill(n)?;
+        Ok(self.pending.drain(..n).collect())
     }
 
     /// Half-closes: the server sees end of input.

@@ -360,3 +360,69 @@ fn million_items_fill_stays_under_the_limit() {
     assert!(st.curr_items as usize > limit / 192, "{st:?}");
     c.check();
 }
+
+/// Issue 15's example: ten 65 KB items expire and ten new ones of the same
+/// size are set, with no sweep in between: the memory in use stays what it
+/// was, as memcached's does. In one shard, a write reuses what expired
+/// items at the old end hold before mapping new memory; over many shards,
+/// a shard's first key costs no index table (they exist from the start).
+#[test]
+fn expired_items_memory_is_reused_before_new_memory_is_charged() {
+    let value = vec![b'v'; 65_000];
+    for shards in [1, 64] {
+        let (c, clock) = cache_with(64 * MB, shards, true);
+        let empty = c.stats().bytes;
+        for i in 0..10 {
+            let key = format!("old{i}");
+            let out = c.store(StoreOp::Set, key.as_bytes(), 0, clock.now() + 1, &value);
+            assert_eq!(out, StoreOutcome::Stored);
+        }
+        let full = c.stats().bytes;
+        assert!(full > empty + 10 * 65_000, "{empty} {full}");
+        clock.advance(2);
+        if shards > 1 {
+            // other shards' expired items are the sweep's (`tick`)
+            c.tick();
+        }
+        for i in 0..10 {
+            let key = format!("new{i}");
+            assert_eq!(
+                c.store(StoreOp::Set, key.as_bytes(), 0, 0, &value),
+                StoreOutcome::Stored
+            );
+        }
+        assert_eq!(c.stats().bytes, full, "{shards} shards");
+        assert_eq!(c.stats().curr_items, 10);
+        c.check();
+    }
+}
+
+/// Small items too: segments of expired items are recycled before new ones
+/// are mapped, without waiting for the sweep. (One segment more at most:
+/// the one open when the old items expired holds new ones too. Without
+/// the reclaim the new items took 8 more.)
+#[test]
+fn expired_small_items_make_room_in_their_segment() {
+    let (c, clock) = cache_with(64 * MB, 1, true);
+    let value = vec![b'v'; 500];
+    let mut i = 0;
+    let full = loop {
+        let key = format!("old{i}");
+        c.store(StoreOp::Set, key.as_bytes(), 0, clock.now() + 1, &value);
+        i += 1;
+        if i == 1000 {
+            break c.stats().bytes;
+        }
+    };
+    clock.advance(2);
+    for j in 0..1000 {
+        let key = format!("new{j}");
+        assert_eq!(
+            c.store(StoreOp::Set, key.as_bytes(), 0, 0, &value),
+            StoreOutcome::Stored
+        );
+    }
+    let grown = c.stats().bytes.saturating_sub(full);
+    assert!(grown <= 64 * 1024, "{grown} bytes more");
+    c.check();
+}
