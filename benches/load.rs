@@ -17,7 +17,9 @@
 //! `FC_BENCH_THREADS` (generator threads, default 2), `FC_BENCH_VERBOSE`
 //! (print more latency quantiles per round), `FC_BENCH_SERVERS`
 //! (`memcached`, `ferrocache` or both), `FC_MEMCACHED` / `FC_FERROCACHE`
-//! (binaries).
+//! (binaries), `FC_BENCH_SCRAPE=1` (ferrocache serves `-o metrics_listen`
+//! and a thread of this process fetches `GET /metrics` every second all
+//! run long: run with and without it to see what scraping costs).
 
 mod common;
 
@@ -587,7 +589,7 @@ fn main() {
     );
 
     let mut servers = if chosen.iter().any(|w| !w.tls) {
-        start_servers(None)
+        common::pair::start_servers(None)
     } else {
         Vec::new()
     };
@@ -595,7 +597,7 @@ fn main() {
     if chosen.iter().any(|w| w.tls) {
         match BenchTls::new(&common::report_dir().join("tls")) {
             Ok(tls) => {
-                tls_servers = start_servers(Some(&tls));
+                tls_servers = common::pair::start_servers(Some(&tls));
                 cfg.tls = Some(Arc::clone(&tls.client));
             }
             Err(e) => println!("!! no TLS workloads: cannot make a certificate: {e}"),
@@ -702,43 +704,6 @@ fn main() {
         ),
         Err(e) => println!("!! could not write the report to {}: {e}", dir.display()),
     }
-}
-
-/// Both servers (`-m 1024 -t 2`), with `tls` on their `-p` port and a
-/// plain port beside it.
-fn start_servers(tls: Option<&BenchTls>) -> Vec<(Kind, Option<Server>, Option<String>)> {
-    let mut servers = Vec::new();
-    for kind in Kind::selected() {
-        let mut args: Vec<String> = ["-m", "1024", "-t", "2"].map(String::from).to_vec();
-        let mut plain = None;
-        if let Some(tls) = tls {
-            let port = common::free_port().unwrap_or(0);
-            args.extend(tls.server_args(port));
-            plain = Some(port);
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        match Server::start_with_plain(kind, &args, plain) {
-            Ok(s) => {
-                let what = match tls.map(|t| t.negotiated(s.addr)) {
-                    Some(Ok(how)) => format!(" ({how})"),
-                    Some(Err(e)) => format!(" (TLS handshake failed: {e})"),
-                    None => String::new(),
-                };
-                println!(
-                    "started {}{what} (pid {}) on {}",
-                    kind.name(),
-                    s.pid(),
-                    s.addr
-                );
-                servers.push((kind, Some(s), None));
-            }
-            Err(e) => {
-                println!("!! {} not started: {e}", kind.name());
-                servers.push((kind, None, Some(format!("did not start: {e}"))));
-            }
-        }
-    }
-    servers
 }
 
 fn find(o: &Outcome, k: Kind) -> Option<Summary> {
