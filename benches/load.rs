@@ -17,7 +17,9 @@
 //! `FC_BENCH_THREADS` (generator threads, default 2), `FC_BENCH_VERBOSE`
 //! (print more latency quantiles per round), `FC_BENCH_SERVERS`
 //! (`memcached`, `ferrocache` or both), `FC_MEMCACHED` / `FC_FERROCACHE`
-//! (binaries).
+//! (binaries), `FC_BENCH_SCRAPE=1` (ferrocache serves `-o metrics_listen`
+//! and a thread of this process fetches `GET /metrics` every second all
+//! run long: run with and without it to see what scraping costs).
 
 mod common;
 
@@ -224,7 +226,7 @@ impl Conn {
             let is_set = self.rng.below(w.sets + w.gets) < w.sets;
             if w.binary {
                 let k = self.rng.below(w.keys);
-                push_binary(&mut self.wbuf, is_set, w.prefix, k, value);
+                common::binary::push(&mut self.wbuf, is_set, w.prefix, k, value);
                 self.keys_asked += u64::from(!is_set);
             } else if is_set {
                 let k = self.rng.below(w.keys);
@@ -308,7 +310,7 @@ impl Conn {
             }
         }
         while self.left > 0 && w.binary {
-            let Some((hit, ok, used)) = parse_binary(&self.rbuf[self.rstart..]) else {
+            let Some((hit, ok, used)) = common::binary::parse(&self.rbuf[self.rstart..]) else {
                 break;
             };
             self.rstart += used;
@@ -343,40 +345,6 @@ impl Conn {
         }
         self.left == 0
     }
-}
-
-/// Appends a binary set (flags 0, no expiry) or get frame for key `n`.
-fn push_binary(out: &mut Vec<u8>, set: bool, prefix: &str, n: u64, value: &[u8]) {
-    let at = out.len();
-    let (opcode, extlen) = if set { (0x01, 8) } else { (0x00, 0) };
-    out.extend_from_slice(&[0x80, opcode, 0, 0, extlen, 0, 0, 0]);
-    out.extend_from_slice(&[0; 16]);
-    out.extend(std::iter::repeat_n(0, usize::from(extlen)));
-    let key_at = out.len();
-    push_key(out, prefix, n);
-    let keylen = out.len() - key_at;
-    if set {
-        out.extend_from_slice(value);
-    }
-    let body = (out.len() - at - 24) as u32;
-    out[at + 2..at + 4].copy_from_slice(&(keylen as u16).to_be_bytes());
-    out[at + 8..at + 12].copy_from_slice(&body.to_be_bytes());
-}
-
-/// The first binary response in `buf`: whether it is a get's hit, whether
-/// it is a success or a miss (not an error), and its length; `None` until
-/// it is whole.
-fn parse_binary(buf: &[u8]) -> Option<(bool, bool, usize)> {
-    if buf.len() < 24 {
-        return None;
-    }
-    let body = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
-    let len = 24 + body;
-    if buf.len() < len || buf[0] != 0x81 {
-        return (buf[0] != 0x81).then_some((false, false, buf.len()));
-    }
-    let status = u16::from_be_bytes([buf[6], buf[7]]);
-    Some((buf[1] == 0x00 && status == 0, status <= 1, len))
 }
 
 /// Drives `conns` from one thread from `start` to `end`, counting what
@@ -649,7 +617,7 @@ fn main() {
     );
 
     let mut servers = if chosen.iter().any(|w| !w.tls) {
-        start_servers(None)
+        common::pair::start_servers(None)
     } else {
         Vec::new()
     };
@@ -657,7 +625,7 @@ fn main() {
     if chosen.iter().any(|w| w.tls) {
         match BenchTls::new(&common::report_dir().join("tls")) {
             Ok(tls) => {
-                tls_servers = start_servers(Some(&tls));
+                tls_servers = common::pair::start_servers(Some(&tls));
                 cfg.tls = Some(Arc::clone(&tls.client));
             }
             Err(e) => println!("!! no TLS workloads: cannot make a certificate: {e}"),
@@ -764,43 +732,6 @@ fn main() {
         ),
         Err(e) => println!("!! could not write the report to {}: {e}", dir.display()),
     }
-}
-
-/// Both servers (`-m 1024 -t 2`), with `tls` on their `-p` port and a
-/// plain port beside it.
-fn start_servers(tls: Option<&BenchTls>) -> Vec<(Kind, Option<Server>, Option<String>)> {
-    let mut servers = Vec::new();
-    for kind in Kind::selected() {
-        let mut args: Vec<String> = ["-m", "1024", "-t", "2"].map(String::from).to_vec();
-        let mut plain = None;
-        if let Some(tls) = tls {
-            let port = common::free_port().unwrap_or(0);
-            args.extend(tls.server_args(port));
-            plain = Some(port);
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        match Server::start_with_plain(kind, &args, plain) {
-            Ok(s) => {
-                let what = match tls.map(|t| t.negotiated(s.addr)) {
-                    Some(Ok(how)) => format!(" ({how})"),
-                    Some(Err(e)) => format!(" (TLS handshake failed: {e})"),
-                    None => String::new(),
-                };
-                println!(
-                    "started {}{what} (pid {}) on {}",
-                    kind.name(),
-                    s.pid(),
-                    s.addr
-                );
-                servers.push((kind, Some(s), None));
-            }
-            Err(e) => {
-                println!("!! {} not started: {e}", kind.name());
-                servers.push((kind, None, Some(format!("did not start: {e}"))));
-            }
-        }
-    }
-    servers
 }
 
 fn find(o: &Outcome, k: Kind) -> Option<Summary> {

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // each bench target uses its own subset
 
+pub mod binary;
+pub mod pair;
 pub mod tls;
 
 use std::fmt::Write as _;
