@@ -245,7 +245,7 @@ fn shown(path: Option<&PathBuf>) -> String {
     path.map_or_else(|| "(null)".into(), |p| p.display().to_string())
 }
 
-fn read(path: Option<&PathBuf>) -> Result<Vec<u8>, String> {
+fn read(path: Option<&Path>) -> Result<Vec<u8>, String> {
     let path = path.ok_or_else(|| "no file given".to_string())?;
     std::fs::read(path).map_err(|e| io_reason(&e))
 }
@@ -264,7 +264,7 @@ fn load_chain(path: Option<&PathBuf>) -> Result<Vec<CertificateDer<'static>>, Tl
         path: shown(path),
         reason,
     };
-    let pem = read(path).map_err(fail)?;
+    let pem = read(path.map(PathBuf::as_path)).map_err(fail)?;
     certificates(&pem).map_err(fail)
 }
 
@@ -284,7 +284,7 @@ fn load_key(options: &TlsOptions) -> Result<PrivateKeyDer<'static>, TlsError> {
         path: shown(path),
         reason,
     };
-    let bytes = read(path).map_err(fail)?;
+    let bytes = read(path.map(PathBuf::as_path)).map_err(fail)?;
     match options.key_format {
         KEYFORMAT_PEM => PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| fail(e.to_string())),
         KEYFORMAT_DER => PrivateKeyDer::try_from(bytes).map_err(|e| fail(e.to_string())),
@@ -299,7 +299,7 @@ fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
         path: path.display().to_string(),
         reason,
     };
-    let pem = std::fs::read(path).map_err(|e| fail(io_reason(&e)))?;
+    let pem = read(Some(path)).map_err(fail)?;
     let mut roots = RootCertStore::empty();
     for cert in certificates(&pem).map_err(fail)? {
         roots.add(cert).map_err(|e| fail(e.to_string()))?;

@@ -126,6 +126,16 @@ macro_rules! both_plain {
     };
 }
 
+/// The servers a test can run against here: ferrocache, and memcached
+/// when it is installed (its absence is loud, or a failure under CI).
+fn targets() -> Vec<Target> {
+    let mut all = vec![Target::Ferrocache];
+    if Target::Memcached.available() {
+        all.push(Target::Memcached);
+    }
+    all
+}
+
 /// Both servers as child processes (for what an in-process server cannot
 /// show: its own listeners, start-up, signals); empty without openssl.
 fn processes(extra_opts: &str, flags: &[&str]) -> Vec<Process> {
@@ -138,7 +148,7 @@ fn processes(extra_opts: &str, flags: &[&str]) -> Vec<Process> {
 /// One of them; `None` without openssl or without memcached.
 fn process(target: Target, extra_opts: &str, flags: &[&str]) -> Option<Process> {
     let base = tls_args(extra_opts)?;
-    if target == Target::Memcached && !Target::Memcached.available() {
+    if !targets().contains(&target) {
         return None;
     }
     let mut all = strs(&base);
@@ -506,10 +516,7 @@ fn peer_cert(conn: &rustls::ClientConnection) -> Vec<u8> {
 #[test]
 fn refresh_certs_while_connected() {
     let Some(c) = certs() else { return };
-    for target in [Target::Ferrocache, Target::Memcached] {
-        if target == Target::Memcached && !Target::Memcached.available() {
-            continue;
-        }
+    for target in targets() {
         let dir = TempDir::new("refresh");
         let (cert, key) = (dir.path("chain.pem"), dir.path("key.pem"));
         std::fs::copy(&c.server_cert, &cert).unwrap();
@@ -706,10 +713,7 @@ fn bad_files_refuse_to_start() {
             "Error loading the CA certificate: /none : ".into(),
         ),
     ];
-    for target in [Target::Ferrocache, Target::Memcached] {
-        if target == Target::Memcached && !Target::Memcached.available() {
-            continue;
-        }
+    for target in targets() {
         for (flags, said) in &cases {
             let port = free_port().to_string();
             let mut full = args(&["-u", "root", "-p", &port, "-U", "0"]);
