@@ -292,11 +292,7 @@ impl SaslConn {
             return Outcome::Failed;
         };
         let (mut out, mut out_len) = (ptr::null(), 0);
-        let input = if data.is_empty() {
-            ptr::null()
-        } else {
-            data.as_ptr().cast()
-        };
+        let input = c_bytes(data);
         // SAFETY: our context, a C string, the client's bytes with their
         // length, and out pointers.
         let rc = unsafe {
@@ -319,14 +315,20 @@ impl SaslConn {
             return Outcome::Failed;
         }
         let (mut out, mut out_len) = (ptr::null(), 0);
-        let input = if data.is_empty() {
-            ptr::null()
-        } else {
-            data.as_ptr().cast()
-        };
+        let input = c_bytes(data);
         // SAFETY: as in `start`.
         let rc = unsafe { (lib.server_step)(self.conn, input, len, &mut out, &mut out_len) };
         outcome(rc, out, out_len)
+    }
+}
+
+/// The client's bytes as libsasl2 takes them: a null pointer when there
+/// are none (as memcached passes them).
+fn c_bytes(data: &[u8]) -> *const c_char {
+    if data.is_empty() {
+        ptr::null()
+    } else {
+        data.as_ptr().cast()
     }
 }
 
