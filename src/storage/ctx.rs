@@ -1,82 +1,17 @@
 //! What the shards share, and what one operation carries into a shard: the
-//! memory budget, the flush_all state, the cas counter and the eviction tap.
+//! flush_all state, the cas counter and the eviction tap (the memory budget
+//! is `budget`'s).
 //!
 //! Owns the cache-wide state a shard may touch while the cache holds its
 //! lock (all of it atomics or set once). Must not hold items or take a shard
 //! lock; must not use `shard`, `crawl` or the cache above them.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::item::Item;
 use super::types::{EvictionSink, ItemMeta, Lookup};
 use crate::clock::{is_expired, Secs};
-
-/// The memory ceiling and what is charged against it, shared by all shards.
-#[derive(Debug)]
-pub(super) struct Budget {
-    used: AtomicUsize,
-    limit: AtomicUsize,
-}
-
-impl Budget {
-    pub(super) fn new(limit: usize) -> Budget {
-        Budget {
-            used: AtomicUsize::new(0),
-            limit: AtomicUsize::new(limit),
-        }
-    }
-
-    pub(super) fn used(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
-    }
-
-    pub(super) fn limit(&self) -> usize {
-        self.limit.load(Ordering::Relaxed)
-    }
-
-    pub(super) fn set_limit(&self, limit: usize) {
-        self.limit.store(limit, Ordering::Relaxed);
-    }
-
-    pub(super) fn over_limit(&self) -> bool {
-        self.used() > self.limit()
-    }
-
-    /// Adds `n` bytes if the total stays within the limit.
-    pub(super) fn try_charge(&self, n: usize) -> bool {
-        if n == 0 {
-            return true;
-        }
-        let limit = self.limit();
-        let mut cur = self.used();
-        loop {
-            match cur.checked_add(n) {
-                Some(new) if new <= limit => {
-                    match self.used.compare_exchange_weak(
-                        cur,
-                        new,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    ) {
-                        Ok(_) => return true,
-                        Err(now) => cur = now,
-                    }
-                }
-                _ => return false,
-            }
-        }
-    }
-
-    /// Adds `n` bytes whatever the limit (start-up's fixed structures).
-    pub(super) fn charge(&self, n: usize) {
-        self.used.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub(super) fn uncharge(&self, n: usize) {
-        self.used.fetch_sub(n, Ordering::Relaxed);
-    }
-}
 
 /// What a flush has killed, as of one operation: items with a cas unique
 /// at or below `cas` (flush_all now) or last written or read before
@@ -200,24 +135,5 @@ impl Tap {
                 sink.evicted(it.key(), &ItemMeta::of(it, ctx.now, self.epoch_unix));
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn budget_never_passes_the_limit() {
-        let b = Budget::new(100);
-        assert!(b.try_charge(60));
-        assert!(!b.try_charge(41));
-        assert!(b.try_charge(40));
-        assert_eq!(b.used(), 100);
-        assert!(b.try_charge(0));
-        b.uncharge(55);
-        assert_eq!(b.used(), 45);
-        b.set_limit(10);
-        assert!(b.over_limit());
     }
 }

@@ -412,6 +412,32 @@ impl Mapping {
         // SAFETY: as `bytes`, and `&mut self` makes the access unique.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
+
+    /// `len` bytes from `start`, without a reference to the rest: a reply
+    /// reads a shared mapping's value while its shard writes the record's
+    /// header (see `pin`).
+    #[inline]
+    pub(super) fn range(&self, start: usize, len: usize) -> &[u8] {
+        assert!(start <= self.len && len <= self.len - start);
+        // SAFETY: within the mapping (checked above), readable, owned by
+        // self.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(start), len) }
+    }
+
+    /// [`Self::bytes_mut`] through a shared reference, for a mapping
+    /// shared with replies (see `pin::SharedMap`).
+    ///
+    /// # Safety
+    ///
+    /// Only one thread at a time calls this for a mapping (its shard, under
+    /// the shard lock), and it writes no byte another thread reads through
+    /// [`Self::range`] meanwhile.
+    #[allow(clippy::mut_from_ref)]
+    #[inline]
+    pub(super) unsafe fn bytes_mut_shared(&self) -> &mut [u8] {
+        // SAFETY: the caller's promise, and the mapping is `len` bytes.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
 }
 
 impl Drop for Mapping {

@@ -11,8 +11,10 @@
 //! mod.rs    Cache: the one `impl Cache`, its locks and retries; uses all below
 //! crawl.rs  the crawler's state, a dump step and a crawl slice over a shard
 //! shard.rs  one shard: segments, index, CLOCK eviction, sweep, counters
-//! ctx.rs    what shards share: budget, flush state, cas counter, eviction tap
+//! ctx.rs    what shards share: flush state, cas counter, eviction tap
 //! types.rs  the API: what Cache's methods take and return; the size rule
+//! pin.rs    large items' mappings shared with replies in flight (pins)
+//! budget.rs the memory ceiling and what is charged against it
 //! index.rs  a shard's hash table                         (uses item only)
 //! item.rs   the record layout, page mappings, size classes (uses nothing)
 //!
@@ -22,10 +24,12 @@
 //! The API types are re-exported here (`crate::storage::StoreOp`, …); the
 //! operator tools' ones also at `crate::storage::crawl::…`.
 
+mod budget;
 pub mod crawl;
 mod ctx;
 mod index;
 mod item;
+mod pin;
 mod shard;
 mod types;
 
@@ -36,18 +40,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use crate::clock::{Clock, Secs};
+use budget::Budget;
 use crawl::Crawler;
-use ctx::{Budget, Ctx, Flush, Tap};
+use ctx::{Ctx, Flush, Tap};
 #[cfg(test)]
 use item::pages;
 use item::{CLASSES, CLASS_SIZES, HEADER_WITH_FLAGS, MAX_KEY_LEN};
+use pin::Pins;
 use shard::{ArithRequest, Attempt, ClassCounters, Round, Shard, StoreRequest};
 use types::too_large;
 pub use types::{
     class_for_len, class_index, max_key_plus_value, ArithOpts, ArithOutcome, CacheConfig,
     CacheStats, ClassSet, ClassStats, DeleteAction, DeleteOutcome, DumpCursor, EvictionSink,
-    ItemMeta, ItemRef, Lookup, MetaArithOutcome, MetaView, StoreOp, StoreOutcome, WriteOpts,
-    ITEM_SIZE_OVERHEAD, MAX_CLASS_ID,
+    ItemMeta, ItemRef, Lookup, MetaArithOutcome, MetaView, Pinned, Share, StoreOp, StoreOutcome,
+    Unpinned, WriteOpts, ITEM_SIZE_OVERHEAD, MAX_CLASS_ID,
 };
 
 /// Number of size classes (ids 1 to this): per-class counters elsewhere
@@ -113,6 +119,8 @@ pub struct Cache {
     shards: Box<[PaddedShard]>,
     hasher: RandomState,
     budget: Arc<Budget>,
+    /// Bytes of large items' mappings that replies hold (see `pin`).
+    pins: Arc<Pins>,
     /// The last cas unique handed out (uniques start at 1).
     last_cas: AtomicU64,
     flush: Flush,
@@ -152,9 +160,15 @@ impl Cache {
         let n = shard_count(config.shards, config.memory_limit);
         let hasher = RandomState::new();
         let budget = Arc::new(Budget::new(config.memory_limit));
+        let pins = Arc::new(Pins::new());
         let shards = (0..n)
             .map(|_| {
-                let shard = Shard::new(hasher.clone(), SEGMENT, Arc::clone(&budget));
+                let shard = Shard::new(
+                    hasher.clone(),
+                    SEGMENT,
+                    Arc::clone(&budget),
+                    Arc::clone(&pins),
+                );
                 PaddedShard(Mutex::new(shard), AtomicU64::new(0))
             })
             .collect();
@@ -162,6 +176,7 @@ impl Cache {
             shards,
             hasher,
             budget,
+            pins,
             last_cas: AtomicU64::new(0),
             flush: Flush::default(),
             evict: config.evict,
@@ -251,6 +266,7 @@ impl Cache {
                 flags: item.flags(),
                 data: item.value(),
                 cas: item.cas(),
+                share: item.share(),
             })
         })
     }
@@ -428,7 +444,9 @@ impl Cache {
         let (s, hash) = self.locate(key);
         let ctx = self.ctx();
         let mut shard = self.lock(s);
-        match shard.meta_read(hash, key, &ctx, bump, |item| f(&mut MetaView::new(item))) {
+        match shard.meta_read(hash, key, &ctx, bump, |item, share| {
+            f(&mut MetaView::new(item, share))
+        }) {
             Ok(r) => (Lookup::Hit, Some(r)),
             Err(why) => (why, None),
         }
@@ -479,6 +497,15 @@ impl Cache {
         }
     }
 
+    /// The most bytes of large items' mappings replies may hold pinned to
+    /// send values from (half the ceiling unless set): past it a reply
+    /// that would pin one more is refused, so that stuck readers can never
+    /// hold more of the cache than this, and eviction always finds the
+    /// rest. 0: values are copied into replies, never pinned.
+    pub fn set_pinned_limit(&self, bytes: usize) {
+        self.pins.set_limit(bytes);
+    }
+
     /// One clock tick of background work: sweeps a bounded slice of every
     /// shard (SWEEP_VISITS slots, at most SWEEP_REMOVALS removals) for
     /// expired and flushed items. (A delayed flush needs no work to come
@@ -493,6 +520,9 @@ impl Cache {
     pub fn stats(&self) -> CacheStats {
         let mut st = CacheStats {
             limit_maxbytes: self.budget.limit() as u64,
+            pinned_bytes: self.pins.bytes() as u64,
+            pinned_limit: self.pins.limit(&self.budget) as u64,
+            pinned_refused: self.pins.refused(),
             ..CacheStats::default()
         };
         for s in 0..self.shards.len() {

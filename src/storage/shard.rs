@@ -30,9 +30,11 @@ use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use super::ctx::{Budget, Ctx};
+use super::budget::Budget;
+use super::ctx::Ctx;
 use super::index::Index;
 use super::item::{self, class_of, pages, record_size, Header, Item, Mapping, CLASSES};
+use super::pin::{Pins, SegMap, SharedMap};
 use super::types::{
     too_large, ArithOpts, DeleteAction, DeleteOutcome, Lookup, MetaArithOutcome, StoreOp,
     StoreOutcome, WriteOpts,
@@ -177,7 +179,8 @@ pub(super) struct Pos {
 }
 
 struct Seg {
-    map: Mapping,
+    /// A large item's is shared with the replies sending its value.
+    map: SegMap,
     /// Bytes of records written; they start at 0 and end here.
     used: usize,
     /// Bytes of the records in it that are not dead.
@@ -262,12 +265,20 @@ pub(super) struct Shard {
     clock: ClockCounters,
     /// The cache's budget (to give a dead large item's mapping back).
     budget: Arc<Budget>,
+    /// The bytes replies hold pinned (large items' mappings are made with
+    /// it).
+    pins: Arc<Pins>,
 }
 
 impl Shard {
     /// `seg_size`: bytes of a normal segment, a power of two from
     /// [`MIN_SEGMENT`] to [`MAX_SEGMENT`].
-    pub(super) fn new(hasher: RandomState, seg_size: usize, budget: Arc<Budget>) -> Shard {
+    pub(super) fn new(
+        hasher: RandomState,
+        seg_size: usize,
+        budget: Arc<Budget>,
+        pins: Arc<Pins>,
+    ) -> Shard {
         debug_assert!(seg_size.is_power_of_two());
         // The first index table is there from the start, charged like any:
         // a shard's first key does not grow the memory in use (memcached's
@@ -294,6 +305,7 @@ impl Shard {
             classes: Box::new([ClassCounters::default(); CLASSES]),
             clock: ClockCounters::default(),
             budget,
+            pins,
         }
     }
 
@@ -504,6 +516,11 @@ impl Shard {
             return None;
         };
         debug_assert_eq!(map.len(), cost);
+        let map = if large {
+            SegMap::shared(map, &self.budget, &self.pins)
+        } else {
+            SegMap::Own(map)
+        };
         if self.free_nums.pop().is_none() {
             self.segs.push(None);
         }
@@ -528,9 +545,14 @@ impl Shard {
         if let Some(seg) = self.segs[usize::from(num)].take() {
             debug_assert_eq!(seg.live_bytes, 0);
             let cost = seg.map.len();
+            let uncharge = seg.map.uncharged_by_owner();
+            // a shared mapping a reply still holds stays charged until
+            // the reply lets go (see `pin`)
             drop(seg);
             self.item_bytes -= cost;
-            self.budget.uncharge(cost);
+            if uncharge {
+                self.budget.uncharge(cost);
+            }
             self.free_nums.push(num);
             if self.open == Some(num) {
                 self.open = None;
@@ -981,7 +1003,9 @@ impl Shard {
         };
         let mut buf = Backwards::<20>::new();
         let digits = buf.push_u64(new).as_bytes();
-        if digits.len() <= old_len {
+        // (not while a reply sends the value from the cache: see `pin`)
+        let fixed = segment(&self.segs, split(loc).0).map.value_fixed();
+        if digits.len() <= old_len && !fixed {
             let cas = opts.cas.unwrap_or_else(|| ctx.next_cas());
             // in place, padded with spaces as memcached does
             let it = self.item_mut(loc);
@@ -1034,8 +1058,9 @@ impl Shard {
     }
 
     /// A meta read: calls `f` with the live item before it is marked fetched
-    /// and bumped (so `f` sees the previous access), then, when `bump`,
-    /// marks it fetched and used.
+    /// and bumped (so `f` sees the previous access), and the mapping a reply
+    /// may pin its value in (a large item's); then, when `bump`, marks it
+    /// fetched and used.
     #[inline]
     pub(super) fn meta_read<R>(
         &mut self,
@@ -1043,16 +1068,19 @@ impl Shard {
         key: &[u8],
         ctx: &Ctx,
         bump: bool,
-        f: impl FnOnce(&mut Item) -> R,
+        f: impl FnOnce(&mut Item, Option<&Arc<SharedMap>>) -> R,
     ) -> Result<R, Lookup> {
         let loc = match self.find_live(hash, key, ctx) {
             Found::Live(loc) => loc,
             Found::Gone(why) => return Err(why),
             Found::Absent => return Err(Lookup::Miss),
         };
+        // a large item's mapping, which a reply may pin (one atomic
+        // increment, for large items only)
+        let share = segment(&self.segs, split(loc).0).map.share().cloned();
         let it = self.item_mut(loc);
         let deadline = it.deadline();
-        let r = f(it);
+        let r = f(it, share.as_ref());
         if bump {
             it.mark_fetched();
             it.set_atime(ctx.now);

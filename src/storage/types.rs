@@ -4,11 +4,17 @@
 //!
 //! Owns the storage API's vocabulary and nothing behind it: no shard, no
 //! lock, no policy. Must not use any storage file but `item` (for the record
-//! limits and size classes the size rule and `ItemMeta` are stated in).
+//! limits and size classes the size rule and `ItemMeta` are stated in) and
+//! `pin` (a value a reply sends from the cache).
+
+use std::fmt;
+use std::sync::Arc;
 
 use crate::clock::Secs;
 
 use super::item::{class_of, record_size, Item, MAX_KEY_LEN, MAX_TOTAL_LEN};
+use super::pin::SharedMap;
+pub use super::pin::{Pinned, Unpinned};
 
 // ---- memcached's item size rule ----
 
@@ -181,15 +187,25 @@ pub enum DeleteOutcome {
 /// it holds, its access history before this command, and the meta marks.
 pub struct MetaView<'a> {
     item: &'a mut Item,
+    share: Option<&'a Arc<SharedMap>>,
 }
 
 impl<'a> MetaView<'a> {
-    pub(super) fn new(item: &'a mut Item) -> MetaView<'a> {
-        MetaView { item }
+    pub(super) fn new(item: &'a mut Item, share: Option<&'a Arc<SharedMap>>) -> MetaView<'a> {
+        MetaView { item, share }
     }
 }
 
 impl MetaView<'_> {
+    /// The value, held for a reply that sends it from the cache (see
+    /// [`Share::pin`]).
+    pub fn share(&self) -> Share<'_> {
+        Share {
+            map: self.share,
+            value: self.item.value(),
+        }
+    }
+
     pub fn key(&self) -> &[u8] {
         self.item.key()
     }
@@ -232,12 +248,43 @@ impl MetaView<'_> {
 }
 
 /// A stored item as a reader sees it, valid while the shard is locked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct ItemRef<'a> {
     pub key: &'a [u8],
     pub flags: u32,
     pub data: &'a [u8],
     pub cas: u64,
+    /// `data`, for a reply that sends it from the cache.
+    pub share: Share<'a>,
+}
+
+/// A value a reply may send from the cache itself rather than copy: one
+/// that lives in a large item's mapping (see `pin`).
+#[derive(Clone, Copy)]
+pub struct Share<'a> {
+    map: Option<&'a Arc<SharedMap>>,
+    value: &'a [u8],
+}
+
+impl fmt::Debug for Share<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Share")
+            .field("shared", &self.map.is_some())
+            .field("len", &self.value.len())
+            .finish()
+    }
+}
+
+impl Share<'_> {
+    /// Holds the value for a reply: its bytes stay as they are until the
+    /// [`Pinned`] is dropped, whatever happens to the item. Call it only
+    /// for a reply that will send the value from there.
+    pub fn pin(self) -> Result<Pinned, Unpinned> {
+        match self.map {
+            Some(map) => Pinned::new(map, self.value),
+            None => Err(Unpinned::Small),
+        }
+    }
 }
 
 /// Totals for `stats`.
@@ -283,6 +330,12 @@ pub struct CacheStats {
     pub clock_released: u64,
     pub clock_compacted: u64,
     pub clock_kept: u64,
+    /// Bytes of large items' mappings that replies hold to send their
+    /// values from (counted in `bytes`; see `pin`), and the most they may.
+    pub pinned_bytes: u64,
+    pub pinned_limit: u64,
+    /// Values not sent because pinning them would pass `pinned_limit`.
+    pub pinned_refused: u64,
 }
 
 /// Per size class figures for `stats items` / `stats slabs`.
