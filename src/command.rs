@@ -21,8 +21,8 @@ use crate::protocol::{
 use crate::stats::{bump, ClassCmds, Stats, WorkerStats};
 use crate::storage::crawl::DumpCursor;
 use crate::storage::{
-    ArithOpts, Cache, DeleteAction, DeleteOutcome, ItemRef, Lookup, MetaArithOutcome, StoreOp,
-    StoreOutcome, WriteOpts,
+    ArithOpts, Cache, DeleteAction, DeleteOutcome, ItemRef, Lookup, MetaArithOutcome, Pinned,
+    Share, StoreOp, StoreOutcome, Unpinned, WriteOpts,
 };
 use crate::watch::WatchHub;
 
@@ -621,6 +621,15 @@ fn retrieve<R: Reply>(
     // -o read_buf_mem_limit: what the worker's other connections leave
     // this reply (0: no limit), read once per call
     let room = w.bufs.reply_room.load(std::sync::atomic::Ordering::Relaxed);
+    let refused = |out: &mut R| {
+        // memcached's answer when it has no response object for a key:
+        // the reply so far is dropped (here: with the value that did not
+        // fit), the connection stays open
+        bump(&w.response_obj_oom, 1);
+        out.truncate(start);
+        out.respond(&Response::Failure(Failure::ReplyNoMemory));
+        Flow::Done
+    };
     for (n, (at, key)) in keys.iter_from(resume).enumerate() {
         // at least one key per call, so a call always makes progress (and a
         // pause is never at offset 0, which means "from the start")
@@ -628,6 +637,11 @@ fn retrieve<R: Reply>(
             return Flow::Paused(Resume::Key(at));
         }
         let write = |item: ItemRef<'_>| {
+            match hold_value(item.share, out) {
+                Ok(Some(pinned)) => out.share_next(Box::new(pinned)),
+                Ok(None) => {}
+                Err(_) => return None,
+            }
             let cas = if show_cas {
                 Some(if use_cas { item.cas } else { 0 })
             } else {
@@ -639,20 +653,19 @@ fn retrieve<R: Reply>(
                 data: item.data,
                 cas,
             });
-            item.data.len()
+            Some(item.data.len())
         };
         let (lookup, len) = match touch {
             None => ctx.cache.get(key, write),
             Some(deadline) => ctx.cache.get_and_touch(key, deadline, write),
         };
+        let len = match len {
+            Some(None) => return refused(out),
+            Some(Some(n)) => Some(n),
+            None => None,
+        };
         if room != 0 && out.len() as u64 > room {
-            // memcached's answer when it has no response object for a key:
-            // the reply so far is dropped (here: with the value that did
-            // not fit), the connection stays open
-            bump(&w.response_obj_oom, 1);
-            out.truncate(start);
-            out.respond(&Response::Failure(Failure::UdpReplyTooLarge));
-            return Flow::Done;
+            return refused(out);
         }
         ops::log_fetch(ctx, key, lookup, len.unwrap_or(0));
         let class = len.map(|len| class_cmds(w, key.len() + len));
@@ -675,6 +688,23 @@ fn retrieve<R: Reply>(
     }
     out.respond(&Response::End);
     Flow::Done
+}
+
+/// Holds a hit's value for a sink that sends it from the cache itself (see
+/// [`crate::protocol::splice`]) rather than a copy: `None` when the sink
+/// copies it (it cannot take shared values, or the value is small). Err
+/// when the value would pin more than `-o pinned_mem_limit`: the caller
+/// answers memcached's "out of memory writing get response", before it
+/// changes anything.
+fn hold_value<R: Reply>(share: Share<'_>, out: &R) -> Result<Option<Pinned>, Unpinned> {
+    if !out.takes_shared() {
+        return Ok(None);
+    }
+    match share.pin() {
+        Ok(pinned) => Ok(Some(pinned)),
+        Err(Unpinned::Small | Unpinned::Off) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The per-class counters (`stats slabs`) of an item of `len` bytes of

@@ -173,6 +173,10 @@ pub struct Config {
     /// read and reply buffers may hold together, split evenly over the
     /// workers as memcached splits it over its threads.
     pub read_buf_mem_limit: u64,
+    /// `-o pinned_mem_limit=MB` (ferrocache's own), in bytes: the most
+    /// bytes of large items replies may hold to send their values from the
+    /// cache itself; `None`: half of `-m`.
+    pub pinned_mem_limit: Option<u64>,
     /// `-o metrics_listen=IP:PORT` (ferrocache's own): where the Prometheus
     /// endpoint (`GET /metrics`) listens; off without it.
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -230,6 +234,7 @@ impl Default for Config {
             napi_ids: 0,
             tls: TlsOptions::default(),
             read_buf_mem_limit: 0,
+            pinned_mem_limit: None,
             metrics_listen: None,
             metrics_keys: MetricsKeys::Hashed,
             warnings: Vec::new(),
@@ -773,6 +778,13 @@ impl Parser {
                     return invalid(parse_fail(name));
                 };
                 self.cfg.read_buf_mem_limit = u64::from(mb) * 1024 * 1024;
+                return Ok(());
+            }
+            "pinned_mem_limit" => {
+                let Some(mb) = whole_u32(need(&missing_arg(name))?) else {
+                    return invalid(parse_fail(name));
+                };
+                self.cfg.pinned_mem_limit = Some(u64::from(mb) * 1024 * 1024);
                 return Ok(());
             }
             "watcher_logbuf_size" | "worker_logbuf_size" => {

@@ -13,6 +13,8 @@
 //!           → command::execute (generic over a protocol::Reply sink)
 //!                → storage::Cache (sharded)        → outcome values
 //!           → protocol::text::TextReply | protocol::binary::BinaryReply → WriteBuf → transport
+//!             (a large value is not copied: the reply holds it in the cache, pinned,
+//!              and WriteBuf sends it from there with the bytes around it in one writev)
 //!                                         ▲
 //!    clock thread (server/mod): ticks the coarse clock; each tick the expirer
 //!    sweeps a bounded slice of every shard (never the whole table at once)

@@ -8,8 +8,9 @@
 //!
 //! The limit is split over the threads (here one, 1 MiB). memcached counts
 //! a response object per key and never the values (it sends them from the
-//! items); ferrocache copies values into the reply buffer and counts their
-//! bytes. The requests below are refused, or served, by both.
+//! items); ferrocache counts the bytes of the values in a reply, copied
+//! into its buffer or (large ones) sent from the cache. The requests below
+//! are refused, or served, by both.
 
 #[macro_use]
 mod common;

@@ -14,7 +14,12 @@ use std::time::Duration;
 use common::{eventually, memcached_or_skip, stat_str, stat_u64, Conn, Server};
 
 /// Lines of `stats` memcached does not have, after all of its own.
-const OURS: &[&str] = &["worker_panics", "ferrocache_version"];
+const OURS: &[&str] = &[
+    "worker_panics",
+    "pinned_bytes",
+    "pinned_refused",
+    "ferrocache_version",
+];
 
 /// Flag sets compared: the defaults, an idle timeout (adds `idle_kicks`),
 /// more threads and limits.

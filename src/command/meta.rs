@@ -32,8 +32,9 @@ pub(super) fn get<R: Reply>(ctx: &Context<'_>, m: &Meta<'_>, out: &mut R) -> Flo
     let bump_item = !f.no_update;
     // the reply of a hit, written under the shard lock; the value length
     // is for `watch`
+    let mut refused = false;
     let mut read = |it: &mut MetaView<'_>, vivified| {
-        hit_reply(m, it, vivified, now, touch, recache, use_cas, out);
+        refused = !hit_reply(m, it, vivified, now, touch, recache, use_cas, out);
         it.value().len()
     };
     let (mut lookup, mut done) = ctx.cache.meta_read(key, bump_item, |it| read(it, None));
@@ -60,6 +61,9 @@ pub(super) fn get<R: Reply>(ctx: &Context<'_>, m: &Meta<'_>, out: &mut R) -> Flo
             }
         }
     }
+    if refused {
+        bump(&w.response_obj_oom, 1);
+    }
     ops::log_fetch(ctx, key, lookup, done.unwrap_or(0));
     // memcached counts a hit with T as a touch, anything else as a get
     if lookup == Lookup::Hit && touch.is_some() {
@@ -77,7 +81,9 @@ pub(super) fn get<R: Reply>(ctx: &Context<'_>, m: &Meta<'_>, out: &mut R) -> Flo
 /// The `VA`/`HD` reply of an `mg` hit, acting on `T`, `N` and `R` where
 /// they stand among the flags (memcached's order: `t` before `T` shows the
 /// old TTL), then the `Z` / `X` / `W` marks. `vivified` is the `N`
-/// deadline of an item this request created (stored without one).
+/// deadline of an item this request created (stored without one). False
+/// when the value would pin more than `-o pinned_mem_limit`: the reply is
+/// memcached's "out of memory writing get response" instead.
 #[allow(clippy::too_many_arguments)]
 fn hit_reply<R: Reply>(
     m: &Meta<'_>,
@@ -88,7 +94,19 @@ fn hit_reply<R: Reply>(
     recache: Option<Secs>,
     use_cas: bool,
     out: &mut R,
-) {
+) -> bool {
+    // held first: a refusal changes nothing (no touch, no win handed out)
+    let pinned = if m.flags.value {
+        match super::hold_value(item.share(), out) {
+            Ok(pinned) => pinned,
+            Err(_) => {
+                out.respond(&Response::Failure(Failure::ReplyNoMemory));
+                return false;
+            }
+        }
+    } else {
+        None
+    };
     let mut won = false;
     // memcached gives a created item its N deadline only when it reaches
     // the N flag: a `t` before it shows -1
@@ -144,11 +162,15 @@ fn hit_reply<R: Reply>(
         item.set_win_sent();
     }
     fields.set_key(item.key(), item.binary_key());
+    if let Some(pinned) = pinned {
+        out.share_next(Box::new(pinned));
+    }
     out.meta(&MetaReply {
         status: MetaStatus::Done,
         fields: fields.as_slice(),
         value: m.flags.value.then(|| item.value()),
     });
+    true
 }
 
 /// `ms`.

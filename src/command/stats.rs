@@ -101,6 +101,8 @@ pub fn general(ctx: &Context<'_>, out: &mut Emit<'_>) {
         reclaimed: c.reclaimed,
         crawler_reclaimed: c.crawler_reclaimed,
         crawler_items_checked: c.crawler_items_checked,
+        pinned_bytes: c.pinned_bytes,
+        pinned_refused: c.pinned_refused,
         tls: ctx.server.tls().map(|tls| {
             let n = tls.counters();
             TlsCounts {

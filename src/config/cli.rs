@@ -433,6 +433,7 @@ Extended options (-o name[=value],...):
   idle_timeout=SECONDS   close connections idle this long; 0 never [default: 0]
   item_size_max=SIZE     same as -I
   read_buf_mem_limit=MB  what all connections' buffers may hold together [default: 0, none]
+  pinned_mem_limit=MB    what replies may hold of large values they send from the cache [default: half of -m]
   metrics_listen=IP:PORT serve Prometheus metrics at http://IP:PORT/metrics [default: off]
   metrics_keys=MODE      most read keys in the metrics: hashed, shown or off [default: hashed]
   Accepted for compatibility with memcached, checked as memcached checks them,

@@ -365,6 +365,16 @@ fn preparse(tokens: &[u8], key: &[u8]) -> Result<MetaFlags, Fault> {
 /// Appends a meta reply: the status (`VA <len>` when it carries a value),
 /// the returned flags in order, CRLF, then the value and its CRLF.
 pub(in crate::protocol) fn encode_reply(r: &MetaReply<'_>, out: &mut Vec<u8>) {
+    encode_reply_head(r, out);
+    if let (MetaStatus::Done, Some(v)) = (r.status, r.value) {
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// A meta reply's status line, up to its CRLF: the value (if any) and its
+/// CRLF go after it.
+pub(in crate::protocol) fn encode_reply_head(r: &MetaReply<'_>, out: &mut Vec<u8>) {
     let code: &[u8] = match r.status {
         MetaStatus::Done if r.value.is_some() => b"VA ",
         MetaStatus::Done => b"HD",
@@ -405,10 +415,6 @@ pub(in crate::protocol) fn encode_reply(r: &MetaReply<'_>, out: &mut Vec<u8>) {
         }
     }
     out.extend_from_slice(b"\r\n");
-    if let (MetaStatus::Done, Some(v)) = (r.status, r.value) {
-        out.extend_from_slice(v);
-        out.extend_from_slice(b"\r\n");
-    }
 }
 
 fn push_flag(out: &mut Vec<u8>, flag: u8, n: u64) {

@@ -67,6 +67,10 @@ pub struct General<'a> {
     pub reclaimed: u64,
     pub crawler_reclaimed: u64,
     pub crawler_items_checked: u64,
+    /// Bytes of large items' mappings held by replies sending their values
+    /// from the cache, and the values refused for `-o pinned_mem_limit`.
+    pub pinned_bytes: u64,
+    pub pinned_refused: u64,
     /// Under `-Z` only.
     pub tls: Option<TlsCounts>,
 }
@@ -106,7 +110,8 @@ fn timeval((secs, micros): (i64, i64)) -> String {
 }
 
 /// `stats`: memcached's 93 lines (94 with `idle_timeout`), then
-/// ferrocache's own (`worker_panics`, `ferrocache_version`).
+/// ferrocache's own (`worker_panics`, `pinned_bytes`, `pinned_refused`,
+/// `ferrocache_version`).
 pub fn general(g: &General<'_>, t: &Totals, out: &mut Emit<'_>) {
     out(&"pid", &g.pid);
     out(&"uptime", &g.uptime);
@@ -161,6 +166,8 @@ pub fn general(g: &General<'_>, t: &Totals, out: &mut Emit<'_>) {
     out(&"direct_reclaims", &g.evictions);
     out(&"lru_bumps_dropped", &0);
     out(&"worker_panics", &t.worker_panics);
+    out(&"pinned_bytes", &g.pinned_bytes);
+    out(&"pinned_refused", &g.pinned_refused);
     out(&"ferrocache_version", &g.ferrocache_version);
 }
 

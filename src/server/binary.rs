@@ -16,7 +16,7 @@ use super::buf::{ReadBuf, WriteBuf, OUT_LIMIT};
 use super::pipeline::{Step, Turn};
 use crate::command::{self, Context, Flow};
 use crate::protocol::binary::{self, Action, BinaryReply, Frame, FrameError, Gate, SaslAnswer};
-use crate::protocol::{Limits, Reply, Response};
+use crate::protocol::{Limits, Reply, Response, Splices};
 use crate::sasl::{Outcome, SaslConn};
 use crate::stats::bump;
 
@@ -90,7 +90,7 @@ impl BinaryConn {
                         "connection {}: not a binary request frame, closing",
                         turn.fd
                     );
-                    output.replies().truncate(sent);
+                    output.truncate(sent);
                     return Step::Close;
                 }
             };
@@ -101,7 +101,10 @@ impl BinaryConn {
                 (Action::SaslList | Action::SaslAuth { .. }, Some(sasl)) => {
                     (false, sasl.answer(turn.ctx, &frame, output.replies()))
                 }
-                _ => answer(turn.ctx, &frame, output.replies()),
+                _ => {
+                    let (out, splices) = output.parts();
+                    answer(turn.ctx, &frame, out, Some(splices))
+                }
             };
             if close || flushes {
                 sent = output.len();
@@ -125,10 +128,19 @@ fn ran(did: bool) -> Step {
 
 /// Answers one frame into `out`: whether to close the connection after
 /// it, and whether memcached would send its stacked replies now.
-fn answer(ctx: &Context<'_>, frame: &Frame<'_>, out: &mut Vec<u8>) -> (bool, bool) {
+fn answer(
+    ctx: &Context<'_>,
+    frame: &Frame<'_>,
+    out: &mut Vec<u8>,
+    splices: Option<&mut Splices>,
+) -> (bool, bool) {
     match &frame.action {
         Action::Execute(req) => {
             let mut reply = BinaryReply::new(out, frame.header, frame.key);
+            if let Some(splices) = splices {
+                // a large value is sent from the cache itself
+                reply = reply.spliced(splices);
+            }
             // one key, or a stats listing: nothing pauses
             let flow = command::execute(ctx, req, None, &mut reply, usize::MAX);
             (flow == Flow::Close, reply.flushes())
@@ -211,7 +223,8 @@ pub(super) fn udp_execute(
 ) {
     while let Ok(frame) = binary::parse(payload, limits) {
         out.clear();
-        let (close, _) = answer(ctx, &frame, out);
+        // a datagram copies its value
+        let (close, _) = answer(ctx, &frame, out, None);
         if !out.is_empty() {
             send(out);
         }

@@ -6,9 +6,10 @@
 //! send: which bytes form a request, and what answers it, is the request
 //! loop's (`pipeline`).
 
-use std::io;
+use std::io::{self, IoSlice};
 
 use super::transport::Stream;
+use crate::protocol::Splices;
 use crate::stats::{bump, WorkerStats};
 
 /// A reply buffer past this many bytes stops the connection from executing
@@ -160,34 +161,70 @@ impl ReadBuf {
     }
 }
 
-/// Replies; `buf[pos..]` is not yet written.
+/// Replies; `buf[pos..]` is not yet written, with the values sent from
+/// the cache itself spliced between its bytes (see
+/// [`crate::protocol::splice`]): each is written from where it lies, in
+/// one vectored write with the bytes around it, and let go (its pin
+/// released) once written.
 #[derive(Default)]
 pub(super) struct WriteBuf {
     buf: Vec<u8>,
     pos: usize,
+    splices: Splices,
+    /// Bytes of the front splice already written.
+    front_sent: usize,
+    /// Bytes of the splices written and let go since the buffer was last
+    /// emptied (they still count in `splices.total()`).
+    popped: usize,
 }
 
+/// Slices one vectored write takes at most: a value and the bytes before
+/// it are two, so 16 values of a multi-get go in one call.
+const MAX_IOV: usize = 32;
+
 impl WriteBuf {
-    /// Bytes not yet written.
+    /// Bytes not yet written, values included.
     pub(super) fn pending(&self) -> usize {
-        self.buf.len() - self.pos
+        self.buf.len() - self.pos + self.splices.total() - self.popped - self.front_sent
     }
 
     /// The buffer replies are appended to. Its length counts the bytes
     /// already written too, until all of it is written and it is emptied:
     /// a multi-get measures its pause point (`OUT_LIMIT`) against that.
+    /// Bytes appended here go after every value already spliced in.
     pub(super) fn replies(&mut self) -> &mut Vec<u8> {
         &mut self.buf
     }
 
-    /// See [`Self::replies`].
+    /// The buffer and its splices, for a codec's sink that sends values
+    /// from the cache (`TextReply::spliced`, `BinaryReply::spliced`).
+    pub(super) fn parts(&mut self) -> (&mut Vec<u8>, &mut Splices) {
+        (&mut self.buf, &mut self.splices)
+    }
+
+    /// Bytes and values appended since the buffer was last emptied (see
+    /// [`Self::replies`]).
     pub(super) fn len(&self) -> usize {
-        self.buf.len()
+        self.buf.len() + self.splices.total()
+    }
+
+    /// Drops the replies after `len` (as [`Self::len`] counts), not yet
+    /// written: a binary connection closed by a bad frame loses the replies
+    /// memcached would not have sent.
+    pub(super) fn truncate(&mut self, len: usize) {
+        let cut = self.splices.truncate(len).max(self.pos);
+        self.buf.truncate(cut);
     }
 
     /// Bytes allocated.
     pub(super) fn capacity(&self) -> usize {
         self.buf.capacity()
+    }
+
+    /// Gives everything back, written or not (the connection is closing,
+    /// or idle under a memory limit): values held are let go.
+    pub(super) fn release(&mut self) {
+        *self = WriteBuf::default();
     }
 
     /// Writes pending replies until done or the stream is full. Err on a
@@ -201,11 +238,18 @@ impl WriteBuf {
         stats: &WorkerStats,
         keep: bool,
     ) -> io::Result<()> {
-        while self.pos < self.buf.len() {
-            match stream.write(&self.buf[self.pos..]) {
+        while self.pending() > 0 {
+            let written = if self.splices.is_empty() {
+                stream.write(&self.buf[self.pos..])
+            } else {
+                let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                let n = self.gather(&mut iov);
+                stream.write_vectored(&iov[..n])
+            };
+            match written {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
-                    self.pos += n;
+                    self.advance(n);
                     bump(&stats.bytes_written, n as u64);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -215,9 +259,65 @@ impl WriteBuf {
         }
         self.buf.clear();
         self.pos = 0;
+        self.splices.clear();
+        self.popped = 0;
         if self.buf.capacity() > KEEP_BUF && !keep {
             self.buf = Vec::new();
         }
         Ok(())
+    }
+
+    /// The pending bytes in order, as slices (up to `iov`'s length): the
+    /// buffer's bytes up to each value, then the value's unwritten part,
+    /// then the bytes after the last. Returns how many slices it filled.
+    fn gather<'a>(&'a self, iov: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        let mut at = self.pos;
+        let mut skip = self.front_sent;
+        for sp in self.splices.iter() {
+            if n + 2 > iov.len() {
+                return n;
+            }
+            if at < sp.at {
+                iov[n] = IoSlice::new(&self.buf[at..sp.at]);
+                n += 1;
+            }
+            iov[n] = IoSlice::new(&sp.value.as_ref().as_ref()[skip..]);
+            n += 1;
+            at = sp.at;
+            skip = 0;
+        }
+        if n < iov.len() && at < self.buf.len() {
+            iov[n] = IoSlice::new(&self.buf[at..]);
+            n += 1;
+        }
+        n
+    }
+
+    /// Counts `n` bytes as written, in the order `gather` lists them,
+    /// letting go of each value once all of it is.
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let next = self.splices.front().map_or(self.buf.len(), |sp| sp.at);
+            let before = next - self.pos;
+            if n <= before {
+                self.pos += n;
+                return;
+            }
+            self.pos = next;
+            n -= before;
+            let Some(sp) = self.splices.front() else {
+                return;
+            };
+            let left = sp.len() - self.front_sent;
+            if n < left {
+                self.front_sent += n;
+                return;
+            }
+            n -= left;
+            self.popped += sp.len();
+            self.front_sent = 0;
+            self.splices.pop_front();
+        }
     }
 }

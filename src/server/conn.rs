@@ -117,7 +117,7 @@ pub(super) fn drive(c: &mut Conn, ctx: &Context<'_>, limits: &Limits) -> Step {
             c.input.release();
         }
         if c.all_sent() {
-            *c.output.replies() = Vec::new();
+            c.output.release();
         }
     }
     meter(c, &ctx.worker.bufs);
@@ -158,7 +158,7 @@ pub(super) fn meter(c: &mut Conn, g: &BufGauges) {
 /// Takes `c`'s buffers out of the worker's gauges (it is closing).
 pub(super) fn unmeter(c: &mut Conn, g: &BufGauges) {
     c.input.release();
-    *c.output.replies() = Vec::new();
+    c.output.release();
     meter(c, g);
 }
 
@@ -550,5 +550,91 @@ mod tests {
             assert_eq!(String::from_utf8_lossy(&got), want, "connection {i}");
         }
         handle.shutdown();
+    }
+
+    /// Stores `values` (key, bytes) through a connection.
+    fn store(ctx: &Context<'_>, limits: &Limits, values: &[(&str, Vec<u8>)]) {
+        let mut setup = Vec::new();
+        for (k, v) in values {
+            setup.extend_from_slice(format!("set {k} 0 0 {}\r\n", v.len()).as_bytes());
+            setup.extend_from_slice(v);
+            setup.extend_from_slice(b"\r\n");
+        }
+        let mut c = scripted(&[&setup], false);
+        drive(&mut c, ctx, limits);
+        assert_eq!(script(&c).written, b"STORED\r\n".repeat(values.len()));
+    }
+
+    /// Large values go out from the cache itself (spliced between the
+    /// reply's bytes, in vectored writes), byte for byte what a copy would
+    /// send, however the client's reads cut them; rewriting and deleting
+    /// the keys meanwhile changes nothing sent; every value is let go once
+    /// written.
+    #[test]
+    fn large_values_go_out_from_the_cache_as_a_copy_would() {
+        let shared = one_worker();
+        let ctx = shared.context(shared.stats.worker(0), -1);
+        let pattern = |seed: u8, n: usize| -> Vec<u8> {
+            (0..n).map(|i| seed.wrapping_add((i % 253) as u8)).collect()
+        };
+        let values = [
+            ("big1", pattern(1, 100_000)),
+            ("small", pattern(2, 100)),
+            ("big2", pattern(3, 70_000)),
+            ("big3", pattern(4, 20_000)),
+        ];
+        store(&ctx, &shared.limits, &values);
+        let mut want = Vec::new();
+        for (k, v) in &values {
+            want.extend_from_slice(format!("VALUE {k} 0 {}\r\n", v.len()).as_bytes());
+            want.extend_from_slice(v);
+            want.extend_from_slice(b"\r\n");
+        }
+        want.extend_from_slice(b"END\r\n");
+        want.extend_from_slice(format!("VA {} s{}\r\n", 70_000, 70_000).as_bytes());
+        want.extend_from_slice(&values[2].1);
+        want.extend_from_slice(b"\r\n");
+        for step in [1000, 4093, 65_536] {
+            // both requests run at once (190 KB, under the output limit)
+            let line = b"get big1 small big2 big3\r\nmg big2 s v\r\n";
+            let mut c = scripted(&[line], false);
+            script_mut(&mut c).room = 0;
+            drive(&mut c, &ctx, &shared.limits);
+            assert!(c.input.is_empty(), "both requests ran");
+            assert!(shared.cache.stats().pinned_bytes > 0, "values held");
+            // the keys change while the reply is being written
+            store(&ctx, &shared.limits, &[("big1", pattern(9, 100_000))]);
+            assert!(shared.cache.delete(b"big2"));
+            for _ in 0..10_000 {
+                if c.all_sent() {
+                    break;
+                }
+                script_mut(&mut c).room = step;
+                drive(&mut c, &ctx, &shared.limits);
+            }
+            let got = &script(&c).written;
+            assert_eq!(got.len(), want.len(), "step {step}");
+            assert!(got == &want, "step {step}: the bytes sent");
+            assert_eq!(shared.cache.stats().pinned_bytes, 0, "step {step}: let go");
+            store(&ctx, &shared.limits, &values[..3]);
+        }
+    }
+
+    /// A worker that panics mid-reply drops the connection (see
+    /// `worker::run_conn`), and with it every value its reply held.
+    #[test]
+    fn a_panic_mid_reply_lets_go_of_what_the_reply_held() {
+        let shared = one_worker();
+        let ctx = shared.context(shared.stats.worker(0), -1);
+        store(&ctx, &shared.limits, &[("big", vec![b'b'; 50_000])]);
+        let mut c = scripted(&[b"get big\r\nget test:panic\r\n"], false);
+        script_mut(&mut c).room = 0;
+        let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            drive(&mut c, &ctx, &shared.limits)
+        }));
+        assert!(turn.is_err(), "the injected panic");
+        assert!(shared.cache.stats().pinned_bytes > 0);
+        drop(c);
+        assert_eq!(shared.cache.stats().pinned_bytes, 0);
     }
 }

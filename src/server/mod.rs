@@ -127,6 +127,9 @@ impl Shared {
             },
             Arc::clone(&clock),
         );
+        if let Some(limit) = config.pinned_mem_limit {
+            cache.set_pinned_limit(usize::try_from(limit).unwrap_or(usize::MAX));
+        }
         let limits = command::parse_limits(&config);
         Shared {
             stats: Stats::new(threads),

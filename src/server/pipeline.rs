@@ -324,11 +324,14 @@ impl Pipeline {
         let refused = self.refuses(req, ctx);
         self.stacked = refused || !req.sends_replies();
         if !debug {
-            // the hot path: the text codec straight into the write buffer
-            let mut out = TextReply::new(output.replies());
+            // the hot path: the text codec straight into the write buffer,
+            // large values sent from the cache itself
+            let (bytes, splices) = output.parts();
+            let mut out = TextReply::spliced(bytes, splices);
             return self.run(req, refused, ctx, &mut out);
         }
-        // -vv: the same through a sink that records what memcached logs.
+        // -vv: the same through a sink that records what memcached logs
+        // (and copies values: debug logging is not the fast path).
         // A `noreply` request runs with its reply on, into a scratch
         // buffer, so that its outcome is logged as memcached logs it
         // (`>fd NOREPLY STORED`); the client still gets nothing.

@@ -43,7 +43,7 @@
 //! socket, before any TLS stream is made (memcached writes it the same
 //! way: a TLS client sees a failed handshake).
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::os::unix::io::{AsRawFd, RawFd};
 
 use mio::event::Source;
@@ -61,6 +61,16 @@ pub(super) trait Transport: Source {
 
     /// Bytes for the client; `WouldBlock` when none can be taken now.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
+
+    /// The slices' bytes in order, as far as they are taken (one `writev`
+    /// on a socket: a reply's head, a value sent from the cache and the
+    /// rest go in one call). By default the first non-empty slice only.
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match bufs.iter().find(|b| !b.is_empty()) {
+            Some(b) => self.write(b),
+            None => Ok(0),
+        }
+    }
 
     /// The transport holds bytes of its own that are not on the wire yet
     /// (a plain socket never does).
@@ -92,6 +102,10 @@ impl Transport for TcpStream {
         Write::write(self, buf)
     }
 
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        Write::write_vectored(self, bufs)
+    }
+
     fn fd(&self) -> RawFd {
         self.as_raw_fd()
     }
@@ -104,6 +118,10 @@ impl Transport for UnixStream {
 
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         Write::write(self, buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        Write::write_vectored(self, bufs)
     }
 
     fn fd(&self) -> RawFd {
@@ -179,6 +197,10 @@ impl Stream {
 
     pub(super) fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.transport().write(buf)
+    }
+
+    pub(super) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.transport().write_vectored(bufs)
     }
 
     pub(super) fn wants_write(&self) -> bool {

@@ -171,7 +171,7 @@ fn udp_execute(ctx: &Context<'_>, mut payload: &[u8], limits: &Limits, out: &mut
                     command::execute(ctx, &req, None, &mut reply, UDP_REPLY_MAX)
                 {
                     reply.truncate(start);
-                    reply.respond(&Response::Failure(Failure::UdpReplyTooLarge));
+                    reply.respond(&Response::Failure(Failure::ReplyNoMemory));
                 }
                 payload = &payload[consumed.min(payload.len())..];
             }

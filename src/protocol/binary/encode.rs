@@ -11,7 +11,7 @@ use std::fmt::Display;
 use std::io::Write;
 
 use super::{opcode, Header, Status, HEADER_LEN, RESPONSE_MAGIC};
-use crate::protocol::{Failure, MetaReply, Reply, Response};
+use crate::protocol::{Failure, MetaReply, Reply, Response, Shared, Splices};
 
 /// What a SASL request came to, for its reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,11 @@ pub struct BinaryReply<'o, 'k> {
     hit: bool,
     /// memcached sends its stacked replies right after this one.
     flushes: bool,
+    /// Where values held in the cache go among `out`'s bytes, when the
+    /// sink sends them from there (see [`crate::protocol::splice`]).
+    splices: Option<&'o mut Splices>,
+    /// The value `share_next` gave for the next reply.
+    next: Option<Shared>,
 }
 
 impl<'o, 'k> BinaryReply<'o, 'k> {
@@ -54,7 +59,16 @@ impl<'o, 'k> BinaryReply<'o, 'k> {
             cas: 0,
             hit: false,
             flushes: false,
+            splices: None,
+            next: None,
         }
+    }
+
+    /// The same sink, sending values held in the cache from there:
+    /// `splices` says where they go among the output's bytes.
+    pub fn spliced(mut self, splices: &'o mut Splices) -> BinaryReply<'o, 'k> {
+        self.splices = Some(splices);
+        self
     }
 
     /// The reply to a SASL request, as memcached words it.
@@ -140,7 +154,13 @@ impl<'o, 'k> BinaryReply<'o, 'k> {
         );
         self.out.extend_from_slice(&flags.to_be_bytes());
         self.out.extend_from_slice(key);
-        self.out.extend_from_slice(data);
+        match (self.next.take(), self.splices.as_deref_mut()) {
+            (Some(v), Some(splices)) if !data.is_empty() => {
+                debug_assert_eq!(v.as_ref().as_ref().len(), data.len());
+                splices.push(self.out.len(), v);
+            }
+            _ => self.out.extend_from_slice(data),
+        }
     }
 
     /// The end of a retrieval (a miss, when nothing was found) or of a
@@ -238,11 +258,25 @@ impl Reply for BinaryReply<'_, '_> {
         self.cas = cas;
     }
 
+    fn takes_shared(&self) -> bool {
+        self.splices.is_some()
+    }
+
+    fn share_next(&mut self, value: Shared) {
+        if self.splices.is_some() {
+            self.next = Some(value);
+        }
+    }
+
     fn len(&self) -> usize {
-        self.out.len()
+        self.out.len() + self.splices.as_ref().map_or(0, |s| s.total())
     }
 
     fn truncate(&mut self, len: usize) {
+        let len = match self.splices.as_deref_mut() {
+            Some(s) => s.truncate(len),
+            None => len,
+        };
         self.out.truncate(len);
     }
 }

@@ -9,28 +9,95 @@ use std::fmt::Display;
 use std::io::Write;
 
 use crate::cnum::Backwards;
-use crate::protocol::{base64, meta, Failure, Fault, ItemInfo, MetaReply, Reply, Response};
+use crate::protocol::{
+    base64, meta, Failure, Fault, ItemInfo, MetaReply, Reply, Response, Shared, Splices,
+};
 
-/// The text codec's sink: replies appended to `out`, each with its CRLF.
+/// The text codec's sink: replies appended to `out`, each with its CRLF;
+/// over a connection's write buffer, values held in the cache spliced in
+/// instead of copied (see [`crate::protocol::splice`]).
 pub struct TextReply<'a> {
     out: &'a mut Vec<u8>,
+    splices: Option<&'a mut Splices>,
+    next: Option<Shared>,
 }
 
 impl<'a> TextReply<'a> {
     pub fn new(out: &'a mut Vec<u8>) -> TextReply<'a> {
-        TextReply { out }
+        TextReply {
+            out,
+            splices: None,
+            next: None,
+        }
+    }
+
+    /// A sink that sends values held in the cache from there: `splices`
+    /// says where they go among `out`'s bytes.
+    pub fn spliced(out: &'a mut Vec<u8>, splices: &'a mut Splices) -> TextReply<'a> {
+        TextReply {
+            out,
+            splices: Some(splices),
+            next: None,
+        }
+    }
+
+    /// The value `share_next` gave, for the reply that carries `data`.
+    fn take_shared(&mut self, data: &[u8]) -> Option<Shared> {
+        let v = self.next.take()?;
+        debug_assert_eq!(v.as_ref().as_ref().len(), data.len());
+        Some(v)
+    }
+
+    /// Sends `v` here, after the reply's head, then its CRLF.
+    fn splice(&mut self, v: Shared) {
+        if let Some(s) = self.splices.as_deref_mut() {
+            s.push(self.out.len(), v);
+        }
+        self.out.extend_from_slice(b"\r\n");
     }
 }
 
 impl Reply for TextReply<'_> {
     #[inline]
     fn respond(&mut self, r: &Response<'_>) {
+        if let Response::Value {
+            key,
+            flags,
+            data,
+            cas,
+        } = *r
+        {
+            if let Some(v) = self.take_shared(data) {
+                value_head(key, flags, data.len(), cas, self.out);
+                self.splice(v);
+                return;
+            }
+        }
         encode(r, self.out);
     }
 
     #[inline]
     fn meta(&mut self, r: &MetaReply<'_>) {
+        if let Some(data) = r.value {
+            if let Some(v) = self.take_shared(data) {
+                meta::encode_reply_head(r, self.out);
+                self.splice(v);
+                return;
+            }
+        }
         meta::encode_reply(r, self.out);
+    }
+
+    #[inline]
+    fn takes_shared(&self) -> bool {
+        self.splices.is_some()
+    }
+
+    #[inline]
+    fn share_next(&mut self, value: Shared) {
+        if self.splices.is_some() {
+            self.next = Some(value);
+        }
     }
 
     fn stat(&mut self, name: &dyn Display, value: &dyn Display) {
@@ -40,10 +107,14 @@ impl Reply for TextReply<'_> {
 
     #[inline]
     fn len(&self) -> usize {
-        self.out.len()
+        self.out.len() + self.splices.as_ref().map_or(0, |s| s.total())
     }
 
     fn truncate(&mut self, len: usize) {
+        let len = match self.splices.as_deref_mut() {
+            Some(s) => s.truncate(len),
+            None => len,
+        };
         self.out.truncate(len);
     }
 }
@@ -216,7 +287,7 @@ pub fn failure_line(f: Failure) -> &'static [u8] {
         Failure::WatchDisabled => b"CLIENT_ERROR watch commands not allowed",
         Failure::WatchAfterPipeline => b"ERROR cannot pipeline other commands before watch",
         Failure::MetadumpAfterPipeline => b"ERROR cannot pipeline other commands before metadump",
-        Failure::UdpReplyTooLarge => b"SERVER_ERROR out of memory writing get response",
+        Failure::ReplyNoMemory => b"SERVER_ERROR out of memory writing get response",
         Failure::UdpMultiPacket => b"SERVER_ERROR multi-packet request not supported",
         Failure::TooManyConnections => b"ERROR Too many open connections",
         Failure::TlsNotEnabled => b"Error TLS not enabled",
@@ -233,6 +304,16 @@ pub(in crate::protocol) fn push_decimal(out: &mut Vec<u8>, n: u64) {
     let mut digits = Backwards::<20>::new();
     digits.push_u64(n);
     out.extend_from_slice(digits.as_bytes());
+}
+
+/// A `VALUE` line, up to its CRLF: the value's bytes and their CRLF go
+/// after it.
+#[inline]
+fn value_head(key: &[u8], flags: u32, len: usize, cas: Option<u64>, out: &mut Vec<u8>) {
+    let tail = value_header_tail(flags, len, cas);
+    out.extend_from_slice(VALUE);
+    out.extend_from_slice(key);
+    out.extend_from_slice(tail.as_bytes());
 }
 
 /// Appends the wire form of `resp` (with its CRLF) to `out`.
@@ -252,12 +333,8 @@ pub fn encode(resp: &Response<'_>, out: &mut Vec<u8>) {
             data,
             cas,
         } => {
-            let tail = value_header_tail(flags, data.len(), cas);
-            let tail = tail.as_bytes();
-            out.reserve(VALUE.len() + key.len() + tail.len() + data.len() + 2);
-            out.extend_from_slice(VALUE);
-            out.extend_from_slice(key);
-            out.extend_from_slice(tail);
+            out.reserve(VALUE.len() + key.len() + 40 + data.len() + 2);
+            value_head(key, flags, data.len(), cas, out);
             out.extend_from_slice(data);
             out.extend_from_slice(b"\r\n");
         }
