@@ -137,6 +137,40 @@ fn workloads() -> Vec<Workload> {
             tls: false,
             describe: "100,000 keys, 100 B values, gets of 10 keys at a time (ops = requests), 20 connections, no pipelining",
         },
+        // large values: sent from the cache itself by ferrocache (pinned,
+        // vectored writes), from the item by memcached
+        Workload {
+            name: "large-mget",
+            prefix: "lmget:",
+            keys: 1000,
+            value_size: 100 * 1024,
+            sets: 0,
+            gets: 1,
+            keys_per_get: 10,
+            conns: 10,
+            depth: 1,
+            meta: false,
+            binary: false,
+            tls: false,
+            describe: "1,000 keys, 100 KiB values, gets of 10 keys at a time (ops = requests), 10 connections, no pipelining",
+        },
+        Workload {
+            name: "large-get",
+            prefix: "lget:",
+            keys: 100,
+            // a MiB less memcached's item overhead and the key: the largest
+            // value -I 1m takes
+            value_size: 1024 * 1024 - 80,
+            sets: 0,
+            gets: 1,
+            keys_per_get: 1,
+            conns: 10,
+            depth: 1,
+            meta: false,
+            binary: false,
+            tls: false,
+            describe: "100 keys, 1 MiB values (less the item overhead), single-key gets, 10 connections, no pipelining",
+        },
     ]
 }
 

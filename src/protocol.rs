@@ -6,7 +6,8 @@
 //! the syntax of the meta and operator commands in [`meta`] and [`admin`])
 //! and [`binary`] (memcached's binary protocol): each its own parser
 //! yielding the same [`Request`]s and its own [`Reply`] sink, and
-//! `command` serves both.
+//! `command` serves both. A sink over a connection's write buffer can send
+//! a value from the cache itself instead of a copy ([`splice`]).
 //!
 //! Owns every byte on the wire. Must not know sockets, storage or time:
 //! exptimes are passed through as the client wrote them, and the one limit
@@ -18,12 +19,14 @@ pub mod binary;
 pub mod meta;
 pub mod metrics;
 mod scan;
+pub mod splice;
 pub mod stats;
 pub mod text;
 
 use std::fmt::Display;
 
 pub use meta::{Meta, MetaFlags};
+pub use splice::{Shared, Splices};
 pub use text::{encode, parse, unfinished_line, TextReply};
 
 /// Longest key memcached accepts.
@@ -529,9 +532,10 @@ pub enum Failure {
     /// `lru_crawler metadump` behind replies not yet sent.
     MetadumpAfterPipeline,
     /// A multi-get's reply does not fit in a UDP reply, or in the buffers
-    /// `-o read_buf_mem_limit` leaves the connection (memcached answers
-    /// both with the same words).
-    UdpReplyTooLarge,
+    /// `-o read_buf_mem_limit` leaves the connection, or its value would
+    /// pin more than `-o pinned_mem_limit` (memcached answers its cases
+    /// with the same words).
+    ReplyNoMemory,
     /// A UDP request spread over several datagrams.
     UdpMultiPacket,
     /// A connection over `-c`, answered once and closed.
@@ -735,7 +739,20 @@ pub trait Reply {
     /// in the reply's header; the text protocol has no place for it.
     #[inline]
     fn item_cas(&mut self, _cas: u64) {}
-    /// Bytes written so far: a multi-get or a dump pauses once this passes
+    /// Whether the sink can send a value from the cache itself (a socket
+    /// connection's write buffer can; a datagram cannot): callers hold a
+    /// value for it only then.
+    #[inline]
+    fn takes_shared(&self) -> bool {
+        false
+    }
+    /// The value the next reply carries, held in the cache: the sink sends
+    /// it from there instead of copying the reply's data, which must be
+    /// the same bytes. A sink that does not take shared values drops it.
+    #[inline]
+    fn share_next(&mut self, _value: Shared) {}
+    /// Bytes written so far (with the values sent from the cache): a
+    /// multi-get or a dump pauses once this passes
     /// the connection's output limit, and `stats cachedump` stops at its
     /// size cap.
     fn len(&self) -> usize;
