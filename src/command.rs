@@ -637,22 +637,22 @@ fn retrieve<R: Reply>(
             return Flow::Paused(Resume::Key(at));
         }
         let write = |item: ItemRef<'_>| {
-            match hold_value(item.share, out) {
-                Ok(Some(pinned)) => out.share_next(Box::new(pinned)),
-                Ok(None) => {}
-                Err(_) => return None,
-            }
             let cas = if show_cas {
                 Some(if use_cas { item.cas } else { 0 })
             } else {
                 None
             };
-            out.respond(&Response::Value {
+            let value = Response::Value {
                 key: item.key,
                 flags: item.flags,
                 data: item.data,
                 cas,
-            });
+            };
+            match hold_value(item.share, out) {
+                Ok(None) => out.respond(&value),
+                Ok(Some(pinned)) => out.respond_shared(&value, Box::new(pinned)),
+                Err(_) => return None,
+            }
             Some(item.data.len())
         };
         let (lookup, len) = match touch {

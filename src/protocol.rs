@@ -746,11 +746,16 @@ pub trait Reply {
     fn takes_shared(&self) -> bool {
         false
     }
-    /// The value the next reply carries, held in the cache: the sink sends
-    /// it from there instead of copying the reply's data, which must be
-    /// the same bytes. A sink that does not take shared values drops it.
-    #[inline]
-    fn share_next(&mut self, _value: Shared) {}
+    /// Adds a retrieval's hit (`Response::Value`) whose data is `value`'s
+    /// bytes, held in the cache: the sink sends them from there instead of
+    /// copying them. A sink that cannot copies.
+    fn respond_shared(&mut self, r: &Response<'_>, _value: Shared) {
+        self.respond(r);
+    }
+    /// [`Self::respond_shared`] for a meta reply carrying a value.
+    fn meta_shared(&mut self, r: &MetaReply<'_>, _value: Shared) {
+        self.meta(r);
+    }
     /// Bytes written so far (with the values sent from the cache): a
     /// multi-get or a dump pauses once this passes
     /// the connection's output limit, and `stats cachedump` stops at its

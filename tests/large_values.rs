@@ -332,3 +332,32 @@ fn stuck_readers_do_not_take_memory_past_the_ceiling() {
     assert!(stat_u64(&stats, "pinned_bytes") > 0);
     drop(readers);
 }
+
+/// SIGTERM while a reply is still sending a large value from the cache:
+/// the worker drains it (as any reply in flight) and the client gets every
+/// byte before the server exits cleanly.
+#[test]
+fn sigterm_drains_a_value_in_flight() {
+    let mut p = Process::start(Target::Ferrocache, LARGE);
+    let mut admin = common::Conn::new(common::Stream::Tcp(
+        TcpStream::connect(p.addr()).expect("connect"),
+    ));
+    admin.send(format!("set k 0 0 {VALUE}\r\n"));
+    admin.send(pattern(4, VALUE));
+    admin.roundtrip("\r\n", "STORED\r\n");
+    let mut reader = stuck_reader(p.addr());
+    reader.write_all(b"get k\r\n").expect("send");
+    assert!(eventually(Duration::from_secs(5), || {
+        admin.stat("", "pinned_bytes") > 0
+    }));
+    drop(admin);
+    // SAFETY: a signal to the child this test started.
+    unsafe {
+        libc::kill(p.pid() as libc::pid_t, libc::SIGTERM);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let want = value_reply("k", &pattern(4, VALUE));
+    assert!(read_reply(&mut reader, want.len()) == want, "every byte");
+    let status = p.child().wait().expect("wait");
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}

@@ -162,14 +162,15 @@ fn hit_reply<R: Reply>(
         item.set_win_sent();
     }
     fields.set_key(item.key(), item.binary_key());
-    if let Some(pinned) = pinned {
-        out.share_next(Box::new(pinned));
-    }
-    out.meta(&MetaReply {
+    let reply = MetaReply {
         status: MetaStatus::Done,
         fields: fields.as_slice(),
         value: m.flags.value.then(|| item.value()),
-    });
+    };
+    match pinned {
+        None => out.meta(&reply),
+        Some(pinned) => out.meta_shared(&reply, Box::new(pinned)),
+    }
     true
 }
 

@@ -811,7 +811,19 @@ fn ours(f: &mut Families, s: &Lines<'_>) {
         (
             "response_obj_oom",
             "ferrocache_reply_oom_total",
-            "Multi-gets refused for want of reply buffer under read_buf_mem_limit.",
+            "Multi-gets refused for want of reply buffer (read_buf_mem_limit, pinned_mem_limit).",
+            Counter,
+        ),
+        (
+            "pinned_bytes",
+            "ferrocache_pinned_bytes",
+            "Bytes of large values held by replies sending them from the cache.",
+            Gauge,
+        ),
+        (
+            "pinned_refused",
+            "ferrocache_pinned_refused_total",
+            "Replies refused because their value would pass pinned_mem_limit.",
             Counter,
         ),
         (

@@ -38,6 +38,10 @@ impl Splice {
 pub struct Splices {
     list: VecDeque<Splice>,
     total: usize,
+    /// Bytes of the values not yet written.
+    unsent: usize,
+    /// Bytes of the front value already written.
+    front_sent: usize,
 }
 
 impl Splices {
@@ -45,8 +49,44 @@ impl Splices {
     /// codec writes it).
     pub fn push(&mut self, at: usize, value: Shared) {
         debug_assert!(self.list.back().is_none_or(|s| s.at <= at));
-        self.total += value.as_ref().as_ref().len();
+        let n = value.as_ref().as_ref().len();
+        self.total += n;
+        self.unsent += n;
         self.list.push_back(Splice { at, value });
+    }
+
+    /// Bytes of the values not yet written.
+    #[inline]
+    pub fn unsent(&self) -> usize {
+        self.unsent
+    }
+
+    /// The values' unwritten bytes in order, each with the buffer offset
+    /// it goes before.
+    pub fn pending(&self) -> impl Iterator<Item = (usize, &[u8])> {
+        let skip = self.front_sent;
+        self.list.iter().enumerate().map(move |(i, sp)| {
+            let bytes = sp.value.as_ref().as_ref();
+            (sp.at, if i == 0 { &bytes[skip..] } else { bytes })
+        })
+    }
+
+    /// Counts up to `n` bytes of the front value as written, letting go of
+    /// it once all of it is; returns how many of the `n` it took.
+    pub fn written(&mut self, n: usize) -> usize {
+        let Some(front) = self.list.front() else {
+            return 0;
+        };
+        let left = front.len() - self.front_sent;
+        let took = n.min(left);
+        self.unsent -= took;
+        if took == left {
+            self.front_sent = 0;
+            self.list.pop_front();
+        } else {
+            self.front_sent += took;
+        }
+        took
     }
 
     /// Bytes of every value spliced since the buffer was last emptied,
@@ -60,18 +100,9 @@ impl Splices {
         self.list.is_empty()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Splice> {
-        self.list.iter()
-    }
-
-    pub fn front(&self) -> Option<&Splice> {
-        self.list.front()
-    }
-
-    /// The front value is sent: it is let go (its bytes still count in
-    /// [`Self::total`]).
-    pub fn pop_front(&mut self) -> Option<Splice> {
-        self.list.pop_front()
+    /// Where the next value goes in the buffer, if one is left.
+    pub fn next_at(&self) -> Option<usize> {
+        self.list.front().map(|s| s.at)
     }
 
     /// Cuts the output back to `len`, counted as bytes plus values (a
@@ -84,6 +115,7 @@ impl Splices {
                 break;
             }
             self.total -= n;
+            self.unsent -= n;
             self.list.pop_back();
         }
         len.saturating_sub(self.total)
@@ -91,8 +123,7 @@ impl Splices {
 
     /// The buffer was emptied.
     pub fn clear(&mut self) {
-        self.list.clear();
-        self.total = 0;
+        *self = Splices::default();
     }
 }
 
@@ -114,7 +145,8 @@ mod tests {
         // cutting at the second value's start (12 + 100) keeps the first
         assert_eq!(s.truncate(112), 12);
         assert_eq!(s.total(), 100);
-        assert_eq!(s.iter().count(), 1);
+        assert_eq!(s.unsent(), 100);
+        assert_eq!(s.pending().count(), 1);
         // cutting at the first value's start drops it
         assert_eq!(s.truncate(10), 10);
         assert!(s.is_empty());
@@ -125,10 +157,20 @@ mod tests {
     fn a_sent_value_still_counts_until_cleared() {
         let mut s = Splices::default();
         s.push(5, shared(20));
-        assert_eq!(s.pop_front().map(|v| v.len()), Some(20));
-        assert_eq!(s.total(), 20);
-        // a cut after it leaves it be
-        assert_eq!(s.truncate(30), 10);
+        s.push(7, shared(10));
+        assert_eq!(s.written(15), 15);
+        assert_eq!(
+            s.pending().map(|(at, b)| (at, b.len())).collect::<Vec<_>>(),
+            [(5, 5), (7, 10)]
+        );
+        assert_eq!(s.written(15), 5, "the rest of the front value only");
+        assert_eq!(s.unsent(), 10);
+        assert_eq!(s.next_at(), Some(7));
+        assert_eq!(s.written(10), 10);
+        assert!(s.is_empty());
+        assert_eq!(s.total(), 30);
+        // a cut after them leaves them be
+        assert_eq!(s.truncate(40), 10);
         s.clear();
         assert_eq!(s.total(), 0);
     }

@@ -171,11 +171,6 @@ pub(super) struct WriteBuf {
     buf: Vec<u8>,
     pos: usize,
     splices: Splices,
-    /// Bytes of the front splice already written.
-    front_sent: usize,
-    /// Bytes of the splices written and let go since the buffer was last
-    /// emptied (they still count in `splices.total()`).
-    popped: usize,
 }
 
 /// Slices one vectored write takes at most: a value and the bytes before
@@ -184,8 +179,9 @@ const MAX_IOV: usize = 32;
 
 impl WriteBuf {
     /// Bytes not yet written, values included.
+    #[inline]
     pub(super) fn pending(&self) -> usize {
-        self.buf.len() - self.pos + self.splices.total() - self.popped - self.front_sent
+        self.buf.len() - self.pos + self.splices.unsent()
     }
 
     /// The buffer replies are appended to. Its length counts the bytes
@@ -259,8 +255,9 @@ impl WriteBuf {
         }
         self.buf.clear();
         self.pos = 0;
-        self.splices.clear();
-        self.popped = 0;
+        if self.splices.total() != 0 {
+            self.splices.clear();
+        }
         if self.buf.capacity() > KEEP_BUF && !keep {
             self.buf = Vec::new();
         }
@@ -273,19 +270,17 @@ impl WriteBuf {
     fn gather<'a>(&'a self, iov: &mut [IoSlice<'a>]) -> usize {
         let mut n = 0;
         let mut at = self.pos;
-        let mut skip = self.front_sent;
-        for sp in self.splices.iter() {
+        for (next, value) in self.splices.pending() {
             if n + 2 > iov.len() {
                 return n;
             }
-            if at < sp.at {
-                iov[n] = IoSlice::new(&self.buf[at..sp.at]);
+            if at < next {
+                iov[n] = IoSlice::new(&self.buf[at..next]);
                 n += 1;
             }
-            iov[n] = IoSlice::new(&sp.value.as_ref().as_ref()[skip..]);
+            iov[n] = IoSlice::new(value);
             n += 1;
-            at = sp.at;
-            skip = 0;
+            at = next;
         }
         if n < iov.len() && at < self.buf.len() {
             iov[n] = IoSlice::new(&self.buf[at..]);
@@ -294,11 +289,10 @@ impl WriteBuf {
         n
     }
 
-    /// Counts `n` bytes as written, in the order `gather` lists them,
-    /// letting go of each value once all of it is.
+    /// Counts `n` bytes as written, in the order `gather` lists them.
     fn advance(&mut self, mut n: usize) {
         while n > 0 {
-            let next = self.splices.front().map_or(self.buf.len(), |sp| sp.at);
+            let next = self.splices.next_at().unwrap_or(self.buf.len());
             let before = next - self.pos;
             if n <= before {
                 self.pos += n;
@@ -306,18 +300,11 @@ impl WriteBuf {
             }
             self.pos = next;
             n -= before;
-            let Some(sp) = self.splices.front() else {
-                return;
-            };
-            let left = sp.len() - self.front_sent;
-            if n < left {
-                self.front_sent += n;
+            let took = self.splices.written(n);
+            if took == 0 {
                 return;
             }
-            n -= left;
-            self.popped += sp.len();
-            self.front_sent = 0;
-            self.splices.pop_front();
+            n -= took;
         }
     }
 }

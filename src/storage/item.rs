@@ -407,7 +407,8 @@ impl Mapping {
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
-    #[inline]
+    /// Writable bytes (tests; segments write through `pin::SegMap`).
+    #[cfg(test)]
     pub(super) fn bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: as `bytes`, and `&mut self` makes the access unique.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
@@ -424,19 +425,11 @@ impl Mapping {
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(start), len) }
     }
 
-    /// [`Self::bytes_mut`] through a shared reference, for a mapping
-    /// shared with replies (see `pin::SharedMap`).
-    ///
-    /// # Safety
-    ///
-    /// Only one thread at a time calls this for a mapping (its shard, under
-    /// the shard lock), and it writes no byte another thread reads through
-    /// [`Self::range`] meanwhile.
-    #[allow(clippy::mut_from_ref)]
+    /// Where the mapping starts (for a segment's memory that reads it
+    /// without going through its owner: `pin::SegMap`).
     #[inline]
-    pub(super) unsafe fn bytes_mut_shared(&self) -> &mut [u8] {
-        // SAFETY: the caller's promise, and the mapping is `len` bytes.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    pub(super) fn as_ptr(&self) -> NonNull<u8> {
+        self.ptr
     }
 }
 

@@ -14,6 +14,7 @@
 //! slide when their segment is compacted. Normal segments are never pinned,
 //! so recycling and compaction never wait for a reader.
 
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -91,74 +92,94 @@ impl Drop for SharedMap {
     }
 }
 
-/// A segment's memory.
-pub(super) enum SegMap {
-    /// A normal segment's: the shard's alone.
-    Own(Mapping),
+/// A segment's memory: where it is (read without a branch on the hot
+/// path), and who owns it.
+pub(super) struct SegMap {
+    ptr: NonNull<u8>,
+    len: usize,
+    owner: Owner,
+}
+
+enum Owner {
+    /// A normal segment's: the shard's alone (held for its Drop, which
+    /// unmaps it).
+    Own { _map: Mapping },
     /// A large item's: shared with replies sending its value. Its bytes
     /// are charged until the last holder drops it (see [`SharedMap`]).
     Shared(Arc<SharedMap>),
 }
 
+// SAFETY: `ptr` points into the mapping `owner` keeps alive; the pages have
+// no thread affinity, and shared ones are `Sync` (see `SharedMap`).
+unsafe impl Send for SegMap {}
+
 impl SegMap {
+    /// A normal segment's mapping.
+    pub(super) fn own(map: Mapping) -> SegMap {
+        let (ptr, len) = (map.as_ptr(), map.len());
+        SegMap {
+            ptr,
+            len,
+            owner: Owner::Own { _map: map },
+        }
+    }
+
     /// A large item's mapping, already charged to `budget`.
     pub(super) fn shared(map: Mapping, budget: &Arc<Budget>, pins: &Arc<Pins>) -> SegMap {
-        SegMap::Shared(Arc::new(SharedMap {
-            map,
-            holders: AtomicUsize::new(0),
-            budget: Arc::clone(budget),
-            pins: Arc::clone(pins),
-        }))
+        let (ptr, len) = (map.as_ptr(), map.len());
+        SegMap {
+            ptr,
+            len,
+            owner: Owner::Shared(Arc::new(SharedMap {
+                map,
+                holders: AtomicUsize::new(0),
+                budget: Arc::clone(budget),
+                pins: Arc::clone(pins),
+            })),
+        }
     }
 
     #[inline]
     pub(super) fn len(&self) -> usize {
-        match self {
-            SegMap::Own(m) => m.len(),
-            SegMap::Shared(s) => s.map.len(),
-        }
+        self.len
     }
 
     #[inline]
     pub(super) fn bytes(&self) -> &[u8] {
-        match self {
-            SegMap::Own(m) => m.bytes(),
-            SegMap::Shared(s) => s.map.bytes(),
-        }
+        // SAFETY: `len` bytes mapped readable, kept by `owner`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
     #[inline]
     pub(super) fn bytes_mut(&mut self) -> &mut [u8] {
-        match self {
-            SegMap::Own(m) => m.bytes_mut(),
-            // SAFETY: see `SharedMap`'s Sync: under the shard lock, and a
-            // held value's bytes are left alone by the shard.
-            SegMap::Shared(s) => unsafe { s.map.bytes_mut_shared() },
-        }
+        // SAFETY: as `bytes`; the shard's `&mut self` makes its access
+        // unique among the shard's, and of a shared mapping it writes only
+        // bytes no reply reads (see `SharedMap`'s Sync).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 
     /// Whether the shard gives the bytes back itself when it frees the
     /// segment (a shared mapping does it when its last holder lets go).
     pub(super) fn uncharged_by_owner(&self) -> bool {
-        matches!(self, SegMap::Own(_))
+        matches!(self.owner, Owner::Own { .. })
     }
 
     /// Whether a reply holds the mapping: its value must not be written
     /// in place.
     #[inline]
     pub(super) fn value_fixed(&self) -> bool {
-        match self {
-            SegMap::Own(_) => false,
-            SegMap::Shared(s) => s.holders.load(Ordering::Acquire) > 0,
+        match &self.owner {
+            Owner::Own { .. } => false,
+            Owner::Shared(s) => s.holders.load(Ordering::Acquire) > 0,
         }
     }
 
     /// The mapping a reply may pin, if this is a shared one.
     #[inline]
     pub(super) fn share(&self) -> Option<&Arc<SharedMap>> {
-        match self {
-            SegMap::Own(_) => None,
-            SegMap::Shared(s) => Some(s),
+        match &self.owner {
+            Owner::Own { .. } => None,
+            Owner::Shared(s) => Some(s),
         }
     }
 }

@@ -519,7 +519,7 @@ impl Shard {
         let map = if large {
             SegMap::shared(map, &self.budget, &self.pins)
         } else {
-            SegMap::Own(map)
+            SegMap::own(map)
         };
         if self.free_nums.pop().is_none() {
             self.segs.push(None);
@@ -1075,10 +1075,15 @@ impl Shard {
             Found::Gone(why) => return Err(why),
             Found::Absent => return Err(Lookup::Miss),
         };
+        let (num, off) = split(loc);
+        let seg = self.seg_mut(num);
         // a large item's mapping, which a reply may pin (one atomic
         // increment, for large items only)
-        let share = segment(&self.segs, split(loc).0).map.share().cloned();
-        let it = self.item_mut(loc);
+        let share = match seg.large {
+            true => seg.map.share().cloned(),
+            false => None,
+        };
+        let it = seg.item_mut(off);
         let deadline = it.deadline();
         let r = f(it, share.as_ref());
         if bump {

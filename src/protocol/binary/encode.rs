@@ -43,8 +43,6 @@ pub struct BinaryReply<'o, 'k> {
     /// Where values held in the cache go among `out`'s bytes, when the
     /// sink sends them from there (see [`crate::protocol::splice`]).
     splices: Option<&'o mut Splices>,
-    /// The value `share_next` gave for the next reply.
-    next: Option<Shared>,
 }
 
 impl<'o, 'k> BinaryReply<'o, 'k> {
@@ -60,7 +58,6 @@ impl<'o, 'k> BinaryReply<'o, 'k> {
             hit: false,
             flushes: false,
             splices: None,
-            next: None,
         }
     }
 
@@ -130,8 +127,9 @@ impl<'o, 'k> BinaryReply<'o, 'k> {
     }
 
     /// A retrieval's hit: flags as extras, the key for the K forms, the
-    /// value except for `touch`.
-    fn value(&mut self, key: &[u8], flags: u32, data: &[u8], cas: u64) {
+    /// value except for `touch`: from `shared` when it holds the value in
+    /// the cache and the sink splices, else copied.
+    fn value(&mut self, key: &[u8], flags: u32, data: &[u8], cas: u64, shared: Option<Shared>) {
         self.hit = true;
         let key: &[u8] = match self.loud {
             opcode::GETK | opcode::GATK => key,
@@ -154,7 +152,7 @@ impl<'o, 'k> BinaryReply<'o, 'k> {
         );
         self.out.extend_from_slice(&flags.to_be_bytes());
         self.out.extend_from_slice(key);
-        match (self.next.take(), self.splices.as_deref_mut()) {
+        match (shared, self.splices.as_deref_mut()) {
             (Some(v), Some(splices)) if !data.is_empty() => {
                 debug_assert_eq!(v.as_ref().as_ref().len(), data.len());
                 splices.push(self.out.len(), v);
@@ -208,7 +206,7 @@ impl Reply for BinaryReply<'_, '_> {
                 flags,
                 data,
                 cas,
-            } => self.value(key, flags, data, cas.unwrap_or(0)),
+            } => self.value(key, flags, data, cas.unwrap_or(0), None),
             Response::End => self.end(),
             Response::Stored
             | Response::Deleted
@@ -262,9 +260,15 @@ impl Reply for BinaryReply<'_, '_> {
         self.splices.is_some()
     }
 
-    fn share_next(&mut self, value: Shared) {
-        if self.splices.is_some() {
-            self.next = Some(value);
+    fn respond_shared(&mut self, r: &Response<'_>, value: Shared) {
+        match *r {
+            Response::Value {
+                key,
+                flags,
+                data,
+                cas,
+            } => self.value(key, flags, data, cas.unwrap_or(0), Some(value)),
+            _ => self.respond(r),
         }
     }
 
