@@ -8,13 +8,18 @@
 //! Layering: each file uses only the files below it, never one above.
 //!
 //! ```text
-//! mod.rs    Cache: the one `impl Cache`, its locks and retries; uses all below
-//! crawl.rs  the crawler's state, a dump step and a crawl slice over a shard
-//! shard.rs  one shard: segments, index, CLOCK eviction, sweep, counters
-//! ctx.rs    what shards share: budget, flush state, cas counter, eviction tap
-//! types.rs  the API: what Cache's methods take and return; the size rule
-//! index.rs  a shard's hash table                         (uses item only)
-//! item.rs   the record layout, page mappings, size classes (uses nothing)
+//! mod.rs     Cache: its locks and retries; uses all below
+//! persist.rs warm restart (-e): Cache::open and Cache::save (the second
+//!            `impl Cache`), the metadata format and its checks
+//! crawl.rs   the crawler's state, a dump step and a crawl slice over a shard
+//! shard.rs   one shard: segments, index, CLOCK eviction, sweep, counters
+//!            (shard/restore.rs: listing and adopting its saved segments)
+//! ctx.rs     what shards share: budget, flush state, cas counter, eviction tap
+//! types.rs   the API: what Cache's methods take and return; the size rule
+//! index.rs   a shard's hash table                         (uses item only)
+//! item.rs    the record layout, page mappings, size classes (uses arena)
+//! hash.rs    the keyed hash placing keys, the memory file's checksum
+//! arena.rs   the memory file's shared mapping and its free pages (uses nothing)
 //!
 //! tests.rs, tests/   Cache's unit tests (test builds only)
 //! ```
@@ -22,21 +27,27 @@
 //! The API types are re-exported here (`crate::storage::StoreOp`, …); the
 //! operator tools' ones also at `crate::storage::crawl::…`.
 
+mod arena;
 pub mod crawl;
 mod ctx;
+mod hash;
 mod index;
 mod item;
+mod persist;
 mod shard;
 mod types;
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use crate::clock::{Clock, Secs};
+use arena::Arena;
+pub use arena::MemoryFileError;
 use crawl::Crawler;
+use hash::Keyed;
+pub use persist::{meta_path, MemoryFile, Refusal, Restart, Saved};
 use ctx::{Budget, Ctx, Flush, Tap};
 #[cfg(test)]
 use item::pages;
@@ -111,7 +122,12 @@ const MAX_ATTEMPTS: usize = 4;
 /// an 8-byte index slot at a load of 70% to 87.5%.
 pub struct Cache {
     shards: Box<[PaddedShard]>,
-    hasher: RandomState,
+    hasher: Keyed,
+    /// As started (`-m`, `-I`, `-C`): what a memory file's metadata
+    /// records; `cache_memlimit` moves only the budget.
+    config: CacheConfig,
+    /// The memory file items live in (`-e`), if any.
+    arena: Option<Arc<Arena>>,
     budget: Arc<Budget>,
     /// The last cas unique handed out (uniques start at 1).
     last_cas: AtomicU64,
@@ -150,17 +166,30 @@ impl Cache {
     /// ceiling (see [`shard_count`]).
     pub fn new(config: CacheConfig, clock: Arc<Clock>) -> Cache {
         let n = shard_count(config.shards, config.memory_limit);
-        let hasher = RandomState::new();
+        Cache::build(config, clock, n, Keyed::random(), None)
+    }
+
+    /// A cache of `n` shards hashing with `hasher`, its segments carved
+    /// from `arena` when given (else anonymous mappings).
+    fn build(
+        config: CacheConfig,
+        clock: Arc<Clock>,
+        n: usize,
+        hasher: Keyed,
+        arena: Option<Arc<Arena>>,
+    ) -> Cache {
         let budget = Arc::new(Budget::new(config.memory_limit));
         let shards = (0..n)
             .map(|_| {
-                let shard = Shard::new(hasher.clone(), SEGMENT, Arc::clone(&budget));
+                let budget = Arc::clone(&budget);
+                let shard = Shard::new(hasher, SEGMENT, budget, arena.clone());
                 PaddedShard(Mutex::new(shard), AtomicU64::new(0))
             })
             .collect();
         Cache {
             shards,
             hasher,
+            arena,
             budget,
             last_cas: AtomicU64::new(0),
             flush: Flush::default(),
@@ -170,6 +199,7 @@ impl Cache {
             tap: Tap::new(clock.epoch_unix()),
             crawler: Crawler::new(),
             clock,
+            config,
         }
     }
 

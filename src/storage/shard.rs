@@ -25,12 +25,13 @@
 //! segmented queues); this one costs no per-item links, which is what lets
 //! an item of ~100 bytes cost ~20 bytes beyond its key and value.
 
-use std::collections::hash_map::RandomState;
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
+use super::arena::Arena;
 use super::ctx::{Budget, Ctx};
+use super::hash::Keyed;
 use super::index::Index;
 use super::item::{self, class_of, pages, record_size, Header, Item, Mapping, CLASSES};
 use super::types::{
@@ -39,6 +40,10 @@ use super::types::{
 };
 use crate::clock::Secs;
 use crate::cnum::{safe_strtoull_cstr, Backwards};
+
+/// Warm restart: saving and adopting segments (`-e`).
+mod restore;
+pub(super) use restore::Adjust;
 
 /// Per size class counters, kept under the shard lock.
 #[derive(Debug, Default, Clone, Copy)]
@@ -247,7 +252,7 @@ pub(super) struct Shard {
     next_seq: u64,
     seg_size: usize,
     index: Index,
-    hasher: RandomState,
+    hasher: Keyed,
     /// Charged bytes of the index table.
     struct_bytes: usize,
     /// Charged bytes of the segments' mappings.
@@ -262,12 +267,20 @@ pub(super) struct Shard {
     clock: ClockCounters,
     /// The cache's budget (to give a dead large item's mapping back).
     budget: Arc<Budget>,
+    /// The memory file segments are carved from (`-e`); `None`: anonymous
+    /// mappings.
+    arena: Option<Arc<Arena>>,
 }
 
 impl Shard {
     /// `seg_size`: bytes of a normal segment, a power of two from
     /// [`MIN_SEGMENT`] to [`MAX_SEGMENT`].
-    pub(super) fn new(hasher: RandomState, seg_size: usize, budget: Arc<Budget>) -> Shard {
+    pub(super) fn new(
+        hasher: Keyed,
+        seg_size: usize,
+        budget: Arc<Budget>,
+        arena: Option<Arc<Arena>>,
+    ) -> Shard {
         debug_assert!(seg_size.is_power_of_two());
         // The first index table is there from the start, charged like any:
         // a shard's first key does not grow the memory in use (memcached's
@@ -294,6 +307,7 @@ impl Shard {
             classes: Box::new([ClassCounters::default(); CLASSES]),
             clock: ClockCounters::default(),
             budget,
+            arena,
         }
     }
 
@@ -499,7 +513,11 @@ impl Shard {
         if !self.take(credit, cost) {
             return None;
         }
-        let Some(map) = Mapping::new(bytes) else {
+        let map = match &self.arena {
+            Some(arena) => Mapping::in_arena(arena, bytes),
+            None => Mapping::new(bytes),
+        };
+        let Some(map) = map else {
             self.budget.uncharge(cost);
             return None;
         };
