@@ -6,6 +6,7 @@
 
 mod crawl;
 mod memory;
+mod warm;
 
 use super::*;
 use std::sync::atomic::AtomicBool;
