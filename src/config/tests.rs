@@ -360,7 +360,10 @@ fn tls_options_are_typed() {
 #[test]
 fn the_memory_file_and_its_term_option_are_read() {
     let c = parse(&["-e", "/dev/shm/mc"]).unwrap();
-    assert_eq!(c.memory_file.as_deref(), Some(std::path::Path::new("/dev/shm/mc")));
+    assert_eq!(
+        c.memory_file.as_deref(),
+        Some(std::path::Path::new("/dev/shm/mc"))
+    );
     assert!(c.save_on_term, "SIGTERM saves by default");
     let c = parse(&["--memory-file=/m", "-o", "save_on_term=0"]).unwrap();
     assert_eq!(c.memory_file.as_deref(), Some(std::path::Path::new("/m")));

@@ -247,7 +247,11 @@ impl ServerControl for Shared {
     }
 
     fn shutdown(&self, graceful: bool) {
-        self.request_stop_as(if graceful { Stop::Graceful } else { Stop::Normal });
+        self.request_stop_as(if graceful {
+            Stop::Graceful
+        } else {
+            Stop::Normal
+        });
     }
 
     fn verbosity(&self) -> u32 {
@@ -454,9 +458,9 @@ impl Preloaded {
             false => None,
         };
         let memory = match &config.memory_file {
-            Some(path) => Some(
-                MemoryFile::open(path, config.memory_limit).map_err(io::Error::other)?,
-            ),
+            Some(path) => {
+                Some(MemoryFile::open(path, config.memory_limit).map_err(io::Error::other)?)
+            }
             None => None,
         };
         Ok(Preloaded { auth, tls, memory })

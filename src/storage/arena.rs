@@ -363,7 +363,9 @@ mod tests {
         assert_eq!(b.free_bytes(), 11 * PAGE);
         drop(b);
         let _ = std::fs::remove_file(&path);
-        let err = Arena::open(Path::new("/nonexistent-dir/x"), PAGE).err().unwrap();
+        let err = Arena::open(Path::new("/nonexistent-dir/x"), PAGE)
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("No such file"), "{err}");
     }
 }

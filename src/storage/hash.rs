@@ -120,6 +120,10 @@ mod tests {
             assert_ne!(checksum(&d), base, "flip at {at}");
         }
         assert_ne!(checksum(&data[..999]), base);
-        assert_ne!(checksum(&[0; 64]), checksum(&[0; 32]), "zeros of two lengths");
+        assert_ne!(
+            checksum(&[0; 64]),
+            checksum(&[0; 32]),
+            "zeros of two lengths"
+        );
     }
 }

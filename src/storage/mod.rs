@@ -46,12 +46,12 @@ use crate::clock::{Clock, Secs};
 use arena::Arena;
 pub use arena::MemoryFileError;
 use crawl::Crawler;
-use hash::Keyed;
-pub use persist::{meta_path, MemoryFile, Refusal, Restart, Saved};
 use ctx::{Budget, Ctx, Flush, Tap};
+use hash::Keyed;
 #[cfg(test)]
 use item::pages;
 use item::{CLASSES, CLASS_SIZES, HEADER_WITH_FLAGS, MAX_KEY_LEN};
+pub use persist::{meta_path, MemoryFile, Refusal, Restart, Saved};
 use shard::{ArithRequest, Attempt, ClassCounters, Round, Shard, StoreRequest};
 use types::too_large;
 pub use types::{

@@ -90,7 +90,10 @@ pub enum Refusal {
     /// lengths are wrong).
     Damaged(String),
     /// Written by a build with another record layout.
-    Layout { saved: u32, version: String },
+    Layout {
+        saved: u32,
+        version: String,
+    },
     /// A setting that shapes the memory differs.
     Setting {
         name: &'static str,
@@ -200,7 +203,11 @@ impl Geometry {
             ("item_size_max", self.item_size_max, now.item_size_max),
             ("use_cas", u64::from(self.cas), u64::from(now.cas)),
             ("file_size", self.file_size, now.file_size),
-            ("segment_size", u64::from(self.segment), u64::from(now.segment)),
+            (
+                "segment_size",
+                u64::from(self.segment),
+                u64::from(now.segment),
+            ),
             ("page_size", u64::from(self.page), u64::from(now.page)),
         ];
         pairs
@@ -250,7 +257,12 @@ impl Meta {
             b.extend_from_slice(&v.to_le_bytes());
         }
         b.extend_from_slice(self.version.as_bytes());
-        for v in [g.memory_limit, g.item_size_max, u64::from(g.cas), g.file_size] {
+        for v in [
+            g.memory_limit,
+            g.item_size_max,
+            u64::from(g.cas),
+            g.file_size,
+        ] {
             b.extend_from_slice(&v.to_le_bytes());
         }
         for v in [g.segment, g.page, self.shards] {
@@ -480,7 +492,10 @@ impl Cache {
         let mut segs = meta.segs.clone();
         segs.sort_unstable_by_key(|s| (s.shard, s.seq));
         let (mut items, mut dropped, mut max_cas) = (0, 0, meta.last_cas);
-        for (s, group) in segs.chunk_by(|a, b| a.shard == b.shard).map(|g| (g[0].shard, g)) {
+        for (s, group) in segs
+            .chunk_by(|a, b| a.shard == b.shard)
+            .map(|g| (g[0].shard, g))
+        {
             let s = s as usize;
             if s >= n {
                 return Err(Refusal::Segment(format!("shard {s} of {n}")));

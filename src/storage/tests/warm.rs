@@ -127,7 +127,10 @@ fn a_start_without_a_save_is_clean_and_a_flush_carries_over() {
     drop(c);
     let (c, r, _) = open(&path, config(8 * MB));
     assert_eq!(restored(&r), 1);
-    assert_eq!((get(&c, "old"), get(&c, "new")), (None, Some(b"2".to_vec())));
+    assert_eq!(
+        (get(&c, "old"), get(&c, "new")),
+        (None, Some(b"2".to_vec()))
+    );
     drop(c); // not saved: a crash as far as the file knows
     let (c, r, _) = open(&path, config(8 * MB));
     assert_eq!(clean(&r), &Refusal::NoMetadata);
@@ -152,7 +155,13 @@ fn other_settings_and_damaged_files_start_clean() {
     let mut other = config(8 * MB);
     other.item_size_max = 2 * MB;
     let (c, r, _) = open(&path, other);
-    assert!(matches!(clean(&r), Refusal::Setting { name: "item_size_max", .. }));
+    assert!(matches!(
+        clean(&r),
+        Refusal::Setting {
+            name: "item_size_max",
+            ..
+        }
+    ));
     assert_eq!(c.stats().curr_items, 0);
     drop(c);
     let (c, _, _) = open(&path, config(8 * MB));
