@@ -31,7 +31,7 @@ use std::time::Instant;
 use super::arena::{Arena, MemoryFileError};
 use super::hash::{checksum_of, Keyed};
 use super::item::{LAYOUT_VERSION, PAGE};
-use super::shard::Adjust;
+use super::shard::{Adjust, Adopted};
 use super::{shard_count, Cache, CacheConfig, MAX_SHARDS, SEGMENT};
 use crate::clock::{Clock, Secs};
 
@@ -246,6 +246,9 @@ pub(super) struct Meta {
     pub(super) epoch_unix: u64,
     pub(super) stop_unix: u64,
     pub(super) segs: Vec<SegMeta>,
+    /// Live items per shard at the stop: a restart sizes each index for
+    /// them at once instead of growing it step by step.
+    pub(super) shard_items: Vec<u64>,
 }
 
 impl Meta {
@@ -285,6 +288,9 @@ impl Meta {
             }
             b.push(u8::from(s.large));
             b.extend_from_slice(&s.sum.to_le_bytes());
+        }
+        for n in &self.shard_items {
+            b.extend_from_slice(&n.to_le_bytes());
         }
         let sum = checksum_of(&[&b]);
         b.extend_from_slice(&sum.to_le_bytes());
@@ -330,7 +336,7 @@ impl Meta {
         let flush = (r.u64()?, r.u32()?, r.u32()?);
         let (epoch_unix, stop_unix) = (r.u64()?, r.u64()?);
         let count = r.u64()?;
-        if count > (r.b.len() / SEG_BYTES) as u64 {
+        if count > (r.b.len() / SEG_BYTES) as u64 || shards as usize > MAX_SHARDS {
             return Err(damaged("segment count past the end"));
         }
         let mut segs = Vec::with_capacity(count as usize);
@@ -345,6 +351,7 @@ impl Meta {
                 sum: r.u64()?,
             });
         }
+        let shard_items = (0..shards).map(|_| r.u64()).collect::<Result<_, _>>()?;
         if !r.b.is_empty() {
             return Err(damaged("trailing bytes"));
         }
@@ -359,6 +366,7 @@ impl Meta {
             epoch_unix,
             stop_unix,
             segs,
+            shard_items,
         })
     }
 }
@@ -491,20 +499,15 @@ impl Cache {
         let adjust = Adjust::new(&meta, clock);
         let mut segs = meta.segs.clone();
         segs.sort_unstable_by_key(|s| (s.shard, s.seq));
-        let (mut items, mut dropped, mut max_cas) = (0, 0, meta.last_cas);
-        for (s, group) in segs
-            .chunk_by(|a, b| a.shard == b.shard)
-            .map(|g| (g[0].shard, g))
-        {
-            let s = s as usize;
-            if s >= n {
-                return Err(Refusal::Segment(format!("shard {s} of {n}")));
-            }
-            let got = cache.lock(s).adopt(arena, group, &adjust, s, n)?;
-            items += got.items;
-            dropped += got.dropped;
-            max_cas = max_cas.max(got.max_cas);
+        if segs.last().is_some_and(|s| s.shard as usize >= n) {
+            return Err(Refusal::Segment(format!(
+                "a segment of shard {} of {n}",
+                segs.len()
+            )));
         }
+        let groups: Vec<&[SegMeta]> = segs.chunk_by(|a, b| a.shard == b.shard).collect();
+        let got = cache.adopt_all(arena, &groups, &meta.shard_items, &adjust)?;
+        let (items, dropped, max_cas) = (got.items, got.dropped, got.max_cas.max(meta.last_cas));
         cache.last_cas.store(max_cas, Ordering::Relaxed);
         let (fcas, _, _) = meta.flush;
         cache.flush.restore(fcas, adjust.pending_flush());
@@ -518,6 +521,46 @@ impl Cache {
         Ok((cache, report))
     }
 
+    /// Each shard adopts its segments (`groups`, one slice per shard that
+    /// has any), on a few threads at once: shards are independent, and a
+    /// restart is time the cache is away.
+    fn adopt_all(
+        &self,
+        arena: &Arc<Arena>,
+        groups: &[&[SegMeta]],
+        shard_items: &[u64],
+        adjust: &Adjust,
+    ) -> Result<Adopted, Refusal> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let n = self.shards.len();
+        let one = |t: usize| -> Result<Adopted, Refusal> {
+            let mut total = Adopted::default();
+            for group in groups.iter().skip(t).step_by(threads) {
+                let s = group[0].shard as usize;
+                let expect = shard_items.get(s).copied().unwrap_or(0) as usize;
+                let got = self.lock(s).adopt(arena, group, adjust, (s, n), expect)?;
+                total.add(&got);
+            }
+            Ok(total)
+        };
+        let results: Vec<Result<Adopted, Refusal>> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (1..threads).map(|t| scope.spawn(move || one(t))).collect();
+                let mut results = vec![one(0)];
+                for h in handles {
+                    results.push(h.join().unwrap_or_else(|_| {
+                        Err(Refusal::Segment("a restore thread panicked".into()))
+                    }));
+                }
+                results
+            });
+        let mut total = Adopted::default();
+        for r in results {
+            total.add(&r?);
+        }
+        Ok(total)
+    }
+
     /// Writes what a restart needs (a graceful stop, after every worker
     /// has stopped: nothing may change the cache meanwhile). `Ok(None)`
     /// without a memory file.
@@ -526,12 +569,13 @@ impl Cache {
             return Ok(None);
         };
         let mut segs = Vec::new();
-        let mut items = 0;
+        let mut shard_items = Vec::with_capacity(self.shards.len());
         for s in 0..self.shards.len() {
             let shard = self.lock(s);
             shard.saved_segments(s as u32, &mut segs);
-            items += shard.len() as u64;
+            shard_items.push(shard.len() as u64);
         }
+        let items = shard_items.iter().sum();
         arena.sync()?;
         let meta = Meta {
             layout: LAYOUT_VERSION,
@@ -544,6 +588,7 @@ impl Cache {
             epoch_unix: self.clock.epoch_unix(),
             stop_unix: self.clock.unix_now(),
             segs,
+            shard_items,
         };
         write_atomically(&meta_path(arena.path()), &meta.encode())?;
         Ok(Some(Saved {
@@ -589,6 +634,7 @@ mod tests {
                 large: false,
                 sum: 99,
             }],
+            shard_items: vec![1; 64],
         }
     }
 

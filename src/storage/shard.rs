@@ -43,7 +43,7 @@ use crate::cnum::{safe_strtoull_cstr, Backwards};
 
 /// Warm restart: saving and adopting segments (`-e`).
 mod restore;
-pub(super) use restore::Adjust;
+pub(super) use restore::{Adjust, Adopted};
 
 /// Per size class counters, kept under the shard lock.
 #[derive(Debug, Default, Clone, Copy)]

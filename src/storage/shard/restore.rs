@@ -92,6 +92,14 @@ pub(in crate::storage) struct Adopted {
     pub(in crate::storage) max_cas: u64,
 }
 
+impl Adopted {
+    pub(in crate::storage) fn add(&mut self, other: &Adopted) {
+        self.items += other.items;
+        self.dropped += other.dropped;
+        self.max_cas = self.max_cas.max(other.max_cas);
+    }
+}
+
 fn bad(why: String) -> Refusal {
     Refusal::Segment(why)
 }
@@ -118,17 +126,23 @@ impl Shard {
     }
 
     /// Adopts `saved` (this shard's segments, by sequence) from `arena`:
-    /// shard `me` of a cache of `shards` shards (a key must hash here).
+    /// shard `me` of a cache of `shards` shards (a key must hash here),
+    /// which held `expect` items (its index is sized for them first).
     /// Live records that expired or were flushed meanwhile are marked dead.
     pub(in crate::storage) fn adopt(
         &mut self,
         arena: &Arc<Arena>,
         saved: &[SegMeta],
         adjust: &Adjust,
-        me: usize,
-        shards: usize,
+        (me, shards): (usize, usize),
+        expect: usize,
     ) -> Result<Adopted, Refusal> {
         let mut got = Adopted::default();
+        // a hint from the metadata: bounded by what the segments can hold
+        let room: u64 = saved.iter().map(|s| s.used / HEADER as u64).sum();
+        let grown = self.index.reserve(expect.min(room as usize));
+        self.budget.charge(grown);
+        self.struct_bytes += grown;
         for s in saved {
             if s.seq < self.next_seq {
                 return Err(bad(format!("segment sequence {} repeats", s.seq)));
@@ -247,16 +261,20 @@ impl Shard {
             return Err(bad("a key stored in another shard".into()));
         }
         let hash = full as u32;
-        if self.find(hash, self.item(loc).key()).is_some() {
-            return Err(bad("a key stored twice".into()));
-        }
         if self.index.needs_grow() {
             let growth = self.index.growth_bytes();
             self.budget.charge(growth);
             self.index.grow();
             self.struct_bytes += growth;
         }
-        self.index.insert(hash, loc);
+        let segs = &self.segs;
+        let key = super::item_at(segs, loc).key();
+        if !self
+            .index
+            .insert_new(hash, loc, |other| super::item_at(segs, other).key() == key)
+        {
+            return Err(bad("a key stored twice".into()));
+        }
         let seg = self.seg_mut(super::split(loc).0);
         seg.live_bytes += size;
         seg.has_ttl |= deadline != 0;
