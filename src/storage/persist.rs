@@ -515,7 +515,7 @@ impl Cache {
             items,
             dropped,
             segments: segs.len(),
-            down_secs: clock.unix_now() as i64 - meta.stop_unix as i64,
+            down_secs: (clock.unix_now() as i64).saturating_sub(meta.stop_unix as i64),
             secs: 0.0,
         };
         Ok((cache, report))

@@ -39,10 +39,13 @@ pub(in crate::storage) struct Adjust {
 
 impl Adjust {
     pub(in crate::storage) fn new(meta: &Meta, clock: &Clock) -> Adjust {
-        let shift = meta.epoch_unix as i64 - clock.epoch_unix() as i64;
+        // (saturating: the figures come from a file)
+        let shift = i64::try_from(meta.epoch_unix)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(clock.epoch_unix() as i64);
         let now = clock.now();
         let (flush_cas, before, pending) = meta.flush;
-        let saved_now = i64::from(now) - shift;
+        let saved_now = i64::from(now).saturating_sub(shift);
         let (flushed_before, pending) = match pending {
             0 => (before, 0),
             p if i64::from(p) <= saved_now => (before.max(p), 0),
@@ -58,7 +61,9 @@ impl Adjust {
     }
 
     fn shifted(t: Secs, shift: i64) -> Secs {
-        (i64::from(t) + shift).clamp(0, i64::from(Secs::MAX)) as Secs
+        i64::from(t)
+            .saturating_add(shift)
+            .clamp(0, i64::from(Secs::MAX)) as Secs
     }
 
     /// The delayed flush still to come, in the new clock's seconds.
@@ -71,7 +76,7 @@ impl Adjust {
         let d = it.deadline();
         it.cas() <= self.flush_cas
             || it.atime() < self.flushed_before
-            || (d != 0 && i64::from(d) + self.shift <= i64::from(self.now))
+            || (d != 0 && i64::from(d).saturating_add(self.shift) <= i64::from(self.now))
     }
 
     /// Moves a surviving record's times to the new clock.
@@ -139,7 +144,9 @@ impl Shard {
     ) -> Result<Adopted, Refusal> {
         let mut got = Adopted::default();
         // a hint from the metadata: bounded by what the segments can hold
-        let room: u64 = saved.iter().map(|s| s.used / HEADER as u64).sum();
+        let room = saved
+            .iter()
+            .fold(0u64, |sum, s| sum.saturating_add(s.used / HEADER as u64));
         let grown = self.index.reserve(expect.min(room as usize));
         self.budget.charge(grown);
         self.struct_bytes += grown;
@@ -159,11 +166,16 @@ impl Shard {
     fn adopt_segment(&mut self, arena: &Arc<Arena>, s: &SegMeta) -> Result<u16, Refusal> {
         let at = s.offset;
         let (len, used) = (s.len as usize, s.used as usize);
-        let shaped = if s.large {
-            used > self.large_threshold() && len == item::pages(used)
-        } else {
-            len == self.seg_size && used <= len
-        };
+        // (every figure is checked against the file's size before any
+        // arithmetic on it: a crafted file must not overflow anything)
+        let shaped = len <= arena.size()
+            && used <= len
+            && s.seq < u64::MAX
+            && if s.large {
+                used > self.large_threshold() && len == item::pages(used)
+            } else {
+                len == self.seg_size
+            };
         if !shaped || self.segs.len() >= MAX_SEGS {
             return Err(bad(format!("segment at {at}: {used} of {len} bytes")));
         }
@@ -212,6 +224,11 @@ impl Shard {
         };
         let (mut off, mut records) = (0, 0);
         while off < used {
+            if large && off > 0 {
+                // its one record must fill it (and offsets past a normal
+                // segment's would not fit a location)
+                return Err(bad("a large segment holds more than its record".into()));
+            }
             let rest = &segment(&self.segs, n).map.bytes()[off..used];
             let len = if rest.len() < HEADER {
                 0
@@ -226,7 +243,7 @@ impl Shard {
             off += len;
         }
         if large && records != 1 {
-            return Err(bad(format!("a large segment holds {records} records")));
+            return Err(bad("an empty large segment".into()));
         }
         if large && segment(&self.segs, n).live_bytes == 0 {
             self.fifo.pop_back();

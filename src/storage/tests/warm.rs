@@ -220,3 +220,66 @@ fn a_full_file_evicts_and_restores_consistently() {
     drop(c);
     done(&path);
 }
+
+/// Metadata that passes its checksum but lies (a crafted or buggy file):
+/// every lie is refused, none panics or serves.
+#[test]
+fn lying_metadata_is_refused_without_a_panic() {
+    use crate::storage::persist::Meta;
+    let path = file("lies");
+    let (c, _, _) = open(&path, config(8 * MB));
+    for i in 0..300 {
+        set(&c, &format!("k{i}"), &vec![b'v'; 100]);
+    }
+    set(&c, "big", &vec![b'b'; 100_000]);
+    c.save().unwrap();
+    drop(c);
+    let good = std::fs::read(meta_path(&path)).unwrap();
+    type Lie = fn(&mut Meta);
+    let lies: &[(&str, Lie)] = &[
+        ("used past everything", |m| m.segs[0].used = u64::MAX),
+        ("length past everything", |m| m.segs[0].len = u64::MAX),
+        ("offset past the file", |m| {
+            m.segs[0].offset = u64::MAX - 4095
+        }),
+        ("the last sequence", |m| m.segs[0].seq = u64::MAX),
+        ("a shard that is not there", |m| m.segs[0].shard = 9999),
+        ("two segments in one place", |m| {
+            m.segs[1].offset = m.segs[0].offset
+        }),
+        ("a large segment called normal", |m| {
+            let s = m.segs.iter_mut().find(|s| s.large).unwrap();
+            s.large = false;
+        }),
+        ("a normal segment called large", |m| {
+            let s = m.segs.iter_mut().find(|s| !s.large).unwrap();
+            s.large = true;
+        }),
+        ("another shard's segment", |m| {
+            let other = (m.segs[0].shard + 1) % m.shards;
+            m.segs[0].shard = other;
+        }),
+        ("half the shards", |m| m.shards /= 2),
+    ];
+    for (what, lie) in lies {
+        let mut meta = Meta::decode(&good).unwrap();
+        lie(&mut meta);
+        std::fs::write(meta_path(&path), meta.encode()).unwrap();
+        let (c, r, _) = open(&path, config(8 * MB));
+        assert!(matches!(r, Restart::Clean(_)), "{what}: {r}");
+        assert_eq!(c.stats().curr_items, 0, "{what}");
+        c.check();
+        drop(c);
+    }
+    // times from the far future or past: no panic, and what comes back is
+    // consistent
+    for epoch in [0, u64::MAX] {
+        let mut meta = Meta::decode(&good).unwrap();
+        meta.epoch_unix = epoch;
+        std::fs::write(meta_path(&path), meta.encode()).unwrap();
+        let (c, _, _) = open(&path, config(8 * MB));
+        c.check();
+        drop(c);
+    }
+    done(&path);
+}
