@@ -41,8 +41,10 @@ pub trait ServerControl {
     fn curr_connections(&self) -> u64;
     /// The open connections, by descriptor, for `stats conns`.
     fn conns(&self) -> Vec<ConnInfo>;
-    /// Starts an orderly shutdown (the `shutdown` command with `-A`).
-    fn shutdown(&self);
+    /// Starts an orderly shutdown (the `shutdown` command with `-A`);
+    /// `graceful` (`shutdown graceful`, as SIGUSR1) always saves a memory
+    /// file (`-e`) for a warm restart, a plain one as SIGTERM does.
+    fn shutdown(&self, graceful: bool);
     /// The current `-v` level (`stats settings`).
     fn verbosity(&self) -> u32;
     fn set_verbosity(&self, level: u32);
@@ -404,14 +406,14 @@ fn run<R: Reply>(
             reply(noreply, &Response::Ok, out)
         }
         Request::Quit => Flow::Close,
-        Request::Shutdown { bad_mode, .. } => {
+        Request::Shutdown { bad_mode, graceful } => {
             if !ctx.config.enable_shutdown {
                 return reply(false, &Response::Failure(Failure::ShutdownDisabled), out);
             }
             if bad_mode {
                 return reply(false, &Response::Failure(Failure::BadShutdownMode), out);
             }
-            ctx.server.shutdown();
+            ctx.server.shutdown(graceful);
             Flow::Close
         }
         Request::CacheMemlimit { megabytes, noreply } => {

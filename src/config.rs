@@ -163,8 +163,13 @@ pub struct Config {
     /// `-S`: SASL authentication (the system's libsasl2, loaded at
     /// start-up). Implies `-B binary`; refused with ASCII or UDP.
     pub sasl: bool,
-    /// `-e`: memcached's restartable-cache memory file (recorded only).
+    /// `-e`: the memory file items live in; a graceful stop saves what a
+    /// warm restart needs beside it (`FILE.meta`).
     pub memory_file: Option<PathBuf>,
+    /// `-o save_on_term=0|1` (ferrocache's own, default 1): with `-e`,
+    /// SIGTERM, SIGINT and a plain `shutdown` save the cache as SIGUSR1
+    /// does, so `systemctl restart` and package upgrades keep it.
+    pub save_on_term: bool,
     /// `-N`: number of NAPI ids (0 = off; recorded only).
     pub napi_ids: u32,
     /// `-Z` and the `ssl_*` options.
@@ -231,6 +236,7 @@ impl Default for Config {
             auth_file: None,
             sasl: false,
             memory_file: None,
+            save_on_term: true,
             napi_ids: 0,
             tls: TlsOptions::default(),
             read_buf_mem_limit: 0,
@@ -741,6 +747,14 @@ impl Parser {
                 }
             }
             "no_chunked_items" => self.slab_chunk_max = SLAB_PAGE_SIZE,
+            "save_on_term" => {
+                self.cfg.save_on_term = match need("Missing save_on_term argument")? {
+                    "1" | "yes" | "true" => true,
+                    "0" | "no" | "false" => false,
+                    v => return invalid(format!("save_on_term is 0 or 1, not \"{v}\"")),
+                };
+                return Ok(());
+            }
             "lru_crawler" | "no_lru_crawler" => {
                 self.cfg.lru_crawler = name == "lru_crawler";
                 return Ok(());
@@ -986,7 +1000,7 @@ impl Parser {
         self.cfg.item_size_max = isz as usize;
         self.cfg.napi_ids = self.napi_ids as u32;
         self.cfg.warnings = self.warnings;
-        let unkept = unkept_promises(&self.cfg, &self.unkept_options);
+        let unkept = unkept_promises(&self.unkept_options);
         if !unkept.is_empty() {
             return usage(unkept.join("\n"));
         }
@@ -1001,23 +1015,16 @@ fn is_promise_option(name: &str) -> bool {
     name == "ext_path"
 }
 
-/// Fail closed: one line for each flag of `cfg` (and each `-o` option in
-/// `options`) whose meaning is a promise this build does not keep, naming
-/// the flag and what starting anyway would break. Empty when every promise
-/// asked for is kept. memcached would honour each of these; starting
-/// without doing so would leave an operator who moved the flag over from
-/// memcached believing in a guarantee that is not there (a cold cache after
-/// a restart with `-e`). `-Y` and TLS were among them until they were
-/// built.
-fn unkept_promises(cfg: &Config, options: &[String]) -> Vec<String> {
+/// Fail closed: one line for each `-o` option in `options` whose meaning
+/// is a promise this build does not keep, naming the option and what
+/// starting anyway would break. Empty when every promise asked for is
+/// kept. memcached would honour each of these; starting without doing so
+/// would leave an operator who moved the option over from memcached
+/// believing in a guarantee that is not there (items evicted that
+/// memcached would have kept on flash). `-Y`, TLS and `-e` were among
+/// them until they were built.
+fn unkept_promises(options: &[String]) -> Vec<String> {
     let mut lines = Vec::new();
-    if let Some(file) = &cfg.memory_file {
-        lines.push(format!(
-            "ferrocache: -e {} (restartable memory file) is not supported yet: refusing to start \
-             a cache that would be lost on restart",
-            file.display()
-        ));
-    }
     for name in options {
         lines.push(format!(
             "ferrocache: -o {name} (extstore flash tier) is not supported yet: refusing to \

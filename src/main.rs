@@ -7,6 +7,7 @@ use std::process::exit;
 use ferrocache::auth;
 use ferrocache::config::{Config, ConfigError};
 use ferrocache::process;
+use ferrocache::server::Stop;
 use ferrocache::tls;
 
 fn fail(code: i32, msg: impl std::fmt::Display) -> ! {
@@ -108,11 +109,26 @@ fn main() {
             fail(1, e);
         }
     }
+    // As memcached: the memory file is opened as the user the server runs
+    // as (after -u). One that cannot be created, sized or mapped (a
+    // directory that is not there or not writable, a filesystem too small
+    // for -m) stops the start: never a server without the promised file.
+    let memory = config.memory_file.as_ref().map(|path| {
+        let file = ferrocache::storage::MemoryFile::open(path, config.memory_limit)
+            .unwrap_or_else(|e| fail(process::EX_OSERR, e));
+        if !file.on_tmpfs() {
+            log::warn!(
+                "-e {}: not on tmpfs; it works, but the cache's pages are also written to disk",
+                path.display()
+            );
+        }
+        file
+    });
     process::pin_malloc_thresholds();
     if let Err(e) = process::block_signals() {
         fail(e.exit_code(), e);
     }
-    let preloaded = ferrocache::server::Preloaded { auth, tls };
+    let preloaded = ferrocache::server::Preloaded { auth, tls, memory };
     let handle = match ferrocache::server::start_with(config.clone(), preloaded) {
         Ok(h) => h,
         Err(e) => fail(process::EX_OSERR, format!("failed to listen: {}", e)),
@@ -122,7 +138,7 @@ fn main() {
             log::error!("{}", e);
         }
     }
-    let stop = handle.stopper();
+    let stop = handle.stopper_as();
     let reload_auth = handle.auth_reloader();
     let verbose = config.verbosity > 0;
     // The signal thread outlives nothing: exit() below ends it.
@@ -133,17 +149,21 @@ fn main() {
                 // memcached reads its -Y file again on SIGHUP
                 Ok(libc::SIGHUP) => reload_auth(),
                 Ok(sig) => {
+                    // memcached's graceful stop: SIGUSR1 (saves -e's file)
                     if sig == libc::SIGUSR1 {
                         eprintln!("Gracefully stopping");
-                    } else if verbose {
-                        eprintln!("Exiting normally");
+                        stop(Stop::Graceful);
+                    } else {
+                        if verbose {
+                            eprintln!("Exiting normally");
+                        }
+                        stop(Stop::Normal);
                     }
-                    stop();
                     return;
                 }
                 Err(e) => {
                     eprintln!("{}", e);
-                    stop();
+                    stop(Stop::Normal);
                     return;
                 }
             }

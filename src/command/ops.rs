@@ -340,7 +340,7 @@ mod tests {
         fn conns(&self) -> Vec<crate::command::ConnInfo> {
             Vec::new()
         }
-        fn shutdown(&self) {}
+        fn shutdown(&self, _: bool) {}
         fn verbosity(&self) -> u32 {
             0
         }

@@ -380,7 +380,10 @@ pub fn command() -> Command {
             "memory-file",
             'e',
             "FILE",
-            "memcached's restartable memory file; not used [default: none]".to_string(),
+            "keep item memory in FILE (tmpfs: /dev/shm, /run), sized to -m;\n\
+             SIGUSR1 (and SIGTERM, unless -o save_on_term=0) saves it for a\n\
+             warm restart [default: none]"
+                .to_string(),
         ))
         .arg(flag(
             "enable-ssl",

@@ -356,21 +356,34 @@ fn tls_options_are_typed() {
     }
 }
 
+/// `-e` is kept now: the memory file and the SIGTERM option are read.
+#[test]
+fn the_memory_file_and_its_term_option_are_read() {
+    let c = parse(&["-e", "/dev/shm/mc"]).unwrap();
+    assert_eq!(
+        c.memory_file.as_deref(),
+        Some(std::path::Path::new("/dev/shm/mc"))
+    );
+    assert!(c.save_on_term, "SIGTERM saves by default");
+    let c = parse(&["--memory-file=/m", "-o", "save_on_term=0"]).unwrap();
+    assert_eq!(c.memory_file.as_deref(), Some(std::path::Path::new("/m")));
+    assert!(!c.save_on_term);
+    assert!(matches!(
+        parse(&["-o", "save_on_term=maybe"]),
+        Err(ConfigError::Invalid(_))
+    ));
+}
+
 #[test]
 fn unkept_promises_are_refused() {
     let table: &[(&[&str], &[&str])] = &[
-        (
-            &["-e", "/dev/shm/mc"],
-            &["-e /dev/shm/mc (restartable memory file)"],
-        ),
-        (&["--memory-file=/m"], &["-e /m (restartable memory file)"]),
         (
             &["-o", "ext_path=/d/f:64m,ext_page_size=64"],
             &["-o ext_path (extstore"],
         ),
         (
             &["-e", "/m", "-Y", "/a", "-o", "ext_path=/d:1g"],
-            &["-e /m (restartable", "-o ext_path (extstore"],
+            &["-o ext_path (extstore"],
         ),
     ];
     for (args, wanted) in table {

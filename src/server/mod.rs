@@ -52,7 +52,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -66,7 +66,7 @@ use crate::command::{self, ConnInfo, Context, ServerControl};
 use crate::config::Config;
 use crate::protocol::Limits;
 use crate::stats::{Stats, WorkerStats};
-use crate::storage::{Cache, CacheConfig};
+use crate::storage::{Cache, CacheConfig, MemoryFile, Restart};
 use crate::tls::TlsContext;
 use crate::watch::WatchHub;
 use listen::{Acceptor, Bound};
@@ -94,6 +94,9 @@ struct Shared {
     /// `-Z`'s context; TLS listeners wrap what they accept with it.
     tls: Option<Arc<TlsContext>>,
     stopping: AtomicBool,
+    /// How the server was asked to stop (see [`Stop`]; the most graceful
+    /// request wins): whether a memory file is saved.
+    stop_kind: AtomicU8,
     /// `-v` levels, moved by the `verbosity` command (memcached caps it at 2).
     verbosity: AtomicU32,
     /// `-o slab_automove`, moved by `slabs automove`.
@@ -112,21 +115,31 @@ struct Shared {
 
 impl Shared {
     /// The cache, clock, statistics and limits `config` asks for; no thread
-    /// or socket yet.
-    fn new(config: Config) -> Shared {
+    /// or socket yet. With a memory file the cache is restored from it
+    /// when a graceful stop saved it (before anything is accepted: a client
+    /// connecting meanwhile waits in the listen backlog, never misses).
+    fn new(config: Config, memory: Option<MemoryFile>) -> Shared {
         let threads = config.threads.max(1);
         let clock = Arc::new(Clock::new());
         let shards = (threads * SHARDS_PER_THREAD).next_power_of_two();
-        let cache = Cache::new(
-            CacheConfig {
-                memory_limit: config.memory_limit,
-                evict: !config.no_evict,
-                shards,
-                item_size_max: config.item_size_max,
-                cas: config.use_cas,
-            },
-            Arc::clone(&clock),
-        );
+        let cache_config = CacheConfig {
+            memory_limit: config.memory_limit,
+            evict: !config.no_evict,
+            shards,
+            item_size_max: config.item_size_max,
+            cas: config.use_cas,
+        };
+        let cache = match memory {
+            None => Cache::new(cache_config, Arc::clone(&clock)),
+            Some(file) => {
+                let (cache, restart) = Cache::open(cache_config, Arc::clone(&clock), file);
+                match &restart {
+                    Restart::Restored { .. } => info!("{restart}"),
+                    Restart::Clean(_) => warn!("{restart}"),
+                }
+                cache
+            }
+        };
         if let Some(limit) = config.pinned_mem_limit {
             cache.set_pinned_limit(usize::try_from(limit).unwrap_or(usize::MAX));
         }
@@ -143,6 +156,7 @@ impl Shared {
             auth: None,
             tls: None,
             stopping: AtomicBool::new(false),
+            stop_kind: AtomicU8::new(0),
             curr_conns: AtomicUsize::new(0),
             conns: Mutex::new(BTreeMap::new()),
             seen: Mutex::new(BTreeMap::new()),
@@ -176,6 +190,11 @@ impl Shared {
     }
 
     fn request_stop(&self) {
+        self.request_stop_as(Stop::Normal);
+    }
+
+    fn request_stop_as(&self, kind: Stop) {
+        self.stop_kind.fetch_max(kind as u8, Ordering::SeqCst);
         if self.stopping.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -230,8 +249,12 @@ impl ServerControl for Shared {
         (self.listening.len() + 2 * (self.config.threads.max(1) + 1)) as u64
     }
 
-    fn shutdown(&self) {
-        self.request_stop();
+    fn shutdown(&self, graceful: bool) {
+        self.request_stop_as(if graceful {
+            Stop::Graceful
+        } else {
+            Stop::Normal
+        });
     }
 
     fn verbosity(&self) -> u32 {
@@ -261,6 +284,17 @@ impl ServerControl for Shared {
     fn tls(&self) -> Option<&TlsContext> {
         self.tls.as_deref()
     }
+}
+
+/// How a stop was asked for: what happens to a memory file (`-e`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Stop {
+    /// SIGTERM, SIGINT, a plain `shutdown`, [`ServerHandle::shutdown`]:
+    /// saves unless `-o save_on_term=0`.
+    Normal = 1,
+    /// SIGUSR1 or `shutdown graceful` (memcached's graceful stop): saves.
+    Graceful = 2,
 }
 
 /// A running server: its bound addresses and a way to stop it.
@@ -328,6 +362,12 @@ impl ServerHandle {
         move || shared.request_stop()
     }
 
+    /// [`Self::stopper`] saying how: SIGUSR1 is [`Stop::Graceful`].
+    pub fn stopper_as(&self) -> impl Fn(Stop) + Send + Sync + 'static {
+        let shared = Arc::clone(&self.shared);
+        move |kind| shared.request_stop_as(kind)
+    }
+
     /// Blocks until the server stops (a `shutdown` command, [`Self::stopper`]
     /// or [`Self::shutdown`]), then joins its threads.
     pub fn wait(mut self) {
@@ -344,6 +384,37 @@ impl ServerHandle {
         if let Some(p) = self.unix_path.take() {
             let _ = std::fs::remove_file(p);
         }
+        save_memory_file(&self.shared);
+    }
+}
+
+/// With a memory file, after every thread has stopped (nothing changes
+/// the cache any more): writes what a warm restart needs, when the stop
+/// asked for it. A failure is logged; the next start is then clean.
+fn save_memory_file(shared: &Shared) {
+    let Some(path) = shared.cache.memory_file() else {
+        return;
+    };
+    let graceful = shared.stop_kind.load(Ordering::SeqCst) == Stop::Graceful as u8;
+    if !graceful && !shared.config.save_on_term {
+        info!(
+            "[restart] not saving {} (-o save_on_term=0): the next start is clean",
+            path.display()
+        );
+        return;
+    }
+    match shared.cache.save() {
+        Ok(Some(saved)) => info!(
+            "[restart] saved {} items in {} segments to {}",
+            saved.items,
+            saved.segments,
+            crate::storage::meta_path(path).display()
+        ),
+        Ok(None) => {}
+        Err(e) => error!(
+            "[restart] failed to save {}: {e}; the next start is clean",
+            crate::storage::meta_path(path).display()
+        ),
     }
 }
 
@@ -373,11 +444,13 @@ fn listening(bound: &Bound) -> Vec<(i32, String, &'static str)> {
 pub struct Preloaded {
     pub auth: Option<Authenticator>,
     pub tls: Option<TlsContext>,
+    /// `-e`'s file, opened and sized (a start-up error when it cannot be).
+    pub memory: Option<MemoryFile>,
 }
 
 impl Preloaded {
-    /// Reads what `config` names: the `-Y` file, and with `-Z` the
-    /// certificate, key and CA files.
+    /// Reads what `config` names: the `-Y` file, with `-Z` the
+    /// certificate, key and CA files, and opens `-e`'s memory file.
     pub fn load(config: &Config) -> io::Result<Preloaded> {
         let auth = match &config.auth_file {
             Some(path) => Some(Authenticator::open(path).map_err(io::Error::other)?),
@@ -387,7 +460,13 @@ impl Preloaded {
             true => Some(TlsContext::open(&config.tls).map_err(io::Error::other)?),
             false => None,
         };
-        Ok(Preloaded { auth, tls })
+        let memory = match &config.memory_file {
+            Some(path) => {
+                Some(MemoryFile::open(path, config.memory_limit).map_err(io::Error::other)?)
+            }
+            None => None,
+        };
+        Ok(Preloaded { auth, tls, memory })
     }
 }
 
@@ -407,7 +486,7 @@ pub fn start_with(config: Config, pre: Preloaded) -> io::Result<ServerHandle> {
     }
     let bound = Bound::bind(&config)?;
 
-    let mut shared = Shared::new(config);
+    let mut shared = Shared::new(config, pre.memory);
     shared.auth = pre.auth.map(Arc::new);
     shared.tls = pre.tls.map(Arc::new);
     shared.listening = listening(&bound);
@@ -537,6 +616,6 @@ mod testing {
     }
 
     pub(super) fn one_worker() -> Shared {
-        Shared::new(Config::from_args(["ferrocache", "-t", "1"]).unwrap())
+        Shared::new(Config::from_args(["ferrocache", "-t", "1"]).unwrap(), None)
     }
 }

@@ -107,6 +107,28 @@ impl Flush {
     }
 }
 
+impl Flush {
+    /// (cas threshold, "before" second, pending second) for the memory
+    /// file's metadata (`persist`).
+    pub(super) fn saved(&self) -> (u64, Secs, Secs) {
+        (
+            self.cas.load(Ordering::Acquire),
+            self.before.load(Ordering::Acquire),
+            self.pending.load(Ordering::Acquire),
+        )
+    }
+
+    /// The state after a restart: the cas threshold carries over; items
+    /// older than a "before" second were dropped while restoring, so none
+    /// is needed; a delayed flush still pending comes due at `pending`
+    /// (in the new clock's seconds; 0: none).
+    pub(super) fn restore(&self, cas: u64, pending: Secs) {
+        self.cas.store(cas, Ordering::Release);
+        self.before.store(0, Ordering::Release);
+        self.pending.store(pending, Ordering::Release);
+    }
+}
+
 /// The eviction hook a shard calls through its [`Ctx`].
 pub(super) struct Tap {
     sink: OnceLock<Arc<dyn EvictionSink>>,

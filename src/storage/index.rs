@@ -110,7 +110,11 @@ impl Index {
     /// Grows the table by a quarter (rehashing by the stored hash bits, not
     /// the keys).
     pub(super) fn grow(&mut self) {
-        let new_len = self.grown_slots();
+        self.resize(self.grown_slots());
+    }
+
+    /// Moves every entry to a table of `new_len` slots.
+    fn resize(&mut self, new_len: usize) {
         let old = std::mem::replace(&mut self.slots, vec![EMPTY; new_len].into_boxed_slice());
         for &s in old.iter().filter(|&&s| s != EMPTY) {
             let mut pos = home(hash_of(s), new_len);
@@ -172,6 +176,48 @@ impl Index {
         }
         self.slots[pos] = pack(hash, id);
         self.len += 1;
+    }
+
+    /// [`Index::insert`] unless an entry with `hash` whose id satisfies
+    /// `is_key` is there already (then false, nothing changed): one probe
+    /// for both, as a restart adopting records needs.
+    pub(super) fn insert_new(
+        &mut self,
+        hash: u32,
+        id: u32,
+        mut is_key: impl FnMut(u32) -> bool,
+    ) -> bool {
+        debug_assert!(!self.needs_grow(), "insert without room");
+        let n = self.slots.len();
+        let mut pos = home(hash, n);
+        loop {
+            let s = self.slots[pos];
+            if s == EMPTY {
+                break;
+            }
+            if hash_of(s) == hash && is_key((s as u32).wrapping_sub(1)) {
+                return false;
+            }
+            pos = next(pos, n);
+        }
+        self.slots[pos] = pack(hash, id);
+        self.len += 1;
+        true
+    }
+
+    /// Grows the table until `n` entries fit without growing again (a
+    /// restart knows how many it will insert); returns the bytes added.
+    pub(super) fn reserve(&mut self, n: usize) -> usize {
+        let before = self.bytes();
+        // the sizes growing one step at a time would reach, in one move
+        let mut slots = self.slots.len();
+        while (n + 1) * 8 > slots * 7 {
+            slots = (slots + slots / 4).max(MIN_SLOTS);
+        }
+        if slots != self.slots.len() {
+            self.resize(slots);
+        }
+        self.bytes() - before
     }
 
     /// Removes the entry at `pos`, shifting back the entries after it that

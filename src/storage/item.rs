@@ -19,8 +19,15 @@
 //! when a record is written, so the header never changes size in place.
 
 use std::ptr::NonNull;
+use std::sync::Arc;
 
+use super::arena::Arena;
 use crate::clock::Secs;
+
+/// The version of the record and segment byte layout, saved with a memory
+/// file (`-e`): a restart from a file of another version starts empty.
+/// Bump whenever the record or segment byte layout changes.
+pub(super) const LAYOUT_VERSION: u32 = 1;
 
 /// Keys are at most 250 bytes in memcached; the length lives in 8 bits.
 pub(super) const MAX_KEY_LEN: usize = u8::MAX as usize;
@@ -363,13 +370,18 @@ pub(super) const fn pages(n: usize) -> usize {
 
 /// Anonymous memory straight from the kernel (mmap), page-rounded, so
 /// that what is charged is exactly what can become resident, and freeing
-/// it gives it back at once (no allocator keeps or fragments it).
+/// it gives it back at once (no allocator keeps or fragments it). Or, with
+/// a memory file (`-e`), a region of the file's shared mapping, given back
+/// to its arena on drop (from any thread: the arena has its own lock).
 pub(super) struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
+    /// The memory file the region belongs to; `None`: anonymous.
+    arena: Option<Arc<Arena>>,
 }
 
-// SAFETY: a `Mapping` is the only owner of its pages (like a `Box<[u8]>`).
+// SAFETY: a `Mapping` is the only owner of its pages (like a `Box<[u8]>`);
+// an arena region is handed out to one `Mapping` at a time.
 unsafe impl Send for Mapping {}
 
 impl Mapping {
@@ -391,7 +403,38 @@ impl Mapping {
         if p == libc::MAP_FAILED {
             return None;
         }
-        NonNull::new(p.cast::<u8>()).map(|ptr| Mapping { ptr, len })
+        NonNull::new(p.cast::<u8>()).map(|ptr| Mapping {
+            ptr,
+            len,
+            arena: None,
+        })
+    }
+
+    /// A region of `n` bytes (page-rounded) of the memory file; `None`
+    /// when no free extent holds it (the caller treats it as no memory).
+    /// Its bytes are whatever the file held: callers write before reading.
+    pub(super) fn in_arena(arena: &Arc<Arena>, n: usize) -> Option<Mapping> {
+        let len = pages(n.max(1));
+        arena.alloc(len).map(|ptr| Mapping {
+            ptr,
+            len,
+            arena: Some(Arc::clone(arena)),
+        })
+    }
+
+    /// The region `[off, off + len)` of the memory file as a restart found
+    /// it; `None` when it is out of bounds or overlaps one already taken.
+    pub(super) fn adopt(arena: &Arc<Arena>, off: usize, len: usize) -> Option<Mapping> {
+        arena.claim(off, len).map(|ptr| Mapping {
+            ptr,
+            len,
+            arena: Some(Arc::clone(arena)),
+        })
+    }
+
+    /// Where the region is in the memory file (`None`: anonymous).
+    pub(super) fn file_offset(&self) -> Option<usize> {
+        self.arena.as_ref().map(|a| a.offset(self.ptr))
     }
 
     /// Bytes mapped (what the mapping is charged).
@@ -402,8 +445,8 @@ impl Mapping {
 
     #[inline]
     pub(super) fn bytes(&self) -> &[u8] {
-        // SAFETY: `len` bytes mapped readable (zero-filled at first) and
-        // owned by self.
+        // SAFETY: `len` bytes mapped readable (zero-filled at first, or
+        // the memory file's bytes) and owned by self.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
@@ -435,9 +478,12 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: unmaps exactly what `new` mapped, once.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        match &self.arena {
+            Some(arena) => arena.release(self.ptr, self.len),
+            // SAFETY: unmaps exactly what `new` mapped, once.
+            None => unsafe {
+                libc::munmap(self.ptr.as_ptr().cast(), self.len);
+            },
         }
     }
 }

@@ -8,15 +8,20 @@
 //! Layering: each file uses only the files below it, never one above.
 //!
 //! ```text
-//! mod.rs    Cache: the one `impl Cache`, its locks and retries; uses all below
-//! crawl.rs  the crawler's state, a dump step and a crawl slice over a shard
-//! shard.rs  one shard: segments, index, CLOCK eviction, sweep, counters
-//! ctx.rs    what shards share: flush state, cas counter, eviction tap
-//! types.rs  the API: what Cache's methods take and return; the size rule
-//! pin.rs    large items' mappings shared with replies in flight (pins)
-//! budget.rs the memory ceiling and what is charged against it
-//! index.rs  a shard's hash table                         (uses item only)
-//! item.rs   the record layout, page mappings, size classes (uses nothing)
+//! mod.rs     Cache: its locks and retries; uses all below
+//! persist.rs warm restart (-e): Cache::open and Cache::save (the second
+//!            `impl Cache`), the metadata format and its checks
+//! crawl.rs   the crawler's state, a dump step and a crawl slice over a shard
+//! shard.rs   one shard: segments, index, CLOCK eviction, sweep, counters
+//!            (shard/restore.rs: listing and adopting its saved segments)
+//! ctx.rs     what shards share: flush state, cas counter, eviction tap
+//! types.rs   the API: what Cache's methods take and return; the size rule
+//! pin.rs     large items' mappings shared with replies in flight (pins)
+//! budget.rs  the memory ceiling and what is charged against it
+//! index.rs   a shard's hash table                         (uses item only)
+//! item.rs    the record layout, page mappings, size classes (uses arena)
+//! hash.rs    the keyed hash placing keys, the memory file's checksum
+//! arena.rs   the memory file's shared mapping and its free pages (uses nothing)
 //!
 //! tests.rs, tests/   Cache's unit tests (test builds only)
 //! ```
@@ -24,28 +29,34 @@
 //! The API types are re-exported here (`crate::storage::StoreOp`, …); the
 //! operator tools' ones also at `crate::storage::crawl::…`.
 
+mod arena;
 mod budget;
 pub mod crawl;
 mod ctx;
+mod hash;
 mod index;
 mod item;
+mod persist;
 mod pin;
 mod shard;
 mod types;
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use crate::clock::{Clock, Secs};
+use arena::Arena;
+pub use arena::MemoryFileError;
 use budget::Budget;
 use crawl::Crawler;
 use ctx::{Ctx, Flush, Tap};
+use hash::Keyed;
 #[cfg(test)]
 use item::pages;
 use item::{CLASSES, CLASS_SIZES, HEADER_WITH_FLAGS, MAX_KEY_LEN};
+pub use persist::{meta_path, MemoryFile, Refusal, Restart, Saved};
 use pin::Pins;
 use shard::{ArithRequest, Attempt, ClassCounters, Round, Shard, StoreRequest};
 use types::too_large;
@@ -117,7 +128,12 @@ const MAX_ATTEMPTS: usize = 4;
 /// an 8-byte index slot at a load of 70% to 87.5%.
 pub struct Cache {
     shards: Box<[PaddedShard]>,
-    hasher: RandomState,
+    hasher: Keyed,
+    /// As started (`-m`, `-I`, `-C`): what a memory file's metadata
+    /// records; `cache_memlimit` moves only the budget.
+    config: CacheConfig,
+    /// The memory file items live in (`-e`), if any.
+    arena: Option<Arc<Arena>>,
     budget: Arc<Budget>,
     /// Bytes of large items' mappings that replies hold (see `pin`).
     pins: Arc<Pins>,
@@ -158,16 +174,28 @@ impl Cache {
     /// ceiling (see [`shard_count`]).
     pub fn new(config: CacheConfig, clock: Arc<Clock>) -> Cache {
         let n = shard_count(config.shards, config.memory_limit);
-        let hasher = RandomState::new();
+        Cache::build(config, clock, n, Keyed::random(), None)
+    }
+
+    /// A cache of `n` shards hashing with `hasher`, its segments carved
+    /// from `arena` when given (else anonymous mappings).
+    fn build(
+        config: CacheConfig,
+        clock: Arc<Clock>,
+        n: usize,
+        hasher: Keyed,
+        arena: Option<Arc<Arena>>,
+    ) -> Cache {
         let budget = Arc::new(Budget::new(config.memory_limit));
         let pins = Arc::new(Pins::new());
         let shards = (0..n)
             .map(|_| {
                 let shard = Shard::new(
-                    hasher.clone(),
+                    hasher,
                     SEGMENT,
                     Arc::clone(&budget),
                     Arc::clone(&pins),
+                    arena.clone(),
                 );
                 PaddedShard(Mutex::new(shard), AtomicU64::new(0))
             })
@@ -175,6 +203,7 @@ impl Cache {
         Cache {
             shards,
             hasher,
+            arena,
             budget,
             pins,
             last_cas: AtomicU64::new(0),
@@ -185,6 +214,7 @@ impl Cache {
             tap: Tap::new(clock.epoch_unix()),
             crawler: Crawler::new(),
             clock,
+            config,
         }
     }
 

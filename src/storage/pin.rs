@@ -101,9 +101,8 @@ pub(super) struct SegMap {
 }
 
 enum Owner {
-    /// A normal segment's: the shard's alone (held for its Drop, which
-    /// unmaps it).
-    Own { _map: Mapping },
+    /// A normal segment's: the shard's alone.
+    Own(Mapping),
     /// A large item's: shared with replies sending its value. Its bytes
     /// are charged until the last holder drops it (see [`SharedMap`]).
     Shared(Arc<SharedMap>),
@@ -120,7 +119,7 @@ impl SegMap {
         SegMap {
             ptr,
             len,
-            owner: Owner::Own { _map: map },
+            owner: Owner::Own(map),
         }
     }
 
@@ -158,10 +157,18 @@ impl SegMap {
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 
+    /// Where the segment is in the memory file (`None`: anonymous).
+    pub(super) fn file_offset(&self) -> Option<usize> {
+        match &self.owner {
+            Owner::Own(map) => map.file_offset(),
+            Owner::Shared(s) => s.map.file_offset(),
+        }
+    }
+
     /// Whether the shard gives the bytes back itself when it frees the
     /// segment (a shared mapping does it when its last holder lets go).
     pub(super) fn uncharged_by_owner(&self) -> bool {
-        matches!(self.owner, Owner::Own { .. })
+        matches!(self.owner, Owner::Own(_))
     }
 
     /// Whether a reply holds the mapping: its value must not be written
@@ -169,7 +176,7 @@ impl SegMap {
     #[inline]
     pub(super) fn value_fixed(&self) -> bool {
         match &self.owner {
-            Owner::Own { .. } => false,
+            Owner::Own(_) => false,
             Owner::Shared(s) => s.holders.load(Ordering::Acquire) > 0,
         }
     }
@@ -178,7 +185,7 @@ impl SegMap {
     #[inline]
     pub(super) fn share(&self) -> Option<&Arc<SharedMap>> {
         match &self.owner {
-            Owner::Own { .. } => None,
+            Owner::Own(_) => None,
             Owner::Shared(s) => Some(s),
         }
     }

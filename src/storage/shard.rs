@@ -25,13 +25,14 @@
 //! segmented queues); this one costs no per-item links, which is what lets
 //! an item of ~100 bytes cost ~20 bytes beyond its key and value.
 
-use std::collections::hash_map::RandomState;
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
+use super::arena::Arena;
 use super::budget::Budget;
 use super::ctx::Ctx;
+use super::hash::Keyed;
 use super::index::Index;
 use super::item::{self, class_of, pages, record_size, Header, Item, Mapping, CLASSES};
 use super::pin::{Pins, SegMap, SharedMap};
@@ -41,6 +42,10 @@ use super::types::{
 };
 use crate::clock::Secs;
 use crate::cnum::{safe_strtoull_cstr, Backwards};
+
+/// Warm restart: saving and adopting segments (`-e`).
+mod restore;
+pub(super) use restore::{Adjust, Adopted};
 
 /// Per size class counters, kept under the shard lock.
 #[derive(Debug, Default, Clone, Copy)]
@@ -250,7 +255,7 @@ pub(super) struct Shard {
     next_seq: u64,
     seg_size: usize,
     index: Index,
-    hasher: RandomState,
+    hasher: Keyed,
     /// Charged bytes of the index table.
     struct_bytes: usize,
     /// Charged bytes of the segments' mappings.
@@ -268,16 +273,20 @@ pub(super) struct Shard {
     /// The bytes replies hold pinned (large items' mappings are made with
     /// it).
     pins: Arc<Pins>,
+    /// The memory file segments are carved from (`-e`); `None`: anonymous
+    /// mappings.
+    arena: Option<Arc<Arena>>,
 }
 
 impl Shard {
     /// `seg_size`: bytes of a normal segment, a power of two from
     /// [`MIN_SEGMENT`] to [`MAX_SEGMENT`].
     pub(super) fn new(
-        hasher: RandomState,
+        hasher: Keyed,
         seg_size: usize,
         budget: Arc<Budget>,
         pins: Arc<Pins>,
+        arena: Option<Arc<Arena>>,
     ) -> Shard {
         debug_assert!(seg_size.is_power_of_two());
         // The first index table is there from the start, charged like any:
@@ -306,6 +315,7 @@ impl Shard {
             clock: ClockCounters::default(),
             budget,
             pins,
+            arena,
         }
     }
 
@@ -511,7 +521,11 @@ impl Shard {
         if !self.take(credit, cost) {
             return None;
         }
-        let Some(map) = Mapping::new(bytes) else {
+        let map = match &self.arena {
+            Some(arena) => Mapping::in_arena(arena, bytes),
+            None => Mapping::new(bytes),
+        };
+        let Some(map) = map else {
             self.budget.uncharge(cost);
             return None;
         };

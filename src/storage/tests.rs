@@ -7,6 +7,7 @@
 mod crawl;
 mod memory;
 mod pins;
+mod warm;
 
 use super::*;
 use std::sync::atomic::AtomicBool;

@@ -11,7 +11,9 @@ use std::time::Instant;
 
 use ferrocache::config::command;
 
-use super::service::{syscalls_stay_within_the_filter, talk, UnitProcess};
+use super::service::{
+    check_items, store_items, syscalls_stay_within_the_filter, talk, UnitProcess,
+};
 use super::unit::Unit;
 use super::{
     account, have, heavy, output, packages, read, repo, require_root, run, skip_check, Account,
@@ -72,8 +74,12 @@ fn deb_installs_serves_and_purges_cleanly() {
     check_man_page();
     check_unit_with_systemd_analyze();
 
-    // --- an upgrade (the same version again) keeps a local edit.
-    let edited = format!("{}# a local edit\n-c 512\n", read(INSTALLED_CONF));
+    // --- an upgrade (the same version again) keeps a local edit: here the
+    // memory file (warm restart) the packaged conf suggests.
+    let edited = format!(
+        "{}# a local edit\n-c 512\n-e /run/ferrocache/cache\n",
+        read(INSTALLED_CONF)
+    );
     fs::write(INSTALLED_CONF, &edited).unwrap();
     run(Command::new("dpkg").arg("--install").arg(&pkgs.deb));
     assert_eq!(dpkg_status(), "install ok installed");
@@ -84,11 +90,19 @@ fn deb_installs_serves_and_purges_cleanly() {
     );
     assert_eq!(account("ferrocache").unwrap().uid, user.uid);
 
-    // --- the server, started as the unit starts it.
+    // --- the server, started as the unit starts it, keeps its items across
+    // an upgrade: postinst's try-restart stops it (SIGTERM saves the
+    // memory file), the new package goes in, it starts again.
     let unit = Unit::parse(&read(INSTALLED_UNIT));
     let server = UnitProcess::start(&unit, None);
     server.check_identity(&user);
     talk(server.port);
+    store_items(server.port, 1000);
+    let server = server.restart(&unit, || {
+        run(Command::new("dpkg").arg("--install").arg(&pkgs.deb));
+        assert_eq!(dpkg_status(), "install ok installed");
+    });
+    check_items(server.port, 1000);
     server.stop();
     syscalls_stay_within_the_filter(&unit);
 

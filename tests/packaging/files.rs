@@ -75,6 +75,8 @@ fn unit_runs_the_server_unprivileged_and_hardened() {
         ("MemoryDenyWriteExecute", "true"),
         ("SystemCallArchitectures", "native"),
         ("RuntimeDirectory", "ferrocache"),
+        // a memory file (-e) there survives a restart and an upgrade
+        ("RuntimeDirectoryPreserve", "restart"),
     ] {
         assert_eq!(unit.get("Service", key), Some(want), "[Service] {key}");
     }

@@ -42,7 +42,7 @@ impl UnitProcess {
             .parse::<u32>()
             .unwrap();
         // RuntimeDirectory: made for the service, owned by it, removed
-        // when it stops.
+        // when it stops (kept across a restart: RuntimeDirectoryPreserve).
         let runtime_dir = unit.get("Service", "RuntimeDirectory").map(|d| {
             let path = Path::new("/run").join(d);
             fs::create_dir_all(&path).unwrap();
@@ -213,6 +213,20 @@ impl UnitProcess {
         }
     }
 
+    /// `systemctl restart` (or a package upgrade's try-restart) with
+    /// `between` done while it is down: SIGTERM, the runtime directory kept
+    /// as `RuntimeDirectoryPreserve=restart` keeps it, a new start.
+    pub(crate) fn restart(mut self, unit: &Unit, between: impl FnOnce()) -> UnitProcess {
+        assert_eq!(
+            unit.get("Service", "RuntimeDirectoryPreserve"),
+            Some("restart")
+        );
+        self.runtime_dir = None;
+        self.stop();
+        between();
+        UnitProcess::start(unit, None)
+    }
+
     /// SIGTERM, as `systemctl stop` sends; the server must exit cleanly.
     pub(crate) fn stop(mut self) -> ExitStatus {
         // SAFETY: plain syscall.
@@ -251,6 +265,50 @@ impl Drop for UnitProcess {
         }
         let _ = fs::remove_file(&self.log);
     }
+}
+
+/// Sends `request` and reads until the reply ends with `end`.
+fn ask(port: u16, request: &[u8], end: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(request).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    while !got.ends_with(end) {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+/// Stores `n` items `warm:<i>` (flags i, value `value-<i>`), answered
+/// one `mn` at the end.
+pub(crate) fn store_items(port: u16, n: u32) {
+    let mut req = Vec::new();
+    for i in 0..n {
+        let v = format!("value-{i}");
+        req.extend(format!("set warm:{i} {i} 0 {} noreply\r\n{v}\r\n", v.len()).bytes());
+    }
+    req.extend(b"mn\r\n");
+    assert_eq!(ask(port, &req, b"MN\r\n"), b"MN\r\n");
+}
+
+/// Every item [`store_items`] stored is there, flags and value.
+pub(crate) fn check_items(port: u16, n: u32) {
+    let keys: Vec<String> = (0..n).map(|i| format!("warm:{i}")).collect();
+    let got = ask(
+        port,
+        format!("get {}\r\n", keys.join(" ")).as_bytes(),
+        b"END\r\n",
+    );
+    let mut want = String::new();
+    for i in 0..n {
+        let v = format!("value-{i}");
+        want.push_str(&format!("VALUE warm:{i} {i} {}\r\n{v}\r\n", v.len()));
+    }
+    want.push_str("END\r\n");
+    assert_eq!(String::from_utf8_lossy(&got), want, "items after a restart");
 }
 
 /// `version`, a `set` and a `get` over TCP.
