@@ -127,6 +127,22 @@ impl Splices {
     }
 }
 
+/// The length of a sink's output: `out`'s bytes, and the values of
+/// `splices` when it splices (see [`Splices::total`]).
+#[inline]
+pub fn output_len(out: &[u8], splices: Option<&Splices>) -> usize {
+    out.len() + splices.map_or(0, Splices::total)
+}
+
+/// Cuts a sink's output back to `len`, as [`output_len`] counts it.
+pub fn truncate_output(out: &mut Vec<u8>, splices: Option<&mut Splices>, len: usize) {
+    let len = match splices {
+        Some(s) => s.truncate(len),
+        None => len,
+    };
+    out.truncate(len);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

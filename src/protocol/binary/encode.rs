@@ -11,7 +11,7 @@ use std::fmt::Display;
 use std::io::Write;
 
 use super::{opcode, Header, Status, HEADER_LEN, RESPONSE_MAGIC};
-use crate::protocol::{Failure, MetaReply, Reply, Response, Shared, Splices};
+use crate::protocol::{splice, Failure, MetaReply, Reply, Response, Shared, Splices};
 
 /// What a SASL request came to, for its reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,15 +273,11 @@ impl Reply for BinaryReply<'_, '_> {
     }
 
     fn len(&self) -> usize {
-        self.out.len() + self.splices.as_ref().map_or(0, |s| s.total())
+        splice::output_len(self.out, self.splices.as_deref())
     }
 
     fn truncate(&mut self, len: usize) {
-        let len = match self.splices.as_deref_mut() {
-            Some(s) => s.truncate(len),
-            None => len,
-        };
-        self.out.truncate(len);
+        splice::truncate_output(self.out, self.splices.as_deref_mut(), len);
     }
 }
 

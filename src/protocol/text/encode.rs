@@ -10,7 +10,8 @@ use std::io::Write;
 
 use crate::cnum::Backwards;
 use crate::protocol::{
-    base64, meta, Failure, Fault, ItemInfo, MetaReply, MetaStatus, Reply, Response, Shared, Splices,
+    base64, meta, splice, Failure, Fault, ItemInfo, MetaReply, MetaStatus, Reply, Response, Shared,
+    Splices,
 };
 
 /// The text codec's sink: replies appended to `out`, each with its CRLF;
@@ -95,15 +96,11 @@ impl Reply for TextReply<'_> {
 
     #[inline]
     fn len(&self) -> usize {
-        self.out.len() + self.splices.as_ref().map_or(0, |s| s.total())
+        splice::output_len(self.out, self.splices.as_deref())
     }
 
     fn truncate(&mut self, len: usize) {
-        let len = match self.splices.as_deref_mut() {
-            Some(s) => s.truncate(len),
-            None => len,
-        };
-        self.out.truncate(len);
+        splice::truncate_output(self.out, self.splices.as_deref_mut(), len);
     }
 }
 
