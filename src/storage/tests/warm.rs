@@ -229,7 +229,7 @@ fn lying_metadata_is_refused_without_a_panic() {
     let path = file("lies");
     let (c, _, _) = open(&path, config(8 * MB));
     for i in 0..300 {
-        set(&c, &format!("k{i}"), &vec![b'v'; 100]);
+        set(&c, &format!("k{i}"), &[b'v'; 100]);
     }
     set(&c, "big", &vec![b'b'; 100_000]);
     c.save().unwrap();
