@@ -435,6 +435,15 @@ fn unusable_memory_files_are_start_up_errors() {
     assert!(err.contains("Permission denied"), "{err}");
     std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 
+    // in use by another server: two would overwrite each other's items
+    let other = start(Target::Ferrocache, &dir.file(), &[]);
+    let args = with(&["-u", "root", "-e", &file]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = refused(&args, |_| {});
+    assert!(err.contains("is in use by another process"), "{err}");
+    drop(other);
+    let _ = std::fs::remove_file(dir.file());
+
     // no room for -m: a file size limit stands in for a full filesystem
     let args = with(&["-u", "root", "-e", &file]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
