@@ -310,6 +310,29 @@ fn sigterm_can_be_told_not_to_save() {
     starts_clean(&p, "no metadata save file");
 }
 
+/// `shutdown graceful` (with `-A`) saves as SIGUSR1 does; a plain
+/// `shutdown` saves as SIGTERM does, unless `-o save_on_term=0`.
+#[test]
+fn the_shutdown_command_saves_as_the_signals_do() {
+    for (command, term_saves, saved) in [
+        ("shutdown graceful", "0", true),
+        ("shutdown", "1", true),
+        ("shutdown", "0", false),
+    ] {
+        let dir = ShmDir::new("shutdown");
+        let opt = format!("save_on_term={term_saves}");
+        let mut p = start(Target::Ferrocache, &dir.file(), &["-A", "-o", &opt]);
+        fill(&mut conn(&p));
+        conn(&p).send(format!("{command}\r\n"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while p.child().try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "{command}: still running");
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(dir.meta().exists(), saved, "{command}, {opt}");
+    }
+}
+
 /// Clients that keep reading through a restart see every restored item
 /// or no answer at all (connection refused while the server is down),
 /// never a miss.

@@ -283,3 +283,30 @@ fn lying_metadata_is_refused_without_a_panic() {
     }
     done(&path);
 }
+
+/// A delayed `flush_all` still ahead at the stop stays ahead (in the new
+/// clock's seconds); one that came due while the server was down has
+/// taken effect when it is back.
+#[test]
+fn a_delayed_flush_keeps_its_time_across_a_restart() {
+    let path = file("delayed");
+    for (down, flushed) in [(10, false), (200, true)] {
+        let (c, _, clock) = open(&path, config(8 * MB));
+        set(&c, "k", b"v");
+        c.flush_all(Some(clock.now() + 100));
+        c.save().unwrap();
+        drop(c);
+        let clock2 = Arc::new(Clock::new());
+        clock2.advance(down);
+        let (c, r, clock2) = open_at(&path, config(8 * MB), clock2);
+        assert_eq!(restored(&r), u64::from(!flushed), "down {down} s: {r}");
+        assert_eq!(get(&c, "k").is_none(), flushed, "down {down} s");
+        if !flushed {
+            clock2.advance(100);
+            assert_eq!(get(&c, "k"), None, "the flush comes due on time");
+        }
+        c.check();
+        drop(c);
+        done(&path);
+    }
+}
