@@ -310,6 +310,29 @@ fn sigterm_can_be_told_not_to_save() {
     starts_clean(&p, "no metadata save file");
 }
 
+/// `shutdown graceful` (with `-A`) saves as SIGUSR1 does; a plain
+/// `shutdown` saves as SIGTERM does, unless `-o save_on_term=0`.
+#[test]
+fn the_shutdown_command_saves_as_the_signals_do() {
+    for (command, term_saves, saved) in [
+        ("shutdown graceful", "0", true),
+        ("shutdown", "1", true),
+        ("shutdown", "0", false),
+    ] {
+        let dir = ShmDir::new("shutdown");
+        let opt = format!("save_on_term={term_saves}");
+        let mut p = start(Target::Ferrocache, &dir.file(), &["-A", "-o", &opt]);
+        fill(&mut conn(&p));
+        conn(&p).send(format!("{command}\r\n"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while p.child().try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "{command}: still running");
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(dir.meta().exists(), saved, "{command}, {opt}");
+    }
+}
+
 /// Clients that keep reading through a restart see every restored item
 /// or no answer at all (connection refused while the server is down),
 /// never a miss.
@@ -434,6 +457,15 @@ fn unusable_memory_files_are_start_up_errors() {
     let err = refused(&args, |_| {});
     assert!(err.contains("Permission denied"), "{err}");
     std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    // in use by another server: two would overwrite each other's items
+    let other = start(Target::Ferrocache, &dir.file(), &[]);
+    let args = with(&["-u", "root", "-e", &file]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let err = refused(&args, |_| {});
+    assert!(err.contains("is in use by another process"), "{err}");
+    drop(other);
+    let _ = std::fs::remove_file(dir.file());
 
     // no room for -m: a file size limit stands in for a full filesystem
     let args = with(&["-u", "root", "-e", &file]);

@@ -41,6 +41,9 @@ pub enum MemoryFileError {
         bytes: usize,
         source: io::Error,
     },
+    /// Another process has it open as its memory file (two servers on
+    /// one file would overwrite each other's items).
+    Busy { path: PathBuf },
     /// Mapping it failed.
     Map { path: PathBuf, source: io::Error },
 }
@@ -64,6 +67,11 @@ impl fmt::Display for MemoryFileError {
                 path.display(),
                 bytes,
                 source
+            ),
+            MemoryFileError::Busy { path } => write!(
+                f,
+                "memory file {} (-e) is in use by another process",
+                path.display()
             ),
             MemoryFileError::Map { path, source } => write!(
                 f,
@@ -177,6 +185,13 @@ impl Arena {
                 path: path.to_path_buf(),
                 source,
             })?;
+        // SAFETY: a plain call on an open descriptor; the lock lives as
+        // long as the descriptor, which the arena keeps.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(MemoryFileError::Busy {
+                path: path.to_path_buf(),
+            });
+        }
         let sized = |source| MemoryFileError::Size {
             path: path.to_path_buf(),
             bytes: size,
@@ -363,6 +378,10 @@ mod tests {
         a.sync().unwrap();
         drop(a);
         let b = Arena::open(&path, 11 * PAGE).expect("reopen");
+        assert!(matches!(
+            Arena::open(&path, 11 * PAGE),
+            Err(MemoryFileError::Busy { .. })
+        ));
         let p = b.claim(0, 2 * PAGE).expect("claim");
         // SAFETY: as above.
         assert_eq!(unsafe { p.as_ptr().add(5).read() }, 42);

@@ -3,7 +3,8 @@
 //!
 //! Owns the record layout (a 20-byte header, 24 with client flags, then key
 //! and value, packed with no alignment or padding) and the page mappings
-//! records live in. Must not know about shards, the index or eviction.
+//! records live in (anonymous, or regions of the memory file's arena with
+//! `-e`). Must not know about shards, the index or eviction.
 //!
 //! Record layout, little-endian:
 //!

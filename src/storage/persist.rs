@@ -499,10 +499,10 @@ impl Cache {
         let adjust = Adjust::new(&meta, clock);
         let mut segs = meta.segs.clone();
         segs.sort_unstable_by_key(|s| (s.shard, s.seq));
-        if segs.last().is_some_and(|s| s.shard as usize >= n) {
+        if let Some(s) = segs.last().filter(|s| s.shard as usize >= n) {
             return Err(Refusal::Segment(format!(
                 "a segment of shard {} of {n}",
-                segs.len()
+                s.shard
             )));
         }
         let groups: Vec<&[SegMeta]> = segs.chunk_by(|a, b| a.shard == b.shard).collect();

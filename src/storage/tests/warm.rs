@@ -229,7 +229,7 @@ fn lying_metadata_is_refused_without_a_panic() {
     let path = file("lies");
     let (c, _, _) = open(&path, config(8 * MB));
     for i in 0..300 {
-        set(&c, &format!("k{i}"), &vec![b'v'; 100]);
+        set(&c, &format!("k{i}"), &[b'v'; 100]);
     }
     set(&c, "big", &vec![b'b'; 100_000]);
     c.save().unwrap();
@@ -282,4 +282,31 @@ fn lying_metadata_is_refused_without_a_panic() {
         drop(c);
     }
     done(&path);
+}
+
+/// A delayed `flush_all` still ahead at the stop stays ahead (in the new
+/// clock's seconds); one that came due while the server was down has
+/// taken effect when it is back.
+#[test]
+fn a_delayed_flush_keeps_its_time_across_a_restart() {
+    let path = file("delayed");
+    for (down, flushed) in [(10, false), (200, true)] {
+        let (c, _, clock) = open(&path, config(8 * MB));
+        set(&c, "k", b"v");
+        c.flush_all(Some(clock.now() + 100));
+        c.save().unwrap();
+        drop(c);
+        let clock2 = Arc::new(Clock::new());
+        clock2.advance(down);
+        let (c, r, clock2) = open_at(&path, config(8 * MB), clock2);
+        assert_eq!(restored(&r), u64::from(!flushed), "down {down} s: {r}");
+        assert_eq!(get(&c, "k").is_none(), flushed, "down {down} s");
+        if !flushed {
+            clock2.advance(100);
+            assert_eq!(get(&c, "k"), None, "the flush comes due on time");
+        }
+        c.check();
+        drop(c);
+        done(&path);
+    }
 }
