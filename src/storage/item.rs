@@ -1,26 +1,50 @@
 //! One stored item as bytes in a segment, what those bytes cost, and the
 //! size class an item counts in.
 //!
-//! Owns the record layout (a 20-byte header, 24 with client flags, then key
+//! Owns the record layout (a 14-byte header for the usual item, then key
 //! and value, packed with no alignment or padding) and the page mappings
-//! records live in. Must not know about shards, the index or eviction.
+//! records live in. Must not know about shards, the index or eviction:
+//! code that walks a segment's records goes through [`record_len`],
+//! [`write_record`] and [`Item`]'s accessors and never reads a header byte
+//! itself.
 //!
-//! Record layout, little-endian:
+//! Record layout (version [`LAYOUT_VERSION`]), little-endian:
 //!
 //! | bytes | field |
 //! |---|---|
-//! | 0..8 | cas unique << 16, mark bits << 8, key length |
-//! | 8..12 | value length |
-//! | 12..16 | deadline (clock seconds, 0 = never) |
-//! | 16..20 | last access (clock seconds) |
-//! | 20..24 | client flags, only when the `HAS_FLAGS` bit is set |
+//! | 0 | marks: stale, win sent, binary key, dead, referenced, fetched, active, has flags |
+//! | 1 | form: bits 0–1 value length bytes − 1; bit 2 has a deadline field |
+//! | 2 | key length |
+//! | 3..9 | cas unique (48 bits) |
+//! | 9..13 | last access (clock seconds) |
+//! | 13.. | value length, 1 to 4 bytes (as the form says) |
+//! | then 4 | deadline (clock seconds, 0 = never), only with the deadline field |
+//! | then 4 | client flags, only when the has-flags mark is set |
 //!
-//! Most items carry flags 0, so they do not pay for them; flags are fixed
-//! when a record is written, so the header never changes size in place.
+//! then the key and the value. A 14-byte key with a 100-byte value and no
+//! TTL or flags takes 14 + 114 bytes (layout 1 took 20 + 114).
+//!
+//! What is fixed when a record is written: the key, the value's length, the
+//! flags and whether the deadline field is there. What changes in place:
+//! the marks, the cas unique, the last access and a deadline field's value.
+//! A record without a deadline field cannot be given a deadline in place
+//! ([`Item::set_deadline`] says so, and the shard writes a new record);
+//! records that are likely to be touched or costly to copy (under `-M`, and
+//! from [`DEADLINE_FIELD_FROM`] bytes of key and value) always carry one.
 
 use std::ptr::NonNull;
 
 use crate::clock::Secs;
+
+/// The version of the record and segment byte layout: bump whenever the
+/// record or segment byte layout changes. Whatever persists segments
+/// (warm restart) writes it and refuses a file of another version, so an
+/// old file starts an empty cache, never a misread one.
+///
+/// 1: the 20-byte header (48-bit cas, marks and key length in one word,
+/// 4-byte value length, deadline and last access). 2: the table above.
+#[allow(dead_code)] // read by whatever persists segments (warm restart)
+pub(super) const LAYOUT_VERSION: u32 = 2;
 
 /// Keys are at most 250 bytes in memcached; the length lives in 8 bits.
 pub(super) const MAX_KEY_LEN: usize = u8::MAX as usize;
@@ -28,37 +52,48 @@ pub(super) const MAX_KEY_LEN: usize = u8::MAX as usize;
 /// is 1 GiB, the same.
 pub(super) const MAX_TOTAL_LEN: usize = (1 << 30) - 1;
 
-/// Header bytes without and with the client flags field.
-pub(super) const HEADER: usize = 20;
-pub(super) const HEADER_WITH_FLAGS: usize = 24;
+/// Header bytes before the value length.
+const FIXED: usize = 13;
+const AT_CAS: usize = 3;
+const AT_ATIME: usize = 9;
+const AT_VLEN: usize = FIXED;
+/// The smallest header (1-byte value length, no deadline, no flags).
+#[cfg(test)]
+pub(super) const MIN_HEADER: usize = FIXED + 1;
+/// The largest header (4-byte value length, deadline and flags).
+pub(super) const MAX_HEADER: usize = FIXED + 4 + 4 + 4;
 
-/// The cas unique takes the high 48 bits of the first word: 2^48 writes
-/// last nine years at a million writes a second.
-const CAS_SHIFT: u32 = 16;
+/// From this many bytes of key + value a record always has a deadline
+/// field: 4 bytes are under 1% of it, and a touch then never copies it.
+pub(super) const DEADLINE_FIELD_FROM: usize = 512;
+
 /// Largest cas unique an item holds; an explicit one (meta `E`) is masked.
-pub(super) const CAS_MASK: u64 = (1 << (64 - CAS_SHIFT)) - 1;
+/// 2^48 writes last nine years at a million writes a second.
+pub(super) const CAS_MASK: u64 = (1 << 48) - 1;
 
 /// Marked stale by a meta invalidation (`md I`, `ms I`): readers see `X`.
-const STALE: u64 = 1 << 8;
+const STALE: u8 = 1 << 0;
 /// A meta reader has been handed the recache token (`W`); others see `Z`.
-const WIN_SENT: u64 = 1 << 9;
+const WIN_SENT: u8 = 1 << 1;
 /// Stored with a base64 (binary) key: meta replies echo the key encoded.
-const BINARY_KEY: u64 = 1 << 10;
+const BINARY_KEY: u8 = 1 << 2;
 /// The record is garbage: deleted, replaced, expired or moved. Its bytes
 /// stay until its segment is recycled.
-const DEAD: u64 = 1 << 11;
+const DEAD: u8 = 1 << 3;
 /// Used since it was written or last given a second chance: eviction
 /// keeps it once (the CLOCK bit).
-const REFERENCED: u64 = 1 << 12;
+const REFERENCED: u8 = 1 << 4;
 /// Read at least once (`evicted_unfetched`, `expired_unfetched`, `me`).
-const FETCHED: u64 = 1 << 13;
+const FETCHED: u8 = 1 << 5;
 /// Read again after its first read (`evicted_active`).
-const ACTIVE: u64 = 1 << 14;
+const ACTIVE: u8 = 1 << 6;
 /// The header has the client flags field.
-const HAS_FLAGS: u64 = 1 << 15;
+const HAS_FLAGS: u8 = 1 << 7;
 
-/// The bits a rewrite of the cas unique keeps.
-const LOW_BITS: u64 = (1 << CAS_SHIFT) - 1;
+/// Form byte: the value length's bytes − 1.
+const VLEN_BYTES: u8 = 0b11;
+/// Form byte: the header has the deadline field.
+const HAS_DEADLINE: u8 = 1 << 2;
 
 #[inline]
 fn read_u32(b: &[u8], at: usize) -> u32 {
@@ -72,73 +107,144 @@ fn write_u32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_le_bytes());
 }
 
+/// Bytes a value length takes (1 to 4).
 #[inline]
-fn read_word(b: &[u8]) -> u64 {
-    let mut w = [0; 8];
-    w.copy_from_slice(&b[..8]);
-    u64::from_le_bytes(w)
+const fn vlen_bytes(vlen: usize) -> usize {
+    if vlen < 1 << 8 {
+        1
+    } else if vlen < 1 << 16 {
+        2
+    } else if vlen < 1 << 24 {
+        3
+    } else {
+        4
+    }
+}
+
+/// The header's length from its first two bytes.
+#[inline]
+fn header_len_of(marks: u8, form: u8) -> usize {
+    let mut n = FIXED + usize::from(form & VLEN_BYTES) + 1;
+    if form & HAS_DEADLINE != 0 {
+        n += 4;
+    }
+    if marks & HAS_FLAGS != 0 {
+        n += 4;
+    }
+    n
+}
+
+/// The value length stored at `AT_VLEN` in `form`'s width.
+#[inline]
+fn read_vlen(b: &[u8], form: u8) -> usize {
+    let n = usize::from(form & VLEN_BYTES) + 1;
+    let mut w = [0; 4];
+    w[..n].copy_from_slice(&b[AT_VLEN..AT_VLEN + n]);
+    u32::from_le_bytes(w) as usize
 }
 
 /// The length of the record that starts `b` (which holds at least its
 /// header).
 #[inline]
 pub(super) fn record_len(b: &[u8]) -> usize {
-    let word = read_word(b);
-    header_len(word & HAS_FLAGS != 0) + (word & 0xff) as usize + read_u32(b, 8) as usize
-}
-
-#[inline]
-const fn header_len(has_flags: bool) -> usize {
-    if has_flags {
-        HEADER_WITH_FLAGS
-    } else {
-        HEADER
-    }
-}
-
-/// Bytes a record of this key, value and flags takes.
-#[inline]
-pub(super) const fn record_size(klen: usize, vlen: usize, flags: u32) -> usize {
-    header_len(flags != 0) + klen + vlen
+    let (marks, form) = (b[0], b[1]);
+    header_len_of(marks, form) + usize::from(b[2]) + read_vlen(b, form)
 }
 
 /// What a new record holds besides its key and value.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Header {
     pub(super) flags: u32,
     pub(super) deadline: Secs,
+    /// Give the record a deadline field even when `deadline` is 0, so that
+    /// a later touch can set one in place (see [`deadline_field`]).
+    pub(super) deadline_field: bool,
     pub(super) atime: Secs,
     pub(super) cas: u64,
     pub(super) stale: bool,
     pub(super) win_sent: bool,
     pub(super) binary_key: bool,
+    /// Marks a copy of an existing item carries over (a new item has none).
+    pub(super) fetched: bool,
+    pub(super) active: bool,
+    pub(super) referenced: bool,
+}
+
+impl Header {
+    /// Bytes a record of this header with a key of `klen` and a value of
+    /// `vlen` bytes takes.
+    #[inline]
+    pub(super) fn record_size(&self, klen: usize, vlen: usize) -> usize {
+        let with_deadline = self.deadline_field || self.deadline != 0;
+        let mut n = FIXED + vlen_bytes(vlen) + klen + vlen;
+        if with_deadline {
+            n += 4;
+        }
+        if self.flags != 0 {
+            n += 4;
+        }
+        n
+    }
+}
+
+/// Whether a new record of `klen + vlen` bytes gets a deadline field when
+/// it has no deadline: always when nothing may be evicted (`-M`: a touch
+/// must then never need memory), and for records large enough that 4 bytes
+/// do not matter.
+#[inline]
+pub(super) fn deadline_field(evict: bool, klen: usize, vlen: usize) -> bool {
+    !evict || klen + vlen >= DEADLINE_FIELD_FROM
+}
+
+/// Bytes a record of a key and value of `total` bytes with no flags and no
+/// deadline takes (the size its class is chosen by; the value length's
+/// width is taken from `total`, so near a width boundary this may count
+/// one byte more than a real record).
+#[inline]
+pub(super) const fn plain_record_size(total: usize) -> usize {
+    FIXED + vlen_bytes(total) + total
 }
 
 /// Writes a record (header, key, then the value's parts in order) at the
-/// start of `out`, which is exactly [`record_size`] long.
+/// start of `out`, which is exactly [`Header::record_size`] long.
 pub(super) fn write_record(out: &mut [u8], h: &Header, key: &[u8], value: &[&[u8]]) {
     let vlen: usize = value.iter().map(|p| p.len()).sum();
     debug_assert!(key.len() <= MAX_KEY_LEN && vlen <= MAX_TOTAL_LEN);
-    debug_assert_eq!(out.len(), record_size(key.len(), vlen, h.flags));
-    let mut word = ((h.cas & CAS_MASK) << CAS_SHIFT) | key.len() as u64;
+    debug_assert_eq!(out.len(), h.record_size(key.len(), vlen));
+    let mut marks = 0;
     for (on, bit) in [
         (h.stale, STALE),
         (h.win_sent, WIN_SENT),
         (h.binary_key, BINARY_KEY),
         (h.flags != 0, HAS_FLAGS),
+        (h.fetched, FETCHED),
+        (h.active, ACTIVE),
+        (h.referenced, REFERENCED),
     ] {
         if on {
-            word |= bit;
+            marks |= bit;
         }
     }
-    out[..8].copy_from_slice(&word.to_le_bytes());
-    write_u32(out, 8, vlen as u32);
-    write_u32(out, 12, h.deadline);
-    write_u32(out, 16, h.atime);
-    let mut at = HEADER;
+    let w = vlen_bytes(vlen);
+    let with_deadline = h.deadline_field || h.deadline != 0;
+    let mut form = (w - 1) as u8;
+    if with_deadline {
+        form |= HAS_DEADLINE;
+    }
+    out[0] = marks;
+    out[1] = form;
+    out[2] = key.len() as u8;
+    out[AT_CAS..AT_CAS + 6].copy_from_slice(&(h.cas & CAS_MASK).to_le_bytes()[..6]);
+    write_u32(out, AT_ATIME, h.atime);
+    out[AT_VLEN..AT_VLEN + w].copy_from_slice(&(vlen as u32).to_le_bytes()[..w]);
+    let mut at = AT_VLEN + w;
+    if with_deadline {
+        write_u32(out, at, h.deadline);
+        at += 4;
+    }
     if h.flags != 0 {
-        write_u32(out, 20, h.flags);
-        at = HEADER_WITH_FLAGS;
+        write_u32(out, at, h.flags);
+        at += 4;
     }
     out[at..at + key.len()].copy_from_slice(key);
     at += key.len();
@@ -166,23 +272,30 @@ impl Item {
     }
 
     #[inline]
-    fn word(&self) -> u64 {
-        read_word(&self.0)
+    fn marks(&self) -> u8 {
+        self.0[0]
     }
 
     #[inline]
-    fn set_word(&mut self, word: u64) {
-        self.0[..8].copy_from_slice(&word.to_le_bytes());
+    fn form(&self) -> u8 {
+        self.0[1]
     }
 
     #[inline]
     fn header_len(&self) -> usize {
-        header_len(self.word() & HAS_FLAGS != 0)
+        header_len_of(self.marks(), self.form())
     }
 
     #[inline]
     fn klen(&self) -> usize {
-        (self.word() & 0xff) as usize
+        usize::from(self.0[2])
+    }
+
+    /// Where the deadline field is, if the record has one.
+    #[inline]
+    fn deadline_at(&self) -> Option<usize> {
+        let form = self.form();
+        (form & HAS_DEADLINE != 0).then(|| AT_VLEN + usize::from(form & VLEN_BYTES) + 1)
     }
 
     /// Bytes of the whole record.
@@ -216,8 +329,8 @@ impl Item {
 
     #[inline]
     pub(super) fn flags(&self) -> u32 {
-        if self.word() & HAS_FLAGS != 0 {
-            read_u32(&self.0, 20)
+        if self.marks() & HAS_FLAGS != 0 {
+            read_u32(&self.0, self.header_len() - 4)
         } else {
             0
         }
@@ -226,44 +339,85 @@ impl Item {
     /// Clock second it expires at; 0 = never.
     #[inline]
     pub(super) fn deadline(&self) -> Secs {
-        read_u32(&self.0, 12)
+        match self.deadline_at() {
+            Some(at) => read_u32(&self.0, at),
+            None => 0,
+        }
     }
 
-    pub(super) fn set_deadline(&mut self, deadline: Secs) {
-        write_u32(&mut self.0, 12, deadline);
+    /// Whether [`Item::set_deadline`] can set `deadline` in place.
+    #[inline]
+    pub(super) fn can_hold_deadline(&self, deadline: Secs) -> bool {
+        deadline == 0 || self.deadline_at().is_some()
+    }
+
+    /// Sets the deadline in place; false (and nothing changed) when the
+    /// record has no deadline field and `deadline` is not 0: the item must
+    /// then be written anew to get one.
+    #[must_use]
+    pub(super) fn set_deadline(&mut self, deadline: Secs) -> bool {
+        match self.deadline_at() {
+            Some(at) => {
+                write_u32(&mut self.0, at, deadline);
+                true
+            }
+            None => deadline == 0,
+        }
     }
 
     /// Clock second of the last write or read (age, delayed flush).
     #[inline]
     pub(super) fn atime(&self) -> Secs {
-        read_u32(&self.0, 16)
+        read_u32(&self.0, AT_ATIME)
     }
 
     #[inline]
     pub(super) fn set_atime(&mut self, now: Secs) {
-        write_u32(&mut self.0, 16, now);
+        write_u32(&mut self.0, AT_ATIME, now);
     }
 
     #[inline]
     pub(super) fn cas(&self) -> u64 {
-        self.word() >> CAS_SHIFT
+        let mut w = [0; 8];
+        w[..6].copy_from_slice(&self.0[AT_CAS..AT_CAS + 6]);
+        u64::from_le_bytes(w)
     }
 
     /// Sets the unique (masked to 48 bits), keeping everything else.
     pub(super) fn set_cas(&mut self, cas: u64) {
-        let word = ((cas & CAS_MASK) << CAS_SHIFT) | (self.word() & LOW_BITS);
-        self.set_word(word);
+        self.0[AT_CAS..AT_CAS + 6].copy_from_slice(&(cas & CAS_MASK).to_le_bytes()[..6]);
+    }
+
+    /// What a copy of this item (a rewrite that keeps its value) starts
+    /// with: everything but the key and value.
+    pub(super) fn header(&self) -> Header {
+        Header {
+            flags: self.flags(),
+            deadline: self.deadline(),
+            deadline_field: self.deadline_at().is_some(),
+            atime: self.atime(),
+            cas: self.cas(),
+            stale: self.stale(),
+            win_sent: self.win_sent(),
+            binary_key: self.binary_key(),
+            fetched: self.fetched(),
+            active: self.active(),
+            referenced: self.referenced(),
+        }
     }
 
     #[inline]
-    fn bit(&self, bit: u64) -> bool {
-        self.word() & bit != 0
+    fn bit(&self, bit: u8) -> bool {
+        self.marks() & bit != 0
     }
 
     #[inline]
-    fn set_bit(&mut self, bit: u64, on: bool) {
-        let w = self.word();
-        self.set_word(if on { w | bit } else { w & !bit });
+    fn set_bit(&mut self, bit: u8, on: bool) {
+        if on {
+            self.0[0] |= bit;
+        } else {
+            self.0[0] &= !bit;
+        }
     }
 
     pub(super) fn stale(&self) -> bool {
@@ -319,9 +473,9 @@ impl Item {
     /// makes the item referenced.
     #[inline]
     pub(super) fn mark_fetched(&mut self) {
-        let w = self.word();
-        let mark = if w & FETCHED != 0 { ACTIVE } else { FETCHED };
-        self.set_word(w | mark | REFERENCED);
+        let m = self.marks();
+        let mark = if m & FETCHED != 0 { ACTIVE } else { FETCHED };
+        self.0[0] = m | mark | REFERENCED;
     }
 
     /// The size the item counts as for size classes and `mem_requested`:
@@ -506,38 +660,76 @@ mod tests {
         }
     }
 
-    fn record(key: &[u8], value: &[u8], flags: u32, cas: u64) -> Vec<u8> {
-        let mut out = vec![0; record_size(key.len(), value.len(), flags)];
-        let h = Header {
+    fn header(flags: u32, deadline: Secs, cas: u64) -> Header {
+        Header {
             flags,
-            deadline: 9,
+            deadline,
             atime: 2,
             cas,
-            stale: false,
-            win_sent: false,
-            binary_key: false,
-        };
-        write_record(&mut out, &h, key, &[value]);
+            ..Header::default()
+        }
+    }
+
+    fn record_with(h: &Header, key: &[u8], value: &[u8]) -> Vec<u8> {
+        let mut out = vec![0; h.record_size(key.len(), value.len())];
+        write_record(&mut out, h, key, &[value]);
+        assert_eq!(
+            record_len(&out),
+            out.len(),
+            "record_len reads back the size"
+        );
         out
     }
 
+    fn record(key: &[u8], value: &[u8], flags: u32, cas: u64) -> Vec<u8> {
+        record_with(&header(flags, 9, cas), key, value)
+    }
+
     #[test]
-    fn header_is_20_bytes_and_24_with_flags() {
-        assert_eq!(record(b"k", b"vv", 0, 1).len(), 20 + 3);
-        assert_eq!(record(b"k", b"vv", 7, 1).len(), 24 + 3);
-        assert_eq!(record_len(&record(b"key", b"value", 5, 1)), 32);
+    fn header_is_14_bytes_plus_what_the_item_has() {
+        let plain = header(0, 0, 1);
+        assert_eq!(record_with(&plain, b"k", b"vv").len(), MIN_HEADER + 3);
+        assert_eq!(MIN_HEADER, 14);
+        assert_eq!(record_with(&header(7, 0, 1), b"k", b"vv").len(), 18 + 3);
+        assert_eq!(record_with(&header(0, 5, 1), b"k", b"vv").len(), 18 + 3);
+        assert_eq!(
+            record_with(&header(7, 5, 1), b"key", b"value").len(),
+            22 + 8
+        );
+        let reserved = Header {
+            deadline_field: true,
+            ..plain
+        };
+        assert_eq!(record_with(&reserved, b"k", b"vv").len(), 18 + 3);
+        // the value length takes as many bytes as it needs
+        for (vlen, bytes) in [(255, 1), (256, 2), (65_535, 2), (65_536, 3), (1 << 24, 4)] {
+            let value = vec![b'v'; vlen];
+            let r = record_with(&plain, b"key", &value);
+            assert_eq!(r.len(), FIXED + bytes + 3 + vlen, "{vlen}");
+            let it = Item::new(&r);
+            assert_eq!((it.key(), it.value().len()), (&b"key"[..], vlen));
+            assert_eq!(
+                plain_record_size(3 + vlen),
+                r.len() + (vlen_bytes(3 + vlen) - bytes)
+            );
+        }
+        let max = record_with(&header(1, 1, 1), &[b'k'; 255], &vec![0; 1 << 24]);
+        assert_eq!(Item::new(&max).len() - (1 << 24) - 255, MAX_HEADER);
     }
 
     #[test]
     fn fields_round_trip() {
-        for flags in [0, 7, u32::MAX] {
-            let mut buf = record(b"key", b"value", flags, CAS_MASK);
+        for (flags, deadline) in [(0, 9), (7, 9), (u32::MAX, 9), (0, 0), (3, 0)] {
+            let mut buf = record_with(&header(flags, deadline, CAS_MASK), b"key", b"value");
             let it = Item::new_mut(&mut buf);
             assert_eq!(
                 (it.key(), it.value(), it.flags()),
                 (&b"key"[..], &b"value"[..], flags)
             );
-            assert_eq!((it.cas(), it.deadline(), it.atime()), (CAS_MASK, 9, 2));
+            assert_eq!(
+                (it.cas(), it.deadline(), it.atime()),
+                (CAS_MASK, deadline, 2)
+            );
             assert!(!it.stale() && !it.win_sent() && !it.binary_key());
             assert!(!it.dead() && !it.referenced());
             it.set_stale(true);
@@ -559,18 +751,38 @@ mod tests {
             it.set_referenced(false);
             it.mark_fetched();
             assert!(it.fetched() && it.active() && it.referenced());
-            it.set_deadline(77);
+            // a record written with a deadline has the field; one without
+            // takes only "never" in place
+            assert!(it.set_deadline(0));
+            assert_eq!(it.deadline(), 0);
+            assert_eq!(it.set_deadline(77), deadline != 0);
+            assert_eq!(it.can_hold_deadline(77), deadline != 0);
             it.set_atime(78);
-            assert_eq!((it.deadline(), it.atime(), it.flags()), (77, 78, flags));
+            let expect = if deadline != 0 { 77 } else { 0 };
+            assert_eq!((it.deadline(), it.atime(), it.flags()), (expect, 78, flags));
             assert_eq!(it.total_len(), 8, "bits do not leak into the lengths");
             it.value_mut().copy_from_slice(b"VALUE");
             assert_eq!(it.value(), b"VALUE");
+            // a copy of the header writes the same record
+            let copy = record_with(&it.header(), it.key(), it.value());
+            assert_eq!(&copy[..], &it.0[..]);
             it.set_dead();
             assert!(it.dead() && it.win_sent() && it.cas() == CAS_MASK);
+            assert_eq!(it.value(), b"VALUE");
         }
         let empty = record(b"", b"", 0, 1);
         let it = Item::new(&empty);
-        assert_eq!((it.key(), it.value(), it.len()), (&[][..], &[][..], HEADER));
+        assert_eq!(
+            (it.key(), it.value(), it.len()),
+            (&[][..], &[][..], MIN_HEADER + 4)
+        );
+    }
+
+    #[test]
+    fn a_deadline_field_is_kept_where_a_touch_must_not_copy() {
+        assert!(deadline_field(false, 1, 1), "-M: always");
+        assert!(!deadline_field(true, 14, 100));
+        assert!(deadline_field(true, 12, DEADLINE_FIELD_FROM - 12));
     }
 
     #[test]

@@ -40,7 +40,7 @@ use crawl::Crawler;
 use ctx::{Budget, Ctx, Flush, Tap};
 #[cfg(test)]
 use item::pages;
-use item::{CLASSES, CLASS_SIZES, HEADER_WITH_FLAGS, MAX_KEY_LEN};
+use item::{CLASSES, CLASS_SIZES, MAX_HEADER, MAX_KEY_LEN};
 use shard::{ArithRequest, Attempt, ClassCounters, Round, Shard, StoreRequest};
 use types::too_large;
 pub use types::{
@@ -56,7 +56,7 @@ pub const CLASS_COUNT: usize = CLASSES;
 const _: () = assert!(CLASS_COUNT <= 64, "stats::ClassCmds arrays hold 64");
 
 /// Records the expiry sweep looks at per shard per tick. Looking at one
-/// reads its 20-byte header (sequentially), so 1024 of them hold a shard's
+/// reads its header (14 bytes or so, sequentially), so 1024 of them hold a shard's
 /// lock for a few microseconds; at 10 ticks a second a shard of a million
 /// items is swept every ~100 s.
 const SWEEP_VISITS: usize = 1024;
@@ -107,7 +107,8 @@ const MAX_ATTEMPTS: usize = 4;
 /// budget before it is made: segments (page mappings) and the index tables
 /// by their size. The sum never passes the limit (except right after the
 /// limit is lowered, until the eviction that follows). An item costs its
-/// record (a 20-byte header, 24 with client flags, then key and value) and
+/// record (a 14-byte header, more with a deadline, client flags or a long
+/// value, then key and value: see `item`) and
 /// an 8-byte index slot at a load of 70% to 87.5%.
 pub struct Cache {
     shards: Box<[PaddedShard]>,
@@ -428,7 +429,12 @@ impl Cache {
         let (s, hash) = self.locate(key);
         let ctx = self.ctx();
         let mut shard = self.lock(s);
-        match shard.meta_read(hash, key, &ctx, bump, |item| f(&mut MetaView::new(item))) {
+        let read = shard.meta_read(hash, key, &ctx, bump, |item| {
+            let mut view = MetaView::new(item);
+            let r = f(&mut view);
+            (r, view.pending_deadline())
+        });
+        match read {
             Ok(r) => (Lookup::Hit, Some(r)),
             Err(why) => (why, None),
         }
@@ -553,7 +559,7 @@ impl Cache {
             }
             shard.class_ages(now, AGE_WALK, &mut ages);
         }
-        let largest = (self.item_size_max + HEADER_WITH_FLAGS).max(CLASS_SIZES[CLASSES - 2] + 1);
+        let largest = (self.item_size_max + MAX_HEADER).max(CLASS_SIZES[CLASSES - 2] + 1);
         sum.iter()
             .enumerate()
             .filter(|(_, c)| c.stored > 0 || c.outofmemory > 0)

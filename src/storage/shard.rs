@@ -23,7 +23,7 @@
 //! deletes) compacts it without evicting anything.
 //! memcached's LRU is an approximation too (bumps at most once a minute,
 //! segmented queues); this one costs no per-item links, which is what lets
-//! an item of ~100 bytes cost ~20 bytes beyond its key and value.
+//! an item of ~100 bytes cost 14 bytes of header beyond its key and value.
 
 use std::collections::hash_map::RandomState;
 use std::collections::VecDeque;
@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use super::ctx::{Budget, Ctx};
 use super::index::Index;
-use super::item::{self, class_of, pages, record_size, Header, Item, Mapping, CLASSES};
+use super::item::{self, class_of, deadline_field, pages, Header, Item, Mapping, CLASSES};
 use super::types::{
     too_large, ArithOpts, DeleteAction, DeleteOutcome, Lookup, MetaArithOutcome, StoreOp,
     StoreOutcome, WriteOpts,
@@ -790,7 +790,7 @@ impl Shard {
     /// Writes a record where `reserve` made room; returns its location.
     fn place(&mut self, place: Place, h: &Header, key: &[u8], value: &[&[u8]]) -> u32 {
         let vlen: usize = value.iter().map(|p| p.len()).sum();
-        let size = record_size(key.len(), vlen, h.flags);
+        let size = h.record_size(key.len(), vlen);
         let num = match place {
             Place::Open => match self.open {
                 Some(num) => num,
@@ -911,16 +911,18 @@ impl Shard {
             // memcached answers NOT_STORED when the joined item is too large
             return done(StoreOutcome::NotStored);
         }
+        let vlen = old_value.len() + data.len();
         let h = Header {
             flags,
             deadline,
+            deadline_field: deadline_field(ctx.evict, key.len(), vlen),
             atime: ctx.now,
-            cas: 0,
             stale: stale_write,
             win_sent: opts.win || (stale_write && old_item.is_some_and(Item::win_sent)),
             binary_key: opts.binary_key || (appended && old_item.is_some_and(Item::binary_key)),
+            ..Header::default()
         };
-        let size = record_size(key.len(), old_value.len() + data.len(), flags);
+        let size = h.record_size(key.len(), vlen);
         let place = match self.reserve(ctx, &mut round.credit, size) {
             Reserve::Ok(place) => place,
             Reserve::NoMemory => return done(self.no_memory(op, hash, key, size)),
@@ -958,12 +960,7 @@ impl Shard {
             return Attempt::Done(MetaArithOutcome::NotFound);
         };
         let current = self.item(loc);
-        let (flags, old_deadline, binary_key, old_len) = (
-            current.flags(),
-            current.deadline(),
-            current.binary_key(),
-            current.value().len(),
-        );
+        let (old, old_len) = (current.header(), current.value().len());
         // memcached's order: an empty value, then the cas, then the digits
         if current.value().is_empty() {
             return Attempt::Done(MetaArithOutcome::NonNumeric);
@@ -981,7 +978,8 @@ impl Shard {
         };
         let mut buf = Backwards::<20>::new();
         let digits = buf.push_u64(new).as_bytes();
-        if digits.len() <= old_len {
+        let fits = digits.len() <= old_len;
+        if fits && opts.touch.is_none_or(|d| current.can_hold_deadline(d)) {
             let cas = opts.cas.unwrap_or_else(|| ctx.next_cas());
             // in place, padded with spaces as memcached does
             let it = self.item_mut(loc);
@@ -992,7 +990,8 @@ impl Shard {
             it.set_atime(ctx.now);
             it.set_referenced(true);
             if let Some(deadline) = opts.touch {
-                it.set_deadline(deadline);
+                let held = it.set_deadline(deadline);
+                debug_assert!(held, "checked by can_hold_deadline");
             }
             let done = MetaArithOutcome::Done {
                 value: new,
@@ -1002,17 +1001,29 @@ impl Shard {
             self.note_deadline(loc);
             return Attempt::Done(done);
         }
-        // the number grew longer than the old value: a new record
-        let h = Header {
-            flags,
-            deadline: opts.touch.unwrap_or(old_deadline),
-            atime: ctx.now,
-            cas: 0,
-            stale: false,
-            win_sent: false,
-            binary_key,
+        let deadline = opts.touch.unwrap_or(old.deadline);
+        let h = if fits {
+            // the number fits, but the touch needs a deadline field the
+            // record lacks: the same item, written anew with the field
+            Header {
+                deadline,
+                atime: ctx.now,
+                referenced: true,
+                ..old
+            }
+        } else {
+            // the number grew longer than the old value: a new record
+            Header {
+                flags: old.flags,
+                deadline,
+                deadline_field: deadline_field(ctx.evict, key.len(), digits.len()),
+                atime: ctx.now,
+                binary_key: old.binary_key,
+                ..Header::default()
+            }
         };
-        let size = record_size(key.len(), digits.len(), h.flags);
+        let spaces = vec![b' '; old_len.saturating_sub(digits.len())];
+        let size = h.record_size(key.len(), digits.len() + spaces.len());
         let place = match self.reserve(ctx, &mut round.credit, size) {
             Reserve::Ok(place) => place,
             Reserve::Short(missing) if !round.last => return Attempt::Short(missing),
@@ -1025,7 +1036,7 @@ impl Shard {
             cas: opts.cas.unwrap_or_else(|| ctx.next_cas()) & item::CAS_MASK,
             ..h
         };
-        self.put(hash, place, &h, key, &[digits]);
+        self.put(hash, place, &h, key, &[digits, &spaces]);
         Attempt::Done(MetaArithOutcome::Done {
             value: new,
             cas: h.cas,
@@ -1043,7 +1054,7 @@ impl Shard {
         key: &[u8],
         ctx: &Ctx,
         bump: bool,
-        f: impl FnOnce(&mut Item) -> R,
+        f: impl FnOnce(&mut Item) -> (R, Option<Secs>),
     ) -> Result<R, Lookup> {
         let loc = match self.find_live(hash, key, ctx) {
             Found::Live(loc) => loc,
@@ -1052,16 +1063,55 @@ impl Shard {
         };
         let it = self.item_mut(loc);
         let deadline = it.deadline();
-        let r = f(it);
+        let (r, pending) = f(it);
         if bump {
             it.mark_fetched();
             it.set_atime(ctx.now);
         }
-        // (a read that leaves the deadline alone does not touch the segment)
-        if it.deadline() != deadline {
+        if let Some(deadline) = pending {
+            // a deadline for a record without the field: a new record
+            self.rewrite(ctx, hash, key, |h| h.deadline = deadline);
+        } else if it.deadline() != deadline {
+            // (a read that leaves the deadline alone does not touch the segment)
             self.note_deadline(loc);
         }
         Ok(r)
+    }
+
+    /// Writes `key`'s live item anew with its header changed by `edit`, for
+    /// a change its record has no room for in place (a deadline where the
+    /// record has no field for one): the same value, cas unique and marks,
+    /// at the young end. When no memory can be found for the copy the item
+    /// is removed, never left as it was. Such records are small (see
+    /// `item::deadline_field`), so the copy is cheap.
+    fn rewrite(&mut self, ctx: &Ctx, hash: u32, key: &[u8], edit: impl FnOnce(&mut Header)) {
+        let Some((_, loc)) = self.find(hash, key) else {
+            return;
+        };
+        let it = self.item(loc);
+        let mut h = it.header();
+        edit(&mut h);
+        let value = it.value().to_vec();
+        let size = h.record_size(key.len(), value.len());
+        match self.reserve(ctx, &mut 0, size) {
+            Reserve::Ok(place) => {
+                // `reserve` may have moved the item (`put` finds it again)
+                // or evicted it: then it stays evicted (room in the open
+                // segment needs no undoing; a record of its own, which
+                // these small records never get, is filled all the same)
+                if self.find(hash, key).is_none() && matches!(place, Place::Open) {
+                    return;
+                }
+                self.put(hash, place, &h, key, &[&value]);
+                // a copy, not a new item
+                self.total_items -= 1;
+            }
+            Reserve::NoMemory | Reserve::Short(_) => {
+                if let Some((pos, loc)) = self.find(hash, key) {
+                    self.remove_at(pos, loc);
+                }
+            }
+        }
     }
 
     /// A meta delete (see [`super::Cache::meta_delete`]).
@@ -1088,26 +1138,33 @@ impl Shard {
             DeleteAction::Invalidate { deadline, cas } => {
                 let cas = cas.unwrap_or_else(|| ctx.next_cas());
                 let it = self.item_mut(loc);
+                if deadline.is_some_and(|d| !it.can_hold_deadline(d)) {
+                    // a deadline for a record without the field
+                    self.rewrite(ctx, hash, key, |h| {
+                        (h.cas, h.stale, h.win_sent) = (cas & item::CAS_MASK, true, false);
+                        h.deadline = deadline.unwrap_or(h.deadline);
+                    });
+                    return DeleteOutcome::Done;
+                }
                 it.set_cas(cas);
                 it.set_stale(true);
                 it.set_win_sent(false);
                 if let Some(deadline) = deadline {
-                    it.set_deadline(deadline);
+                    let held = it.set_deadline(deadline);
+                    debug_assert!(held, "checked by can_hold_deadline");
                 }
                 self.note_deadline(loc);
             }
             DeleteAction::ClearValue { cas } => {
                 let old = self.item(loc);
                 let h = Header {
-                    flags: 0,
                     deadline: old.deadline(),
+                    deadline_field: deadline_field(ctx.evict, key.len(), 0),
                     atime: ctx.now,
-                    cas: 0,
-                    stale: false,
-                    win_sent: false,
                     binary_key: old.binary_key(),
+                    ..Header::default()
                 };
-                let size = record_size(key.len(), 0, 0);
+                let size = h.record_size(key.len(), 0);
                 // an empty record is small: room for it comes from
                 // recycling if need be; with none at all, the item goes
                 let place = match self.reserve(ctx, &mut 0, size) {

@@ -8,7 +8,7 @@
 
 use crate::clock::Secs;
 
-use super::item::{class_of, record_size, Item, MAX_KEY_LEN, MAX_TOTAL_LEN};
+use super::item::{class_of, plain_record_size, Item, MAX_KEY_LEN, MAX_TOTAL_LEN};
 
 // ---- memcached's item size rule ----
 
@@ -181,11 +181,22 @@ pub enum DeleteOutcome {
 /// it holds, its access history before this command, and the meta marks.
 pub struct MetaView<'a> {
     item: &'a mut Item,
+    /// A deadline the record has no field for (see `item`'s layout): the
+    /// shard writes the item anew with it once the command is done.
+    pending_deadline: Option<Secs>,
 }
 
 impl<'a> MetaView<'a> {
     pub(super) fn new(item: &'a mut Item) -> MetaView<'a> {
-        MetaView { item }
+        MetaView {
+            item,
+            pending_deadline: None,
+        }
+    }
+
+    /// The deadline the item must be written anew with, if any.
+    pub(super) fn pending_deadline(&self) -> Option<Secs> {
+        self.pending_deadline
     }
 }
 
@@ -204,10 +215,13 @@ impl MetaView<'_> {
     }
     /// Clock second it expires at; 0 = never.
     pub fn deadline(&self) -> Secs {
-        self.item.deadline()
+        self.pending_deadline
+            .unwrap_or_else(|| self.item.deadline())
     }
+    /// Set in place when the record has room for it, else once the
+    /// command is done (the caller sees the new deadline either way).
     pub fn set_deadline(&mut self, deadline: Secs) {
-        self.item.set_deadline(deadline);
+        self.pending_deadline = (!self.item.set_deadline(deadline)).then_some(deadline);
     }
     /// Clock second of its last write or read.
     pub fn last_access(&self) -> Secs {
@@ -373,7 +387,7 @@ pub fn class_for_len(total: usize) -> u32 {
 /// [`super::CLASS_COUNT`]).
 #[inline]
 pub fn class_index(total: usize) -> usize {
-    class_of(record_size(0, total, 0))
+    class_of(plain_record_size(total))
 }
 
 /// A set of class ids (1 to [`MAX_CLASS_ID`]) a dump lists.
