@@ -18,6 +18,7 @@
 //!   `-m 1024` (`-t 2`); after `FC_HR_WARMUP` requests (default 3,000,000)
 //!   it counts the hits of the next `FC_HR_REQUESTS` (default 2,000,000).
 //!   The same key sequence goes to both servers; prints the ratios.
+//!   `FC_HR_CEILINGS=8,64` measures only those ceilings.
 //!
 //! Writes the tables to `target/bench-report/memory.md`.
 //! `FC_BENCH_SERVERS`, `FC_MEMCACHED`, `FC_FERROCACHE` as for the load bench.
@@ -106,13 +107,14 @@ const HR_KEYS: u64 = 4_000_000;
 const HR_CEILINGS: [u64; 3] = [8, 64, 1024];
 const HR_EXPONENTS: [f64; 2] = [0.7, 0.9];
 
-/// One server's hit ratio at one ceiling for one distribution.
-fn hit_ratio(kind: Kind, mib: u64, zipf: &Zipf, seed: u64) -> io::Result<HitCount> {
+/// One server's hit ratio at one ceiling for one distribution, and the
+/// items it held at the end.
+fn hit_ratio(kind: Kind, mib: u64, zipf: &Zipf, seed: u64) -> io::Result<(HitCount, Option<u64>)> {
     let m = mib.to_string();
     let s = Server::start(kind, &["-m", &m, "-t", "2"])?;
     let warmup = common::env_num("FC_HR_WARMUP", 3_000_000u64);
     let measured = common::env_num("FC_HR_REQUESTS", 2_000_000u64);
-    read_through(
+    let count = read_through(
         s.addr,
         zipf,
         seed,
@@ -120,7 +122,8 @@ fn hit_ratio(kind: Kind, mib: u64, zipf: &Zipf, seed: u64) -> io::Result<HitCoun
         warmup,
         measured,
         100,
-    )
+    )?;
+    Ok((count, s.stat_u64("curr_items")))
 }
 
 /// The hit-ratio table (see the module header), with its markdown.
@@ -140,22 +143,31 @@ fn hit_ratios(kinds: &[Kind]) -> String {
         report.push_str("---:|");
     }
     report.push_str("---:|\n");
+    // FC_HR_CEILINGS=8,64 limits the run to those ceilings (MiB)
+    let ceilings: Vec<u64> = match std::env::var("FC_HR_CEILINGS") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|m| m.trim().parse().ok())
+            .collect(),
+        Err(_) => HR_CEILINGS.to_vec(),
+    };
     for &s in &HR_EXPONENTS {
         let zipf = Zipf::new(HR_KEYS, s);
-        for &mib in &HR_CEILINGS {
+        for &mib in &ceilings {
             let mut row = Vec::new();
             for &k in kinds {
                 let r = hit_ratio(k, mib, &zipf, 0x5eed ^ mib);
                 match &r {
-                    Ok(h) => println!(
-                        "   -m {mib:<5} zipf {s}  {:<10} {} gets, hit ratio {:.4}",
+                    Ok((h, items)) => println!(
+                        "   -m {mib:<5} zipf {s}  {:<10} {} gets, hit ratio {:.4}, {} items held",
                         k.name(),
                         grouped(h.gets),
-                        h.ratio()
+                        h.ratio(),
+                        opt(*items)
                     ),
                     Err(e) => println!("!! -m {mib} zipf {s} {}: {e}", k.name()),
                 }
-                row.push((k, r.ok()));
+                row.push((k, r.ok().map(|(h, _)| h)));
             }
             report.push_str(&format!("| -m {mib} | {s} |"));
             for (_, h) in &row {

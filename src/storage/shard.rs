@@ -561,7 +561,7 @@ impl Shard {
                     Recycle::Compact => true,
                 };
             if keep {
-                self.item_mut(loc).set_referenced(false);
+                self.item_mut(loc).spend_use();
                 self.requeue(num);
                 self.clock.kept += 1;
                 return how != Recycle::Compact;
@@ -614,7 +614,7 @@ impl Shard {
                 }
                 kept += 1;
                 let it = self.item_mut(location(num, write));
-                it.set_referenced(false);
+                it.spend_use();
                 has_ttl |= it.deadline() != 0;
                 min_cas = min_cas.min(it.cas());
                 min_atime = min_atime.min(it.atime());
@@ -871,7 +871,7 @@ impl Shard {
                 // memcached bumps the item an add ran into
                 let it = self.item_mut(loc);
                 it.set_atime(ctx.now);
-                it.set_referenced(true);
+                it.bump();
                 return done(StoreOutcome::NotStored);
             }
             (StoreOp::Replace | StoreOp::Append | StoreOp::Prepend, None) => {
@@ -988,7 +988,7 @@ impl Shard {
             v[digits.len()..].fill(b' ');
             it.set_cas(cas);
             it.set_atime(ctx.now);
-            it.set_referenced(true);
+            it.bump();
             if let Some(deadline) = opts.touch {
                 let held = it.set_deadline(deadline);
                 debug_assert!(held, "checked by can_hold_deadline");
@@ -1008,7 +1008,7 @@ impl Shard {
             Header {
                 deadline,
                 atime: ctx.now,
-                referenced: true,
+                uses: old.uses + 1,
                 ..old
             }
         } else {
