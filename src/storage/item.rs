@@ -1,7 +1,7 @@
 //! One stored item as bytes in a segment, what those bytes cost, and the
 //! size class an item counts in.
 //!
-//! Owns the record layout (a 14-byte header for the usual item, then key
+//! Owns the record layout (a 13-byte header for the usual item, then key
 //! and value, packed with no alignment or padding) and the page mappings
 //! records live in. Must not know about shards, the index or eviction:
 //! code that walks a segment's records goes through [`record_len`],
@@ -16,13 +16,18 @@
 //! | 1 | form: bits 0–1 value length bytes − 1; bit 2 has a deadline field; bit 3 has flags; bit 4 binary key |
 //! | 2 | key length |
 //! | 3..9 | cas unique (48 bits) |
-//! | 9..13 | last access (clock seconds) |
-//! | 13.. | value length, 1 to 4 bytes (as the form says) |
+//! | 9..12 | last access: the low 24 bits of its clock second |
+//! | 12.. | value length, 1 to 4 bytes (as the form says) |
 //! | then 4 | deadline (clock seconds, 0 = never), only with the deadline field |
 //! | then 4 | client flags, only when the form says so |
 //!
 //! then the key and the value. A 14-byte key with a 100-byte value and no
-//! TTL or flags takes 14 + 114 bytes (layout 1 took 20 + 114).
+//! TTL or flags takes 13 + 114 bytes (layout 1 took 20 + 114).
+//!
+//! The last access is read against the current second ([`Item::atime`]):
+//! exact for any item last used within 2^24 seconds (194 days); one idle
+//! longer than that (only possible after as long an uptime) reads as idle
+//! for its idle time modulo 194 days.
 //!
 //! What is fixed when a record is written: the key, the value's length, the
 //! flags and whether the deadline field is there. What changes in place:
@@ -53,9 +58,14 @@ pub(super) const MAX_KEY_LEN: usize = u8::MAX as usize;
 pub(super) const MAX_TOTAL_LEN: usize = (1 << 30) - 1;
 
 /// Header bytes before the value length.
-const FIXED: usize = 13;
+const FIXED: usize = 12;
 const AT_CAS: usize = 3;
 const AT_ATIME: usize = 9;
+/// The last access keeps the low 24 bits of a clock second.
+const ATIME_MASK: u32 = (1 << 24) - 1;
+/// A last access read as up to this far in the future is "now": a thread
+/// whose clock read a second later may have written it.
+const ATIME_AHEAD: u32 = 256;
 const AT_VLEN: usize = FIXED;
 /// The smallest header (1-byte value length, no deadline, no flags).
 #[cfg(test)]
@@ -247,7 +257,7 @@ pub(super) fn write_record(out: &mut [u8], h: &Header, key: &[u8], value: &[&[u8
     out[1] = form;
     out[2] = key.len() as u8;
     out[AT_CAS..AT_CAS + 6].copy_from_slice(&(h.cas & CAS_MASK).to_le_bytes()[..6]);
-    write_u32(out, AT_ATIME, h.atime);
+    out[AT_ATIME..AT_ATIME + 3].copy_from_slice(&h.atime.to_le_bytes()[..3]);
     out[AT_VLEN..AT_VLEN + w].copy_from_slice(&(vlen as u32).to_le_bytes()[..w]);
     let mut at = AT_VLEN + w;
     if with_deadline {
@@ -377,15 +387,23 @@ impl Item {
         }
     }
 
-    /// Clock second of the last write or read (age, delayed flush).
+    /// Clock second of the last write or read (age, delayed flush), read
+    /// at clock second `now` (see the module header for the horizon).
     #[inline]
-    pub(super) fn atime(&self) -> Secs {
-        read_u32(&self.0, AT_ATIME)
+    pub(super) fn atime(&self, now: Secs) -> Secs {
+        let mut w = [0; 4];
+        w[..3].copy_from_slice(&self.0[AT_ATIME..AT_ATIME + 3]);
+        let age = now.wrapping_sub(u32::from_le_bytes(w)) & ATIME_MASK;
+        if age > ATIME_MASK - ATIME_AHEAD {
+            now
+        } else {
+            now - age.min(now)
+        }
     }
 
     #[inline]
     pub(super) fn set_atime(&mut self, now: Secs) {
-        write_u32(&mut self.0, AT_ATIME, now);
+        self.0[AT_ATIME..AT_ATIME + 3].copy_from_slice(&now.to_le_bytes()[..3]);
     }
 
     #[inline]
@@ -401,13 +419,13 @@ impl Item {
     }
 
     /// What a copy of this item (a rewrite that keeps its value) starts
-    /// with: everything but the key and value.
-    pub(super) fn header(&self) -> Header {
+    /// with at clock second `now`: everything but the key and value.
+    pub(super) fn header(&self, now: Secs) -> Header {
         Header {
             flags: self.flags(),
             deadline: self.deadline(),
             deadline_field: self.deadline_at().is_some(),
-            atime: self.atime(),
+            atime: self.atime(now),
             cas: self.cas(),
             stale: self.stale(),
             win_sent: self.win_sent(),
@@ -721,21 +739,21 @@ mod tests {
     }
 
     #[test]
-    fn header_is_14_bytes_plus_what_the_item_has() {
+    fn header_is_13_bytes_plus_what_the_item_has() {
         let plain = header(0, 0, 1);
         assert_eq!(record_with(&plain, b"k", b"vv").len(), MIN_HEADER + 3);
-        assert_eq!(MIN_HEADER, 14);
-        assert_eq!(record_with(&header(7, 0, 1), b"k", b"vv").len(), 18 + 3);
-        assert_eq!(record_with(&header(0, 5, 1), b"k", b"vv").len(), 18 + 3);
+        assert_eq!(MIN_HEADER, 13);
+        assert_eq!(record_with(&header(7, 0, 1), b"k", b"vv").len(), 17 + 3);
+        assert_eq!(record_with(&header(0, 5, 1), b"k", b"vv").len(), 17 + 3);
         assert_eq!(
             record_with(&header(7, 5, 1), b"key", b"value").len(),
-            22 + 8
+            21 + 8
         );
         let reserved = Header {
             deadline_field: true,
             ..plain
         };
-        assert_eq!(record_with(&reserved, b"k", b"vv").len(), 18 + 3);
+        assert_eq!(record_with(&reserved, b"k", b"vv").len(), 17 + 3);
         // the value length takes as many bytes as it needs
         for (vlen, bytes) in [(255, 1), (256, 2), (65_535, 2), (65_536, 3), (1 << 24, 4)] {
             let value = vec![b'v'; vlen];
@@ -762,7 +780,7 @@ mod tests {
                 (&b"key"[..], &b"value"[..], flags)
             );
             assert_eq!(
-                (it.cas(), it.deadline(), it.atime()),
+                (it.cas(), it.deadline(), it.atime(5)),
                 (CAS_MASK, deadline, 2)
             );
             assert!(!it.stale() && !it.win_sent() && !it.binary_key());
@@ -802,12 +820,15 @@ mod tests {
             assert_eq!(it.can_hold_deadline(77), deadline != 0);
             it.set_atime(78);
             let expect = if deadline != 0 { 77 } else { 0 };
-            assert_eq!((it.deadline(), it.atime(), it.flags()), (expect, 78, flags));
+            assert_eq!(
+                (it.deadline(), it.atime(80), it.flags()),
+                (expect, 78, flags)
+            );
             assert_eq!(it.total_len(), 8, "bits do not leak into the lengths");
             it.value_mut().copy_from_slice(b"VALUE");
             assert_eq!(it.value(), b"VALUE");
             // a copy of the header writes the same record
-            let copy = record_with(&it.header(), it.key(), it.value());
+            let copy = record_with(&it.header(80), it.key(), it.value());
             assert_eq!(&copy[..], &it.0[..]);
             it.set_dead();
             assert!(it.dead() && it.win_sent() && it.cas() == CAS_MASK);
@@ -819,6 +840,28 @@ mod tests {
             (it.key(), it.value(), it.len()),
             (&[][..], &[][..], MIN_HEADER + 4)
         );
+    }
+
+    #[test]
+    fn the_last_access_reads_back_across_the_24_bit_wrap() {
+        let mut buf = record(b"k", b"v", 0, 1);
+        let it = Item::new_mut(&mut buf);
+        let wrap = 1 << 24;
+        for (at, now) in [
+            (5, 5),
+            (5, 1000),
+            (wrap - 5, wrap + 10),
+            (wrap + 3, 2 * wrap - 1000),
+        ] {
+            it.set_atime(at);
+            assert_eq!(it.atime(now), at, "written at {at}, read at {now}");
+        }
+        // written by a thread whose clock read a second later: "now"
+        it.set_atime(wrap + 11);
+        assert_eq!(it.atime(wrap + 10), wrap + 10);
+        // idle past the horizon: modulo 2^24 (documented)
+        it.set_atime(7);
+        assert_eq!(it.atime(wrap + 9), wrap + 7);
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub const CLASS_COUNT: usize = CLASSES;
 const _: () = assert!(CLASS_COUNT <= 64, "stats::ClassCmds arrays hold 64");
 
 /// Records the expiry sweep looks at per shard per tick. Looking at one
-/// reads its header (14 bytes or so, sequentially), so 1024 of them hold a shard's
+/// reads its header (13 bytes or so, sequentially), so 1024 of them hold a shard's
 /// lock for a few microseconds; at 10 ticks a second a shard of a million
 /// items is swept every ~100 s.
 const SWEEP_VISITS: usize = 1024;
@@ -107,7 +107,7 @@ const MAX_ATTEMPTS: usize = 4;
 /// budget before it is made: segments (page mappings) and the index tables
 /// by their size. The sum never passes the limit (except right after the
 /// limit is lowered, until the eviction that follows). An item costs its
-/// record (a 14-byte header, more with a deadline, client flags or a long
+/// record (a 13-byte header, more with a deadline, client flags or a long
 /// value, then key and value: see `item`) and
 /// an 8-byte index slot at a load of 70% to 87.5%.
 pub struct Cache {
@@ -429,8 +429,9 @@ impl Cache {
         let (s, hash) = self.locate(key);
         let ctx = self.ctx();
         let mut shard = self.lock(s);
+        let now = ctx.now;
         let read = shard.meta_read(hash, key, &ctx, bump, |item| {
-            let mut view = MetaView::new(item);
+            let mut view = MetaView::new(item, now);
             let r = f(&mut view);
             (r, view.pending_deadline())
         });

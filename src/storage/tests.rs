@@ -853,7 +853,7 @@ fn class_stats_follow_the_items() {
     let _g = heavy();
     let (c, clock) = cache_with(MB, 2, true);
     assert!(c.class_stats().is_empty());
-    // 14-byte key + 100-byte value + 14-byte header = 128 -> class 3 (152)
+    // 14-byte key + 100-byte value + 13-byte header = 127 -> class 3 (152)
     for i in 0..10 {
         let key = format!("key-{i:010}");
         assert_eq!(key.len(), 14);

@@ -184,13 +184,17 @@ pub struct MetaView<'a> {
     /// A deadline the record has no field for (see `item`'s layout): the
     /// shard writes the item anew with it once the command is done.
     pending_deadline: Option<Secs>,
+    /// The clock second the command runs at (the last access is stored
+    /// relative to it).
+    now: Secs,
 }
 
 impl<'a> MetaView<'a> {
-    pub(super) fn new(item: &'a mut Item) -> MetaView<'a> {
+    pub(super) fn new(item: &'a mut Item, now: Secs) -> MetaView<'a> {
         MetaView {
             item,
             pending_deadline: None,
+            now,
         }
     }
 
@@ -225,7 +229,7 @@ impl MetaView<'_> {
     }
     /// Clock second of its last write or read.
     pub fn last_access(&self) -> Secs {
-        self.item.atime()
+        self.item.atime(self.now)
     }
     pub fn fetched(&self) -> bool {
         self.item.fetched()
@@ -365,7 +369,7 @@ impl ItemMeta {
         let class_size = it.class_size();
         ItemMeta {
             exp: (it.deadline() != 0).then(|| epoch_unix + u64::from(it.deadline())),
-            last_access: epoch_unix + u64::from(it.atime()),
+            last_access: epoch_unix + u64::from(it.atime(now)),
             cas: it.cas(),
             fetched: it.fetched(),
             class: class_of(class_size) as u32 + 1,
