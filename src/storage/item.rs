@@ -138,31 +138,37 @@ const fn vlen_bytes(vlen: usize) -> usize {
     }
 }
 
-/// The header's length from its form byte.
-#[inline]
+/// The header's length from its form byte (without branches: this runs
+/// for every record a lookup or a walk meets).
+#[inline(always)]
 fn header_len_of(form: u8) -> usize {
-    let mut n = FIXED + usize::from(form & VLEN_BYTES) + 1;
-    if form & HAS_DEADLINE != 0 {
-        n += 4;
-    }
-    if form & HAS_FLAGS != 0 {
-        n += 4;
-    }
-    n
+    let f = usize::from(form);
+    FIXED + 1 + (f & 0b11) + ((f >> 2) & 1) * 4 + ((f >> 3) & 1) * 4
 }
 
-/// The value length stored at `AT_VLEN` in `form`'s width.
-#[inline]
+/// The value length stored at `AT_VLEN` in `form`'s width. `b` may run on
+/// past the record (a segment's bytes from the record on): then one 4-byte
+/// load and a mask, else one arm per width (a copy of a variable length
+/// would be a call to memcpy, and this runs for every record a lookup or a
+/// walk meets).
+#[inline(always)]
 fn read_vlen(b: &[u8], form: u8) -> usize {
-    let n = usize::from(form & VLEN_BYTES) + 1;
-    let mut w = [0; 4];
-    w[..n].copy_from_slice(&b[AT_VLEN..AT_VLEN + n]);
-    u32::from_le_bytes(w) as usize
+    let at = AT_VLEN;
+    let w = form & VLEN_BYTES;
+    if b.len() >= at + 4 {
+        return (read_u32(b, at) & (u32::MAX >> (8 * (3 - u32::from(w))))) as usize;
+    }
+    match w {
+        0 => usize::from(b[at]),
+        1 => usize::from(u16::from_le_bytes([b[at], b[at + 1]])),
+        2 => u32::from_le_bytes([b[at], b[at + 1], b[at + 2], 0]) as usize,
+        _ => read_u32(b, at) as usize,
+    }
 }
 
 /// The length of the record that starts `b` (which holds at least its
 /// header).
-#[inline]
+#[inline(always)]
 pub(super) fn record_len(b: &[u8]) -> usize {
     let form = b[1];
     header_len_of(form) + usize::from(b[2]) + read_vlen(b, form)
@@ -258,7 +264,13 @@ pub(super) fn write_record(out: &mut [u8], h: &Header, key: &[u8], value: &[&[u8
     out[2] = key.len() as u8;
     out[AT_CAS..AT_CAS + 6].copy_from_slice(&(h.cas & CAS_MASK).to_le_bytes()[..6]);
     out[AT_ATIME..AT_ATIME + 3].copy_from_slice(&h.atime.to_le_bytes()[..3]);
-    out[AT_VLEN..AT_VLEN + w].copy_from_slice(&(vlen as u32).to_le_bytes()[..w]);
+    let v = (vlen as u32).to_le_bytes();
+    match w {
+        1 => out[AT_VLEN] = v[0],
+        2 => out[AT_VLEN..AT_VLEN + 2].copy_from_slice(&v[..2]),
+        3 => out[AT_VLEN..AT_VLEN + 3].copy_from_slice(&v[..3]),
+        _ => out[AT_VLEN..AT_VLEN + 4].copy_from_slice(&v),
+    }
     let mut at = AT_VLEN + w;
     if with_deadline {
         write_u32(out, at, h.deadline);
