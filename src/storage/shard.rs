@@ -14,13 +14,16 @@
 //!
 //! Eviction is CLOCK over segments (second chance): when the open segment
 //! is full and the budget allows no new one, the oldest segment is
-//! recycled in place: its live records used since they were written (read,
-//! touched, bumped) are kept first, then unused ones, up to half the
-//! segment, slid to its front with their mark cleared; the rest are
-//! evicted; the segment becomes the open one, at the young end of the
-//! FIFO. So an item in use survives a turn of the FIFO that evicts unused
-//! ones, and a cache whose oldest segment is mostly dead bytes (rewrites,
-//! deletes) compacts it without evicting anything.
+//! recycled in place: its live records with uses left on their CLOCK
+//! counter (reads, touches, bumps since they were written, up to
+//! `item::MAX_USES`) are kept, up to half the segment, slid to its front
+//! with one use spent; the rest are evicted (all live records are kept
+//! when they fit in half the segment); the segment becomes the open one,
+//! at the young end of the FIFO. So an item in use survives a turn of the
+//! FIFO that evicts unused ones, one used often survives as many turns
+//! unused as it has uses (small caches, where few items fit, are decided by
+//! telling those apart), and a cache whose oldest segment is mostly dead
+//! bytes (rewrites, deletes) compacts it without evicting anything.
 //! memcached's LRU is an approximation too (bumps at most once a minute,
 //! segmented queues); this one costs no per-item links, which is what lets
 //! an item of ~100 bytes cost 13 bytes of header beyond its key and value.
@@ -212,9 +215,9 @@ impl Seg {
 /// How the oldest segment is recycled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Recycle {
-    /// CLOCK: keep records used since the last turn, then unused ones,
-    /// up to half the segment; evict the rest; the segment becomes the
-    /// open one.
+    /// CLOCK: keep records with uses left (spending one), up to half the
+    /// segment, or every live record when they fit in half; evict the
+    /// rest; the segment becomes the open one.
     SecondChance,
     /// Evict everything in it and give its memory back to the budget.
     Release,
