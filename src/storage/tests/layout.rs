@@ -192,3 +192,21 @@ fn uniques_survive_compaction_and_second_chances() {
     assert_eq!(cas_of(&c, "explicit"), 1 << 40);
     c.check();
 }
+
+#[test]
+fn under_no_evict_a_touch_in_a_full_cache_needs_no_memory() {
+    let (c, clock) = cache_with(MB, 1, false);
+    let mut n = 0;
+    while set(&c, &format!("k{n}"), &[b'v'; 100]) == StoreOutcome::Stored {
+        n += 1;
+    }
+    assert!(n > 1000, "filled with {n} items");
+    let now = clock.now();
+    for i in 0..n {
+        assert!(c.touch(format!("k{i}").as_bytes(), now + 5), "k{i}");
+    }
+    assert_eq!(c.stats().curr_items, n as u64, "nothing lost or evicted");
+    clock.advance(6);
+    assert_eq!(c.get(b"k0", |_| ()).0, Lookup::Expired);
+    c.check();
+}
