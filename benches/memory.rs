@@ -2,7 +2,7 @@
 //! resident memory, and whether resident memory stays under the ceiling for
 //! any value size.
 //!
-//! `cargo bench --bench memory [-- items|sweep]`:
+//! `cargo bench --bench memory [-- items|sweep|hitratio]`:
 //!
 //! - items: memcached and ferrocache with `-m 64 -t 2`; 1,000,000 distinct keys
 //!   `key:0000000000`… (14 bytes) set to 100-byte values (pipelined, 500
@@ -11,6 +11,14 @@
 //! - sweep: for values of 10 B, 100 B, 1 KiB, 10 KiB, 100 KiB and 512 KiB, a
 //!   fresh server with `-m 64 -I 1m`, written with 3 × 64 MiB of key + value
 //!   bytes (distinct keys); prints peak RSS / ceiling for each.
+//! - hitratio: eviction quality as an application sees it. A read-through
+//!   client (a 100-key multi-get; a set of each key that missed) draws keys
+//!   from a seeded Zipf distribution (exponents 0.7 and 0.9) over 4,000,000
+//!   keys with 100 B values, against a fresh server at `-m 8`, `-m 64` and
+//!   `-m 1024` (`-t 2`); after `FC_HR_WARMUP` requests (default 3,000,000)
+//!   it counts the hits of the next `FC_HR_REQUESTS` (default 2,000,000).
+//!   The same key sequence goes to both servers; prints the ratios.
+//!   `FC_HR_CEILINGS=8,64` measures only those ceilings.
 //!
 //! Writes the tables to `target/bench-report/memory.md`.
 //! `FC_BENCH_SERVERS`, `FC_MEMCACHED`, `FC_FERROCACHE` as for the load bench.
@@ -20,6 +28,7 @@ mod common;
 use std::io;
 use std::time::Instant;
 
+use common::readthrough::{read_through, HitCount, Zipf};
 use common::{grouped, Kind, Server};
 
 const MIB: u64 = 1024 * 1024;
@@ -90,6 +99,93 @@ fn sweep_point(kind: Kind, value_size: u64) -> io::Result<SweepPoint> {
         curr_items: s.stat_u64("curr_items"),
         secs: t.elapsed().as_secs_f64(),
     })
+}
+
+/// Keys the read-through workload draws from.
+const HR_KEYS: u64 = 4_000_000;
+/// Ceilings (MiB) the hit ratio is measured at: small, the usual, large.
+const HR_CEILINGS: [u64; 3] = [8, 64, 1024];
+const HR_EXPONENTS: [f64; 2] = [0.7, 0.9];
+
+/// One server's hit ratio at one ceiling for one distribution, and the
+/// items it held at the end.
+fn hit_ratio(kind: Kind, mib: u64, zipf: &Zipf, seed: u64) -> io::Result<(HitCount, Option<u64>)> {
+    let m = mib.to_string();
+    let s = Server::start(kind, &["-m", &m, "-t", "2"])?;
+    let warmup = common::env_num("FC_HR_WARMUP", 3_000_000u64);
+    let measured = common::env_num("FC_HR_REQUESTS", 2_000_000u64);
+    let count = read_through(
+        s.addr,
+        zipf,
+        seed,
+        &common::make_value(100),
+        warmup,
+        measured,
+        100,
+    )?;
+    Ok((count, s.stat_u64("curr_items")))
+}
+
+/// The hit-ratio table (see the module header), with its markdown.
+fn hit_ratios(kinds: &[Kind]) -> String {
+    let mut report = String::from(
+        "\n**Eviction quality (hit ratio of a read-through client)**: keys drawn from a \
+         seeded Zipf distribution over 4,000,000 keys (14 B, values 100 B); a 100-key \
+         multi-get, then a set of each key that missed; a fresh server per cell (`-t 2`); \
+         the hit ratio of the requests after the warm-up, the same sequence for both servers.\n\n\
+         | ceiling | Zipf exponent |",
+    );
+    for k in kinds {
+        report.push_str(&format!(" {} hit ratio |", k.name()));
+    }
+    report.push_str(" ferrocache / memcached |\n|---:|---:|");
+    for _ in kinds {
+        report.push_str("---:|");
+    }
+    report.push_str("---:|\n");
+    // FC_HR_CEILINGS=8,64 limits the run to those ceilings (MiB)
+    let ceilings: Vec<u64> = match std::env::var("FC_HR_CEILINGS") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|m| m.trim().parse().ok())
+            .collect(),
+        Err(_) => HR_CEILINGS.to_vec(),
+    };
+    for &s in &HR_EXPONENTS {
+        let zipf = Zipf::new(HR_KEYS, s);
+        for &mib in &ceilings {
+            let mut row = Vec::new();
+            for &k in kinds {
+                let r = hit_ratio(k, mib, &zipf, 0x5eed ^ mib);
+                match &r {
+                    Ok((h, items)) => println!(
+                        "   -m {mib:<5} zipf {s}  {:<10} {} gets, hit ratio {:.4}, {} items held",
+                        k.name(),
+                        grouped(h.gets),
+                        h.ratio(),
+                        opt(*items)
+                    ),
+                    Err(e) => println!("!! -m {mib} zipf {s} {}: {e}", k.name()),
+                }
+                row.push((k, r.ok().map(|(h, _)| h)));
+            }
+            report.push_str(&format!("| -m {mib} | {s} |"));
+            for (_, h) in &row {
+                match h {
+                    Some(h) => report.push_str(&format!(" {:.4} |", h.ratio())),
+                    None => report.push_str(" failed |"),
+                }
+            }
+            let get = |kind: Kind| row.iter().find(|(k, _)| *k == kind).and_then(|(_, h)| *h);
+            match (get(Kind::Memcached), get(Kind::Ferrocache)) {
+                (Some(m), Some(f)) => {
+                    report.push_str(&format!(" **{:.3}** |\n", f.ratio() / m.ratio()))
+                }
+                _ => report.push_str(" |\n"),
+            }
+        }
+    }
+    report
 }
 
 fn mb(b: u64) -> String {
@@ -255,6 +351,11 @@ fn main() {
             }
             report.push('\n');
         }
+    }
+
+    if want("hitratio") {
+        println!("\n== hit ratio of a read-through client, Zipf over 4,000,000 keys of 100 B");
+        report.push_str(&hit_ratios(&kinds));
     }
 
     println!("\n{report}");

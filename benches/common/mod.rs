@@ -9,6 +9,7 @@
 
 pub mod binary;
 pub mod pair;
+pub mod readthrough;
 pub mod tls;
 
 use std::fmt::Write as _;

@@ -43,7 +43,7 @@ impl Ctx<'_> {
     /// Why `it` is dead, if it is: flushed first, as memcached checks.
     #[inline]
     pub(super) fn death(&self, it: &Item) -> Option<Lookup> {
-        if it.cas() <= self.flush.cas || it.atime() < self.flush.before {
+        if it.cas() <= self.flush.cas || it.atime(self.now) < self.flush.before {
             Some(Lookup::Flushed)
         } else if is_expired(it.deadline(), self.now) {
             Some(Lookup::Expired)

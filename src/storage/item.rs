@@ -1,23 +1,41 @@
 //! One stored item as bytes in a segment, what those bytes cost, and the
 //! size class an item counts in.
 //!
-//! Owns the record layout (a 20-byte header, 24 with client flags, then key
+//! Owns the record layout (a 13-byte header for the usual item, then key
 //! and value, packed with no alignment or padding) and the page mappings
 //! records live in (anonymous, or regions of the memory file's arena with
-//! `-e`). Must not know about shards, the index or eviction.
+//! `-e`). Must not know about shards, the index or eviction: code that
+//! walks a segment's records goes through [`record_len`], [`write_record`]
+//! and [`Item`]'s accessors and never reads a header byte itself.
 //!
-//! Record layout, little-endian:
+//! Record layout (version [`LAYOUT_VERSION`]), little-endian:
 //!
 //! | bytes | field |
 //! |---|---|
-//! | 0..8 | cas unique << 16, mark bits << 8, key length |
-//! | 8..12 | value length |
-//! | 12..16 | deadline (clock seconds, 0 = never) |
-//! | 16..20 | last access (clock seconds) |
-//! | 20..24 | client flags, only when the `HAS_FLAGS` bit is set |
+//! | 0 | marks: stale, win sent, dead, fetched, active; bits 5–7 uses (the CLOCK counter) |
+//! | 1 | form: bits 0–1 value length bytes − 1; bit 2 has a deadline field; bit 3 has flags; bit 4 binary key |
+//! | 2 | key length |
+//! | 3..9 | cas unique (48 bits) |
+//! | 9..12 | last access: the low 24 bits of its clock second |
+//! | 12.. | value length, 1 to 4 bytes (as the form says) |
+//! | then 4 | deadline (clock seconds, 0 = never), only with the deadline field |
+//! | then 4 | client flags, only when the form says so |
 //!
-//! Most items carry flags 0, so they do not pay for them; flags are fixed
-//! when a record is written, so the header never changes size in place.
+//! then the key and the value. A 14-byte key with a 100-byte value and no
+//! TTL or flags takes 13 + 114 bytes (layout 1 took 20 + 114).
+//!
+//! The last access is read against the current second ([`Item::atime`]):
+//! exact for any item last used within 2^24 seconds (194 days); one idle
+//! longer than that (only possible after as long an uptime) reads as idle
+//! for its idle time modulo 194 days.
+//!
+//! What is fixed when a record is written: the key, the value's length, the
+//! flags and whether the deadline field is there. What changes in place:
+//! the marks, the cas unique, the last access and a deadline field's value.
+//! A record without a deadline field cannot be given a deadline in place
+//! ([`Item::set_deadline`] says so, and the shard writes a new record);
+//! records that are likely to be touched or costly to copy (under `-M`, and
+//! from [`DEADLINE_FIELD_FROM`] bytes of key and value) always carry one.
 
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -25,10 +43,14 @@ use std::sync::Arc;
 use super::arena::Arena;
 use crate::clock::Secs;
 
-/// The version of the record and segment byte layout, saved with a memory
-/// file (`-e`): a restart from a file of another version starts empty.
-/// Bump whenever the record or segment byte layout changes.
-pub(super) const LAYOUT_VERSION: u32 = 1;
+/// The version of the record and segment byte layout: bump whenever the
+/// record or segment byte layout changes. A memory file (`-e`) is saved
+/// with it, and a restart from a file of another version starts an empty
+/// cache, never a misread one.
+///
+/// 1: the 20-byte header (48-bit cas, marks and key length in one word,
+/// 4-byte value length, deadline and last access). 2: the table above.
+pub(super) const LAYOUT_VERSION: u32 = 2;
 
 /// Keys are at most 250 bytes in memcached; the length lives in 8 bits.
 pub(super) const MAX_KEY_LEN: usize = u8::MAX as usize;
@@ -36,37 +58,59 @@ pub(super) const MAX_KEY_LEN: usize = u8::MAX as usize;
 /// is 1 GiB, the same.
 pub(super) const MAX_TOTAL_LEN: usize = (1 << 30) - 1;
 
-/// Header bytes without and with the client flags field.
-pub(super) const HEADER: usize = 20;
-pub(super) const HEADER_WITH_FLAGS: usize = 24;
+/// Header bytes before the value length.
+const FIXED: usize = 12;
+const AT_CAS: usize = 3;
+const AT_ATIME: usize = 9;
+/// The last access keeps the low 24 bits of a clock second.
+const ATIME_MASK: u32 = (1 << 24) - 1;
+/// A last access read as up to this far in the future is "now": a thread
+/// whose clock read a second later may have written it.
+const ATIME_AHEAD: u32 = 256;
+const AT_VLEN: usize = FIXED;
+/// The smallest header (1-byte value length, no deadline, no flags).
+pub(super) const MIN_HEADER: usize = FIXED + 1;
+/// The largest header (4-byte value length, deadline and flags).
+pub(super) const MAX_HEADER: usize = FIXED + 4 + 4 + 4;
 
-/// The cas unique takes the high 48 bits of the first word: 2^48 writes
-/// last nine years at a million writes a second.
-const CAS_SHIFT: u32 = 16;
+/// From this many bytes of key + value a record always has a deadline
+/// field: 4 bytes are under 1% of it, and a touch then never copies it.
+pub(super) const DEADLINE_FIELD_FROM: usize = 512;
+
 /// Largest cas unique an item holds; an explicit one (meta `E`) is masked.
-pub(super) const CAS_MASK: u64 = (1 << (64 - CAS_SHIFT)) - 1;
+/// 2^48 writes last nine years at a million writes a second.
+pub(super) const CAS_MASK: u64 = (1 << 48) - 1;
 
 /// Marked stale by a meta invalidation (`md I`, `ms I`): readers see `X`.
-const STALE: u64 = 1 << 8;
+const STALE: u8 = 1 << 0;
 /// A meta reader has been handed the recache token (`W`); others see `Z`.
-const WIN_SENT: u64 = 1 << 9;
-/// Stored with a base64 (binary) key: meta replies echo the key encoded.
-const BINARY_KEY: u64 = 1 << 10;
+const WIN_SENT: u8 = 1 << 1;
 /// The record is garbage: deleted, replaced, expired or moved. Its bytes
 /// stay until its segment is recycled.
-const DEAD: u64 = 1 << 11;
-/// Used since it was written or last given a second chance: eviction
-/// keeps it once (the CLOCK bit).
-const REFERENCED: u64 = 1 << 12;
+const DEAD: u8 = 1 << 2;
 /// Read at least once (`evicted_unfetched`, `expired_unfetched`, `me`).
-const FETCHED: u64 = 1 << 13;
+const FETCHED: u8 = 1 << 3;
 /// Read again after its first read (`evicted_active`).
-const ACTIVE: u64 = 1 << 14;
-/// The header has the client flags field.
-const HAS_FLAGS: u64 = 1 << 15;
+const ACTIVE: u8 = 1 << 4;
+/// The CLOCK counter (three bits): uses since it was written, up to
+/// [`MAX_USES`], less one per second chance spent (see [`Item::uses`]).
+const USES_SHIFT: u32 = 5;
+const USES: u8 = 0b111 << USES_SHIFT;
+/// Uses the counter holds at most: an item used this often survives as
+/// many turns of the FIFO unused. (Measured with the memory bench's
+/// read-through Zipf workload at `-m 8`: hit ratios rise with the range,
+/// 1 → 2 → 3 → 7, by less each time.)
+pub(super) const MAX_USES: u8 = 7;
 
-/// The bits a rewrite of the cas unique keeps.
-const LOW_BITS: u64 = (1 << CAS_SHIFT) - 1;
+/// Form byte: the value length's bytes − 1.
+const VLEN_BYTES: u8 = 0b11;
+/// Form byte: the header has the deadline field.
+const HAS_DEADLINE: u8 = 1 << 2;
+/// Form byte: the header has the client flags field.
+const HAS_FLAGS: u8 = 1 << 3;
+/// Form byte: stored with a base64 (binary) key: meta replies echo the key
+/// encoded.
+const BINARY_KEY: u8 = 1 << 4;
 
 #[inline]
 fn read_u32(b: &[u8], at: usize) -> u32 {
@@ -80,73 +124,173 @@ fn write_u32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_le_bytes());
 }
 
+/// Bytes a value length takes (1 to 4).
 #[inline]
-fn read_word(b: &[u8]) -> u64 {
-    let mut w = [0; 8];
-    w.copy_from_slice(&b[..8]);
-    u64::from_le_bytes(w)
+const fn vlen_bytes(vlen: usize) -> usize {
+    if vlen < 1 << 8 {
+        1
+    } else if vlen < 1 << 16 {
+        2
+    } else if vlen < 1 << 24 {
+        3
+    } else {
+        4
+    }
+}
+
+/// The header's length from its form byte (without branches: this runs
+/// for every record a lookup or a walk meets).
+#[inline(always)]
+fn header_len_of(form: u8) -> usize {
+    let f = usize::from(form);
+    FIXED + 1 + (f & 0b11) + ((f >> 2) & 1) * 4 + ((f >> 3) & 1) * 4
+}
+
+/// The value length stored at `AT_VLEN` in `form`'s width. `b` may run on
+/// past the record (a segment's bytes from the record on): then one 4-byte
+/// load and a mask, else one arm per width (a copy of a variable length
+/// would be a call to memcpy, and this runs for every record a lookup or a
+/// walk meets).
+#[inline(always)]
+fn read_vlen(b: &[u8], form: u8) -> usize {
+    let at = AT_VLEN;
+    let w = form & VLEN_BYTES;
+    if b.len() >= at + 4 {
+        return (read_u32(b, at) & (u32::MAX >> (8 * (3 - u32::from(w))))) as usize;
+    }
+    match w {
+        0 => usize::from(b[at]),
+        1 => usize::from(u16::from_le_bytes([b[at], b[at + 1]])),
+        2 => u32::from_le_bytes([b[at], b[at + 1], b[at + 2], 0]) as usize,
+        _ => read_u32(b, at) as usize,
+    }
 }
 
 /// The length of the record that starts `b` (which holds at least its
 /// header).
-#[inline]
+#[inline(always)]
 pub(super) fn record_len(b: &[u8]) -> usize {
-    let word = read_word(b);
-    header_len(word & HAS_FLAGS != 0) + (word & 0xff) as usize + read_u32(b, 8) as usize
+    let form = b[1];
+    header_len_of(form) + usize::from(b[2]) + read_vlen(b, form)
 }
 
-#[inline]
-const fn header_len(has_flags: bool) -> usize {
-    if has_flags {
-        HEADER_WITH_FLAGS
-    } else {
-        HEADER
+/// The length of the record that starts `b`, if `b` holds all of it: for
+/// bytes that may be garbage (a memory file's, at a restart), where
+/// [`record_len`] could read past `b`.
+pub(super) fn checked_record_len(b: &[u8]) -> Option<usize> {
+    let form = *b.get(1)?;
+    if b.len() < header_len_of(form) {
+        return None;
     }
-}
-
-/// Bytes a record of this key, value and flags takes.
-#[inline]
-pub(super) const fn record_size(klen: usize, vlen: usize, flags: u32) -> usize {
-    header_len(flags != 0) + klen + vlen
+    let len = record_len(b);
+    (len <= b.len()).then_some(len)
 }
 
 /// What a new record holds besides its key and value.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Header {
     pub(super) flags: u32,
     pub(super) deadline: Secs,
+    /// Give the record a deadline field even when `deadline` is 0, so that
+    /// a later touch can set one in place (see [`deadline_field`]).
+    pub(super) deadline_field: bool,
     pub(super) atime: Secs,
     pub(super) cas: u64,
     pub(super) stale: bool,
     pub(super) win_sent: bool,
     pub(super) binary_key: bool,
+    /// Marks a copy of an existing item carries over (a new item has none).
+    pub(super) fetched: bool,
+    pub(super) active: bool,
+    /// The CLOCK counter (at most [`MAX_USES`]).
+    pub(super) uses: u8,
+}
+
+impl Header {
+    /// Bytes a record of this header with a key of `klen` and a value of
+    /// `vlen` bytes takes.
+    #[inline]
+    pub(super) fn record_size(&self, klen: usize, vlen: usize) -> usize {
+        let with_deadline = self.deadline_field || self.deadline != 0;
+        let mut n = FIXED + vlen_bytes(vlen) + klen + vlen;
+        if with_deadline {
+            n += 4;
+        }
+        if self.flags != 0 {
+            n += 4;
+        }
+        n
+    }
+}
+
+/// Whether a new record of `klen + vlen` bytes gets a deadline field when
+/// it has no deadline: always when nothing may be evicted (`-M`: a touch
+/// must then never need memory), and for records large enough that 4 bytes
+/// do not matter.
+#[inline]
+pub(super) fn deadline_field(evict: bool, klen: usize, vlen: usize) -> bool {
+    !evict || klen + vlen >= DEADLINE_FIELD_FROM
+}
+
+/// Bytes a record of a key and value of `total` bytes with no flags and no
+/// deadline takes (the size its class is chosen by; the value length's
+/// width is taken from `total`, so near a width boundary this may count
+/// one byte more than a real record).
+#[inline]
+pub(super) const fn plain_record_size(total: usize) -> usize {
+    FIXED + vlen_bytes(total) + total
 }
 
 /// Writes a record (header, key, then the value's parts in order) at the
-/// start of `out`, which is exactly [`record_size`] long.
+/// start of `out`, which is exactly [`Header::record_size`] long.
 pub(super) fn write_record(out: &mut [u8], h: &Header, key: &[u8], value: &[&[u8]]) {
     let vlen: usize = value.iter().map(|p| p.len()).sum();
     debug_assert!(key.len() <= MAX_KEY_LEN && vlen <= MAX_TOTAL_LEN);
-    debug_assert_eq!(out.len(), record_size(key.len(), vlen, h.flags));
-    let mut word = ((h.cas & CAS_MASK) << CAS_SHIFT) | key.len() as u64;
+    debug_assert_eq!(out.len(), h.record_size(key.len(), vlen));
+    let mut marks = 0;
     for (on, bit) in [
         (h.stale, STALE),
         (h.win_sent, WIN_SENT),
-        (h.binary_key, BINARY_KEY),
-        (h.flags != 0, HAS_FLAGS),
+        (h.fetched, FETCHED),
+        (h.active, ACTIVE),
     ] {
         if on {
-            word |= bit;
+            marks |= bit;
         }
     }
-    out[..8].copy_from_slice(&word.to_le_bytes());
-    write_u32(out, 8, vlen as u32);
-    write_u32(out, 12, h.deadline);
-    write_u32(out, 16, h.atime);
-    let mut at = HEADER;
+    marks |= h.uses.min(MAX_USES) << USES_SHIFT;
+    let w = vlen_bytes(vlen);
+    let with_deadline = h.deadline_field || h.deadline != 0;
+    let mut form = (w - 1) as u8;
+    if with_deadline {
+        form |= HAS_DEADLINE;
+    }
     if h.flags != 0 {
-        write_u32(out, 20, h.flags);
-        at = HEADER_WITH_FLAGS;
+        form |= HAS_FLAGS;
+    }
+    if h.binary_key {
+        form |= BINARY_KEY;
+    }
+    out[0] = marks;
+    out[1] = form;
+    out[2] = key.len() as u8;
+    out[AT_CAS..AT_CAS + 6].copy_from_slice(&(h.cas & CAS_MASK).to_le_bytes()[..6]);
+    out[AT_ATIME..AT_ATIME + 3].copy_from_slice(&h.atime.to_le_bytes()[..3]);
+    let v = (vlen as u32).to_le_bytes();
+    match w {
+        1 => out[AT_VLEN] = v[0],
+        2 => out[AT_VLEN..AT_VLEN + 2].copy_from_slice(&v[..2]),
+        3 => out[AT_VLEN..AT_VLEN + 3].copy_from_slice(&v[..3]),
+        _ => out[AT_VLEN..AT_VLEN + 4].copy_from_slice(&v),
+    }
+    let mut at = AT_VLEN + w;
+    if with_deadline {
+        write_u32(out, at, h.deadline);
+        at += 4;
+    }
+    if h.flags != 0 {
+        write_u32(out, at, h.flags);
+        at += 4;
     }
     out[at..at + key.len()].copy_from_slice(key);
     at += key.len();
@@ -174,23 +318,30 @@ impl Item {
     }
 
     #[inline]
-    fn word(&self) -> u64 {
-        read_word(&self.0)
+    fn marks(&self) -> u8 {
+        self.0[0]
     }
 
     #[inline]
-    fn set_word(&mut self, word: u64) {
-        self.0[..8].copy_from_slice(&word.to_le_bytes());
+    fn form(&self) -> u8 {
+        self.0[1]
     }
 
     #[inline]
     fn header_len(&self) -> usize {
-        header_len(self.word() & HAS_FLAGS != 0)
+        header_len_of(self.form())
     }
 
     #[inline]
     fn klen(&self) -> usize {
-        (self.word() & 0xff) as usize
+        usize::from(self.0[2])
+    }
+
+    /// Where the deadline field is, if the record has one.
+    #[inline]
+    fn deadline_at(&self) -> Option<usize> {
+        let form = self.form();
+        (form & HAS_DEADLINE != 0).then(|| AT_VLEN + usize::from(form & VLEN_BYTES) + 1)
     }
 
     /// Bytes of the whole record.
@@ -224,8 +375,8 @@ impl Item {
 
     #[inline]
     pub(super) fn flags(&self) -> u32 {
-        if self.word() & HAS_FLAGS != 0 {
-            read_u32(&self.0, 20)
+        if self.form() & HAS_FLAGS != 0 {
+            read_u32(&self.0, self.header_len() - 4)
         } else {
             0
         }
@@ -234,44 +385,93 @@ impl Item {
     /// Clock second it expires at; 0 = never.
     #[inline]
     pub(super) fn deadline(&self) -> Secs {
-        read_u32(&self.0, 12)
+        match self.deadline_at() {
+            Some(at) => read_u32(&self.0, at),
+            None => 0,
+        }
     }
 
-    pub(super) fn set_deadline(&mut self, deadline: Secs) {
-        write_u32(&mut self.0, 12, deadline);
-    }
-
-    /// Clock second of the last write or read (age, delayed flush).
+    /// Whether [`Item::set_deadline`] can set `deadline` in place.
     #[inline]
-    pub(super) fn atime(&self) -> Secs {
-        read_u32(&self.0, 16)
+    pub(super) fn can_hold_deadline(&self, deadline: Secs) -> bool {
+        deadline == 0 || self.deadline_at().is_some()
+    }
+
+    /// Sets the deadline in place; false (and nothing changed) when the
+    /// record has no deadline field and `deadline` is not 0: the item must
+    /// then be written anew to get one.
+    #[must_use]
+    pub(super) fn set_deadline(&mut self, deadline: Secs) -> bool {
+        match self.deadline_at() {
+            Some(at) => {
+                write_u32(&mut self.0, at, deadline);
+                true
+            }
+            None => deadline == 0,
+        }
+    }
+
+    /// Clock second of the last write or read (age, delayed flush), read
+    /// at clock second `now` (see the module header for the horizon).
+    #[inline]
+    pub(super) fn atime(&self, now: Secs) -> Secs {
+        let mut w = [0; 4];
+        w[..3].copy_from_slice(&self.0[AT_ATIME..AT_ATIME + 3]);
+        let age = now.wrapping_sub(u32::from_le_bytes(w)) & ATIME_MASK;
+        if age > ATIME_MASK - ATIME_AHEAD {
+            now
+        } else {
+            now - age.min(now)
+        }
     }
 
     #[inline]
     pub(super) fn set_atime(&mut self, now: Secs) {
-        write_u32(&mut self.0, 16, now);
+        self.0[AT_ATIME..AT_ATIME + 3].copy_from_slice(&now.to_le_bytes()[..3]);
     }
 
     #[inline]
     pub(super) fn cas(&self) -> u64 {
-        self.word() >> CAS_SHIFT
+        let mut w = [0; 8];
+        w[..6].copy_from_slice(&self.0[AT_CAS..AT_CAS + 6]);
+        u64::from_le_bytes(w)
     }
 
     /// Sets the unique (masked to 48 bits), keeping everything else.
     pub(super) fn set_cas(&mut self, cas: u64) {
-        let word = ((cas & CAS_MASK) << CAS_SHIFT) | (self.word() & LOW_BITS);
-        self.set_word(word);
+        self.0[AT_CAS..AT_CAS + 6].copy_from_slice(&(cas & CAS_MASK).to_le_bytes()[..6]);
+    }
+
+    /// What a copy of this item (a rewrite that keeps its value) starts
+    /// with at clock second `now`: everything but the key and value.
+    pub(super) fn header(&self, now: Secs) -> Header {
+        Header {
+            flags: self.flags(),
+            deadline: self.deadline(),
+            deadline_field: self.deadline_at().is_some(),
+            atime: self.atime(now),
+            cas: self.cas(),
+            stale: self.stale(),
+            win_sent: self.win_sent(),
+            binary_key: self.binary_key(),
+            fetched: self.fetched(),
+            active: self.active(),
+            uses: self.uses(),
+        }
     }
 
     #[inline]
-    fn bit(&self, bit: u64) -> bool {
-        self.word() & bit != 0
+    fn bit(&self, bit: u8) -> bool {
+        self.marks() & bit != 0
     }
 
     #[inline]
-    fn set_bit(&mut self, bit: u64, on: bool) {
-        let w = self.word();
-        self.set_word(if on { w | bit } else { w & !bit });
+    fn set_bit(&mut self, bit: u8, on: bool) {
+        if on {
+            self.0[0] |= bit;
+        } else {
+            self.0[0] &= !bit;
+        }
     }
 
     pub(super) fn stale(&self) -> bool {
@@ -283,7 +483,7 @@ impl Item {
     }
 
     pub(super) fn binary_key(&self) -> bool {
-        self.bit(BINARY_KEY)
+        self.form() & BINARY_KEY != 0
     }
 
     pub(super) fn set_stale(&mut self, on: bool) {
@@ -303,14 +503,36 @@ impl Item {
         self.set_bit(DEAD, true);
     }
 
+    /// The CLOCK counter: uses (reads, and bumps such as a touch or an
+    /// `add` that ran into the item) since it was written, up to
+    /// [`MAX_USES`], less one for each second chance it was given.
     #[inline]
-    pub(super) fn referenced(&self) -> bool {
-        self.bit(REFERENCED)
+    pub(super) fn uses(&self) -> u8 {
+        (self.marks() & USES) >> USES_SHIFT
     }
 
     #[inline]
-    pub(super) fn set_referenced(&mut self, on: bool) {
-        self.set_bit(REFERENCED, on);
+    fn set_uses(&mut self, n: u8) {
+        self.0[0] = (self.marks() & !USES) | (n.min(MAX_USES) << USES_SHIFT);
+    }
+
+    /// Used since it was written or last given a second chance: eviction
+    /// keeps it.
+    #[inline]
+    pub(super) fn referenced(&self) -> bool {
+        self.uses() > 0
+    }
+
+    /// A use that is not a read (a bump): counts as one.
+    #[inline]
+    pub(super) fn bump(&mut self) {
+        self.set_uses(self.uses() + 1);
+    }
+
+    /// Spends one of the uses: what a second chance costs.
+    #[inline]
+    pub(super) fn spend_use(&mut self) {
+        self.set_uses(self.uses().saturating_sub(1));
     }
 
     #[inline]
@@ -324,12 +546,13 @@ impl Item {
     }
 
     /// Records a read: the first sets FETCHED, a later one ACTIVE; either
-    /// makes the item referenced.
+    /// counts as a use.
     #[inline]
     pub(super) fn mark_fetched(&mut self) {
-        let w = self.word();
-        let mark = if w & FETCHED != 0 { ACTIVE } else { FETCHED };
-        self.set_word(w | mark | REFERENCED);
+        let m = self.marks();
+        let mark = if m & FETCHED != 0 { ACTIVE } else { FETCHED };
+        self.0[0] = m | mark;
+        self.bump();
     }
 
     /// The size the item counts as for size classes and `mem_requested`:
@@ -572,40 +795,78 @@ mod tests {
         }
     }
 
-    fn record(key: &[u8], value: &[u8], flags: u32, cas: u64) -> Vec<u8> {
-        let mut out = vec![0; record_size(key.len(), value.len(), flags)];
-        let h = Header {
+    fn header(flags: u32, deadline: Secs, cas: u64) -> Header {
+        Header {
             flags,
-            deadline: 9,
+            deadline,
             atime: 2,
             cas,
-            stale: false,
-            win_sent: false,
-            binary_key: false,
-        };
-        write_record(&mut out, &h, key, &[value]);
+            ..Header::default()
+        }
+    }
+
+    fn record_with(h: &Header, key: &[u8], value: &[u8]) -> Vec<u8> {
+        let mut out = vec![0; h.record_size(key.len(), value.len())];
+        write_record(&mut out, h, key, &[value]);
+        assert_eq!(
+            record_len(&out),
+            out.len(),
+            "record_len reads back the size"
+        );
         out
     }
 
+    fn record(key: &[u8], value: &[u8], flags: u32, cas: u64) -> Vec<u8> {
+        record_with(&header(flags, 9, cas), key, value)
+    }
+
     #[test]
-    fn header_is_20_bytes_and_24_with_flags() {
-        assert_eq!(record(b"k", b"vv", 0, 1).len(), 20 + 3);
-        assert_eq!(record(b"k", b"vv", 7, 1).len(), 24 + 3);
-        assert_eq!(record_len(&record(b"key", b"value", 5, 1)), 32);
+    fn header_is_13_bytes_plus_what_the_item_has() {
+        let plain = header(0, 0, 1);
+        assert_eq!(record_with(&plain, b"k", b"vv").len(), MIN_HEADER + 3);
+        assert_eq!(MIN_HEADER, 13);
+        assert_eq!(record_with(&header(7, 0, 1), b"k", b"vv").len(), 17 + 3);
+        assert_eq!(record_with(&header(0, 5, 1), b"k", b"vv").len(), 17 + 3);
+        assert_eq!(
+            record_with(&header(7, 5, 1), b"key", b"value").len(),
+            21 + 8
+        );
+        let reserved = Header {
+            deadline_field: true,
+            ..plain
+        };
+        assert_eq!(record_with(&reserved, b"k", b"vv").len(), 17 + 3);
+        // the value length takes as many bytes as it needs
+        for (vlen, bytes) in [(255, 1), (256, 2), (65_535, 2), (65_536, 3), (1 << 24, 4)] {
+            let value = vec![b'v'; vlen];
+            let r = record_with(&plain, b"key", &value);
+            assert_eq!(r.len(), FIXED + bytes + 3 + vlen, "{vlen}");
+            let it = Item::new(&r);
+            assert_eq!((it.key(), it.value().len()), (&b"key"[..], vlen));
+            assert_eq!(
+                plain_record_size(3 + vlen),
+                r.len() + (vlen_bytes(3 + vlen) - bytes)
+            );
+        }
+        let max = record_with(&header(1, 1, 1), &[b'k'; 255], &vec![0; 1 << 24]);
+        assert_eq!(Item::new(&max).len() - (1 << 24) - 255, MAX_HEADER);
     }
 
     #[test]
     fn fields_round_trip() {
-        for flags in [0, 7, u32::MAX] {
-            let mut buf = record(b"key", b"value", flags, CAS_MASK);
+        for (flags, deadline) in [(0, 9), (7, 9), (u32::MAX, 9), (0, 0), (3, 0)] {
+            let mut buf = record_with(&header(flags, deadline, CAS_MASK), b"key", b"value");
             let it = Item::new_mut(&mut buf);
             assert_eq!(
                 (it.key(), it.value(), it.flags()),
                 (&b"key"[..], &b"value"[..], flags)
             );
-            assert_eq!((it.cas(), it.deadline(), it.atime()), (CAS_MASK, 9, 2));
+            assert_eq!(
+                (it.cas(), it.deadline(), it.atime(5)),
+                (CAS_MASK, deadline, 2)
+            );
             assert!(!it.stale() && !it.win_sent() && !it.binary_key());
-            assert!(!it.dead() && !it.referenced());
+            assert!(!it.dead() && !it.referenced() && it.uses() == 0);
             it.set_stale(true);
             it.set_cas(42);
             assert_eq!((it.cas(), it.key()), (42, &b"key"[..]));
@@ -621,22 +882,75 @@ mod tests {
             );
             assert!(!it.fetched() && !it.active());
             it.mark_fetched();
-            assert!(it.fetched() && !it.active() && it.referenced());
-            it.set_referenced(false);
+            assert!(it.fetched() && !it.active() && it.uses() == 1);
+            it.spend_use();
+            assert!(!it.referenced());
             it.mark_fetched();
             assert!(it.fetched() && it.active() && it.referenced());
-            it.set_deadline(77);
+            for _ in 0..=MAX_USES {
+                it.bump();
+            }
+            assert_eq!(it.uses(), MAX_USES, "the counter saturates");
+            it.spend_use();
+            assert_eq!(it.uses(), MAX_USES - 1);
+            assert!(it.fetched() && it.active() && !it.stale(), "bits apart");
+            // a record written with a deadline has the field; one without
+            // takes only "never" in place
+            assert!(it.set_deadline(0));
+            assert_eq!(it.deadline(), 0);
+            assert_eq!(it.set_deadline(77), deadline != 0);
+            assert_eq!(it.can_hold_deadline(77), deadline != 0);
             it.set_atime(78);
-            assert_eq!((it.deadline(), it.atime(), it.flags()), (77, 78, flags));
+            let expect = if deadline != 0 { 77 } else { 0 };
+            assert_eq!(
+                (it.deadline(), it.atime(80), it.flags()),
+                (expect, 78, flags)
+            );
             assert_eq!(it.total_len(), 8, "bits do not leak into the lengths");
             it.value_mut().copy_from_slice(b"VALUE");
             assert_eq!(it.value(), b"VALUE");
+            // a copy of the header writes the same record
+            let copy = record_with(&it.header(80), it.key(), it.value());
+            assert_eq!(&copy[..], &it.0[..]);
             it.set_dead();
             assert!(it.dead() && it.win_sent() && it.cas() == CAS_MASK);
+            assert_eq!(it.value(), b"VALUE");
         }
         let empty = record(b"", b"", 0, 1);
         let it = Item::new(&empty);
-        assert_eq!((it.key(), it.value(), it.len()), (&[][..], &[][..], HEADER));
+        assert_eq!(
+            (it.key(), it.value(), it.len()),
+            (&[][..], &[][..], MIN_HEADER + 4)
+        );
+    }
+
+    #[test]
+    fn the_last_access_reads_back_across_the_24_bit_wrap() {
+        let mut buf = record(b"k", b"v", 0, 1);
+        let it = Item::new_mut(&mut buf);
+        let wrap = 1 << 24;
+        for (at, now) in [
+            (5, 5),
+            (5, 1000),
+            (wrap - 5, wrap + 10),
+            (wrap + 3, 2 * wrap - 1000),
+        ] {
+            it.set_atime(at);
+            assert_eq!(it.atime(now), at, "written at {at}, read at {now}");
+        }
+        // written by a thread whose clock read a second later: "now"
+        it.set_atime(wrap + 11);
+        assert_eq!(it.atime(wrap + 10), wrap + 10);
+        // idle past the horizon: modulo 2^24 (documented)
+        it.set_atime(7);
+        assert_eq!(it.atime(wrap + 9), wrap + 7);
+    }
+
+    #[test]
+    fn a_deadline_field_is_kept_where_a_touch_must_not_copy() {
+        assert!(deadline_field(false, 1, 1), "-M: always");
+        assert!(!deadline_field(true, 14, 100));
+        assert!(deadline_field(true, 12, DEADLINE_FIELD_FROM - 12));
     }
 
     #[test]

@@ -55,7 +55,7 @@ use ctx::{Ctx, Flush, Tap};
 use hash::Keyed;
 #[cfg(test)]
 use item::pages;
-use item::{CLASSES, CLASS_SIZES, HEADER_WITH_FLAGS, MAX_KEY_LEN};
+use item::{CLASSES, CLASS_SIZES, MAX_HEADER, MAX_KEY_LEN};
 pub use persist::{meta_path, MemoryFile, Refusal, Restart, Saved};
 use pin::Pins;
 use shard::{ArithRequest, Attempt, ClassCounters, Round, Shard, StoreRequest};
@@ -73,7 +73,7 @@ pub const CLASS_COUNT: usize = CLASSES;
 const _: () = assert!(CLASS_COUNT <= 64, "stats::ClassCmds arrays hold 64");
 
 /// Records the expiry sweep looks at per shard per tick. Looking at one
-/// reads its 20-byte header (sequentially), so 1024 of them hold a shard's
+/// reads its header (13 bytes or so, sequentially), so 1024 of them hold a shard's
 /// lock for a few microseconds; at 10 ticks a second a shard of a million
 /// items is swept every ~100 s.
 const SWEEP_VISITS: usize = 1024;
@@ -124,7 +124,8 @@ const MAX_ATTEMPTS: usize = 4;
 /// budget before it is made: segments (page mappings) and the index tables
 /// by their size. The sum never passes the limit (except right after the
 /// limit is lowered, until the eviction that follows). An item costs its
-/// record (a 20-byte header, 24 with client flags, then key and value) and
+/// record (a 13-byte header, more with a deadline, client flags or a long
+/// value, then key and value: see `item`) and
 /// an 8-byte index slot at a load of 70% to 87.5%.
 pub struct Cache {
     shards: Box<[PaddedShard]>,
@@ -474,9 +475,13 @@ impl Cache {
         let (s, hash) = self.locate(key);
         let ctx = self.ctx();
         let mut shard = self.lock(s);
-        match shard.meta_read(hash, key, &ctx, bump, |item, share| {
-            f(&mut MetaView::new(item, share))
-        }) {
+        let now = ctx.now;
+        let read = shard.meta_read(hash, key, &ctx, bump, |item, share| {
+            let mut view = MetaView::new(item, share, now);
+            let r = f(&mut view);
+            (r, view.pending_deadline())
+        });
+        match read {
             Ok(r) => (Lookup::Hit, Some(r)),
             Err(why) => (why, None),
         }
@@ -613,7 +618,7 @@ impl Cache {
             }
             shard.class_ages(now, AGE_WALK, &mut ages);
         }
-        let largest = (self.item_size_max + HEADER_WITH_FLAGS).max(CLASS_SIZES[CLASSES - 2] + 1);
+        let largest = (self.item_size_max + MAX_HEADER).max(CLASS_SIZES[CLASSES - 2] + 1);
         sum.iter()
             .enumerate()
             .filter(|(_, c)| c.stored > 0 || c.outofmemory > 0)

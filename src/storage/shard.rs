@@ -14,16 +14,19 @@
 //!
 //! Eviction is CLOCK over segments (second chance): when the open segment
 //! is full and the budget allows no new one, the oldest segment is
-//! recycled in place: its live records used since they were written (read,
-//! touched, bumped) are kept first, then unused ones, up to half the
-//! segment, slid to its front with their mark cleared; the rest are
-//! evicted; the segment becomes the open one, at the young end of the
-//! FIFO. So an item in use survives a turn of the FIFO that evicts unused
-//! ones, and a cache whose oldest segment is mostly dead bytes (rewrites,
-//! deletes) compacts it without evicting anything.
+//! recycled in place: its live records with uses left on their CLOCK
+//! counter (reads, touches, bumps since they were written, up to
+//! `item::MAX_USES`) are kept, up to half the segment, slid to its front
+//! with one use spent; the rest are evicted (all live records are kept
+//! when they fit in half the segment); the segment becomes the open one,
+//! at the young end of the FIFO. So an item in use survives a turn of the
+//! FIFO that evicts unused ones, one used often survives as many turns
+//! unused as it has uses (small caches, where few items fit, are decided by
+//! telling those apart), and a cache whose oldest segment is mostly dead
+//! bytes (rewrites, deletes) compacts it without evicting anything.
 //! memcached's LRU is an approximation too (bumps at most once a minute,
 //! segmented queues); this one costs no per-item links, which is what lets
-//! an item of ~100 bytes cost ~20 bytes beyond its key and value.
+//! an item of ~100 bytes cost 13 bytes of header beyond its key and value.
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
@@ -34,7 +37,7 @@ use super::budget::Budget;
 use super::ctx::Ctx;
 use super::hash::Keyed;
 use super::index::Index;
-use super::item::{self, class_of, pages, record_size, Header, Item, Mapping, CLASSES};
+use super::item::{self, class_of, deadline_field, pages, Header, Item, Mapping, CLASSES};
 use super::pin::{Pins, SegMap, SharedMap};
 use super::types::{
     too_large, ArithOpts, DeleteAction, DeleteOutcome, Lookup, MetaArithOutcome, StoreOp,
@@ -220,9 +223,9 @@ impl Seg {
 /// How the oldest segment is recycled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Recycle {
-    /// CLOCK: keep records used since the last turn, then unused ones,
-    /// up to half the segment; evict the rest; the segment becomes the
-    /// open one.
+    /// CLOCK: keep records with uses left (spending one), up to half the
+    /// segment, or every live record when they fit in half; evict the
+    /// rest; the segment becomes the open one.
     SecondChance,
     /// Evict everything in it and give its memory back to the budget.
     Release,
@@ -597,7 +600,7 @@ impl Shard {
                     Recycle::Compact => true,
                 };
             if keep {
-                self.item_mut(loc).set_referenced(false);
+                self.item_mut(loc).spend_use();
                 self.requeue(num);
                 self.clock.kept += 1;
                 return how != Recycle::Compact;
@@ -650,10 +653,10 @@ impl Shard {
                 }
                 kept += 1;
                 let it = self.item_mut(location(num, write));
-                it.set_referenced(false);
+                it.spend_use();
                 has_ttl |= it.deadline() != 0;
                 min_cas = min_cas.min(it.cas());
-                min_atime = min_atime.min(it.atime());
+                min_atime = min_atime.min(it.atime(ctx.now));
                 write += len;
             } else {
                 self.evict_loc(loc, ctx);
@@ -826,7 +829,7 @@ impl Shard {
     /// Writes a record where `reserve` made room; returns its location.
     fn place(&mut self, place: Place, h: &Header, key: &[u8], value: &[&[u8]]) -> u32 {
         let vlen: usize = value.iter().map(|p| p.len()).sum();
-        let size = record_size(key.len(), vlen, h.flags);
+        let size = h.record_size(key.len(), vlen);
         let num = match place {
             Place::Open => match self.open {
                 Some(num) => num,
@@ -907,7 +910,7 @@ impl Shard {
                 // memcached bumps the item an add ran into
                 let it = self.item_mut(loc);
                 it.set_atime(ctx.now);
-                it.set_referenced(true);
+                it.bump();
                 return done(StoreOutcome::NotStored);
             }
             (StoreOp::Replace | StoreOp::Append | StoreOp::Prepend, None) => {
@@ -947,16 +950,18 @@ impl Shard {
             // memcached answers NOT_STORED when the joined item is too large
             return done(StoreOutcome::NotStored);
         }
+        let vlen = old_value.len() + data.len();
         let h = Header {
             flags,
             deadline,
+            deadline_field: deadline_field(ctx.evict, key.len(), vlen),
             atime: ctx.now,
-            cas: 0,
             stale: stale_write,
             win_sent: opts.win || (stale_write && old_item.is_some_and(Item::win_sent)),
             binary_key: opts.binary_key || (appended && old_item.is_some_and(Item::binary_key)),
+            ..Header::default()
         };
-        let size = record_size(key.len(), old_value.len() + data.len(), flags);
+        let size = h.record_size(key.len(), vlen);
         let place = match self.reserve(ctx, &mut round.credit, size) {
             Reserve::Ok(place) => place,
             Reserve::NoMemory => return done(self.no_memory(op, hash, key, size)),
@@ -994,12 +999,7 @@ impl Shard {
             return Attempt::Done(MetaArithOutcome::NotFound);
         };
         let current = self.item(loc);
-        let (flags, old_deadline, binary_key, old_len) = (
-            current.flags(),
-            current.deadline(),
-            current.binary_key(),
-            current.value().len(),
-        );
+        let (old, old_len) = (current.header(ctx.now), current.value().len());
         // memcached's order: an empty value, then the cas, then the digits
         if current.value().is_empty() {
             return Attempt::Done(MetaArithOutcome::NonNumeric);
@@ -1017,9 +1017,11 @@ impl Shard {
         };
         let mut buf = Backwards::<20>::new();
         let digits = buf.push_u64(new).as_bytes();
-        // (not while a reply sends the value from the cache: see `pin`)
+        let fits = digits.len() <= old_len;
+        // (not in place while a reply sends the value from the cache: see
+        // `pin`)
         let fixed = segment(&self.segs, split(loc).0).map.value_fixed();
-        if digits.len() <= old_len && !fixed {
+        if fits && !fixed && opts.touch.is_none_or(|d| current.can_hold_deadline(d)) {
             let cas = opts.cas.unwrap_or_else(|| ctx.next_cas());
             // in place, padded with spaces as memcached does
             let it = self.item_mut(loc);
@@ -1028,9 +1030,10 @@ impl Shard {
             v[digits.len()..].fill(b' ');
             it.set_cas(cas);
             it.set_atime(ctx.now);
-            it.set_referenced(true);
+            it.bump();
             if let Some(deadline) = opts.touch {
-                it.set_deadline(deadline);
+                let held = it.set_deadline(deadline);
+                debug_assert!(held, "checked by can_hold_deadline");
             }
             let done = MetaArithOutcome::Done {
                 value: new,
@@ -1040,17 +1043,36 @@ impl Shard {
             self.note_deadline(loc);
             return Attempt::Done(done);
         }
-        // the number grew longer than the old value: a new record
-        let h = Header {
-            flags,
-            deadline: opts.touch.unwrap_or(old_deadline),
-            atime: ctx.now,
-            cas: 0,
-            stale: false,
-            win_sent: false,
-            binary_key,
+        let deadline = opts.touch.unwrap_or(old.deadline);
+        // a value a reply holds gets a new record of just the digits, as
+        // memcached gives an item another request references
+        let same_shape = fits && !fixed;
+        let h = if same_shape {
+            // the number fits, but the touch needs a deadline field the
+            // record lacks: the same item, written anew with the field
+            Header {
+                deadline,
+                atime: ctx.now,
+                uses: old.uses + 1,
+                ..old
+            }
+        } else {
+            // the number grew longer than the old value (or the old value
+            // is held): a new record
+            Header {
+                flags: old.flags,
+                deadline,
+                deadline_field: deadline_field(ctx.evict, key.len(), digits.len()),
+                atime: ctx.now,
+                binary_key: old.binary_key,
+                ..Header::default()
+            }
         };
-        let size = record_size(key.len(), digits.len(), h.flags);
+        let spaces = match same_shape {
+            true => vec![b' '; old_len - digits.len()],
+            false => Vec::new(),
+        };
+        let size = h.record_size(key.len(), digits.len() + spaces.len());
         let place = match self.reserve(ctx, &mut round.credit, size) {
             Reserve::Ok(place) => place,
             Reserve::Short(missing) if !round.last => return Attempt::Short(missing),
@@ -1063,7 +1085,7 @@ impl Shard {
             cas: opts.cas.unwrap_or_else(|| ctx.next_cas()) & item::CAS_MASK,
             ..h
         };
-        self.put(hash, place, &h, key, &[digits]);
+        self.put(hash, place, &h, key, &[digits, &spaces]);
         Attempt::Done(MetaArithOutcome::Done {
             value: new,
             cas: h.cas,
@@ -1082,7 +1104,7 @@ impl Shard {
         key: &[u8],
         ctx: &Ctx,
         bump: bool,
-        f: impl FnOnce(&mut Item, Option<&Arc<SharedMap>>) -> R,
+        f: impl FnOnce(&mut Item, Option<&Arc<SharedMap>>) -> (R, Option<Secs>),
     ) -> Result<R, Lookup> {
         let loc = match self.find_live(hash, key, ctx) {
             Found::Live(loc) => loc,
@@ -1099,16 +1121,55 @@ impl Shard {
         };
         let it = seg.item_mut(off);
         let deadline = it.deadline();
-        let r = f(it, share.as_ref());
+        let (r, pending) = f(it, share.as_ref());
         if bump {
             it.mark_fetched();
             it.set_atime(ctx.now);
         }
-        // (a read that leaves the deadline alone does not touch the segment)
-        if it.deadline() != deadline {
+        if let Some(deadline) = pending {
+            // a deadline for a record without the field: a new record
+            self.rewrite(ctx, hash, key, |h| h.deadline = deadline);
+        } else if it.deadline() != deadline {
+            // (a read that leaves the deadline alone does not touch the segment)
             self.note_deadline(loc);
         }
         Ok(r)
+    }
+
+    /// Writes `key`'s live item anew with its header changed by `edit`, for
+    /// a change its record has no room for in place (a deadline where the
+    /// record has no field for one): the same value, cas unique and marks,
+    /// at the young end. When no memory can be found for the copy the item
+    /// is removed, never left as it was. Such records are small (see
+    /// `item::deadline_field`), so the copy is cheap.
+    fn rewrite(&mut self, ctx: &Ctx, hash: u32, key: &[u8], edit: impl FnOnce(&mut Header)) {
+        let Some((_, loc)) = self.find(hash, key) else {
+            return;
+        };
+        let it = self.item(loc);
+        let mut h = it.header(ctx.now);
+        edit(&mut h);
+        let value = it.value().to_vec();
+        let size = h.record_size(key.len(), value.len());
+        match self.reserve(ctx, &mut 0, size) {
+            Reserve::Ok(place) => {
+                // `reserve` may have moved the item (`put` finds it again)
+                // or evicted it: then it stays evicted (room in the open
+                // segment needs no undoing; a record of its own, which
+                // these small records never get, is filled all the same)
+                if self.find(hash, key).is_none() && matches!(place, Place::Open) {
+                    return;
+                }
+                self.put(hash, place, &h, key, &[&value]);
+                // a copy, not a new item
+                self.total_items -= 1;
+            }
+            Reserve::NoMemory | Reserve::Short(_) => {
+                if let Some((pos, loc)) = self.find(hash, key) {
+                    self.remove_at(pos, loc);
+                }
+            }
+        }
     }
 
     /// A meta delete (see [`super::Cache::meta_delete`]).
@@ -1135,26 +1196,33 @@ impl Shard {
             DeleteAction::Invalidate { deadline, cas } => {
                 let cas = cas.unwrap_or_else(|| ctx.next_cas());
                 let it = self.item_mut(loc);
+                if deadline.is_some_and(|d| !it.can_hold_deadline(d)) {
+                    // a deadline for a record without the field
+                    self.rewrite(ctx, hash, key, |h| {
+                        (h.cas, h.stale, h.win_sent) = (cas & item::CAS_MASK, true, false);
+                        h.deadline = deadline.unwrap_or(h.deadline);
+                    });
+                    return DeleteOutcome::Done;
+                }
                 it.set_cas(cas);
                 it.set_stale(true);
                 it.set_win_sent(false);
                 if let Some(deadline) = deadline {
-                    it.set_deadline(deadline);
+                    let held = it.set_deadline(deadline);
+                    debug_assert!(held, "checked by can_hold_deadline");
                 }
                 self.note_deadline(loc);
             }
             DeleteAction::ClearValue { cas } => {
                 let old = self.item(loc);
                 let h = Header {
-                    flags: 0,
                     deadline: old.deadline(),
+                    deadline_field: deadline_field(ctx.evict, key.len(), 0),
                     atime: ctx.now,
-                    cas: 0,
-                    stale: false,
-                    win_sent: false,
                     binary_key: old.binary_key(),
+                    ..Header::default()
                 };
-                let size = record_size(key.len(), 0, 0);
+                let size = h.record_size(key.len(), 0);
                 // an empty record is small: room for it comes from
                 // recycling if need be; with none at all, the item goes
                 let place = match self.reserve(ctx, &mut 0, size) {
@@ -1335,7 +1403,7 @@ impl Shard {
                 continue;
             }
             let c = class_of(it.class_size());
-            last_age = u64::from(now.saturating_sub(it.atime()));
+            last_age = u64::from(now.saturating_sub(it.atime(now)));
             if !seen[c] {
                 seen[c] = true;
                 missing -= 1;

@@ -5,6 +5,7 @@
 //! `Cache::check`.
 
 mod crawl;
+mod layout;
 mod memory;
 mod pins;
 mod warm;
@@ -854,7 +855,7 @@ fn class_stats_follow_the_items() {
     let _g = heavy();
     let (c, clock) = cache_with(MB, 2, true);
     assert!(c.class_stats().is_empty());
-    // 14-byte key + 100-byte value + 20-byte header = 134 -> class 3 (152)
+    // 14-byte key + 100-byte value + 13-byte header = 127 -> class 3 (152)
     for i in 0..10 {
         let key = format!("key-{i:010}");
         assert_eq!(key.len(), 14);
@@ -866,7 +867,7 @@ fn class_stats_follow_the_items() {
     assert_eq!(cs.len(), 2, "{cs:?}");
     let small = &cs[0];
     assert_eq!((small.id, small.chunk_size, small.number), (3, 152, 10));
-    assert_eq!(small.mem_requested, 10 * (114 + item::HEADER) as u64);
+    assert_eq!(small.mem_requested, 10 * (114 + item::MIN_HEADER) as u64);
     assert_eq!(small.age, 7, "age of the class's least recently used item");
     let big = &cs[1];
     assert_eq!(

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::clock::Secs;
 
-use super::item::{class_of, record_size, Item, MAX_KEY_LEN, MAX_TOTAL_LEN};
+use super::item::{class_of, plain_record_size, Item, MAX_KEY_LEN, MAX_TOTAL_LEN};
 use super::pin::SharedMap;
 pub use super::pin::{Pinned, Unpinned};
 
@@ -188,11 +188,31 @@ pub enum DeleteOutcome {
 pub struct MetaView<'a> {
     item: &'a mut Item,
     share: Option<&'a Arc<SharedMap>>,
+    /// A deadline the record has no field for (see `item`'s layout): the
+    /// shard writes the item anew with it once the command is done.
+    pending_deadline: Option<Secs>,
+    /// The clock second the command runs at (the last access is stored
+    /// relative to it).
+    now: Secs,
 }
 
 impl<'a> MetaView<'a> {
-    pub(super) fn new(item: &'a mut Item, share: Option<&'a Arc<SharedMap>>) -> MetaView<'a> {
-        MetaView { item, share }
+    pub(super) fn new(
+        item: &'a mut Item,
+        share: Option<&'a Arc<SharedMap>>,
+        now: Secs,
+    ) -> MetaView<'a> {
+        MetaView {
+            item,
+            share,
+            pending_deadline: None,
+            now,
+        }
+    }
+
+    /// The deadline the item must be written anew with, if any.
+    pub(super) fn pending_deadline(&self) -> Option<Secs> {
+        self.pending_deadline
     }
 }
 
@@ -220,14 +240,17 @@ impl MetaView<'_> {
     }
     /// Clock second it expires at; 0 = never.
     pub fn deadline(&self) -> Secs {
-        self.item.deadline()
+        self.pending_deadline
+            .unwrap_or_else(|| self.item.deadline())
     }
+    /// Set in place when the record has room for it, else once the
+    /// command is done (the caller sees the new deadline either way).
     pub fn set_deadline(&mut self, deadline: Secs) {
-        self.item.set_deadline(deadline);
+        self.pending_deadline = (!self.item.set_deadline(deadline)).then_some(deadline);
     }
     /// Clock second of its last write or read.
     pub fn last_access(&self) -> Secs {
-        self.item.atime()
+        self.item.atime(self.now)
     }
     pub fn fetched(&self) -> bool {
         self.item.fetched()
@@ -404,7 +427,7 @@ impl ItemMeta {
         let class_size = it.class_size();
         ItemMeta {
             exp: (it.deadline() != 0).then(|| epoch_unix + u64::from(it.deadline())),
-            last_access: epoch_unix + u64::from(it.atime()),
+            last_access: epoch_unix + u64::from(it.atime(now)),
             cas: it.cas(),
             fetched: it.fetched(),
             class: class_of(class_size) as u32 + 1,
@@ -426,7 +449,7 @@ pub fn class_for_len(total: usize) -> u32 {
 /// [`super::CLASS_COUNT`]).
 #[inline]
 pub fn class_index(total: usize) -> usize {
-    class_of(record_size(0, total, 0))
+    class_of(plain_record_size(total))
 }
 
 /// A set of class ids (1 to [`MAX_CLASS_ID`]) a dump lists.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::super::arena::Arena;
 use super::super::hash::checksum;
-use super::super::item::{self, Item, Mapping, HEADER};
+use super::super::item::{self, Item, Mapping, MIN_HEADER};
 use super::super::persist::{Meta, Refusal, SegMeta};
 use super::super::pin::SegMap;
 use super::{location, segment, Seg, Shard, MAX_SEGS};
@@ -29,6 +29,9 @@ pub(in crate::storage) struct Adjust {
     shift: i64,
     /// The new clock's now.
     now: Secs,
+    /// The saved clock's second at the stop: records keep their last
+    /// access relative to the clock (see `item`'s layout).
+    saved_stop: Secs,
     /// Records with a cas unique at or below this were flushed.
     flush_cas: u64,
     /// Records last used before this saved second were flushed (a flush
@@ -52,9 +55,11 @@ impl Adjust {
             p if i64::from(p) <= saved_now => (before.max(p), 0),
             p => (before, Self::shifted(p, shift)),
         };
+        let saved_stop = meta.stop_unix.saturating_sub(meta.epoch_unix);
         Adjust {
             shift,
             now,
+            saved_stop: Secs::try_from(saved_stop).unwrap_or(Secs::MAX),
             flush_cas,
             flushed_before,
             pending,
@@ -76,7 +81,7 @@ impl Adjust {
     fn gone(&self, it: &Item) -> bool {
         let d = it.deadline();
         it.cas() <= self.flush_cas
-            || it.atime() < self.flushed_before
+            || it.atime(self.saved_stop) < self.flushed_before
             || (d != 0 && i64::from(d).saturating_add(self.shift) <= i64::from(self.now))
     }
 
@@ -84,9 +89,11 @@ impl Adjust {
     fn rebase(&self, it: &mut Item) {
         let d = it.deadline();
         if d != 0 {
-            it.set_deadline(Self::shifted(d, self.shift).max(self.now + 1));
+            // (a record with a deadline has the field for one)
+            let kept = it.set_deadline(Self::shifted(d, self.shift).max(self.now + 1));
+            debug_assert!(kept);
         }
-        it.set_atime(Self::shifted(it.atime(), self.shift));
+        it.set_atime(Self::shifted(it.atime(self.saved_stop), self.shift));
     }
 }
 
@@ -145,9 +152,9 @@ impl Shard {
     ) -> Result<Adopted, Refusal> {
         let mut got = Adopted::default();
         // a hint from the metadata: bounded by what the segments can hold
-        let room = saved
-            .iter()
-            .fold(0u64, |sum, s| sum.saturating_add(s.used / HEADER as u64));
+        let room = saved.iter().fold(0u64, |sum, s| {
+            sum.saturating_add(s.used / MIN_HEADER as u64)
+        });
         let grown = self.index.reserve(expect.min(room as usize));
         self.budget.charge(grown);
         self.struct_bytes += grown;
@@ -236,12 +243,8 @@ impl Shard {
                 return Err(bad("a large segment holds more than its record".into()));
             }
             let rest = &segment(&self.segs, n).map.bytes()[off..used];
-            let len = if rest.len() < HEADER {
-                0
-            } else {
-                item::record_len(rest)
-            };
-            if len < HEADER || len > rest.len() {
+            let len = item::checked_record_len(rest).unwrap_or(0);
+            if len < MIN_HEADER {
                 return Err(bad(format!("record at {off} of a segment runs past it")));
             }
             records += 1;
@@ -278,7 +281,8 @@ impl Shard {
         }
         adjust.rebase(it);
         let it = self.item(loc);
-        let (size, cas, deadline, atime) = (it.len(), it.cas(), it.deadline(), it.atime());
+        let (size, cas, deadline) = (it.len(), it.cas(), it.deadline());
+        let atime = it.atime(adjust.now);
         let full = self.hasher.hash_one(it.key());
         if ((full >> 32) as usize) & (shards - 1) != me {
             return Err(bad("a key stored in another shard".into()));
