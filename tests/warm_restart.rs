@@ -14,42 +14,29 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::tools::{free_port, Process, Target};
+use common::tools::{free_port, Process, Target, TempDir};
 use common::{is_root, stat_str, stat_u64, Conn, Stream};
 
 /// A directory on tmpfs (where a memory file belongs), removed on drop.
-struct ShmDir(PathBuf);
+struct ShmDir(TempDir);
 
 impl ShmDir {
     fn new(tag: &str) -> ShmDir {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let base = if Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
+        let shm = Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_path_buf()
         } else {
             std::env::temp_dir()
         };
-        let dir = base.join(format!(
-            "fc-warm-{tag}-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create dir");
-        ShmDir(dir)
+        ShmDir(TempDir::under(&base, &format!("warm-{tag}")))
     }
 
     fn file(&self) -> PathBuf {
-        self.0.join("cache")
+        self.0.path("cache")
     }
 
     fn meta(&self) -> PathBuf {
-        self.0.join("cache.meta")
-    }
-}
-
-impl Drop for ShmDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path("cache.meta")
     }
 }
 
@@ -451,12 +438,20 @@ fn unusable_memory_files_are_start_up_errors() {
     let dir = ShmDir::new("perm");
     let file = dir.file().to_string_lossy().into_owned();
     let user = if is_root() { "nobody" } else { "root" };
-    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+    std::fs::set_permissions(
+        dir.0.root(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o555),
+    )
+    .unwrap();
     let args = with(&["-u", user, "-e", &file]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let err = refused(&args, |_| {});
     assert!(err.contains("Permission denied"), "{err}");
-    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        dir.0.root(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
 
     // in use by another server: two would overwrite each other's items
     let other = start(Target::Ferrocache, &dir.file(), &[]);
