@@ -13,7 +13,9 @@
 //!            `impl Cache`), the metadata format and its checks
 //! crawl.rs   the crawler's state, a dump step and a crawl slice over a shard
 //! shard.rs   one shard: segments, index, CLOCK eviction, sweep, counters
-//!            (shard/restore.rs: listing and adopting its saved segments)
+//!            (shard/evict.rs: mapping, freeing and recycling segments;
+//!            shard/walk.rs: the sweep and walks in FIFO order;
+//!            shard/restore.rs: listing and adopting its saved segments)
 //! ctx.rs     what shards share: flush state, cas counter, eviction tap
 //! types.rs   the API: what Cache's methods take and return; the size rule
 //! pin.rs     large items' mappings shared with replies in flight (pins)

@@ -1,0 +1,326 @@
+//! A shard's segments: mapping them (charged to the budget first),
+//! freeing them, and the CLOCK that recycles the oldest one when a write
+//! needs room (second chance, release, or compaction under `-M`).
+//!
+//! Owns the decision of what a write's room costs: which segment is
+//! recycled and how, and when new memory is mapped instead. Must not decide
+//! what is written (that is the store path's, in `shard.rs`).
+
+use super::*;
+
+impl Shard {
+    /// Takes `n` bytes from `credit` (bytes already charged for this write)
+    /// or charges them.
+    pub(super) fn take(&self, credit: &mut usize, n: usize) -> bool {
+        if *credit >= n {
+            *credit -= n;
+            return true;
+        }
+        if self.budget.try_charge(n - *credit) {
+            *credit = 0;
+            return true;
+        }
+        false
+    }
+
+    /// Maps a new segment of `bytes` at the young end of the FIFO; `None`
+    /// when the budget (or the kernel, or the segment numbers) say no.
+    pub(super) fn new_segment(
+        &mut self,
+        credit: &mut usize,
+        bytes: usize,
+        large: bool,
+    ) -> Option<u16> {
+        let cost = pages(bytes);
+        let num = match self.free_nums.last() {
+            Some(&n) => n,
+            None if self.segs.len() < MAX_SEGS => self.segs.len() as u16,
+            None => return None,
+        };
+        if !self.take(credit, cost) {
+            return None;
+        }
+        let map = match &self.arena {
+            Some(arena) => Mapping::in_arena(arena, bytes),
+            None => Mapping::new(bytes),
+        };
+        let Some(map) = map else {
+            self.budget.uncharge(cost);
+            return None;
+        };
+        debug_assert_eq!(map.len(), cost);
+        let map = if large {
+            SegMap::shared(map, &self.budget, &self.pins)
+        } else {
+            SegMap::own(map)
+        };
+        if self.free_nums.pop().is_none() {
+            self.segs.push(None);
+        }
+        self.segs[usize::from(num)] = Some(Seg {
+            map,
+            used: 0,
+            live_bytes: 0,
+            has_ttl: false,
+            min_cas: u64::MAX,
+            min_atime: Secs::MAX,
+            seq: self.next_seq,
+            large,
+        });
+        self.next_seq += 1;
+        self.fifo.push_back(num);
+        self.item_bytes += cost;
+        Some(num)
+    }
+
+    /// Unmaps segment `num` (not in the FIFO any more, nothing live in it).
+    pub(super) fn free_segment(&mut self, num: u16) {
+        if let Some(seg) = self.segs[usize::from(num)].take() {
+            debug_assert_eq!(seg.live_bytes, 0);
+            let cost = seg.map.len();
+            let uncharge = seg.map.uncharged_by_owner();
+            // a shared mapping a reply still holds stays charged until
+            // the reply lets go (see `pin`)
+            drop(seg);
+            self.item_bytes -= cost;
+            if uncharge {
+                self.budget.uncharge(cost);
+            }
+            self.free_nums.push(num);
+            if self.open == Some(num) {
+                self.open = None;
+            }
+        }
+    }
+
+    /// Recycles the oldest segment as `how` says. False when the shard has
+    /// no segment, or (`Compact`) when no segment had dead bytes to drop.
+    pub(super) fn recycle_oldest(&mut self, ctx: &Ctx, how: Recycle) -> bool {
+        let Some(num) = self.fifo.pop_front() else {
+            return false;
+        };
+        let n = usize::from(num);
+        let (large, used) = {
+            let seg = segment(&self.segs, n);
+            (seg.large, seg.used)
+        };
+        if large {
+            // its one record is live: a dead one's mapping went at once
+            let loc = location(num, 0);
+            let it = self.item(loc);
+            debug_assert!(!it.dead());
+            let keep = ctx.alive(it)
+                && match how {
+                    Recycle::SecondChance => it.referenced(),
+                    Recycle::Release => false,
+                    Recycle::Compact => true,
+                };
+            if keep {
+                self.item_mut(loc).spend_use();
+                self.requeue(num);
+                self.clock.kept += 1;
+                return how != Recycle::Compact;
+            }
+            // evicting it unmaps the segment (see `kill`)
+            self.evict_loc(loc, ctx);
+            return true;
+        }
+        // what may stay: under `-M` everything live; else, when all its
+        // live records fit in half the segment, all of them (a mostly dead
+        // segment is compacted, evicting nothing: a cache with room to
+        // spare recycles garbage only); otherwise the used ones, up to half
+        let half = self.seg_size / 2;
+        let mut alive_bytes = 0;
+        if how == Recycle::SecondChance {
+            let mut off = 0;
+            while off < used {
+                let it = segment(&self.segs, n).item(off);
+                if !it.dead() && ctx.alive(it) {
+                    alive_bytes += it.len();
+                }
+                off += it.len();
+            }
+        }
+        let compact = alive_bytes <= half;
+        // `write`: where the next kept record goes, and the bytes kept so far
+        let (mut off, mut write) = (0, 0);
+        let (mut has_ttl, mut min_cas, mut min_atime) = (false, u64::MAX, Secs::MAX);
+        let mut kept = 0;
+        while off < used {
+            let (len, dead, alive, referenced) = {
+                let it = segment(&self.segs, n).item(off);
+                (it.len(), it.dead(), ctx.alive(it), it.referenced())
+            };
+            let keep = alive
+                && match how {
+                    Recycle::Release => false,
+                    Recycle::Compact => true,
+                    Recycle::SecondChance => compact || (referenced && write + len <= half),
+                };
+            let loc = location(num, off);
+            if dead {
+                // garbage: nothing to do
+            } else if keep {
+                if write != off {
+                    let pos = self.slot_of(loc);
+                    let seg = self.seg_mut(n);
+                    seg.map.bytes_mut().copy_within(off..off + len, write);
+                    self.index.set_id(pos, location(num, write));
+                }
+                kept += 1;
+                let it = self.item_mut(location(num, write));
+                it.spend_use();
+                has_ttl |= it.deadline() != 0;
+                min_cas = min_cas.min(it.cas());
+                min_atime = min_atime.min(it.atime(ctx.now));
+                write += len;
+            } else {
+                self.evict_loc(loc, ctx);
+            }
+            off += len;
+        }
+        if how == Recycle::Compact && write == used {
+            // nothing to gain here: back to the young end, untouched
+            self.requeue(num);
+            return false;
+        }
+        let seg = self.seg_mut(n);
+        debug_assert_eq!(seg.live_bytes, write);
+        seg.used = write;
+        (seg.has_ttl, seg.min_cas, seg.min_atime) = (has_ttl, min_cas, min_atime);
+        self.clock.kept += kept;
+        match how {
+            Recycle::SecondChance => self.clock.second_chance += 1,
+            Recycle::Release => self.clock.released += 1,
+            Recycle::Compact => self.clock.compacted += 1,
+        }
+        if write == 0 && how == Recycle::Release {
+            self.free_segment(num);
+        } else {
+            // its records moved: a new sequence number, and it is the open
+            // segment now (the one that was open keeps what it holds)
+            self.requeue(num);
+            self.open = Some(num);
+        }
+        true
+    }
+
+    /// Moves segment `num` to the young end of the FIFO with a new sequence
+    /// number.
+    pub(super) fn requeue(&mut self, num: u16) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.seg_mut(usize::from(num)).seq = seq;
+        self.fifo.push_back(num);
+    }
+
+    /// Evicts the oldest segment and gives its memory back: what a write
+    /// in another shard asks for when its own shard has nothing to evict.
+    /// False when this shard holds nothing.
+    pub(in crate::storage) fn evict_tail(&mut self, ctx: &Ctx) -> bool {
+        self.recycle_oldest(ctx, Recycle::Release)
+    }
+
+    /// Releases segments while `more` says so, at most `max` of them.
+    pub(in crate::storage) fn evict_while(
+        &mut self,
+        ctx: &Ctx,
+        max: usize,
+        more: impl Fn() -> bool,
+    ) -> usize {
+        let mut n = 0;
+        while n < max && more() && self.evict_tail(ctx) {
+            n += 1;
+        }
+        n
+    }
+
+    /// Makes room for one more index entry and a record of `size` bytes,
+    /// evicting (or, under `-M`, compacting) as needed.
+    pub(super) fn reserve(&mut self, ctx: &Ctx, credit: &mut usize, size: usize) -> Reserve {
+        let mut compactions = 0;
+        let mut reclaimed = false;
+        loop {
+            let (need, how) = if self.index.needs_grow() {
+                if !reclaimed {
+                    reclaimed = true;
+                    if self.reclaim_old_end(ctx) {
+                        continue;
+                    }
+                }
+                let growth = self.index.growth_bytes();
+                if self.take(credit, growth) {
+                    self.index.grow();
+                    self.struct_bytes += growth;
+                    continue;
+                }
+                (growth, Recycle::Release)
+            } else if size > self.large_threshold() {
+                if !reclaimed {
+                    reclaimed = true;
+                    if self.reclaim_old_end(ctx) {
+                        continue;
+                    }
+                }
+                if let Some(num) = self.new_segment(credit, size, true) {
+                    return Reserve::Ok(Place::Own(num));
+                }
+                (pages(size), Recycle::Release)
+            } else {
+                if let Some(open) = self.open {
+                    let seg = segment(&self.segs, usize::from(open));
+                    if seg.used + size <= seg.map.len() {
+                        return Reserve::Ok(Place::Open);
+                    }
+                }
+                // a mostly dead oldest segment is compacted before memory
+                // is mapped for a new one: rewrites then cost no memory
+                // beyond ~4/3 of what is live, instead of running up to
+                // the ceiling with dead bytes
+                if self.oldest_is_mostly_dead() {
+                    self.recycle_oldest(ctx, Recycle::SecondChance);
+                    continue;
+                }
+                if !reclaimed {
+                    reclaimed = true;
+                    if self.reclaim_old_end(ctx) {
+                        continue;
+                    }
+                }
+                if let Some(num) = self.new_segment(credit, self.seg_size, false) {
+                    self.open = Some(num);
+                    continue;
+                }
+                (self.seg_size, Recycle::SecondChance)
+            };
+            if need > self.budget.limit() {
+                return Reserve::NoMemory;
+            }
+            if !ctx.evict {
+                // each segment compacted at most once per write
+                if compactions < self.fifo.len() {
+                    compactions += 1;
+                    self.recycle_oldest(ctx, Recycle::Compact);
+                    continue;
+                }
+                return Reserve::NoMemory;
+            }
+            if !self.recycle_oldest(ctx, how) {
+                return Reserve::Short(need.saturating_sub(*credit));
+            }
+        }
+    }
+
+    /// Before new memory is mapped: expired and flushed items at the old
+    /// end of the shard give theirs back first (as memcached reuses an
+    /// expired item at its LRU's tail before allocating), so that memory
+    /// dead items hold is not charged twice while the background sweep
+    /// has yet to reach them. A bounded look from the oldest segment (one
+    /// visit for a segment with nothing that can have expired); true when
+    /// something was removed.
+    pub(super) fn reclaim_old_end(&mut self, ctx: &Ctx) -> bool {
+        let mut at = Pos::default();
+        let (removed, _) = self.sweep_from(ctx, &mut at, RECLAIM_VISITS, RECLAIM_VISITS, false);
+        removed > 0
+    }
+}
