@@ -766,9 +766,10 @@ impl Shard {
                 ..Header::default()
             }
         };
-        let spaces = match same_shape {
-            true => vec![b' '; old_len - digits.len()],
-            false => Vec::new(),
+        let spaces = if same_shape {
+            vec![b' '; old_len - digits.len()]
+        } else {
+            Vec::new()
         };
         let size = h.record_size(key.len(), digits.len() + spaces.len());
         let place = match self.reserve(ctx, &mut round.credit, size) {
@@ -813,9 +814,10 @@ impl Shard {
         let seg = self.seg_mut(num);
         // a large item's mapping, which a reply may pin (one atomic
         // increment, for large items only)
-        let share = match seg.large {
-            true => seg.map.share().cloned(),
-            false => None,
+        let share = if seg.large {
+            seg.map.share().cloned()
+        } else {
+            None
         };
         let it = seg.item_mut(off);
         let deadline = it.deadline();
