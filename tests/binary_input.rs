@@ -15,15 +15,6 @@ use std::time::Duration;
 use common::binary::*;
 use common::Server;
 
-macro_rules! binary {
-    ($name:ident, $args:expr, $steps:expr) => {
-        fn $name(server: &Server) {
-            transcript(server, $steps);
-        }
-        both!($name, $args);
-    };
-}
-
 fn err(op: u8, status: u16) -> Resp {
     Resp::error(op, status)
 }

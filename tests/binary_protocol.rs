@@ -15,17 +15,6 @@
 mod common;
 
 use common::binary::*;
-use common::Server;
-
-/// A binary transcript against both servers started with `args`.
-macro_rules! binary {
-    ($name:ident, $args:expr, $steps:expr) => {
-        fn $name(server: &Server) {
-            transcript(server, $steps);
-        }
-        both!($name, $args);
-    };
-}
 
 fn hit(op: u8, flags: u32, value: &str, cas: u64) -> Resp {
     Resp::hit(op, flags, value, cas)

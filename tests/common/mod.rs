@@ -63,6 +63,18 @@ macro_rules! both {
     };
 }
 
+/// A binary transcript (`common::binary::transcript`) against both servers
+/// started with `args`: `binary!(name, &["-B", "binary"], STEPS);`.
+#[allow(unused_macros)]
+macro_rules! binary {
+    ($name:ident, $args:expr, $steps:expr) => {
+        fn $name(server: &$crate::common::Server) {
+            $crate::common::binary::transcript(server, $steps);
+        }
+        both!($name, $args);
+    };
+}
+
 /// Like [`both!`] for a transcript table: `table!(name, &["-F"], TABLE)`.
 #[allow(unused_macros)]
 macro_rules! table {
