@@ -50,11 +50,11 @@ pub(super) fn dump_slice(
         seq: shard.seq_from_low(at.seq),
         off: at.off,
     };
-    let stop = shard.walk(from, DUMP_SLOTS, |it| {
-        if !ctx.alive(it) {
+    let stop = shard.walk(from, DUMP_SLOTS, |it, cas| {
+        if !ctx.alive(it, cas) {
             return;
         }
-        let meta = ItemMeta::of(it, ctx.now, epoch_unix);
+        let meta = ItemMeta::of(it, cas, ctx.now, epoch_unix);
         if classes.contains(meta.class) {
             f(it.key(), &meta);
         }

@@ -1,6 +1,6 @@
 //! What the shards share, and what one operation carries into a shard: the
-//! flush_all state, the cas counter and the eviction tap (the memory budget
-//! is `budget`'s).
+//! flush_all state, the cas base counter and the eviction tap (the memory
+//! budget is `budget`'s).
 //!
 //! Owns the cache-wide state a shard may touch while the cache holds its
 //! lock (all of it atomics or set once). Must not hold items or take a shard
@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use super::item::Item;
+use super::item::{Item, CAS_OFFSET_BITS};
 use super::types::{EvictionSink, ItemMeta, Lookup};
 use crate::clock::{is_expired, Secs};
 
@@ -27,7 +27,8 @@ pub(super) struct Ctx<'a> {
     pub(super) evict: bool,
     pub(super) now: Secs,
     pub(super) flush: FlushView,
-    pub(super) cas: &'a AtomicU64,
+    /// The last cas base handed out (see [`Ctx::next_cas_base`]).
+    pub(super) cas_bases: &'a AtomicU64,
     /// The item-size rule's limit (see `types::max_key_plus_value`).
     pub(super) max_key_value: usize,
     /// Who hears about evictions (`watch evictions`).
@@ -35,15 +36,20 @@ pub(super) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// A new cas unique (uniques start at 1).
-    pub(super) fn next_cas(&self) -> u64 {
-        self.cas.fetch_add(1, Ordering::Relaxed) + 1
+    /// A new cas base: the high bits of the uniques of the records a
+    /// segment gets from now on (`item::derived_cas`), or of a run of
+    /// uniques for in-place changes. Each is handed out once, in increasing
+    /// order across the cache, so uniques are unique and a flush can tell
+    /// older from newer by comparing them.
+    pub(super) fn next_cas_base(&self) -> u64 {
+        next_cas_base(self.cas_bases)
     }
 
-    /// Why `it` is dead, if it is: flushed first, as memcached checks.
+    /// Why `it`, whose cas unique is `cas`, is dead, if it is: flushed
+    /// first, as memcached checks.
     #[inline]
-    pub(super) fn death(&self, it: &Item) -> Option<Lookup> {
-        if it.cas() <= self.flush.cas || it.atime(self.now) < self.flush.before {
+    pub(super) fn death(&self, it: &Item, cas: u64) -> Option<Lookup> {
+        if cas <= self.flush.cas || it.atime(self.now) < self.flush.before {
             Some(Lookup::Flushed)
         } else if is_expired(it.deadline(), self.now) {
             Some(Lookup::Expired)
@@ -52,11 +58,16 @@ impl Ctx<'_> {
         }
     }
 
-    /// True when `it` is neither flushed nor expired.
+    /// True when `it` (cas unique `cas`) is neither flushed nor expired.
     #[inline]
-    pub(super) fn alive(&self, it: &Item) -> bool {
-        self.death(it).is_none()
+    pub(super) fn alive(&self, it: &Item, cas: u64) -> bool {
+        self.death(it, cas).is_none()
     }
+}
+
+/// See [`Ctx::next_cas_base`]; `bases`: the last one handed out.
+fn next_cas_base(bases: &AtomicU64) -> u64 {
+    (bases.fetch_add(1, Ordering::Relaxed) + 1) << CAS_OFFSET_BITS
 }
 
 /// flush_all state. Readers take a [`FlushView`] with three atomic loads;
@@ -86,9 +97,12 @@ impl Flush {
         }
     }
 
-    /// See [`super::Cache::flush_all`]; `last_cas`: the last unique handed
-    /// out, which a flush now kills with everything older.
-    pub(super) fn flush(&self, at: Option<Secs>, now: Secs, last_cas: &AtomicU64) {
+    /// See [`super::Cache::flush_all`]; `bases`: the cas base counter. A
+    /// flush now takes a base of its own and kills every unique below it:
+    /// those of every record written so far (the caller then closes the
+    /// shards' open segments, whose bases are older).
+    /// True for a flush now.
+    pub(super) fn flush(&self, at: Option<Secs>, now: Secs, bases: &AtomicU64) -> bool {
         let _serial = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         // a delayed flush that has come due stays in force
         let pending = self.pending.load(Ordering::Acquire);
@@ -96,12 +110,15 @@ impl Flush {
             self.before.fetch_max(pending, Ordering::AcqRel);
         }
         match at {
-            Some(deadline) if deadline > now => self.pending.store(deadline, Ordering::Release),
+            Some(deadline) if deadline > now => {
+                self.pending.store(deadline, Ordering::Release);
+                false
+            }
             _ => {
                 // as memcached, a new flush_all replaces a pending one
                 self.pending.store(0, Ordering::Release);
-                self.cas
-                    .fetch_max(last_cas.load(Ordering::Acquire), Ordering::AcqRel);
+                self.cas.fetch_max(next_cas_base(bases), Ordering::AcqRel);
+                true
             }
         }
     }
@@ -151,10 +168,10 @@ impl Tap {
 
     /// An eviction of `it` is about to happen.
     #[inline]
-    pub(super) fn evicting(&self, it: &Item, ctx: &Ctx) {
+    pub(super) fn evicting(&self, it: &Item, cas: u64, ctx: &Ctx) {
         if let Some(sink) = self.sink.get() {
             if sink.wants() {
-                sink.evicted(it.key(), &ItemMeta::of(it, ctx.now, self.epoch_unix));
+                sink.evicted(it.key(), &ItemMeta::of(it, cas, ctx.now, self.epoch_unix));
             }
         }
     }

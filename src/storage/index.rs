@@ -9,7 +9,10 @@
 //! is id + 1, with 0 meaning empty. The home slot is the hash scaled to the
 //! table (`hash * slots >> 32`), so the table can have any size: it grows
 //! by an eighth when it would pass a load of 7/8, and so stays between 78%
-//! and 87.5% full (expected probes at the peak: 4.5 for a hit, 32 for a
+//! and 87.5% full while a shard grows; it shrinks by a ninth when it falls
+//! under 70% (a shard's share of a full cache drifts, and a table kept at
+//! its peak held a fifth of the index in slack at `-m 64`). (Expected
+//! probes at the peak: 4.5 for a hit, 32 for a
 //! miss, four cache lines of 8-byte slots compared by hash only). Doubling
 //! would leave it half empty just after each growth, and in all the shards
 //! at once. The high load is deliberate: the table is a fourteenth of what
@@ -114,6 +117,29 @@ impl Index {
     /// the keys).
     pub(super) fn grow(&mut self) {
         self.resize(self.grown_slots());
+    }
+
+    /// The table's size once shrunk, if it has fallen under a load of 70%
+    /// (shrinking by a ninth, the inverse of a growth, leaves it under
+    /// 79%, well short of the next growth). A shard's share of the cache
+    /// drifts (the budget is shared: what one shard's eviction frees
+    /// another's writes may take), and a table kept at its peak would hold
+    /// a shard's former share in slack: a fifth of the index at `-m 64`.
+    fn shrunk_slots(&self) -> Option<usize> {
+        let n = self.slots.len();
+        let to = n - n / 9;
+        (self.len * 10 < n * 7 && to >= MIN_SLOTS && (self.len + 1) * 8 <= to * 7).then_some(to)
+    }
+
+    /// Shrinks the table if it is mostly empty (see `shrunk_slots`);
+    /// returns the bytes it gave back.
+    pub(super) fn shrink_if_sparse(&mut self) -> usize {
+        let Some(to) = self.shrunk_slots() else {
+            return 0;
+        };
+        let before = self.bytes();
+        self.resize(to);
+        before - self.bytes()
     }
 
     /// Moves every entry to a table of `new_len` slots.

@@ -1,7 +1,7 @@
 //! One stored item as bytes in a segment, what those bytes cost, and the
 //! size class an item counts in.
 //!
-//! Owns the record layout (a 13-byte header for the usual item, then key
+//! Owns the record layout (a 7-byte header for the usual item, then key
 //! and value, packed with no alignment or padding) and the page mappings
 //! records live in (anonymous, or regions of the memory file's arena with
 //! `-e`). Must not know about shards, the index or eviction: code that
@@ -13,16 +13,25 @@
 //! | bytes | field |
 //! |---|---|
 //! | 0 | marks: stale, win sent, dead, fetched, active; bits 5–7 uses (the CLOCK counter) |
-//! | 1 | form: bits 0–1 value length bytes − 1; bit 2 has a deadline field; bit 3 has flags; bit 4 binary key |
+//! | 1 | form: bits 0–1 value length bytes − 1; bit 2 has a deadline field; bit 3 has flags; bit 4 binary key; bit 5 has a cas field |
 //! | 2 | key length |
-//! | 3..9 | cas unique (48 bits) |
-//! | 9..12 | last access: the low 24 bits of its clock second |
-//! | 12.. | value length, 1 to 4 bytes (as the form says) |
+//! | 3..6 | last access: the low 24 bits of its clock second |
+//! | 6.. | value length, 1 to 4 bytes (as the form says) |
+//! | then 8 | cas unique, only with the cas field |
 //! | then 4 | deadline (clock seconds, 0 = never), only with the deadline field |
 //! | then 4 | client flags, only when the form says so |
 //!
 //! then the key and the value. A 14-byte key with a 100-byte value and no
-//! TTL or flags takes 13 + 114 bytes (layout 1 took 20 + 114).
+//! TTL or flags takes 7 + 114 bytes (layout 2 took 13 + 114, layout 1
+//! 20 + 114).
+//!
+//! A record's cas unique is where it was written ([`derived_cas`]: its
+//! segment's cas base and its offset), unless it has a cas field. Every
+//! write goes to a new place, so it gets a new unique with no bytes spent
+//! on it. The field is for uniques a place cannot give: one a client set
+//! (meta `E`), one that must survive a move (compaction and second chances
+//! slide records; a rewrite keeps the unique), and one changed in place
+//! (incr/decr, `md I`).
 //!
 //! The last access is read against the current second ([`Item::atime`]):
 //! exact for any item last used within 2^24 seconds (194 days); one idle
@@ -30,8 +39,8 @@
 //! for its idle time modulo 194 days.
 //!
 //! What is fixed when a record is written: the key, the value's length, the
-//! flags and whether the deadline field is there. What changes in place:
-//! the marks, the cas unique, the last access and a deadline field's value.
+//! flags and whether the deadline and cas fields are there. What changes in
+//! place: the marks, the last access, and a deadline or cas field's value.
 //! A record without a deadline field cannot be given a deadline in place
 //! ([`Item::set_deadline`] says so, and the shard writes a new record);
 //! records that are likely to be touched or costly to copy (under `-M`, and
@@ -49,8 +58,9 @@ use crate::clock::Secs;
 /// cache, never a misread one.
 ///
 /// 1: the 20-byte header (48-bit cas, marks and key length in one word,
-/// 4-byte value length, deadline and last access). 2: the table above.
-pub(super) const LAYOUT_VERSION: u32 = 2;
+/// 4-byte value length, deadline and last access). 2: a 13-byte header
+/// with a 48-bit cas. 3: the table above (cas uniques from the place).
+pub(super) const LAYOUT_VERSION: u32 = 3;
 
 /// Keys are at most 250 bytes in memcached; the length lives in 8 bits.
 pub(super) const MAX_KEY_LEN: usize = u8::MAX as usize;
@@ -59,9 +69,8 @@ pub(super) const MAX_KEY_LEN: usize = u8::MAX as usize;
 pub(super) const MAX_TOTAL_LEN: usize = (1 << 30) - 1;
 
 /// Header bytes before the value length.
-const FIXED: usize = 12;
-const AT_CAS: usize = 3;
-const AT_ATIME: usize = 9;
+const FIXED: usize = 6;
+const AT_ATIME: usize = 3;
 /// The last access keeps the low 24 bits of a clock second.
 const ATIME_MASK: u32 = (1 << 24) - 1;
 /// A last access read as up to this far in the future is "now": a thread
@@ -70,16 +79,25 @@ const ATIME_AHEAD: u32 = 256;
 const AT_VLEN: usize = FIXED;
 /// The smallest header (1-byte value length, no deadline, no flags).
 pub(super) const MIN_HEADER: usize = FIXED + 1;
-/// The largest header (4-byte value length, deadline and flags).
-pub(super) const MAX_HEADER: usize = FIXED + 4 + 4 + 4;
+/// The largest header (4-byte value length, cas, deadline and flags).
+pub(super) const MAX_HEADER: usize = FIXED + 4 + 8 + 4 + 4;
 
 /// From this many bytes of key + value a record always has a deadline
 /// field: 4 bytes are under 1% of it, and a touch then never copies it.
 pub(super) const DEADLINE_FIELD_FROM: usize = 512;
 
-/// Largest cas unique an item holds; an explicit one (meta `E`) is masked.
-/// 2^48 writes last nine years at a million writes a second.
-pub(super) const CAS_MASK: u64 = (1 << 48) - 1;
+/// Low bits of a derived cas unique that hold the record's offset in its
+/// segment (segments are at most 1 MiB); the high bits are the segment's
+/// cas base, from a cache-wide counter (2^44 bases: a new segment every
+/// microsecond for half a year... times a thousand).
+pub(super) const CAS_OFFSET_BITS: u32 = 20;
+
+/// The cas unique of a record without a cas field: `base` (a segment's,
+/// a multiple of 2^[`CAS_OFFSET_BITS`]) and its offset in the segment.
+#[inline]
+pub(super) fn derived_cas(base: u64, off: usize) -> u64 {
+    base | off as u64
+}
 
 /// Marked stale by a meta invalidation (`md I`, `ms I`): readers see `X`.
 const STALE: u8 = 1 << 0;
@@ -111,6 +129,8 @@ const HAS_FLAGS: u8 = 1 << 3;
 /// Form byte: stored with a base64 (binary) key: meta replies echo the key
 /// encoded.
 const BINARY_KEY: u8 = 1 << 4;
+/// Form byte: the header has a cas field (else the unique is derived).
+const HAS_CAS: u8 = 1 << 5;
 
 #[inline]
 fn read_u32(b: &[u8], at: usize) -> u32 {
@@ -143,7 +163,7 @@ const fn vlen_bytes(vlen: usize) -> usize {
 #[inline(always)]
 fn header_len_of(form: u8) -> usize {
     let f = usize::from(form);
-    FIXED + 1 + (f & 0b11) + ((f >> 2) & 1) * 4 + ((f >> 3) & 1) * 4
+    FIXED + 1 + (f & 0b11) + ((f >> 2) & 1) * 4 + ((f >> 3) & 1) * 4 + ((f >> 5) & 1) * 8
 }
 
 /// The value length stored at `AT_VLEN` in `form`'s width. `b` may run on
@@ -195,7 +215,14 @@ pub(super) struct Header {
     /// a later touch can set one in place (see [`deadline_field`]).
     pub(super) deadline_field: bool,
     pub(super) atime: Secs,
-    pub(super) cas: u64,
+    /// A cas unique of its own (a cas field); `None`: the record's place
+    /// gives it one (see [`derived_cas`]).
+    pub(super) cas: Option<u64>,
+    /// Give the record a cas field even without a unique of its own (the
+    /// writer puts the place's unique in it): under `-M`, where records
+    /// are compacted rather than evicted, so that a move never makes one
+    /// larger (see [`cas_field`]).
+    pub(super) cas_field: bool,
     pub(super) stale: bool,
     pub(super) win_sent: bool,
     pub(super) binary_key: bool,
@@ -213,6 +240,9 @@ impl Header {
     pub(super) fn record_size(&self, klen: usize, vlen: usize) -> usize {
         let with_deadline = self.deadline_field || self.deadline != 0;
         let mut n = FIXED + vlen_bytes(vlen) + klen + vlen;
+        if self.cas.is_some() || self.cas_field {
+            n += 8;
+        }
         if with_deadline {
             n += 4;
         }
@@ -232,6 +262,15 @@ pub(super) fn deadline_field(evict: bool, klen: usize, vlen: usize) -> bool {
     !evict || klen + vlen >= DEADLINE_FIELD_FROM
 }
 
+/// Whether a new record gets a cas field when its unique comes from its
+/// place: when nothing may be evicted (`-M`: live records are compacted,
+/// and one that moves must carry its unique; with the field from the
+/// start, a compaction gives back every dead byte and grows nothing).
+#[inline]
+pub(super) fn cas_field(evict: bool) -> bool {
+    !evict
+}
+
 /// Bytes a record of a key and value of `total` bytes with no flags and no
 /// deadline takes (the size its class is chosen by; the value length's
 /// width is taken from `total`, so near a width boundary this may count
@@ -247,6 +286,10 @@ pub(super) fn write_record(out: &mut [u8], h: &Header, key: &[u8], value: &[&[u8
     let vlen: usize = value.iter().map(|p| p.len()).sum();
     debug_assert!(key.len() <= MAX_KEY_LEN && vlen <= MAX_TOTAL_LEN);
     debug_assert_eq!(out.len(), h.record_size(key.len(), vlen));
+    debug_assert!(
+        h.cas.is_some() || !h.cas_field,
+        "the writer fills the field"
+    );
     let mut marks = 0;
     for (on, bit) in [
         (h.stale, STALE),
@@ -271,10 +314,12 @@ pub(super) fn write_record(out: &mut [u8], h: &Header, key: &[u8], value: &[&[u8
     if h.binary_key {
         form |= BINARY_KEY;
     }
+    if h.cas.is_some() {
+        form |= HAS_CAS;
+    }
     out[0] = marks;
     out[1] = form;
     out[2] = key.len() as u8;
-    out[AT_CAS..AT_CAS + 6].copy_from_slice(&(h.cas & CAS_MASK).to_le_bytes()[..6]);
     out[AT_ATIME..AT_ATIME + 3].copy_from_slice(&h.atime.to_le_bytes()[..3]);
     let v = (vlen as u32).to_le_bytes();
     match w {
@@ -284,6 +329,10 @@ pub(super) fn write_record(out: &mut [u8], h: &Header, key: &[u8], value: &[&[u8
         _ => out[AT_VLEN..AT_VLEN + 4].copy_from_slice(&v),
     }
     let mut at = AT_VLEN + w;
+    if let Some(cas) = h.cas {
+        out[at..at + 8].copy_from_slice(&cas.to_le_bytes());
+        at += 8;
+    }
     if with_deadline {
         write_u32(out, at, h.deadline);
         at += 4;
@@ -341,7 +390,16 @@ impl Item {
     #[inline]
     fn deadline_at(&self) -> Option<usize> {
         let form = self.form();
-        (form & HAS_DEADLINE != 0).then(|| AT_VLEN + usize::from(form & VLEN_BYTES) + 1)
+        (form & HAS_DEADLINE != 0).then(|| {
+            AT_VLEN + usize::from(form & VLEN_BYTES) + 1 + usize::from((form >> 5) & 1) * 8
+        })
+    }
+
+    /// Where the cas field is, if the record has one.
+    #[inline]
+    fn cas_at(&self) -> Option<usize> {
+        let form = self.form();
+        (form & HAS_CAS != 0).then(|| AT_VLEN + usize::from(form & VLEN_BYTES) + 1)
     }
 
     /// Bytes of the whole record.
@@ -367,12 +425,6 @@ impl Item {
         &self.0[self.header_len() + self.klen()..]
     }
 
-    /// The value, for writing an incr/decr result in place.
-    pub(super) fn value_mut(&mut self) -> &mut [u8] {
-        let at = self.header_len() + self.klen();
-        &mut self.0[at..]
-    }
-
     #[inline]
     pub(super) fn flags(&self) -> u32 {
         if self.form() & HAS_FLAGS != 0 {
@@ -392,7 +444,7 @@ impl Item {
     }
 
     /// Whether [`Item::set_deadline`] can set `deadline` in place.
-    #[inline]
+    #[cfg(test)]
     pub(super) fn can_hold_deadline(&self, deadline: Secs) -> bool {
         deadline == 0 || self.deadline_at().is_some()
     }
@@ -430,27 +482,56 @@ impl Item {
         self.0[AT_ATIME..AT_ATIME + 3].copy_from_slice(&now.to_le_bytes()[..3]);
     }
 
+    /// The cas unique of its cas field, if it has one.
     #[inline]
-    pub(super) fn cas(&self) -> u64 {
-        let mut w = [0; 8];
-        w[..6].copy_from_slice(&self.0[AT_CAS..AT_CAS + 6]);
-        u64::from_le_bytes(w)
+    pub(super) fn own_cas(&self) -> Option<u64> {
+        self.cas_at().map(|at| {
+            let mut w = [0; 8];
+            w.copy_from_slice(&self.0[at..at + 8]);
+            u64::from_le_bytes(w)
+        })
     }
 
-    /// Sets the unique (masked to 48 bits), keeping everything else.
-    pub(super) fn set_cas(&mut self, cas: u64) {
-        self.0[AT_CAS..AT_CAS + 6].copy_from_slice(&(cas & CAS_MASK).to_le_bytes()[..6]);
+    /// Its cas unique: its own, or `derived` (what its place gives it:
+    /// [`derived_cas`]).
+    #[inline]
+    pub(super) fn cas_or(&self, derived: u64) -> u64 {
+        self.own_cas().unwrap_or(derived)
+    }
+
+    /// Its length once it has a cas field (what a move makes of it).
+    #[inline]
+    pub(super) fn len_with_cas(&self) -> usize {
+        self.len() + if self.cas_at().is_some() { 0 } else { 8 }
+    }
+
+    /// Appends a copy of the record to `out`, with `cas` (its unique) in a
+    /// cas field if it has none: a record that moves keeps its unique.
+    pub(super) fn copy_with_cas(&self, cas: u64, out: &mut Vec<u8>) {
+        if self.cas_at().is_some() {
+            out.extend_from_slice(&self.0);
+            return;
+        }
+        let at = AT_VLEN + usize::from(self.form() & VLEN_BYTES) + 1;
+        let start = out.len();
+        out.extend_from_slice(&self.0[..at]);
+        out[start + 1] |= HAS_CAS;
+        out.extend_from_slice(&cas.to_le_bytes());
+        out.extend_from_slice(&self.0[at..]);
     }
 
     /// What a copy of this item (a rewrite that keeps its value) starts
-    /// with at clock second `now`: everything but the key and value.
-    pub(super) fn header(&self, now: Secs) -> Header {
+    /// with at clock second `now`, its cas unique being `cas`: everything
+    /// but the key and value. (The copy gets a cas field: it is somewhere
+    /// else, and keeps the unique.)
+    pub(super) fn header(&self, now: Secs, cas: u64) -> Header {
         Header {
             flags: self.flags(),
             deadline: self.deadline(),
             deadline_field: self.deadline_at().is_some(),
             atime: self.atime(now),
-            cas: self.cas(),
+            cas: Some(cas),
+            cas_field: false,
             stale: self.stale(),
             win_sent: self.win_sent(),
             binary_key: self.binary_key(),
@@ -484,10 +565,6 @@ impl Item {
 
     pub(super) fn binary_key(&self) -> bool {
         self.form() & BINARY_KEY != 0
-    }
-
-    pub(super) fn set_stale(&mut self, on: bool) {
-        self.set_bit(STALE, on);
     }
 
     pub(super) fn set_win_sent(&mut self, on: bool) {
@@ -795,7 +872,7 @@ mod tests {
         }
     }
 
-    fn header(flags: u32, deadline: Secs, cas: u64) -> Header {
+    fn header(flags: u32, deadline: Secs, cas: Option<u64>) -> Header {
         Header {
             flags,
             deadline,
@@ -816,26 +893,34 @@ mod tests {
         out
     }
 
-    fn record(key: &[u8], value: &[u8], flags: u32, cas: u64) -> Vec<u8> {
+    fn record(key: &[u8], value: &[u8], flags: u32, cas: Option<u64>) -> Vec<u8> {
         record_with(&header(flags, 9, cas), key, value)
     }
 
     #[test]
-    fn header_is_13_bytes_plus_what_the_item_has() {
-        let plain = header(0, 0, 1);
+    fn header_is_7_bytes_plus_what_the_item_has() {
+        let plain = header(0, 0, None);
         assert_eq!(record_with(&plain, b"k", b"vv").len(), MIN_HEADER + 3);
-        assert_eq!(MIN_HEADER, 13);
-        assert_eq!(record_with(&header(7, 0, 1), b"k", b"vv").len(), 17 + 3);
-        assert_eq!(record_with(&header(0, 5, 1), b"k", b"vv").len(), 17 + 3);
+        assert_eq!(MIN_HEADER, 7);
+        assert_eq!(record_with(&header(7, 0, None), b"k", b"vv").len(), 11 + 3);
+        assert_eq!(record_with(&header(0, 5, None), b"k", b"vv").len(), 11 + 3);
         assert_eq!(
-            record_with(&header(7, 5, 1), b"key", b"value").len(),
-            21 + 8
+            record_with(&header(0, 0, Some(1)), b"k", b"vv").len(),
+            15 + 3
+        );
+        assert_eq!(
+            record_with(&header(7, 5, None), b"key", b"value").len(),
+            15 + 8
+        );
+        assert_eq!(
+            record_with(&header(7, 5, Some(u64::MAX)), b"key", b"value").len(),
+            23 + 8
         );
         let reserved = Header {
             deadline_field: true,
             ..plain
         };
-        assert_eq!(record_with(&reserved, b"k", b"vv").len(), 17 + 3);
+        assert_eq!(record_with(&reserved, b"k", b"vv").len(), 11 + 3);
         // the value length takes as many bytes as it needs
         for (vlen, bytes) in [(255, 1), (256, 2), (65_535, 2), (65_536, 3), (1 << 24, 4)] {
             let value = vec![b'v'; vlen];
@@ -848,38 +933,35 @@ mod tests {
                 r.len() + (vlen_bytes(3 + vlen) - bytes)
             );
         }
-        let max = record_with(&header(1, 1, 1), &[b'k'; 255], &vec![0; 1 << 24]);
+        let max = record_with(&header(1, 1, Some(1)), &[b'k'; 255], &vec![0; 1 << 24]);
         assert_eq!(Item::new(&max).len() - (1 << 24) - 255, MAX_HEADER);
     }
 
     #[test]
     fn fields_round_trip() {
-        for (flags, deadline) in [(0, 9), (7, 9), (u32::MAX, 9), (0, 0), (3, 0)] {
-            let mut buf = record_with(&header(flags, deadline, CAS_MASK), b"key", b"value");
+        let cases = [(0, 9), (7, 9), (u32::MAX, 9), (0, 0), (3, 0)];
+        for ((flags, deadline), own) in cases.into_iter().flat_map(|c| [(c, true), (c, false)]) {
+            let cas = own.then_some(u64::MAX - 1);
+            let mut buf = record_with(&header(flags, deadline, cas), b"key", b"value");
             let it = Item::new_mut(&mut buf);
             assert_eq!(
                 (it.key(), it.value(), it.flags()),
                 (&b"key"[..], &b"value"[..], flags)
             );
             assert_eq!(
-                (it.cas(), it.deadline(), it.atime(5)),
-                (CAS_MASK, deadline, 2)
+                (it.own_cas(), it.deadline(), it.atime(5)),
+                (cas, deadline, 2)
+            );
+            assert_eq!(
+                it.cas_or(5),
+                cas.unwrap_or(5),
+                "the place's unique without a field"
             );
             assert!(!it.stale() && !it.win_sent() && !it.binary_key());
             assert!(!it.dead() && !it.referenced() && it.uses() == 0);
-            it.set_stale(true);
-            it.set_cas(42);
-            assert_eq!((it.cas(), it.key()), (42, &b"key"[..]));
-            assert!(it.stale() && !it.win_sent());
             it.set_win_sent(true);
-            it.set_stale(false);
             assert!(!it.stale() && it.win_sent());
-            it.set_cas(u64::MAX);
-            assert_eq!(
-                it.cas(),
-                CAS_MASK,
-                "an explicit unique is masked to 48 bits"
-            );
+            assert_eq!((it.cas_or(5), it.key()), (cas.unwrap_or(5), &b"key"[..]));
             assert!(!it.fetched() && !it.active());
             it.mark_fetched();
             assert!(it.fetched() && !it.active() && it.uses() == 1);
@@ -907,16 +989,32 @@ mod tests {
                 (expect, 78, flags)
             );
             assert_eq!(it.total_len(), 8, "bits do not leak into the lengths");
-            it.value_mut().copy_from_slice(b"VALUE");
-            assert_eq!(it.value(), b"VALUE");
-            // a copy of the header writes the same record
-            let copy = record_with(&it.header(80), it.key(), it.value());
-            assert_eq!(&copy[..], &it.0[..]);
+            // a copy of the header writes the same record (with the
+            // unique in a field of its own)
+            let copy = record_with(&it.header(80, it.cas_or(9)), it.key(), it.value());
+            let copied = Item::new(&copy);
+            assert_eq!(copied.own_cas(), Some(it.cas_or(9)));
+            if own {
+                assert_eq!(&copy[..], &it.0[..]);
+            }
+            assert_eq!(
+                (
+                    copied.key(),
+                    copied.value(),
+                    copied.flags(),
+                    copied.deadline()
+                ),
+                (it.key(), it.value(), it.flags(), it.deadline())
+            );
+            assert_eq!(
+                (copied.marks(), copied.atime(80)),
+                (it.marks(), it.atime(80))
+            );
             it.set_dead();
-            assert!(it.dead() && it.win_sent() && it.cas() == CAS_MASK);
-            assert_eq!(it.value(), b"VALUE");
+            assert!(it.dead() && it.win_sent() && it.cas_or(9) == cas.unwrap_or(9));
+            assert_eq!(it.value(), b"value");
         }
-        let empty = record(b"", b"", 0, 1);
+        let empty = record(b"", b"", 0, None);
         let it = Item::new(&empty);
         assert_eq!(
             (it.key(), it.value(), it.len()),
@@ -926,7 +1024,7 @@ mod tests {
 
     #[test]
     fn the_last_access_reads_back_across_the_24_bit_wrap() {
-        let mut buf = record(b"k", b"v", 0, 1);
+        let mut buf = record(b"k", b"v", 0, None);
         let it = Item::new_mut(&mut buf);
         let wrap = 1 << 24;
         for (at, now) in [

@@ -30,14 +30,15 @@ use std::time::Instant;
 
 use super::arena::{Arena, MemoryFileError};
 use super::hash::{checksum_of, Keyed};
-use super::item::{LAYOUT_VERSION, PAGE};
+use super::item::{CAS_OFFSET_BITS, LAYOUT_VERSION, PAGE};
 use super::shard::{Adjust, Adopted};
 use super::{shard_count, Cache, CacheConfig, MAX_SHARDS, SEGMENT};
 use crate::clock::{Clock, Secs};
 
 const MAGIC: &[u8; 8] = b"FCWARM\r\n";
-/// The metadata format itself (this file's encoding).
-const FORMAT: u32 = 1;
+/// The metadata format itself (this file's encoding). 2: segments carry
+/// their cas base.
+const FORMAT: u32 = 2;
 
 /// The memory file a cache keeps its items in (`-e`), opened and sized
 /// at start-up (before anything listens: a file that cannot be used is a
@@ -225,11 +226,13 @@ pub(super) struct SegMeta {
     pub(super) len: u64,
     pub(super) used: u64,
     pub(super) seq: u64,
+    /// The high bits of its records' derived cas uniques.
+    pub(super) cas_base: u64,
     pub(super) large: bool,
     pub(super) sum: u64,
 }
 
-const SEG_BYTES: usize = 4 + 8 * 5 + 1;
+const SEG_BYTES: usize = 4 + 8 * 6 + 1;
 
 /// Everything a restart needs besides the file's bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,7 +242,8 @@ pub(super) struct Meta {
     pub(super) geometry: Geometry,
     pub(super) shards: u32,
     pub(super) keys: Keyed,
-    pub(super) last_cas: u64,
+    /// The last cas base handed out (the counter goes on above it).
+    pub(super) cas_bases: u64,
     /// The flush state: cas threshold, "before" second, pending second.
     pub(super) flush: (u64, Secs, Secs),
     /// Unix time of the saving clock's second 0, and of the stop.
@@ -272,7 +276,7 @@ impl Meta {
             b.extend_from_slice(&v.to_le_bytes());
         }
         let (fcas, before, pending) = self.flush;
-        for v in [self.keys.k0, self.keys.k1, self.last_cas, fcas] {
+        for v in [self.keys.k0, self.keys.k1, self.cas_bases, fcas] {
             b.extend_from_slice(&v.to_le_bytes());
         }
         for v in [before, pending] {
@@ -283,7 +287,7 @@ impl Meta {
         }
         for s in &self.segs {
             b.extend_from_slice(&s.shard.to_le_bytes());
-            for v in [s.offset, s.len, s.used, s.seq] {
+            for v in [s.offset, s.len, s.used, s.seq, s.cas_base] {
                 b.extend_from_slice(&v.to_le_bytes());
             }
             b.push(u8::from(s.large));
@@ -332,7 +336,7 @@ impl Meta {
             k0: r.u64()?,
             k1: r.u64()?,
         };
-        let last_cas = r.u64()?;
+        let cas_bases = r.u64()?;
         let flush = (r.u64()?, r.u32()?, r.u32()?);
         let (epoch_unix, stop_unix) = (r.u64()?, r.u64()?);
         let count = r.u64()?;
@@ -347,6 +351,7 @@ impl Meta {
                 len: r.u64()?,
                 used: r.u64()?,
                 seq: r.u64()?,
+                cas_base: r.u64()?,
                 large: r.take(1)?[0] != 0,
                 sum: r.u64()?,
             });
@@ -361,7 +366,7 @@ impl Meta {
             geometry,
             shards,
             keys,
-            last_cas,
+            cas_bases,
             flush,
             epoch_unix,
             stop_unix,
@@ -507,8 +512,9 @@ impl Cache {
         }
         let groups: Vec<&[SegMeta]> = segs.chunk_by(|a, b| a.shard == b.shard).collect();
         let got = cache.adopt_all(arena, &groups, &meta.shard_items, &adjust)?;
-        let (items, dropped, max_cas) = (got.items, got.dropped, got.max_cas.max(meta.last_cas));
-        cache.last_cas.store(max_cas, Ordering::Relaxed);
+        let (items, dropped) = (got.items, got.dropped);
+        let bases = (got.max_cas_base >> CAS_OFFSET_BITS).max(meta.cas_bases);
+        cache.cas_bases.store(bases, Ordering::Relaxed);
         let (fcas, _, _) = meta.flush;
         cache.flush.restore(fcas, adjust.pending_flush());
         let report = Restart::Restored {
@@ -583,7 +589,7 @@ impl Cache {
             geometry: Geometry::of(&self.config, arena.size()),
             shards: self.shards.len() as u32,
             keys: self.hasher,
-            last_cas: self.last_cas.load(Ordering::Relaxed),
+            cas_bases: self.cas_bases.load(Ordering::Relaxed),
             flush: self.flush.saved(),
             epoch_unix: self.clock.epoch_unix(),
             stop_unix: self.clock.unix_now(),
@@ -621,7 +627,7 @@ mod tests {
             },
             shards: 64,
             keys: Keyed { k0: 7, k1: 9 },
-            last_cas: 1234,
+            cas_bases: 1234,
             flush: (5, 6, 0),
             epoch_unix: 1_700_000_000,
             stop_unix: 1_700_000_100,
@@ -631,6 +637,7 @@ mod tests {
                 len: 65536,
                 used: 100,
                 seq: 2,
+                cas_base: 5 << 20,
                 large: false,
                 sum: 99,
             }],

@@ -29,7 +29,8 @@
 //! bytes (rewrites, deletes) compacts it without evicting anything.
 //! memcached's LRU is an approximation too (bumps at most once a minute,
 //! segmented queues); this one costs no per-item links, which is what lets
-//! an item of ~100 bytes cost 13 bytes of header beyond its key and value.
+//! an item of ~100 bytes cost 7 bytes of header beyond its key and value
+//! (its cas unique is where it was written: `item::derived_cas`).
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
@@ -157,8 +158,9 @@ enum Reserve {
     Short(usize),
 }
 
-/// A record's location: segment number << 20 | byte offset in it.
-const OFFSET_BITS: u32 = 20;
+/// A record's location: segment number << 20 | byte offset in it. (The
+/// same 20 bits hold the offset in a derived cas unique.)
+const OFFSET_BITS: u32 = item::CAS_OFFSET_BITS;
 const OFFSET_MASK: u32 = (1 << OFFSET_BITS) - 1;
 /// Largest normal segment (its offsets fit the location's 20 bits).
 const MAX_SEGMENT: usize = 1 << OFFSET_BITS;
@@ -204,6 +206,10 @@ struct Seg {
     has_ttl: bool,
     min_cas: u64,
     min_atime: Secs,
+    /// The high bits of the cas uniques of its records without a cas field
+    /// (`item::derived_cas`): taken when it was mapped, and again whenever
+    /// it is written from its start anew.
+    cas_base: u64,
     /// Its place in the FIFO: larger is younger.
     seq: u64,
     /// Holds one record too large for a normal segment.
@@ -222,6 +228,12 @@ impl Seg {
         let b = &mut self.map.bytes_mut()[off..];
         let len = item::record_len(b);
         Item::new_mut(&mut b[..len])
+    }
+
+    /// The cas unique of the record at `off`.
+    #[inline]
+    fn cas(&self, off: usize) -> u64 {
+        self.item(off).cas_or(item::derived_cas(self.cas_base, off))
     }
 }
 
@@ -250,6 +262,12 @@ fn segment(segs: &[Option<Seg>], num: usize) -> &Seg {
 fn item_at(segs: &[Option<Seg>], loc: u32) -> &Item {
     let (num, off) = split(loc);
     segment(segs, num).item(off)
+}
+
+#[inline]
+fn cas_at(segs: &[Option<Seg>], loc: u32) -> u64 {
+    let (num, off) = split(loc);
+    segment(segs, num).cas(off)
 }
 
 pub(super) struct Shard {
@@ -358,6 +376,19 @@ impl Shard {
         item_at(&self.segs, loc)
     }
 
+    /// The cas unique of the record at `loc`.
+    #[inline]
+    fn cas(&self, loc: u32) -> u64 {
+        cas_at(&self.segs, loc)
+    }
+
+    /// Closes the open segment (a flush_all now: the records written after
+    /// it must have uniques above the flush's, so they go to a segment
+    /// with a newer cas base).
+    pub(super) fn seal(&mut self) {
+        self.open = None;
+    }
+
     #[inline]
     fn item_mut(&mut self, loc: u32) -> &mut Item {
         let (num, off) = split(loc);
@@ -386,7 +417,7 @@ impl Shard {
         let Some((pos, loc)) = self.find(hash, key) else {
             return Found::Absent;
         };
-        match ctx.death(self.item(loc)) {
+        match ctx.death(self.item(loc), self.cas(loc)) {
             None => Found::Live(loc),
             Some(why) => {
                 self.reclaim(pos, loc, why, false);
@@ -408,6 +439,15 @@ impl Shard {
         let c = &mut self.classes[class_of(size)];
         c.number -= 1;
         c.requested -= size as u64;
+    }
+
+    /// An item that grew from `from` to `to` bytes where it is (a move
+    /// that gave it a cas field): not a new item.
+    fn class_resize(&mut self, from: usize, to: usize) {
+        self.class_sub(from);
+        let c = &mut self.classes[class_of(to)];
+        c.number += 1;
+        c.requested += to as u64;
     }
 
     /// Marks the record at `loc` dead (its bytes stay until its segment is
@@ -469,11 +509,11 @@ impl Shard {
     fn evict_loc(&mut self, loc: u32, ctx: &Ctx) {
         let pos = self.slot_of(loc);
         let it = self.item(loc);
-        if let Some(why) = ctx.death(it) {
+        if let Some(why) = ctx.death(it, self.cas(loc)) {
             self.reclaim(pos, loc, why, false);
             return;
         }
-        ctx.tap.evicting(it, ctx);
+        ctx.tap.evicting(it, self.cas(loc), ctx);
         let (fetched, active, nonzero) = (it.fetched(), it.active(), it.deadline() != 0);
         let c = &mut self.classes[class_of(it.class_size())];
         c.evicted += 1;
@@ -486,7 +526,7 @@ impl Shard {
     /// Removes `key`; false when there was no live item.
     pub(super) fn delete(&mut self, hash: u32, key: &[u8], ctx: &Ctx) -> bool {
         match self.find(hash, key) {
-            Some((pos, loc)) => match ctx.death(self.item(loc)) {
+            Some((pos, loc)) => match ctx.death(self.item(loc), self.cas(loc)) {
                 None => {
                     self.classes[class_of(self.item(loc).class_size())].delete_hits += 1;
                     self.remove_at(pos, loc);
@@ -540,8 +580,22 @@ impl Shard {
         seg.used += size;
         seg.live_bytes += size;
         seg.has_ttl |= h.deadline != 0;
-        seg.min_cas = seg.min_cas.min(h.cas & item::CAS_MASK);
+        let cas = h
+            .cas
+            .unwrap_or_else(|| item::derived_cas(seg.cas_base, off));
+        seg.min_cas = seg.min_cas.min(cas);
         seg.min_atime = seg.min_atime.min(h.atime);
+        // a field the place's unique goes in (under `-M`)
+        let filled;
+        let h = if h.cas_field && h.cas.is_none() {
+            filled = Header {
+                cas: Some(cas),
+                ..*h
+            };
+            &filled
+        } else {
+            h
+        };
         item::write_record(&mut seg.map.bytes_mut()[off..off + size], h, key, value);
         self.class_add(size);
         self.live += 1;
@@ -550,8 +604,8 @@ impl Shard {
     }
 
     /// Stores a new record for `key` (replacing its live record if there
-    /// is one), after `reserve`.
-    fn put(&mut self, hash: u32, place: Place, h: &Header, key: &[u8], value: &[&[u8]]) {
+    /// is one), after `reserve`; returns its cas unique.
+    fn put(&mut self, hash: u32, place: Place, h: &Header, key: &[u8], value: &[&[u8]]) -> u64 {
         let loc = self.place(place, h, key, value);
         match self.find(hash, key) {
             Some((pos, old)) => {
@@ -560,6 +614,7 @@ impl Shard {
             }
             None => self.index.insert(hash, loc),
         }
+        self.cas(loc)
     }
 
     /// A write that does not fit: counted, and (as memcached does) a failed
@@ -615,15 +670,15 @@ impl Shard {
                 return done(StoreOutcome::NotStored)
             }
             (StoreOp::Cas(_), None) => return done(StoreOutcome::NotFound),
-            (StoreOp::Cas(unique), Some(loc)) if self.item(loc).cas() != unique => {
-                if opts.invalidate && unique < self.item(loc).cas() {
+            (StoreOp::Cas(unique), Some(loc)) if self.cas(loc) != unique => {
+                if opts.invalidate && unique < self.cas(loc) {
                     stale_write = true;
                 } else {
                     return done(StoreOutcome::Exists);
                 }
             }
             (StoreOp::Append | StoreOp::Prepend, Some(loc))
-                if opts.compare.is_some_and(|c| c != self.item(loc).cas()) =>
+                if opts.compare.is_some_and(|c| c != self.cas(loc)) =>
             {
                 return done(StoreOutcome::Exists)
             }
@@ -653,10 +708,14 @@ impl Shard {
             flags,
             deadline,
             deadline_field: deadline_field(ctx.evict, key.len(), vlen),
+            cas_field: item::cas_field(ctx.evict),
             atime: ctx.now,
             stale: stale_write,
             win_sent: opts.win || (stale_write && old_item.is_some_and(Item::win_sent)),
             binary_key: opts.binary_key || (appended && old_item.is_some_and(Item::binary_key)),
+            // an explicit unique (meta `E`) needs a field; else the place
+            // gives one
+            cas: opts.cas,
             ..Header::default()
         };
         let size = h.record_size(key.len(), vlen);
@@ -666,17 +725,13 @@ impl Shard {
             Reserve::Short(_) if round.last => return done(self.no_memory(op, hash, key, size)),
             Reserve::Short(missing) => return Attempt::Short(missing),
         };
-        let h = Header {
-            cas: opts.cas.unwrap_or_else(|| ctx.next_cas()),
-            ..h
-        };
         let value: [&[u8]; 2] = match op {
             StoreOp::Append => [&old_value, data],
             StoreOp::Prepend => [data, &old_value],
             _ => [data, &[]],
         };
-        self.put(hash, place, &h, key, &value);
-        Attempt::Done((StoreOutcome::Stored, h.cas & item::CAS_MASK))
+        let cas = self.put(hash, place, &h, key, &value);
+        Attempt::Done((StoreOutcome::Stored, cas))
     }
 
     /// One attempt at incr/decr (see [`super::Cache::incr_decr`]).
@@ -697,12 +752,13 @@ impl Shard {
             return Attempt::Done(MetaArithOutcome::NotFound);
         };
         let current = self.item(loc);
-        let (old, old_len) = (current.header(ctx.now), current.value().len());
+        let current_cas = self.cas(loc);
+        let (old, old_len) = (current.header(ctx.now, current_cas), current.value().len());
         // memcached's order: an empty value, then the cas, then the digits
         if current.value().is_empty() {
             return Attempt::Done(MetaArithOutcome::NonNumeric);
         }
-        if opts.compare.is_some_and(|c| c != 0 && c != current.cas()) {
+        if opts.compare.is_some_and(|c| c != 0 && c != current_cas) {
             return Attempt::Done(MetaArithOutcome::Exists);
         }
         let Some(value) = safe_strtoull_cstr(current.value()) else {
@@ -719,39 +775,21 @@ impl Shard {
         // (not in place while a reply sends the value from the cache: see
         // `pin`)
         let fixed = segment(&self.segs, split(loc).0).map.value_fixed();
-        if fits && !fixed && opts.touch.is_none_or(|d| current.can_hold_deadline(d)) {
-            let cas = opts.cas.unwrap_or_else(|| ctx.next_cas());
-            // in place, padded with spaces as memcached does
-            let it = self.item_mut(loc);
-            let v = it.value_mut();
-            v[..digits.len()].copy_from_slice(digits);
-            v[digits.len()..].fill(b' ');
-            it.set_cas(cas);
-            it.set_atime(ctx.now);
-            it.bump();
-            if let Some(deadline) = opts.touch {
-                let held = it.set_deadline(deadline);
-                debug_assert!(held, "checked by can_hold_deadline");
-            }
-            let done = MetaArithOutcome::Done {
-                value: new,
-                cas: it.cas(),
-                deadline: it.deadline(),
-            };
-            self.note_deadline(loc);
-            return Attempt::Done(done);
-        }
         let deadline = opts.touch.unwrap_or(old.deadline);
-        // a value a reply holds gets a new record of just the digits, as
-        // memcached gives an item another request references
+        // The result is a new record, for its new cas unique: one from its
+        // place (an explicit one, meta `E`, in a field), so that a key's
+        // uniques keep increasing. When the number fits, the same item
+        // padded with spaces, as memcached changes it in place; a value a
+        // reply holds gets a record of just the digits, as memcached gives
+        // an item another request references.
         let same_shape = fits && !fixed;
         let h = if same_shape {
-            // the number fits, but the touch needs a deadline field the
-            // record lacks: the same item, written anew with the field
             Header {
                 deadline,
                 atime: ctx.now,
                 uses: old.uses + 1,
+                cas: opts.cas,
+                cas_field: item::cas_field(ctx.evict),
                 ..old
             }
         } else {
@@ -761,8 +799,10 @@ impl Shard {
                 flags: old.flags,
                 deadline,
                 deadline_field: deadline_field(ctx.evict, key.len(), digits.len()),
+                cas_field: item::cas_field(ctx.evict),
                 atime: ctx.now,
                 binary_key: old.binary_key,
+                cas: opts.cas,
                 ..Header::default()
             }
         };
@@ -780,14 +820,14 @@ impl Shard {
                 return Attempt::Done(MetaArithOutcome::NoMemory);
             }
         };
-        let h = Header {
-            cas: opts.cas.unwrap_or_else(|| ctx.next_cas()) & item::CAS_MASK,
-            ..h
-        };
-        self.put(hash, place, &h, key, &[digits, &spaces]);
+        let cas = self.put(hash, place, &h, key, &[digits, &spaces]);
+        if same_shape {
+            // what memcached changes in place is not a new item
+            self.total_items -= 1;
+        }
         Attempt::Done(MetaArithOutcome::Done {
             value: new,
-            cas: h.cas,
+            cas,
             deadline: h.deadline,
         })
     }
@@ -803,7 +843,7 @@ impl Shard {
         key: &[u8],
         ctx: &Ctx,
         bump: bool,
-        f: impl FnOnce(&mut Item, Option<&Arc<SharedMap>>) -> (R, Option<Secs>),
+        f: impl FnOnce(&mut Item, u64, Option<&Arc<SharedMap>>) -> (R, Option<Secs>),
     ) -> Result<R, Lookup> {
         let loc = match self.find_live(hash, key, ctx) {
             Found::Live(loc) => loc,
@@ -819,9 +859,10 @@ impl Shard {
         } else {
             None
         };
+        let cas = seg.cas(off);
         let it = seg.item_mut(off);
         let deadline = it.deadline();
-        let (r, pending) = f(it, share.as_ref());
+        let (r, pending) = f(it, cas, share.as_ref());
         if bump {
             it.mark_fetched();
             it.set_atime(ctx.now);
@@ -838,16 +879,18 @@ impl Shard {
 
     /// Writes `key`'s live item anew with its header changed by `edit`, for
     /// a change its record has no room for in place (a deadline where the
-    /// record has no field for one): the same value, cas unique and marks,
-    /// at the young end. When no memory can be found for the copy the item
-    /// is removed, never left as it was. Such records are small (see
-    /// `item::deadline_field`), so the copy is cheap.
+    /// record has no field for one; a new cas unique, which `edit` asks for
+    /// by setting `cas` to `None` or an explicit one): the same value, cas
+    /// unique and marks otherwise, at the young end. When no memory can be
+    /// found for the copy the item is removed, never left as it was.
+    /// Records without a deadline field are small (see
+    /// `item::deadline_field`), so a touch's copy is cheap.
     fn rewrite(&mut self, ctx: &Ctx, hash: u32, key: &[u8], edit: impl FnOnce(&mut Header)) {
         let Some((_, loc)) = self.find(hash, key) else {
             return;
         };
         let it = self.item(loc);
-        let mut h = it.header(ctx.now);
+        let mut h = it.header(ctx.now, self.cas(loc));
         edit(&mut h);
         let value = it.value().to_vec();
         let size = h.record_size(key.len(), value.len());
@@ -884,42 +927,31 @@ impl Shard {
         let Some((pos, loc)) = self.find(hash, key) else {
             return DeleteOutcome::NotFound;
         };
-        if let Some(why) = ctx.death(self.item(loc)) {
+        if let Some(why) = ctx.death(self.item(loc), self.cas(loc)) {
             self.reclaim(pos, loc, why, false);
             return DeleteOutcome::NotFound;
         }
-        if compare.is_some_and(|c| c != self.item(loc).cas()) {
+        if compare.is_some_and(|c| c != self.cas(loc)) {
             return DeleteOutcome::Exists;
         }
         match action {
             DeleteAction::Remove => self.remove_at(pos, loc),
             DeleteAction::Invalidate { deadline, cas } => {
-                let cas = cas.unwrap_or_else(|| ctx.next_cas());
-                let it = self.item_mut(loc);
-                if deadline.is_some_and(|d| !it.can_hold_deadline(d)) {
-                    // a deadline for a record without the field
-                    self.rewrite(ctx, hash, key, |h| {
-                        (h.cas, h.stale, h.win_sent) = (cas & item::CAS_MASK, true, false);
-                        h.deadline = deadline.unwrap_or(h.deadline);
-                    });
-                    return DeleteOutcome::Done;
-                }
-                it.set_cas(cas);
-                it.set_stale(true);
-                it.set_win_sent(false);
-                if let Some(deadline) = deadline {
-                    let held = it.set_deadline(deadline);
-                    debug_assert!(held, "checked by can_hold_deadline");
-                }
-                self.note_deadline(loc);
+                // written anew for its new unique (see `incr_decr`)
+                self.rewrite(ctx, hash, key, |h| {
+                    (h.cas, h.stale, h.win_sent) = (cas, true, false);
+                    h.deadline = deadline.unwrap_or(h.deadline);
+                });
             }
             DeleteAction::ClearValue { cas } => {
                 let old = self.item(loc);
                 let h = Header {
                     deadline: old.deadline(),
                     deadline_field: deadline_field(ctx.evict, key.len(), 0),
+                    cas_field: item::cas_field(ctx.evict),
                     atime: ctx.now,
                     binary_key: old.binary_key(),
+                    cas,
                     ..Header::default()
                 };
                 let size = h.record_size(key.len(), 0);
@@ -933,10 +965,6 @@ impl Shard {
                         }
                         return DeleteOutcome::Done;
                     }
-                };
-                let h = Header {
-                    cas: cas.unwrap_or_else(|| ctx.next_cas()),
-                    ..h
                 };
                 self.put(hash, place, &h, key, &[]);
             }
@@ -960,8 +988,10 @@ impl Shard {
         self.item_bytes
     }
 
-    /// `key`'s item, live or dead, without touching it.
-    pub(super) fn peek(&self, hash: u32, key: &[u8]) -> Option<&Item> {
-        self.find(hash, key).map(|(_, loc)| self.item(loc))
+    /// `key`'s item, live or dead, and its cas unique, without touching
+    /// it.
+    pub(super) fn peek(&self, hash: u32, key: &[u8]) -> Option<(&Item, u64)> {
+        self.find(hash, key)
+            .map(|(_, loc)| (self.item(loc), self.cas(loc)))
     }
 }

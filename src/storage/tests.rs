@@ -118,14 +118,19 @@ fn set_get_delete() {
 fn shard_count_is_a_power_of_two() {
     // 4096 shards: ~15 MB of locks and counters
     let _g = heavy();
-    // 1 GiB: at least 32 shards (64 MB each at most), at most 512 (of
-    // 32 segments each)
-    for (asked, got) in [(0, 32), (3, 32), (64, 64), (100, 128), (1 << 20, 512)] {
+    // 1 GiB: at least 32 shards (64 MB each at most), at most 256 (of
+    // 64 segments each)
+    for (asked, got) in [(0, 32), (3, 32), (64, 64), (100, 128), (1 << 20, 256)] {
         let (c, _) = cache_with(1 << 30, asked, true);
         assert_eq!(c.shards.len(), got, "shards = {asked}");
     }
-    // a small ceiling: 32 segments a shard at least
-    for (limit, asked, got) in [(64 * MB, 64, 32), (2 * MB, 64, 1), (100_000, 4, 1)] {
+    // a small ceiling: 64 segments a shard at least
+    for (limit, asked, got) in [
+        (64 * MB, 64, 16),
+        (8 * MB, 64, 2),
+        (2 * MB, 64, 1),
+        (100_000, 4, 1),
+    ] {
         let (c, _) = cache_with(limit, asked, true);
         assert_eq!(c.shards.len(), got, "{limit} bytes, {asked} shards");
     }
@@ -261,17 +266,17 @@ fn too_large_follows_memcacheds_rule() {
 #[test]
 fn cas_uniques_are_unique_and_increase() {
     let (c, clock) = cache();
-    let mut last = 0;
+    let mut last = std::collections::HashMap::new();
     let mut seen = std::collections::HashSet::new();
-    for i in 0..200 {
+    for i in 0..2000 {
         let key = format!("k{}", i % 37); // spread over shards, rewrites too
         assert_eq!(set(&c, &key, b"1"), StoreOutcome::Stored);
         let u = cas_of(&c, &key);
-        assert!(u > last, "{u} after {last}");
-        assert!(seen.insert(u));
-        last = u;
+        let before = last.insert(key, u).unwrap_or(0);
+        assert!(u > before, "{u} after {before}");
+        assert!(seen.insert(u), "{u} twice");
+        assert_ne!(u, 0);
     }
-    assert!(seen.contains(&1), "uniques start at 1");
     // reads and touches keep it; every kind of write moves it
     let u = cas_of(&c, "k1");
     get(&c, "k1");
@@ -468,9 +473,9 @@ fn rewrites_reuse_dead_bytes_before_mapping_more() {
 #[test]
 fn evicts_from_other_shards_when_its_own_is_empty() {
     let _g = heavy();
-    let (c, _) = cache_with(8 * MB, 4, true);
+    let (c, _) = cache_with(16 * MB, 4, true);
     assert_eq!(c.shards.len(), 4);
-    let fill = c.keys_in_shard(0, "fill", 12_000);
+    let fill = c.keys_in_shard(0, "fill", 24_000);
     let v = vec![b'x'; 1000];
     let mut stored = 0;
     for k in &fill {
@@ -514,7 +519,7 @@ fn item_larger_than_the_limit_is_refused_without_evicting() {
 #[test]
 fn without_eviction_a_full_cache_refuses_writes() {
     let _g = heavy();
-    let (c, _) = cache_with(8 * MB, 4, false);
+    let (c, _) = cache_with(16 * MB, 4, false);
     assert_eq!(c.shards.len(), 4);
     let v = vec![b'x'; 1000];
     let mut n = 0;
@@ -525,7 +530,7 @@ fn without_eviction_a_full_cache_refuses_writes() {
             other => panic!("{other:?}"),
         }
     }
-    assert!(n > 7000, "only {n} KB fitted in 8 MiB");
+    assert!(n > 14_000, "only {n} KB fitted in 16 MiB");
     let st = c.stats();
     assert_eq!(
         (st.curr_items, st.evictions, st.outofmemory),
@@ -668,7 +673,8 @@ fn tick_passes_by_only_what_cannot_be_dead() {
     c.flush_all(None);
     c.store(StoreOp::Set, b"after", 0, 0, b"v");
     let st = sweep(&c);
-    assert_eq!((st.crawler_reclaimed, st.curr_items), (n, 1), "{st:?}");
+    // (the write after the flush reclaims some at the old end itself)
+    assert_eq!((st.reclaimed, st.curr_items), (n, 1), "{st:?}");
     c.check();
     // a delayed flush, in a cache that never had an immediate one
     let (c, clock) = cache_with(64 * MB, 2, true);
@@ -855,7 +861,7 @@ fn class_stats_follow_the_items() {
     let _g = heavy();
     let (c, clock) = cache_with(MB, 2, true);
     assert!(c.class_stats().is_empty());
-    // 14-byte key + 100-byte value + 13-byte header = 127 -> class 3 (152)
+    // 14-byte key + 100-byte value + 7-byte header = 121 -> class 3 (152)
     for i in 0..10 {
         let key = format!("key-{i:010}");
         assert_eq!(key.len(), 14);

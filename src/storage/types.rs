@@ -123,8 +123,8 @@ pub struct WriteOpts {
     /// With [`StoreOp::Cas`]: a unique *older* than the item's still stores,
     /// but marks the item stale, keeping its deadline and win token.
     pub invalidate: bool,
-    /// The new item's cas unique, instead of the next one (meta `E`).
-    /// Kept to 48 bits.
+    /// The new item's cas unique, instead of one from its place (meta
+    /// `E`): all 64 bits, in a cas field of the record.
     pub cas: Option<u64>,
     /// The key came base64-encoded; meta replies echo it encoded.
     pub binary_key: bool,
@@ -187,6 +187,7 @@ pub enum DeleteOutcome {
 /// it holds, its access history before this command, and the meta marks.
 pub struct MetaView<'a> {
     item: &'a mut Item,
+    cas: u64,
     share: Option<&'a Arc<SharedMap>>,
     /// A deadline the record has no field for (see `item`'s layout): the
     /// shard writes the item anew with it once the command is done.
@@ -199,11 +200,13 @@ pub struct MetaView<'a> {
 impl<'a> MetaView<'a> {
     pub(super) fn new(
         item: &'a mut Item,
+        cas: u64,
         share: Option<&'a Arc<SharedMap>>,
         now: Secs,
     ) -> MetaView<'a> {
         MetaView {
             item,
+            cas,
             share,
             pending_deadline: None,
             now,
@@ -236,7 +239,7 @@ impl MetaView<'_> {
         self.item.flags()
     }
     pub fn cas(&self) -> u64 {
-        self.item.cas()
+        self.cas
     }
     /// Clock second it expires at; 0 = never.
     pub fn deadline(&self) -> Secs {
@@ -423,12 +426,12 @@ pub struct ItemMeta {
 impl ItemMeta {
     /// `it`'s metadata at clock second `now`, in unix time (`epoch_unix`:
     /// the unix time of the cache clock's second 0).
-    pub(super) fn of(it: &Item, now: Secs, epoch_unix: u64) -> ItemMeta {
+    pub(super) fn of(it: &Item, cas: u64, now: Secs, epoch_unix: u64) -> ItemMeta {
         let class_size = it.class_size();
         ItemMeta {
             exp: (it.deadline() != 0).then(|| epoch_unix + u64::from(it.deadline())),
             last_access: epoch_unix + u64::from(it.atime(now)),
-            cas: it.cas(),
+            cas,
             fetched: it.fetched(),
             class: class_of(class_size) as u32 + 1,
             size: class_size as u64,

@@ -6,7 +6,23 @@
 //! recycled and how, and when new memory is mapped instead. Must not decide
 //! what is written (that is the store path's, in `shard.rs`).
 
+use std::cell::RefCell;
+
 use super::*;
+
+/// The records a recycled segment keeps, on their way back to its start
+/// (they may grow by a cas field, so they cannot slide in place), and
+/// their index slots with their new locations.
+#[derive(Default)]
+struct Kept {
+    bytes: Vec<u8>,
+    moves: Vec<(usize, u32)>,
+}
+
+thread_local! {
+    /// At most a segment's bytes per thread that recycles.
+    static KEPT: RefCell<Kept> = RefCell::new(Kept::default());
+}
 
 impl Shard {
     /// Takes `n` bytes from `credit` (bytes already charged for this write)
@@ -27,6 +43,7 @@ impl Shard {
     /// when the budget (or the kernel, or the segment numbers) say no.
     pub(super) fn new_segment(
         &mut self,
+        ctx: &Ctx,
         credit: &mut usize,
         bytes: usize,
         large: bool,
@@ -64,6 +81,7 @@ impl Shard {
             has_ttl: false,
             min_cas: u64::MAX,
             min_atime: Secs::MAX,
+            cas_base: ctx.next_cas_base(),
             seq: self.next_seq,
             large,
         });
@@ -109,7 +127,7 @@ impl Shard {
             let loc = location(num, 0);
             let it = self.item(loc);
             debug_assert!(!it.dead());
-            let keep = ctx.alive(it)
+            let keep = ctx.alive(it, self.cas(loc))
                 && match how {
                     Recycle::SecondChance => it.referenced(),
                     Recycle::Release => false,
@@ -129,72 +147,66 @@ impl Shard {
         // live records fit in half the segment, all of them (a mostly dead
         // segment is compacted, evicting nothing: a cache with room to
         // spare recycles garbage only); otherwise the used ones, up to half
+        // (a kept record moves, so it takes its unique along in a cas
+        // field: sizes here are what the records will be)
         let half = self.seg_size / 2;
         let mut alive_bytes = 0;
         if how == Recycle::SecondChance {
+            let seg = segment(&self.segs, n);
             let mut off = 0;
             while off < used {
-                let it = segment(&self.segs, n).item(off);
-                if !it.dead() && ctx.alive(it) {
-                    alive_bytes += it.len();
+                let it = seg.item(off);
+                if !it.dead() && ctx.alive(it, seg.cas(off)) {
+                    alive_bytes += it.len_with_cas();
                 }
                 off += it.len();
             }
         }
         let compact = alive_bytes <= half;
-        // `write`: where the next kept record goes, and the bytes kept so far
-        let (mut off, mut write) = (0, 0);
-        let (mut has_ttl, mut min_cas, mut min_atime) = (false, u64::MAX, Secs::MAX);
-        let mut kept = 0;
+        // first what goes: everything else stays where it is for now
+        let (mut off, mut kept_bytes) = (0, 0);
         while off < used {
-            let (len, dead, alive, referenced) = {
-                let it = segment(&self.segs, n).item(off);
-                (it.len(), it.dead(), ctx.alive(it), it.referenced())
+            let (len, moved, dead, alive, referenced) = {
+                let seg = segment(&self.segs, n);
+                let it = seg.item(off);
+                let alive = ctx.alive(it, seg.cas(off));
+                (
+                    it.len(),
+                    it.len_with_cas(),
+                    it.dead(),
+                    alive,
+                    it.referenced(),
+                )
             };
             let keep = alive
                 && match how {
                     Recycle::Release => false,
                     Recycle::Compact => true,
-                    Recycle::SecondChance => compact || (referenced && write + len <= half),
+                    Recycle::SecondChance => compact || (referenced && kept_bytes + moved <= half),
                 };
-            let loc = location(num, off);
             if dead {
                 // garbage: nothing to do
             } else if keep {
-                if write != off {
-                    let pos = self.slot_of(loc);
-                    let seg = self.seg_mut(n);
-                    seg.map.bytes_mut().copy_within(off..off + len, write);
-                    self.index.set_id(pos, location(num, write));
-                }
-                kept += 1;
-                let it = self.item_mut(location(num, write));
-                it.spend_use();
-                has_ttl |= it.deadline() != 0;
-                min_cas = min_cas.min(it.cas());
-                min_atime = min_atime.min(it.atime(ctx.now));
-                write += len;
+                kept_bytes += moved;
             } else {
-                self.evict_loc(loc, ctx);
+                self.evict_loc(location(num, off), ctx);
             }
             off += len;
         }
-        if how == Recycle::Compact && write == used {
-            // nothing to gain here: back to the young end, untouched
+        if how == Recycle::Compact && kept_bytes >= used {
+            // nothing to gain here: back to the young end, in place
             self.requeue(num);
             return false;
         }
-        let seg = self.seg_mut(n);
-        debug_assert_eq!(seg.live_bytes, write);
-        seg.used = write;
-        (seg.has_ttl, seg.min_cas, seg.min_atime) = (has_ttl, min_cas, min_atime);
+        let kept = self.move_kept_to_start(num, ctx);
         self.clock.kept += kept;
         match how {
             Recycle::SecondChance => self.clock.second_chance += 1,
             Recycle::Release => self.clock.released += 1,
             Recycle::Compact => self.clock.compacted += 1,
         }
-        if write == 0 && how == Recycle::Release {
+        self.shrink_index();
+        if kept == 0 && how == Recycle::Release {
             self.free_segment(num);
         } else {
             // its records moved: a new sequence number, and it is the open
@@ -203,6 +215,67 @@ impl Shard {
             self.open = Some(num);
         }
         true
+    }
+
+    /// Moves the records of segment `num` that are not dead (those a
+    /// recycling keeps) to its start, each with its unique in a cas field,
+    /// spending one use of each; the segment then takes records from a new
+    /// cas base. Returns how many were kept.
+    fn move_kept_to_start(&mut self, num: u16, ctx: &Ctx) -> u64 {
+        let n = usize::from(num);
+        KEPT.with_borrow_mut(|Kept { bytes, moves }| {
+            bytes.clear();
+            moves.clear();
+            let used = segment(&self.segs, n).used;
+            let mut off = 0;
+            while off < used {
+                let seg = segment(&self.segs, n);
+                let it = seg.item(off);
+                let len = it.len();
+                if !it.dead() {
+                    let to = bytes.len();
+                    it.copy_with_cas(seg.cas(off), bytes);
+                    let moved = bytes.len() - to;
+                    if moved != len {
+                        self.class_resize(len, moved);
+                    }
+                    if to != off {
+                        moves.push((self.slot_of(location(num, off)), location(num, to)));
+                    }
+                }
+                off += len;
+            }
+            for &(pos, loc) in moves.iter() {
+                self.index.set_id(pos, loc);
+            }
+            let cas_base = ctx.next_cas_base();
+            let seg = self.seg_mut(n);
+            seg.map.bytes_mut()[..bytes.len()].copy_from_slice(bytes);
+            (seg.used, seg.live_bytes, seg.cas_base) = (bytes.len(), bytes.len(), cas_base);
+            let (mut has_ttl, mut min_cas, mut min_atime) = (false, u64::MAX, Secs::MAX);
+            let (mut off, mut kept) = (0, 0);
+            while off < seg.used {
+                let it = seg.item_mut(off);
+                it.spend_use();
+                has_ttl |= it.deadline() != 0;
+                min_cas = min_cas.min(it.own_cas().unwrap_or(u64::MAX));
+                min_atime = min_atime.min(it.atime(ctx.now));
+                off += it.len();
+                kept += 1;
+            }
+            (seg.has_ttl, seg.min_cas, seg.min_atime) = (has_ttl, min_cas, min_atime);
+            kept
+        })
+    }
+
+    /// Gives back index slots the shard no longer needs (see
+    /// `Index::shrink_if_sparse`).
+    pub(super) fn shrink_index(&mut self) {
+        let freed = self.index.shrink_if_sparse();
+        if freed > 0 {
+            self.struct_bytes -= freed;
+            self.budget.uncharge(freed);
+        }
     }
 
     /// Moves segment `num` to the young end of the FIFO with a new sequence
@@ -262,7 +335,7 @@ impl Shard {
                         continue;
                     }
                 }
-                if let Some(num) = self.new_segment(credit, size, true) {
+                if let Some(num) = self.new_segment(ctx, credit, size, true) {
                     return Reserve::Ok(Place::Own(num));
                 }
                 (pages(size), Recycle::Release)
@@ -287,7 +360,7 @@ impl Shard {
                         continue;
                     }
                 }
-                if let Some(num) = self.new_segment(credit, self.seg_size, false) {
+                if let Some(num) = self.new_segment(ctx, credit, self.seg_size, false) {
                     self.open = Some(num);
                     continue;
                 }

@@ -17,7 +17,7 @@ use super::super::hash::checksum;
 use super::super::item::{self, Item, Mapping, MIN_HEADER};
 use super::super::persist::{Meta, Refusal, SegMeta};
 use super::super::pin::SegMap;
-use super::{location, segment, Seg, Shard, MAX_SEGS};
+use super::{location, segment, Seg, Shard, MAX_SEGS, OFFSET_MASK};
 use crate::clock::{Clock, Secs};
 
 /// How saved times become the new clock's, and which saved records died
@@ -77,10 +77,11 @@ impl Adjust {
         self.pending
     }
 
-    /// Whether a saved live record has been flushed or has expired by now.
-    fn gone(&self, it: &Item) -> bool {
+    /// Whether a saved live record (cas unique `cas`) has been flushed or
+    /// has expired by now.
+    fn gone(&self, it: &Item, cas: u64) -> bool {
         let d = it.deadline();
-        it.cas() <= self.flush_cas
+        cas <= self.flush_cas
             || it.atime(self.saved_stop) < self.flushed_before
             || (d != 0 && i64::from(d).saturating_add(self.shift) <= i64::from(self.now))
     }
@@ -102,14 +103,15 @@ impl Adjust {
 pub(in crate::storage) struct Adopted {
     pub(in crate::storage) items: u64,
     pub(in crate::storage) dropped: u64,
-    pub(in crate::storage) max_cas: u64,
+    /// The largest cas base of a segment (the counter goes on above).
+    pub(in crate::storage) max_cas_base: u64,
 }
 
 impl Adopted {
     pub(in crate::storage) fn add(&mut self, other: &Adopted) {
         self.items += other.items;
         self.dropped += other.dropped;
-        self.max_cas = self.max_cas.max(other.max_cas);
+        self.max_cas_base = self.max_cas_base.max(other.max_cas_base);
     }
 }
 
@@ -132,6 +134,7 @@ impl Shard {
                 len: seg.map.len() as u64,
                 used: seg.used as u64,
                 seq: seg.seq,
+                cas_base: seg.cas_base,
                 large: seg.large,
                 sum: checksum(&seg.map.bytes()[..seg.used]),
             });
@@ -162,7 +165,8 @@ impl Shard {
             if s.seq < self.next_seq {
                 return Err(bad(format!("segment sequence {} repeats", s.seq)));
             }
-            let num = self.adopt_segment(arena, s)?;
+            let num = self.adopt_segment(arena, s, adjust)?;
+            got.max_cas_base = got.max_cas_base.max(s.cas_base);
             self.next_seq = s.seq + 1;
             self.index_segment(num, adjust, me, shards, &mut got)?;
         }
@@ -171,7 +175,12 @@ impl Shard {
 
     /// Checks `s`'s bounds and checksum and makes it segment `num`, at
     /// the young end of the FIFO (nothing indexed yet).
-    fn adopt_segment(&mut self, arena: &Arc<Arena>, s: &SegMeta) -> Result<u16, Refusal> {
+    fn adopt_segment(
+        &mut self,
+        arena: &Arc<Arena>,
+        s: &SegMeta,
+        adjust: &Adjust,
+    ) -> Result<u16, Refusal> {
         let at = s.offset;
         let (len, used) = (s.len as usize, s.used as usize);
         // (every figure is checked against the file's size before any
@@ -186,6 +195,9 @@ impl Shard {
             };
         if !shaped || self.segs.len() >= MAX_SEGS {
             return Err(bad(format!("segment at {at}: {used} of {len} bytes")));
+        }
+        if s.cas_base == 0 || s.cas_base & u64::from(OFFSET_MASK) != 0 || s.cas_base >> 60 != 0 {
+            return Err(bad(format!("segment at {at}: cas base {:#x}", s.cas_base)));
         }
         let map = usize::try_from(at)
             .ok()
@@ -209,11 +221,14 @@ impl Shard {
             has_ttl: false,
             min_cas: u64::MAX,
             min_atime: Secs::MAX,
+            cas_base: s.cas_base,
             seq: s.seq,
             large: s.large,
         }));
         self.fifo.push_back(num);
-        if !s.large {
+        // the youngest normal segment goes on taking records, unless a
+        // flush closed it (its cas base is below the flush's)
+        if !s.large && s.cas_base > adjust.flush_cas {
             self.open = Some(num);
         }
         Ok(num)
@@ -270,18 +285,19 @@ impl Shard {
         shards: usize,
         got: &mut Adopted,
     ) -> Result<(), Refusal> {
+        let cas = self.cas(loc);
         let it = self.item_mut(loc);
         if it.dead() {
             return Ok(());
         }
-        if adjust.gone(it) {
+        if adjust.gone(it, cas) {
             it.set_dead();
             got.dropped += 1;
             return Ok(());
         }
         adjust.rebase(it);
         let it = self.item(loc);
-        let (size, cas, deadline) = (it.len(), it.cas(), it.deadline());
+        let (size, deadline) = (it.len(), it.deadline());
         let atime = it.atime(adjust.now);
         let full = self.hasher.hash_one(it.key());
         if ((full >> 32) as usize) & (shards - 1) != me {
@@ -310,7 +326,7 @@ impl Shard {
         self.class_add(size);
         self.live += 1;
         got.items += 1;
-        got.max_cas = got.max_cas.max(cas);
+
         Ok(())
     }
 }

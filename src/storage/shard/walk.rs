@@ -90,7 +90,7 @@ impl Shard {
                 self.classes[class_of(it.class_size())].crawler_checked += 1;
             }
             let it = self.item(loc);
-            if let Some(why) = ctx.death(it) {
+            if let Some(why) = ctx.death(it, self.cas(loc)) {
                 let pos = self.slot_of(loc);
                 self.reclaim(pos, loc, why, crawler);
                 removed += 1;
@@ -106,6 +106,9 @@ impl Shard {
         let mut at = self.cursor;
         let (removed, end) = self.sweep_from(ctx, &mut at, visits, removals, true);
         self.cursor = if end { Pos::default() } else { at };
+        if removed > 0 {
+            self.shrink_index();
+        }
         removed
     }
 
@@ -115,7 +118,7 @@ impl Shard {
         &self,
         at: Pos,
         visits: usize,
-        mut f: impl FnMut(&Item),
+        mut f: impl FnMut(&Item, u64),
     ) -> Option<Pos> {
         let (mut at, mut hint) = (at, usize::MAX);
         for _ in 0..visits {
@@ -126,7 +129,7 @@ impl Shard {
                 off: pos.off + it.len(),
             };
             if !it.dead() {
-                f(it);
+                f(it, self.cas(loc));
             }
         }
         Some(at)
@@ -257,7 +260,9 @@ impl Shard {
     #[cfg(test)]
     pub(in crate::storage) fn lru_keys(&self) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        self.walk(Pos::default(), usize::MAX, |it| out.push(it.key().to_vec()));
+        self.walk(Pos::default(), usize::MAX, |it, _| {
+            out.push(it.key().to_vec())
+        });
         out
     }
 }

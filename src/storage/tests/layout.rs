@@ -9,7 +9,7 @@ use crate::storage::types::{ArithOpts, DeleteAction, DeleteOutcome, MetaArithOut
 fn has_deadline_field(c: &Cache, key: &str) -> bool {
     let (s, hash) = c.locate(key.as_bytes());
     let shard = c.lock(s);
-    let it = shard.peek(hash, key.as_bytes()).expect("present");
+    let (it, _) = shard.peek(hash, key.as_bytes()).expect("present");
     it.can_hold_deadline(1)
 }
 

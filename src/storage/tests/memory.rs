@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 #[test]
 fn random_workload_stays_within_the_limit_and_consistent() {
     let _g = heavy();
-    let limit = 8 * MB;
+    let limit = 16 * MB;
     let (c, clock) = cache_with(limit, 4, true);
     let mut rng = Rng(0x2545F4914F6CDD1D);
     let data = vec![b'd'; 600 * 1024];
