@@ -3,7 +3,7 @@
 //!
 //! Owns the file, its mapping and which of its pages are free. Must not
 //! know records, shards or the index: a region is bytes at an offset. A
-//! region is given back by whoever drops its [`super::item::Mapping`],
+//! region is given back by whoever drops its [`super::mapping::Mapping`],
 //! from any thread, under the arena's own lock (never a shard lock), so a
 //! large item's mapping may outlive the shard's hold on it.
 //!
@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::{Mutex, PoisonError};
 
-use super::item::{pages, PAGE};
+use super::mapping::{pages, PAGE};
 
 /// tmpfs's `f_type` (linux/magic.h): the filesystem a memory file is meant
 /// for. Elsewhere it works, with writes going to disk behind the cache.

@@ -23,7 +23,7 @@
 //! shifts later entries back, so there are no tombstones and lookups never
 //! degrade.
 
-use super::item::malloc_charge;
+use super::mapping::malloc_charge;
 
 const EMPTY: u64 = 0;
 /// First table size (slots), allocated on the first insert.

@@ -16,14 +16,17 @@
 //!            (shard/evict.rs: mapping, freeing and recycling segments;
 //!            shard/walk.rs: the sweep and walks in FIFO order;
 //!            shard/restore.rs: listing and adopting its saved segments)
-//! ctx.rs     what shards share: flush state, cas counter, eviction tap
+//! ctx.rs     what shards share: flush state, cas base counter, eviction tap
 //! types.rs   the API: what Cache's methods take and return; the size rule
 //! pin.rs     large items' mappings shared with replies in flight (pins)
 //! budget.rs  the memory ceiling and what is charged against it
-//! index.rs   a shard's hash table                         (uses item only)
-//! item.rs    the record layout, page mappings, size classes (uses arena)
+//! index.rs   a shard's hash table                      (uses mapping only)
+//! item.rs    the record layout, derived cas uniques, size classes
+//! mapping.rs page mappings (anonymous or the arena's), what allocations
+//!            cost (uses arena)
 //! hash.rs    the keyed hash placing keys, the memory file's checksum
-//! arena.rs   the memory file's shared mapping and its free pages (uses nothing)
+//! arena.rs   the memory file's shared mapping and its free pages (uses
+//!            only mapping's page size)
 //!
 //! tests.rs, tests/   Cache's unit tests (test builds only)
 //! ```
@@ -38,6 +41,7 @@ mod ctx;
 mod hash;
 mod index;
 mod item;
+mod mapping;
 mod persist;
 mod pin;
 mod shard;
@@ -55,9 +59,9 @@ use budget::Budget;
 use crawl::Crawler;
 use ctx::{Ctx, Flush, Tap};
 use hash::Keyed;
-#[cfg(test)]
-use item::pages;
 use item::{CLASSES, CLASS_SIZES, MAX_HEADER, MAX_KEY_LEN};
+#[cfg(test)]
+use mapping::pages;
 pub use persist::{meta_path, MemoryFile, Refusal, Restart, Saved};
 use pin::Pins;
 use shard::{ArithRequest, Attempt, ClassCounters, Round, Shard, StoreRequest};

@@ -30,7 +30,8 @@ use std::time::Instant;
 
 use super::arena::{Arena, MemoryFileError};
 use super::hash::{checksum_of, Keyed};
-use super::item::{CAS_OFFSET_BITS, LAYOUT_VERSION, PAGE};
+use super::item::{CAS_OFFSET_BITS, LAYOUT_VERSION};
+use super::mapping::PAGE;
 use super::shard::{Adjust, Adopted};
 use super::{shard_count, Cache, CacheConfig, MAX_SHARDS, SEGMENT};
 use crate::clock::{Clock, Secs};

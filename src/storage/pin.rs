@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::budget::Budget;
-use super::item::Mapping;
+use super::mapping::Mapping;
 
 /// The bytes of distinct mappings replies hold, and the most they may.
 #[derive(Debug)]

@@ -41,7 +41,8 @@ use super::budget::Budget;
 use super::ctx::Ctx;
 use super::hash::Keyed;
 use super::index::Index;
-use super::item::{self, class_of, deadline_field, pages, Header, Item, Mapping, CLASSES};
+use super::item::{self, class_of, deadline_field, Header, Item, CLASSES};
+use super::mapping::{self, pages, Mapping};
 use super::pin::{Pins, SegMap, SharedMap};
 use super::types::{
     too_large, ArithOpts, DeleteAction, DeleteOutcome, Lookup, MetaArithOutcome, StoreOp,
@@ -165,7 +166,7 @@ const OFFSET_MASK: u32 = (1 << OFFSET_BITS) - 1;
 /// Largest normal segment (its offsets fit the location's 20 bits).
 const MAX_SEGMENT: usize = 1 << OFFSET_BITS;
 /// Smallest normal segment: a page.
-const MIN_SEGMENT: usize = item::PAGE;
+const MIN_SEGMENT: usize = mapping::PAGE;
 /// Segment numbers a shard may use: the index stores location + 1 in a u32.
 /// Records a write looks at from the old end before it maps new memory
 /// (see `Shard::reclaim_old_end`).

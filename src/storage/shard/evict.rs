@@ -123,25 +123,7 @@ impl Shard {
             (seg.large, seg.used)
         };
         if large {
-            // its one record is live: a dead one's mapping went at once
-            let loc = location(num, 0);
-            let it = self.item(loc);
-            debug_assert!(!it.dead());
-            let keep = ctx.alive(it, self.cas(loc))
-                && match how {
-                    Recycle::SecondChance => it.referenced(),
-                    Recycle::Release => false,
-                    Recycle::Compact => true,
-                };
-            if keep {
-                self.item_mut(loc).spend_use();
-                self.requeue(num);
-                self.clock.kept += 1;
-                return how != Recycle::Compact;
-            }
-            // evicting it unmaps the segment (see `kill`)
-            self.evict_loc(loc, ctx);
-            return true;
+            return self.recycle_large(num, ctx, how);
         }
         // what may stay: under `-M` everything live; else, when all its
         // live records fit in half the segment, all of them (a mostly dead
@@ -214,6 +196,30 @@ impl Shard {
             self.requeue(num);
             self.open = Some(num);
         }
+        true
+    }
+
+    /// [`Shard::recycle_oldest`] for a large item's segment `num` (out of
+    /// the FIFO): it keeps its place (no cas field needed) or goes.
+    fn recycle_large(&mut self, num: u16, ctx: &Ctx, how: Recycle) -> bool {
+        // its one record is live: a dead one's mapping went at once
+        let loc = location(num, 0);
+        let it = self.item(loc);
+        debug_assert!(!it.dead());
+        let keep = ctx.alive(it, self.cas(loc))
+            && match how {
+                Recycle::SecondChance => it.referenced(),
+                Recycle::Release => false,
+                Recycle::Compact => true,
+            };
+        if keep {
+            self.item_mut(loc).spend_use();
+            self.requeue(num);
+            self.clock.kept += 1;
+            return how != Recycle::Compact;
+        }
+        // evicting it unmaps the segment (see `kill`)
+        self.evict_loc(loc, ctx);
         true
     }
 

@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use super::super::arena::Arena;
 use super::super::hash::checksum;
-use super::super::item::{self, Item, Mapping, MIN_HEADER};
+use super::super::item::{self, Item, MIN_HEADER};
+use super::super::mapping::{self, Mapping};
 use super::super::persist::{Meta, Refusal, SegMeta};
 use super::super::pin::SegMap;
 use super::{location, segment, Seg, Shard, MAX_SEGS, OFFSET_MASK};
@@ -189,7 +190,7 @@ impl Shard {
             && used <= len
             && s.seq < u64::MAX
             && if s.large {
-                used > self.large_threshold() && len == item::pages(used)
+                used > self.large_threshold() && len == mapping::pages(used)
             } else {
                 len == self.seg_size
             };

@@ -3,7 +3,7 @@
 //! the reply lets go, and the limit on pinned bytes is kept.
 
 use super::*;
-use crate::storage::item::PAGE;
+use crate::storage::mapping::PAGE;
 
 /// A value of a large item (its own mapping), distinct per `seed`.
 fn big(seed: u8, len: usize) -> Vec<u8> {
