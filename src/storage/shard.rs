@@ -231,10 +231,17 @@ impl Seg {
         Item::new_mut(&mut b[..len])
     }
 
-    /// The cas unique of the record at `off`.
+    /// The unique a record at `off` has when it has no cas field.
     #[inline]
-    fn cas(&self, off: usize) -> u64 {
-        self.item(off).cas_or(item::derived_cas(self.cas_base, off))
+    fn derived_cas(&self, off: usize) -> u64 {
+        item::derived_cas(self.cas_base, off)
+    }
+
+    /// The record at `off` and its cas unique (one read of its header).
+    #[inline]
+    fn item_cas(&self, off: usize) -> (&Item, u64) {
+        let it = self.item(off);
+        (it, it.cas_or(self.derived_cas(off)))
     }
 }
 
@@ -263,12 +270,6 @@ fn segment(segs: &[Option<Seg>], num: usize) -> &Seg {
 fn item_at(segs: &[Option<Seg>], loc: u32) -> &Item {
     let (num, off) = split(loc);
     segment(segs, num).item(off)
-}
-
-#[inline]
-fn cas_at(segs: &[Option<Seg>], loc: u32) -> u64 {
-    let (num, off) = split(loc);
-    segment(segs, num).cas(off)
 }
 
 pub(super) struct Shard {
@@ -377,10 +378,17 @@ impl Shard {
         item_at(&self.segs, loc)
     }
 
+    /// The record at `loc` and its cas unique.
+    #[inline]
+    fn item_cas(&self, loc: u32) -> (&Item, u64) {
+        let (num, off) = split(loc);
+        segment(&self.segs, num).item_cas(off)
+    }
+
     /// The cas unique of the record at `loc`.
     #[inline]
     fn cas(&self, loc: u32) -> u64 {
-        cas_at(&self.segs, loc)
+        self.item_cas(loc).1
     }
 
     /// Closes the open segment (a flush_all now: the records written after
@@ -418,7 +426,8 @@ impl Shard {
         let Some((pos, loc)) = self.find(hash, key) else {
             return Found::Absent;
         };
-        match ctx.death(self.item(loc), self.cas(loc)) {
+        let (it, cas) = self.item_cas(loc);
+        match ctx.death(it, cas) {
             None => Found::Live(loc),
             Some(why) => {
                 self.reclaim(pos, loc, why, false);
@@ -509,12 +518,12 @@ impl Shard {
     /// anyway).
     fn evict_loc(&mut self, loc: u32, ctx: &Ctx) {
         let pos = self.slot_of(loc);
-        let it = self.item(loc);
-        if let Some(why) = ctx.death(it, self.cas(loc)) {
+        let (it, cas) = self.item_cas(loc);
+        if let Some(why) = ctx.death(it, cas) {
             self.reclaim(pos, loc, why, false);
             return;
         }
-        ctx.tap.evicting(it, self.cas(loc), ctx);
+        ctx.tap.evicting(it, cas, ctx);
         let (fetched, active, nonzero) = (it.fetched(), it.active(), it.deadline() != 0);
         let c = &mut self.classes[class_of(it.class_size())];
         c.evicted += 1;
@@ -526,19 +535,20 @@ impl Shard {
 
     /// Removes `key`; false when there was no live item.
     pub(super) fn delete(&mut self, hash: u32, key: &[u8], ctx: &Ctx) -> bool {
-        match self.find(hash, key) {
-            Some((pos, loc)) => match ctx.death(self.item(loc), self.cas(loc)) {
-                None => {
-                    self.classes[class_of(self.item(loc).class_size())].delete_hits += 1;
-                    self.remove_at(pos, loc);
-                    true
-                }
-                Some(why) => {
-                    self.reclaim(pos, loc, why, false);
-                    false
-                }
-            },
-            None => false,
+        let Some((pos, loc)) = self.find(hash, key) else {
+            return false;
+        };
+        let (it, cas) = self.item_cas(loc);
+        match ctx.death(it, cas) {
+            None => {
+                self.classes[class_of(it.class_size())].delete_hits += 1;
+                self.remove_at(pos, loc);
+                true
+            }
+            Some(why) => {
+                self.reclaim(pos, loc, why, false);
+                false
+            }
         }
     }
 
@@ -752,8 +762,7 @@ impl Shard {
         let Found::Live(loc) = self.find_live(hash, key, ctx) else {
             return Attempt::Done(MetaArithOutcome::NotFound);
         };
-        let current = self.item(loc);
-        let current_cas = self.cas(loc);
+        let (current, current_cas) = self.item_cas(loc);
         let (old, old_len) = (current.header(ctx.now, current_cas), current.value().len());
         // memcached's order: an empty value, then the cas, then the digits
         if current.value().is_empty() {
@@ -860,8 +869,9 @@ impl Shard {
         } else {
             None
         };
-        let cas = seg.cas(off);
+        let derived = seg.derived_cas(off);
         let it = seg.item_mut(off);
+        let cas = it.cas_or(derived);
         let deadline = it.deadline();
         let (r, pending) = f(it, cas, share.as_ref());
         if bump {
@@ -890,8 +900,8 @@ impl Shard {
         let Some((_, loc)) = self.find(hash, key) else {
             return;
         };
-        let it = self.item(loc);
-        let mut h = it.header(ctx.now, self.cas(loc));
+        let (it, cas) = self.item_cas(loc);
+        let mut h = it.header(ctx.now, cas);
         edit(&mut h);
         let value = it.value().to_vec();
         let size = h.record_size(key.len(), value.len());
@@ -928,11 +938,12 @@ impl Shard {
         let Some((pos, loc)) = self.find(hash, key) else {
             return DeleteOutcome::NotFound;
         };
-        if let Some(why) = ctx.death(self.item(loc), self.cas(loc)) {
+        let (it, cas) = self.item_cas(loc);
+        if let Some(why) = ctx.death(it, cas) {
             self.reclaim(pos, loc, why, false);
             return DeleteOutcome::NotFound;
         }
-        if compare.is_some_and(|c| c != self.cas(loc)) {
+        if compare.is_some_and(|c| c != cas) {
             return DeleteOutcome::Exists;
         }
         match action {
@@ -992,7 +1003,6 @@ impl Shard {
     /// `key`'s item, live or dead, and its cas unique, without touching
     /// it.
     pub(super) fn peek(&self, hash: u32, key: &[u8]) -> Option<(&Item, u64)> {
-        self.find(hash, key)
-            .map(|(_, loc)| (self.item(loc), self.cas(loc)))
+        self.find(hash, key).map(|(_, loc)| self.item_cas(loc))
     }
 }

@@ -137,8 +137,8 @@ impl Shard {
             let seg = segment(&self.segs, n);
             let mut off = 0;
             while off < used {
-                let it = seg.item(off);
-                if !it.dead() && ctx.alive(it, seg.cas(off)) {
+                let (it, cas) = seg.item_cas(off);
+                if !it.dead() && ctx.alive(it, cas) {
                     alive_bytes += it.len_with_cas();
                 }
                 off += it.len();
@@ -150,8 +150,8 @@ impl Shard {
         while off < used {
             let (len, moved, dead, alive, referenced) = {
                 let seg = segment(&self.segs, n);
-                let it = seg.item(off);
-                let alive = ctx.alive(it, seg.cas(off));
+                let (it, cas) = seg.item_cas(off);
+                let alive = ctx.alive(it, cas);
                 (
                     it.len(),
                     it.len_with_cas(),
@@ -204,9 +204,9 @@ impl Shard {
     fn recycle_large(&mut self, num: u16, ctx: &Ctx, how: Recycle) -> bool {
         // its one record is live: a dead one's mapping went at once
         let loc = location(num, 0);
-        let it = self.item(loc);
+        let (it, cas) = self.item_cas(loc);
         debug_assert!(!it.dead());
-        let keep = ctx.alive(it, self.cas(loc))
+        let keep = ctx.alive(it, cas)
             && match how {
                 Recycle::SecondChance => it.referenced(),
                 Recycle::Release => false,
@@ -235,12 +235,11 @@ impl Shard {
             let used = segment(&self.segs, n).used;
             let mut off = 0;
             while off < used {
-                let seg = segment(&self.segs, n);
-                let it = seg.item(off);
+                let (it, cas) = segment(&self.segs, n).item_cas(off);
                 let len = it.len();
                 if !it.dead() {
                     let to = bytes.len();
-                    it.copy_with_cas(seg.cas(off), bytes);
+                    it.copy_with_cas(cas, bytes);
                     let moved = bytes.len() - to;
                     if moved != len {
                         self.class_resize(len, moved);

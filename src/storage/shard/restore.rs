@@ -286,8 +286,11 @@ impl Shard {
         shards: usize,
         got: &mut Adopted,
     ) -> Result<(), Refusal> {
-        let cas = self.cas(loc);
-        let it = self.item_mut(loc);
+        let (num, off) = super::split(loc);
+        let seg = self.seg_mut(num);
+        let derived = seg.derived_cas(off);
+        let it = seg.item_mut(off);
+        let cas = it.cas_or(derived);
         if it.dead() {
             return Ok(());
         }

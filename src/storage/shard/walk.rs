@@ -89,8 +89,8 @@ impl Shard {
             if crawler {
                 self.classes[class_of(it.class_size())].crawler_checked += 1;
             }
-            let it = self.item(loc);
-            if let Some(why) = ctx.death(it, self.cas(loc)) {
+            let (it, cas) = self.item_cas(loc);
+            if let Some(why) = ctx.death(it, cas) {
                 let pos = self.slot_of(loc);
                 self.reclaim(pos, loc, why, crawler);
                 removed += 1;
@@ -123,13 +123,13 @@ impl Shard {
         let (mut at, mut hint) = (at, usize::MAX);
         for _ in 0..visits {
             let (pos, loc) = self.record_from(at, &mut hint)?;
-            let it = self.item(loc);
+            let (it, cas) = self.item_cas(loc);
             at = Pos {
                 seq: pos.seq,
                 off: pos.off + it.len(),
             };
             if !it.dead() {
-                f(it, self.cas(loc));
+                f(it, cas);
             }
         }
         Some(at)
